@@ -1,0 +1,122 @@
+/**
+ * Every failure skiff reports is a SkiffError carrying the exit code of SPEC §9, so the CLI can
+ * print one line and exit with a code a script can branch on.
+ */
+export const ExitCode = {
+  ok: 0,
+  usage: 1,
+  notFound: 2,
+  convertOnly: 3,
+  verification: 4,
+  network: 5,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** A short machine-readable label for each family of errors, used in `--json` output. */
+export type ErrorKind =
+  | 'usage'
+  | 'internal'
+  | 'not-found'
+  | 'unauthorized'
+  | 'convert-only'
+  | 'verification'
+  | 'network'
+  | 'store-busy';
+
+export interface ErrorContext {
+  /** The image reference being worked on, as the user wrote it. */
+  image?: string;
+  /** The blob or layer digest concerned. */
+  digest?: string;
+  /** A file path (local file, or a path inside a layer). */
+  path?: string;
+}
+
+export class SkiffError extends Error {
+  readonly exitCode: ExitCode;
+  readonly kind: ErrorKind;
+  readonly context: ErrorContext;
+
+  constructor(kind: ErrorKind, exitCode: ExitCode, message: string, context: ErrorContext = {}, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'SkiffError';
+    this.kind = kind;
+    this.exitCode = exitCode;
+    this.context = context;
+  }
+
+  /** Returns the same error with more context; fields already set win (the innermost knows best). */
+  withContext(context: ErrorContext): this {
+    Object.assign(this.context, { ...context, ...this.context });
+    return this;
+  }
+
+  /** The one line printed on stderr: image, layer digest and cause. */
+  oneLine(): string {
+    const where = [this.context.image, this.context.digest && shortDigest(this.context.digest)]
+      .filter(Boolean)
+      .join(' ');
+    const text = this.message.replace(/\s*\n\s*/g, '; ');
+    return where && !text.includes(where) ? `${where}: ${text}` : text;
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { error: { kind: this.kind, exitCode: this.exitCode, message: this.message, ...this.context } };
+  }
+}
+
+export class UsageError extends SkiffError {
+  constructor(message: string, context: ErrorContext = {}, cause?: unknown) {
+    super('usage', ExitCode.usage, message, context, cause);
+  }
+}
+
+export class NotFoundError extends SkiffError {
+  constructor(message: string, context: ErrorContext = {}, cause?: unknown) {
+    super('not-found', ExitCode.notFound, message, context, cause);
+  }
+}
+
+export class UnauthorizedError extends SkiffError {
+  constructor(message: string, context: ErrorContext = {}, cause?: unknown) {
+    super('unauthorized', ExitCode.notFound, message, context, cause);
+  }
+}
+
+export class ConvertOnlyError extends SkiffError {
+  constructor(message: string, context: ErrorContext = {}) {
+    super('convert-only', ExitCode.convertOnly, message, context);
+  }
+}
+
+export class VerificationError extends SkiffError {
+  constructor(message: string, context: ErrorContext = {}, cause?: unknown) {
+    super('verification', ExitCode.verification, message, context, cause);
+  }
+}
+
+export class NetworkError extends SkiffError {
+  constructor(message: string, context: ErrorContext = {}, cause?: unknown) {
+    super('network', ExitCode.network, message, context, cause);
+  }
+}
+
+export class StoreBusyError extends SkiffError {
+  constructor(message: string, context: ErrorContext = {}) {
+    super('store-busy', ExitCode.usage, message, context);
+  }
+}
+
+/** Wraps anything thrown into a SkiffError, keeping SkiffErrors as they are. */
+export function asSkiffError(error: unknown, context: ErrorContext = {}): SkiffError {
+  if (error instanceof SkiffError) return error.withContext(context);
+  const message = error instanceof Error ? error.message : String(error);
+  const nodeCode = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (nodeCode === 'ENOSPC') return new SkiffError('internal', ExitCode.usage, `disk full: ${message}`, context, error);
+  return new SkiffError('internal', ExitCode.usage, message, context, error);
+}
+
+export function shortDigest(digest: string): string {
+  const colon = digest.indexOf(':');
+  return colon >= 0 ? `${digest.slice(0, colon + 1)}${digest.slice(colon + 1, colon + 13)}` : digest;
+}
