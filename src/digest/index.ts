@@ -53,9 +53,7 @@ export class DigestStream extends Transform {
   private readonly hasher = new Hasher();
   private result: Digest | undefined;
 
-  constructor(
-    private readonly expected?: { digest: Digest; size?: number; what: string },
-  ) {
+  constructor(private readonly expected?: { digest: Digest; size?: number; what: string }) {
     super();
   }
 
@@ -74,10 +72,9 @@ export class DigestStream extends Transform {
     const limit = this.expected?.size;
     if (limit !== undefined && this.hasher.bytes > limit) {
       done(
-        new VerificationError(
-          `${this.expected?.what} is larger than its declared size ${limit}`,
-          { digest: this.expected?.digest },
-        ),
+        new VerificationError(`${this.expected?.what} is larger than its declared size ${limit}`, {
+          digest: this.expected?.digest,
+        }),
       );
       return;
     }
@@ -99,9 +96,12 @@ export class DigestStream extends Transform {
       }
       if (this.result !== expected.digest) {
         done(
-          new VerificationError(`${expected.what} digest mismatch: expected ${expected.digest}, got ${this.result}`, {
-            digest: expected.digest,
-          }),
+          new VerificationError(
+            `${expected.what} digest mismatch: expected ${expected.digest}, got ${this.result}`,
+            {
+              digest: expected.digest,
+            },
+          ),
         );
         return;
       }
@@ -113,6 +113,8 @@ export class DigestStream extends Transform {
 /** Throws a VerificationError unless `actual` equals `expected`. */
 export function assertDigest(actual: Digest, expected: Digest, what: string): void {
   if (actual !== expected) {
-    throw new VerificationError(`${what} digest mismatch: expected ${expected}, got ${actual}`, { digest: expected });
+    throw new VerificationError(`${what} digest mismatch: expected ${expected}, got ${actual}`, {
+      digest: expected,
+    });
   }
 }

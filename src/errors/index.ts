@@ -37,7 +37,13 @@ export class SkiffError extends Error {
   readonly kind: ErrorKind;
   readonly context: ErrorContext;
 
-  constructor(kind: ErrorKind, exitCode: ExitCode, message: string, context: ErrorContext = {}, cause?: unknown) {
+  constructor(
+    kind: ErrorKind,
+    exitCode: ExitCode,
+    message: string,
+    context: ErrorContext = {},
+    cause?: unknown,
+  ) {
     super(message, cause === undefined ? undefined : { cause });
     this.name = 'SkiffError';
     this.kind = kind;
@@ -112,7 +118,8 @@ export function asSkiffError(error: unknown, context: ErrorContext = {}): SkiffE
   if (error instanceof SkiffError) return error.withContext(context);
   const message = error instanceof Error ? error.message : String(error);
   const nodeCode = (error as NodeJS.ErrnoException | undefined)?.code;
-  if (nodeCode === 'ENOSPC') return new SkiffError('internal', ExitCode.usage, `disk full: ${message}`, context, error);
+  if (nodeCode === 'ENOSPC')
+    return new SkiffError('internal', ExitCode.usage, `disk full: ${message}`, context, error);
   return new SkiffError('internal', ExitCode.usage, message, context, error);
 }
 

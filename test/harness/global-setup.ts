@@ -22,7 +22,9 @@ let registry: RunningRegistry | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
   registry = await startRegistry({ schema1: true });
-  await Promise.all(Object.entries(SHARED_IMAGES).map(([fixture, repoTag]) => pushFixture(registry!.host, fixture, repoTag)));
+  await Promise.all(
+    Object.entries(SHARED_IMAGES).map(([fixture, repoTag]) => pushFixture(registry!.host, fixture, repoTag)),
+  );
   project.provide('registry', registry.host);
 }
 

@@ -40,10 +40,11 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Runn
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
     const configPath = path.join(dataDir, 'config.yml');
-    const auth = options.htpasswd
-      ? (fs.writeFileSync(path.join(dataDir, 'htpasswd'), options.htpasswd),
-        `auth:\n  htpasswd:\n    realm: skiff-test\n    path: ${path.join(dataDir, 'htpasswd')}\n`)
-      : '';
+    let auth = '';
+    if (options.htpasswd) {
+      fs.writeFileSync(path.join(dataDir, 'htpasswd'), options.htpasswd);
+      auth = `auth:\n  htpasswd:\n    realm: skiff-test\n    path: ${path.join(dataDir, 'htpasswd')}\n`;
+    }
     fs.writeFileSync(
       configPath,
       [
@@ -102,10 +103,19 @@ async function stopChild(child: ChildProcess, dataDir: string | undefined): Prom
 }
 
 /** Copies an image with Debian's skopeo (the real tool), e.g. from a fixture layout into a registry. */
-export async function skopeoCopy(src: string, dst: string, flags: string[] = [], skopeo = 'skopeo'): Promise<void> {
-  await execFileAsync(skopeo, ['copy', '-q', '--dest-tls-verify=false', '--src-tls-verify=false', ...flags, src, dst], {
-    maxBuffer: 16 * 1024 * 1024,
-  });
+export async function skopeoCopy(
+  src: string,
+  dst: string,
+  flags: string[] = [],
+  skopeo = 'skopeo',
+): Promise<void> {
+  await execFileAsync(
+    skopeo,
+    ['copy', '-q', '--dest-tls-verify=false', '--src-tls-verify=false', ...flags, src, dst],
+    {
+      maxBuffer: 16 * 1024 * 1024,
+    },
+  );
 }
 
 /** The fixture transports: OCI layouts by default, dir: for Docker-format fixtures. */

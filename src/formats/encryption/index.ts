@@ -1,0 +1,28 @@
+/**
+ * ocicrypt-encrypted layers (SPEC §4 "Encrypted"): media types ending in `+encrypted`, the layer key
+ * wrapped in JWEs for each recipient, the body AES-256-CTR with an HMAC-SHA256 over the ciphertext.
+ * The pipeline: `readEncryptionInfo` to describe, `loadDecryptionKeys` once per run, `unwrapLayerKey`
+ * per layer, then pipe the verified blob through `createDecryptStream` before decompressing.
+ */
+export {
+  describeRecipients,
+  ENC_KEYS_JWE,
+  ENC_PUBOPTS,
+  type EncryptionInfo,
+  type Recipient,
+  readEncryptionInfo,
+} from './annotations.js';
+export { type DecryptionKey, loadDecryptionKeys } from './keys.js';
+export { createDecryptStream } from './stream.js';
+export { AES_256_CTR_HMAC_SHA256, type LayerKey, unwrapLayerKey } from './unwrap.js';
+
+const ENCRYPTED_SUFFIX = '+encrypted';
+
+export function isEncryptedMediaType(mediaType: string): boolean {
+  return mediaType.endsWith(ENCRYPTED_SUFFIX);
+}
+
+/** The media type of the layer once decrypted: `...tar+gzip+encrypted` → `...tar+gzip`. */
+export function decryptedMediaType(mediaType: string): string {
+  return isEncryptedMediaType(mediaType) ? mediaType.slice(0, -ENCRYPTED_SUFFIX.length) : mediaType;
+}

@@ -1,0 +1,35 @@
+/**
+ * Layer entry paths (SPEC §10): entries may not escape the root. Absolute names, `..` components
+ * and NUL bytes reject the layer; `./` prefixes, `.` components and trailing slashes are normalised.
+ */
+import { VerificationError } from '../errors/index.js';
+
+/** Returns the path relative to the layer root ('' for the root itself), or throws for an unsafe name. */
+export function normalizeEntryPath(name: string, what = 'tar entry'): string {
+  if (name.includes('\0')) throw new VerificationError(`${what} name contains a NUL byte`, { path: name });
+  if (name.startsWith('/'))
+    throw new VerificationError(`${what} "${name}" has an absolute path`, { path: name });
+  const parts: string[] = [];
+  for (const part of name.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..')
+      throw new VerificationError(`${what} "${name}" escapes the root with ".."`, { path: name });
+    parts.push(part);
+  }
+  return parts.join('/');
+}
+
+/** Hard-link targets name another entry of the image: the same rules apply. */
+export function normalizeLinkTarget(target: string, entry: string): string {
+  const normalized = normalizeEntryPath(target, `hard link "${entry}" target`);
+  if (normalized === '')
+    throw new VerificationError(`hard link "${entry}" points at the root`, { path: entry });
+  return normalized;
+}
+
+/** Every proper ancestor of a normalised path, nearest the root first: 'a/b/c' → ['a', 'a/b']. */
+export function ancestors(path: string): string[] {
+  const out: string[] = [];
+  for (let i = path.indexOf('/'); i >= 0; i = path.indexOf('/', i + 1)) out.push(path.slice(0, i));
+  return out;
+}

@@ -1,0 +1,202 @@
+/**
+ * Image references (SPEC §2): registry references with Docker's normalisation rules, and the local
+ * transports `oci:`, `dir:` and `docker-archive:`.
+ */
+import path from 'node:path';
+import { type Digest, parseDigest } from '../digest/index.js';
+import { UsageError } from '../errors/index.js';
+
+export const DOCKER_HUB = 'docker.io';
+/** Docker Hub's API endpoint differs from the name users write. */
+export const DOCKER_HUB_ENDPOINT = 'registry-1.docker.io';
+
+export interface RegistryReference {
+  transport: 'docker';
+  /** Registry as users name it (`docker.io`, `quay.io`, `127.0.0.1:5000`). */
+  registry: string;
+  /** Host[:port] the API is served from. */
+  endpoint: string;
+  /** Repository path, e.g. `library/alpine`. */
+  repository: string;
+  tag?: string;
+  digest?: Digest;
+}
+
+export interface OciLayoutReference {
+  transport: 'oci';
+  dir: string;
+  /** The `org.opencontainers.image.ref.name` to select; absent means "the only image in the layout". */
+  tag?: string;
+}
+
+export interface DirReference {
+  transport: 'dir';
+  dir: string;
+}
+
+export interface DockerArchiveReference {
+  transport: 'docker-archive';
+  file: string;
+  /** `name:tag` inside the archive, or `@N` for the N-th image; absent means the only image. */
+  image?: string;
+}
+
+export type ImageReference = RegistryReference | OciLayoutReference | DirReference | DockerArchiveReference;
+
+// Docker's reference grammar (distribution/reference), anchored per part.
+const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+const TAG = /^[\w][\w.-]{0,127}$/;
+const DOMAIN_PART = /^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])$/;
+const MAX_NAME_LENGTH = 255;
+
+export function parseReference(input: string): ImageReference {
+  const text = input.trim();
+  if (text === '') throw new UsageError('empty image reference');
+  if (text.startsWith('docker://')) return parseRegistryReference(text.slice('docker://'.length), input);
+  if (text.startsWith('oci:')) return parseOciReference(text.slice(4), input);
+  if (text.startsWith('dir:')) return { transport: 'dir', dir: requirePath(text.slice(4), input) };
+  if (text.startsWith('docker-archive:'))
+    return parseArchiveReference(text.slice('docker-archive:'.length), input);
+  const transport = /^([a-z][a-z0-9-]*):(?!\d)/.exec(text)?.[1];
+  if (transport && !text.includes('/') && !text.includes('.')) {
+    throw new UsageError(`image reference ${input}: unknown transport "${transport}:"`);
+  }
+  return parseRegistryReference(text, input);
+}
+
+/** Parses a registry reference written without transport, as `docker pull` accepts it. */
+export function parseRegistryReference(text: string, original = text): RegistryReference {
+  const fail = (why: string): never => {
+    throw new UsageError(`invalid image reference "${original}": ${why}`);
+  };
+  let rest = text;
+  let digest: Digest | undefined;
+  const at = rest.indexOf('@');
+  if (at >= 0) {
+    try {
+      digest = parseDigest(rest.slice(at + 1), 'digest');
+    } catch (error) {
+      fail((error as Error).message);
+    }
+    rest = rest.slice(0, at);
+  }
+  let tag: string | undefined;
+  const lastColon = rest.lastIndexOf(':');
+  if (lastColon > rest.lastIndexOf('/')) {
+    tag = rest.slice(lastColon + 1);
+    rest = rest.slice(0, lastColon);
+    if (!TAG.test(tag)) fail(`bad tag "${tag}"`);
+  }
+  if (rest === '') fail('missing repository name');
+  const { registry, path: repoPath } = splitDomain(rest, fail);
+  let repository = repoPath;
+  if (registry === DOCKER_HUB && !repository.includes('/')) repository = `library/${repository}`;
+  for (const component of repository.split('/')) {
+    if (!COMPONENT.test(component)) {
+      fail(
+        component.toLowerCase() !== component
+          ? 'repository names must be lowercase'
+          : `bad repository component "${component}"`,
+      );
+    }
+  }
+  if (`${registry}/${repository}`.length > MAX_NAME_LENGTH)
+    fail(`name longer than ${MAX_NAME_LENGTH} characters`);
+  if (tag === undefined && digest === undefined) tag = 'latest';
+  return {
+    transport: 'docker',
+    registry,
+    endpoint: registry === DOCKER_HUB ? DOCKER_HUB_ENDPOINT : registry,
+    repository,
+    ...(tag === undefined ? {} : { tag }),
+    ...(digest === undefined ? {} : { digest }),
+  };
+}
+
+function splitDomain(name: string, fail: (why: string) => never): { registry: string; path: string } {
+  const slash = name.indexOf('/');
+  const first = slash < 0 ? '' : name.slice(0, slash);
+  const looksLikeDomain =
+    first !== '' && (first.includes('.') || first.includes(':') || first === 'localhost');
+  if (!looksLikeDomain && first.toLowerCase() === first) return { registry: DOCKER_HUB, path: name };
+  if (!looksLikeDomain) fail('repository names must be lowercase');
+  validateDomain(first, fail);
+  const registry = first === 'index.docker.io' || first === DOCKER_HUB_ENDPOINT ? DOCKER_HUB : first;
+  return { registry, path: name.slice(slash + 1) };
+}
+
+function validateDomain(domain: string, fail: (why: string) => never): void {
+  let host = domain;
+  const ipv6 = /^\[([0-9a-fA-F:.]+)\](?::(\d+))?$/.exec(domain);
+  if (ipv6) return;
+  const colon = domain.lastIndexOf(':');
+  if (colon >= 0) {
+    const port = domain.slice(colon + 1);
+    if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) fail(`bad port "${port}"`);
+    host = domain.slice(0, colon);
+  }
+  if (!host.split('.').every((part) => DOMAIN_PART.test(part))) fail(`bad registry host "${host}"`);
+}
+
+function parseOciReference(spec: string, original: string): OciLayoutReference {
+  const { location, suffix } = splitLocalSuffix(spec);
+  return { transport: 'oci', dir: requirePath(location, original), ...(suffix ? { tag: suffix } : {}) };
+}
+
+function parseArchiveReference(spec: string, original: string): DockerArchiveReference {
+  const { location, suffix } = splitLocalSuffix(spec);
+  return {
+    transport: 'docker-archive',
+    file: requirePath(location, original),
+    ...(suffix ? { image: suffix } : {}),
+  };
+}
+
+/**
+ * `PATH[:SUFFIX]`, split at the first colon as containers/image does: the suffix may itself hold
+ * colons (`docker.io/library/alpine:latest` inside an archive), a path may not.
+ */
+function splitLocalSuffix(spec: string): { location: string; suffix?: string } {
+  const colon = spec.indexOf(':');
+  if (colon < 0) return { location: spec };
+  const suffix = spec.slice(colon + 1);
+  return { location: spec.slice(0, colon), ...(suffix ? { suffix } : {}) };
+}
+
+function requirePath(location: string, original: string): string {
+  if (location === '') throw new UsageError(`image reference ${original}: missing path`);
+  return path.resolve(location);
+}
+
+/** The canonical text of a reference, e.g. `docker.io/library/alpine:latest`. */
+export function formatReference(ref: ImageReference): string {
+  switch (ref.transport) {
+    case 'docker':
+      return `${ref.registry}/${ref.repository}${ref.tag ? `:${ref.tag}` : ''}${ref.digest ? `@${ref.digest}` : ''}`;
+    case 'oci':
+      return `oci:${ref.dir}${ref.tag ? `:${ref.tag}` : ''}`;
+    case 'dir':
+      return `dir:${ref.dir}`;
+    case 'docker-archive':
+      return `docker-archive:${ref.file}${ref.image ? `:${ref.image}` : ''}`;
+  }
+}
+
+/** The name an image is recorded under in the store: `registry/repo:tag` (or `@digest`). */
+export function storeName(ref: ImageReference): string {
+  if (ref.transport !== 'docker') return formatReference(ref);
+  return `${ref.registry}/${ref.repository}${ref.tag ? `:${ref.tag}` : `@${ref.digest}`}`;
+}
+
+/** Loopback hosts may be reached over plain HTTP without a flag, as Docker and crane allow. */
+export function isLoopbackHost(hostWithPort: string): boolean {
+  const host = stripPort(hostWithPort).toLowerCase();
+  return host === 'localhost' || host === '::1' || /^127(?:\.\d{1,3}){3}$/.test(host);
+}
+
+export function stripPort(hostWithPort: string): string {
+  const ipv6 = /^\[([^\]]+)\](?::\d+)?$/.exec(hostWithPort);
+  if (ipv6) return ipv6[1]!;
+  const colon = hostWithPort.lastIndexOf(':');
+  return colon >= 0 && hostWithPort.indexOf(':') === colon ? hostWithPort.slice(0, colon) : hostWithPort;
+}

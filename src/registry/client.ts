@@ -1,0 +1,369 @@
+/**
+ * The registry API skiff uses (distribution spec v2): manifests, streaming blobs that resume after
+ * a dropped connection, and byte-range fetches for partial pulls. One instance per command run;
+ * it owns the connection pools and the token cache.
+ */
+import { Readable } from 'node:stream';
+import type { Digest } from '../digest/index.js';
+import { NetworkError, NotFoundError, UnauthorizedError, VerificationError } from '../errors/index.js';
+import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from '../manifest/index.js';
+import { type ByteRange, rangeHeaderValue } from '../transport/ranges.js';
+import { Authenticator, type Scope } from './auth.js';
+import type { CredentialOptions } from './credentials.js';
+import {
+  errorDetail,
+  HttpClient,
+  type HttpClientOptions,
+  type HttpRequest,
+  type HttpResponse,
+  headerValue,
+  isRetriableNetworkError,
+  sleep,
+  statusToSkiffError,
+} from './http.js';
+import { multipartBoundary, parseContentRange, readMultipartByteranges } from './multipart.js';
+import { PartTruncatedError, type RangeConsumer, splitPart } from './range-split.js';
+
+export interface RegistryClientOptions extends HttpClientOptions {
+  credentials?: CredentialOptions;
+}
+
+/** Where a repository lives: the API host and the repository path. */
+export interface RepositoryLocation {
+  endpoint: string;
+  repository: string;
+}
+
+export interface FetchedManifest {
+  bytes: Buffer;
+  contentType: string | undefined;
+  /** Docker-Content-Digest, when the registry sent one (informational: we hash ourselves). */
+  digestHeader: string | undefined;
+}
+
+/**
+ * The source answered a Range request with the whole blob (200) or without the ranges asked for.
+ * Not an error for the pull: a run-time fact the strategy module decides on.
+ */
+export class RangesNotHonouredError extends Error {
+  constructor(
+    readonly how: 'ignored' | 'multi-range-refused',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class RegistryClient {
+  readonly http: HttpClient;
+  private readonly auth: Authenticator;
+
+  constructor(options: RegistryClientOptions = {}) {
+    this.http = new HttpClient(options);
+    this.auth = new Authenticator(this.http, options.credentials);
+  }
+
+  close(): Promise<void> {
+    return this.http.close();
+  }
+
+  /** Sends a request to `/v2/...` of a registry, answering auth challenges for the given scopes. */
+  async request(
+    endpoint: string,
+    scopes: Scope[],
+    request: Omit<HttpRequest, 'url'> & { path: string },
+    signal?: AbortSignal,
+  ): Promise<HttpResponse> {
+    const url = new URL(request.path, await this.http.baseUrl(endpoint));
+    const withAuth = (authorization: string | undefined): HttpRequest => ({
+      method: request.method,
+      url,
+      headers: { ...request.headers, ...(authorization ? { authorization } : {}) },
+      body: request.body ?? null,
+    });
+    const first = await this.http.send(withAuth(await this.auth.headerFor(endpoint, scopes)), signal);
+    if (first.status !== 401) return first;
+    const challenge = first.headers['www-authenticate'];
+    await first.body.dump();
+    const authorization = await this.auth.answerChallenge(endpoint, scopes, challenge);
+    const second = await this.http.send(withAuth(authorization), signal);
+    if (second.status === 401) {
+      const detail = await errorDetail(second);
+      throw new UnauthorizedError(
+        `registry ${endpoint} refused the credentials for ${scopes[0]?.repository ?? '/v2/'}${detail ? `: ${detail}` : ''}`,
+      );
+    }
+    return second;
+  }
+
+  async getManifest(
+    location: RepositoryLocation,
+    reference: string,
+    signal?: AbortSignal,
+  ): Promise<FetchedManifest> {
+    const res = await this.request(
+      location.endpoint,
+      [{ repository: location.repository, actions: ['pull'] }],
+      {
+        method: 'GET',
+        path: `/v2/${location.repository}/manifests/${reference}`,
+        headers: { accept: MANIFEST_ACCEPT.join(', ') },
+      },
+      signal,
+    );
+    if (res.status !== 200) throw await failure(res, `manifest ${location.repository}:${reference}`);
+    const declared = Number(headerValue(res.headers, 'content-length') ?? '0');
+    if (declared > MAX_MANIFEST_BYTES) {
+      res.body.destroy();
+      throw new VerificationError(
+        `manifest ${location.repository}:${reference} is ${declared} bytes, more than the ${MAX_MANIFEST_BYTES}-byte limit`,
+      );
+    }
+    const bytes = await readLimited(
+      res.body,
+      MAX_MANIFEST_BYTES,
+      `manifest ${location.repository}:${reference}`,
+    );
+    return {
+      bytes,
+      contentType: headerValue(res.headers, 'content-type'),
+      digestHeader: headerValue(res.headers, 'docker-content-digest'),
+    };
+  }
+
+  /** HEAD of a manifest: its digest and type without the body, or undefined when absent. */
+  async headManifest(location: RepositoryLocation, reference: string, actions: Scope['actions'] = ['pull']) {
+    const res = await this.request(location.endpoint, [{ repository: location.repository, actions }], {
+      method: 'HEAD',
+      path: `/v2/${location.repository}/manifests/${reference}`,
+      headers: { accept: MANIFEST_ACCEPT.join(', ') },
+    });
+    await res.body.dump();
+    if (res.status === 404) return undefined;
+    if (res.status !== 200)
+      throw statusToSkiffError(
+        res.status,
+        `HEAD manifest ${location.repository}:${reference}: HTTP ${res.status}`,
+      );
+    return {
+      digest: headerValue(res.headers, 'docker-content-digest'),
+      mediaType: headerValue(res.headers, 'content-type'),
+      size: Number(headerValue(res.headers, 'content-length') ?? 'NaN'),
+    };
+  }
+
+  /** HEAD of a blob: its size, or undefined when the repository does not have it. */
+  async headBlob(location: RepositoryLocation, digest: Digest, actions: Scope['actions'] = ['pull']) {
+    const res = await this.request(location.endpoint, [{ repository: location.repository, actions }], {
+      method: 'HEAD',
+      path: `/v2/${location.repository}/blobs/${digest}`,
+    });
+    await res.body.dump();
+    if (res.status === 404) return undefined;
+    if (res.status !== 200) throw statusToSkiffError(res.status, `HEAD blob ${digest}: HTTP ${res.status}`);
+    return { size: Number(headerValue(res.headers, 'content-length') ?? 'NaN') };
+  }
+
+  /**
+   * Opens a blob as a stream. If the connection drops mid-body, the rest is requested again from
+   * where it stopped (Range), so a reset costs a retry, not the whole layer. The bytes are not
+   * verified here: the caller hashes them against the digest.
+   */
+  async openBlob(location: RepositoryLocation, digest: Digest, signal?: AbortSignal): Promise<Readable> {
+    const first = await this.blobResponse(location, digest, 0, signal);
+    return Readable.from(this.resumingBody(location, digest, first, signal), {
+      objectMode: false,
+      highWaterMark: 1 << 20,
+    });
+  }
+
+  private async blobResponse(
+    location: RepositoryLocation,
+    digest: Digest,
+    offset: number,
+    signal?: AbortSignal,
+  ) {
+    const res = await this.request(
+      location.endpoint,
+      [{ repository: location.repository, actions: ['pull'] }],
+      {
+        method: 'GET',
+        path: `/v2/${location.repository}/blobs/${digest}`,
+        headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
+      },
+      signal,
+    );
+    if (res.status !== 200 && res.status !== 206) throw await failure(res, `blob ${digest}`);
+    return res;
+  }
+
+  private async *resumingBody(
+    location: RepositoryLocation,
+    digest: Digest,
+    first: HttpResponse,
+    signal?: AbortSignal,
+  ) {
+    let res = first;
+    let delivered = 0;
+    let failures = 0;
+    for (;;) {
+      // A 200 to a resume means the server restarted from byte 0: skip what was already delivered.
+      let skip = delivered > 0 && res.status === 200 ? delivered : 0;
+      try {
+        for await (const chunk of res.body as AsyncIterable<Buffer>) {
+          let piece = chunk;
+          if (skip > 0) {
+            const drop = Math.min(skip, piece.length);
+            skip -= drop;
+            piece = piece.subarray(drop);
+            if (piece.length === 0) continue;
+          }
+          delivered += piece.length;
+          failures = 0;
+          yield piece;
+        }
+        return;
+      } catch (error) {
+        res.body.destroy();
+        if (!isRetriableNetworkError(error) || failures >= this.http.retry.retries) {
+          throw new NetworkError(
+            `blob ${digest}: connection failed after ${delivered} bytes: ${(error as Error).message}`,
+            { digest },
+            error,
+          );
+        }
+        failures++;
+        await sleep(this.http.retry.minDelayMs * 2 ** (failures - 1), signal);
+        res = await this.blobResponse(location, digest, delivered, signal);
+      } finally {
+        if (!res.body.destroyed && res.body.readableEnded === false) res.body.destroy();
+      }
+    }
+  }
+
+  /**
+   * Fetches byte ranges of a blob with one `Range` request, handing each range to `onRange` as a
+   * stream, in ascending order. Multipart answers are parsed as they arrive. A dropped connection
+   * retries the ranges not yet delivered. Throws RangesNotHonouredError when the server ignores
+   * Range or answers without the ranges asked for.
+   */
+  async fetchRanges(
+    location: RepositoryLocation,
+    digest: Digest,
+    ranges: readonly ByteRange[],
+    onRange: RangeConsumer,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    let pending = [...ranges].sort((a, b) => a.start - b.start);
+    for (let failures = 0; pending.length > 0; ) {
+      const delivered: ByteRange[] = [];
+      try {
+        await this.fetchRangesOnce(location, digest, pending, onRange, delivered, signal);
+        pending = pending.filter((r) => !delivered.includes(r));
+        if (pending.length > 0) {
+          throw new RangesNotHonouredError(
+            'multi-range-refused',
+            `blob ${digest}: the registry answered without ${pending.length} of the ranges asked for`,
+          );
+        }
+      } catch (error) {
+        pending = pending.filter((r) => !delivered.includes(r));
+        const transient = isRetriableNetworkError(error) || error instanceof PartTruncatedError;
+        if (!transient || failures >= this.http.retry.retries) {
+          if (error instanceof PartTruncatedError) {
+            throw new VerificationError(`blob ${digest}: range answer truncated (${error.message})`, {
+              digest,
+            });
+          }
+          if (transient)
+            throw new NetworkError(
+              `blob ${digest}: range request failed: ${(error as Error).message}`,
+              { digest },
+              error,
+            );
+          throw error;
+        }
+        failures++;
+        await sleep(this.http.retry.minDelayMs * 2 ** (failures - 1), signal);
+      }
+    }
+  }
+
+  private async fetchRangesOnce(
+    location: RepositoryLocation,
+    digest: Digest,
+    ranges: ByteRange[],
+    onRange: RangeConsumer,
+    delivered: ByteRange[],
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const res = await this.request(
+      location.endpoint,
+      [{ repository: location.repository, actions: ['pull'] }],
+      {
+        method: 'GET',
+        path: `/v2/${location.repository}/blobs/${digest}`,
+        headers: { range: rangeHeaderValue(ranges) },
+      },
+      signal,
+    );
+    if (res.status === 200) {
+      res.body.destroy();
+      throw new RangesNotHonouredError(
+        'ignored',
+        `blob ${digest}: the registry ignored the Range header (HTTP 200)`,
+      );
+    }
+    if (res.status !== 206) throw await failure(res, `blob ${digest} (ranges)`);
+    const track: RangeConsumer = async (range, data) => {
+      await onRange(range, data);
+      delivered.push(range);
+    };
+    const boundary = multipartBoundary(headerValue(res.headers, 'content-type') ?? '');
+    try {
+      if (boundary) {
+        await readMultipartByteranges(res.body, boundary, async (part, data) => {
+          await splitPart(data, part.start, within(ranges, part.start, part.end, delivered), track);
+        });
+      } else {
+        const part = parseContentRange(headerValue(res.headers, 'content-range') ?? '');
+        await splitPart(res.body, part.start, within(ranges, part.start, part.end, delivered), track);
+      }
+    } finally {
+      if (!res.body.destroyed) res.body.destroy();
+    }
+  }
+}
+
+function within(
+  ranges: readonly ByteRange[],
+  start: number,
+  end: number,
+  delivered: readonly ByteRange[],
+): ByteRange[] {
+  return ranges.filter((r) => r.start >= start && r.end <= end && !delivered.includes(r));
+}
+
+async function failure(res: HttpResponse, what: string) {
+  const detail = await errorDetail(res);
+  if (res.status === 404) return new NotFoundError(`${what} not found${detail ? ` (${detail})` : ''}`);
+  return statusToSkiffError(res.status, `${what}: HTTP ${res.status}${detail ? ` ${detail}` : ''}`);
+}
+
+async function readLimited(
+  body: AsyncIterable<Buffer> & { destroy(): void },
+  limit: number,
+  what: string,
+): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > limit) {
+      body.destroy();
+      throw new VerificationError(`${what} is larger than the ${limit}-byte limit`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}

@@ -1,0 +1,317 @@
+/**
+ * The HTTP core every registry operation goes through: scheme choice (loopback and insecure hosts
+ * may use plain HTTP), redirects (Authorization never crosses to another host), retries with
+ * backoff that honour Retry-After, and mapping of final failures to skiff's exit codes.
+ */
+import type { Readable } from 'node:stream';
+import pRetry, { AbortError } from 'p-retry';
+import { Agent, type Dispatcher } from 'undici';
+import {
+  NetworkError,
+  NotFoundError,
+  SkiffError,
+  UnauthorizedError,
+  VerificationError,
+} from '../errors/index.js';
+import { isLoopbackHost } from '../reference/index.js';
+
+export type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
+
+export interface HttpRequest {
+  method: Method;
+  url: URL;
+  headers?: Record<string, string>;
+  /** Buffers can be re-sent on retry; a stream cannot, so a request with one is tried once. */
+  body?: Buffer | Readable | null;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Dispatcher.ResponseData['body'];
+  url: URL;
+}
+
+export interface RetryPolicy {
+  /** Retries after the first attempt (skopeo's --retry-times). */
+  retries: number;
+  /** First backoff delay; doubles each time, with jitter. */
+  minDelayMs: number;
+  maxDelayMs: number;
+  /** Retry-After values above this are capped, so a hostile server cannot park us for hours. */
+  maxRetryAfterMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = {
+  retries: 4,
+  minDelayMs: 250,
+  maxDelayMs: 10_000,
+  maxRetryAfterMs: 60_000,
+};
+
+/** Statuses worth retrying: the server or a proxy may recover. Other 4xx mean "no" and are final. */
+const RETRIABLE_STATUS = new Set([408, 425, 429, 500, 502, 503, 504]);
+const MAX_REDIRECTS = 5;
+
+/** An HTTP status that will not get better by retrying, or a retriable one after the last retry. */
+export class HttpStatusError extends Error {
+  constructor(
+    readonly status: number,
+    readonly url: URL,
+    readonly detail: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(`HTTP ${status} from ${url.host}${detail ? `: ${detail}` : ''}`);
+  }
+}
+
+export interface HttpClientOptions {
+  insecure?: boolean;
+  retry?: Partial<RetryPolicy>;
+  /** Connections per origin; layers, ranges and uploads share them. */
+  connections?: number;
+  userAgent?: string;
+  dispatcher?: Dispatcher;
+}
+
+export class HttpClient {
+  readonly retry: RetryPolicy;
+  private readonly dispatcher: Dispatcher;
+  private readonly lenientTls: Dispatcher;
+  private readonly userAgent: string;
+  private readonly schemes = new Map<string, Promise<'https' | 'http'>>();
+
+  constructor(private readonly options: HttpClientOptions = {}) {
+    this.retry = { ...DEFAULT_RETRY, ...options.retry };
+    const connections = options.connections ?? 8;
+    const timeouts = {
+      headersTimeout: 60_000,
+      bodyTimeout: 60_000,
+      connectTimeout: 15_000,
+      keepAliveTimeout: 10_000,
+    };
+    this.dispatcher = options.dispatcher ?? new Agent({ connections, ...timeouts });
+    this.lenientTls =
+      options.dispatcher ?? new Agent({ connections, ...timeouts, connect: { rejectUnauthorized: false } });
+    this.userAgent = options.userAgent ?? 'skiff/0.1';
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([this.dispatcher.close(), this.lenientTls.close()]);
+  }
+
+  /** The base URL of a registry host: https, or http where SPEC §2 allows and the host speaks it. */
+  baseUrl(host: string): Promise<URL> {
+    let scheme = this.schemes.get(host);
+    if (!scheme) {
+      scheme = this.probeScheme(host);
+      this.schemes.set(host, scheme);
+      scheme.catch(() => this.schemes.delete(host));
+    }
+    return scheme.then((s) => new URL(`${s}://${host}/`));
+  }
+
+  private async probeScheme(host: string): Promise<'https' | 'http'> {
+    const loopback = isLoopbackHost(host);
+    if (!loopback && !this.options.insecure) return 'https';
+    // Loopback registries are usually plain HTTP; other insecure hosts usually TLS with a self-signed cert.
+    const order: Array<'https' | 'http'> = loopback ? ['http', 'https'] : ['https', 'http'];
+    let lastError: unknown;
+    for (const scheme of order) {
+      try {
+        const res = await this.dispatcherFor(new URL(`${scheme}://${host}/`)).request({
+          origin: `${scheme}://${host}`,
+          path: '/v2/',
+          method: 'GET',
+          headers: { 'user-agent': this.userAgent },
+        });
+        await res.body.dump();
+        return scheme;
+      } catch (error) {
+        lastError = error;
+      }
+    }
+    throw networkError(`cannot reach registry ${host}`, lastError);
+  }
+
+  private dispatcherFor(url: URL): Dispatcher {
+    return url.protocol === 'https:' && (this.options.insecure || isLoopbackHost(url.host))
+      ? this.lenientTls
+      : this.dispatcher;
+  }
+
+  /**
+   * Sends a request, following redirects, retrying what is worth retrying. Returns any response
+   * whose status is final (2xx, 3xx without Location, 4xx); the caller owns its body.
+   */
+  async send(request: HttpRequest, signal?: AbortSignal): Promise<HttpResponse> {
+    const replayable = !request.body || Buffer.isBuffer(request.body);
+    return pRetry(
+      async () => {
+        const res = await this.sendFollowingRedirects(request, signal);
+        if (RETRIABLE_STATUS.has(res.status)) {
+          const detail = await errorDetail(res);
+          throw new HttpStatusError(res.status, res.url, detail, retryAfterMs(res.headers['retry-after']));
+        }
+        return res;
+      },
+      {
+        retries: replayable ? this.retry.retries : 0,
+        minTimeout: this.retry.minDelayMs,
+        maxTimeout: this.retry.maxDelayMs,
+        factor: 2,
+        randomize: true,
+        ...(signal ? { signal } : {}),
+        shouldRetry: ({ error }) => isRetriable(error),
+        onFailedAttempt: async ({ error, retriesLeft }) => {
+          // Retry-After is a floor for the next delay; p-retry's own backoff follows it.
+          const wait = error instanceof HttpStatusError ? error.retryAfterMs : undefined;
+          if (wait !== undefined && retriesLeft > 0 && isRetriable(error)) {
+            await sleep(Math.min(wait, this.retry.maxRetryAfterMs), signal);
+          }
+        },
+      },
+    ).catch((error: unknown) => {
+      throw toSkiffError(error);
+    });
+  }
+
+  private async sendFollowingRedirects(request: HttpRequest, signal?: AbortSignal): Promise<HttpResponse> {
+    let url = request.url;
+    let method = request.method;
+    let headers: Record<string, string> = { 'user-agent': this.userAgent, ...request.headers };
+    let body = request.body ?? null;
+    for (let hop = 0; ; hop++) {
+      const res = await this.dispatcherFor(url).request({
+        origin: url.origin,
+        path: `${url.pathname}${url.search}`,
+        method,
+        headers,
+        body,
+        ...(signal ? { signal } : {}),
+      });
+      const location = res.headers.location;
+      if (res.statusCode < 300 || res.statusCode >= 400 || typeof location !== 'string') {
+        return { status: res.statusCode, headers: res.headers, body: res.body, url };
+      }
+      await res.body.dump();
+      if (hop >= MAX_REDIRECTS) throw new NetworkError(`too many redirects from ${request.url.host}`);
+      const next = new URL(location, url);
+      if (next.origin !== url.origin) {
+        // Credentials for one host must never reach another (SPEC §2).
+        headers = Object.fromEntries(
+          Object.entries(headers).filter(([k]) => k.toLowerCase() !== 'authorization'),
+        );
+      }
+      if (
+        res.statusCode === 303 ||
+        ((res.statusCode === 301 || res.statusCode === 302) && method !== 'HEAD')
+      ) {
+        if (method !== 'GET') body = null;
+        method = method === 'HEAD' ? 'HEAD' : 'GET';
+      }
+      url = next;
+    }
+  }
+}
+
+function isRetriable(error: unknown): boolean {
+  if (error instanceof AbortError) return false;
+  if (error instanceof HttpStatusError) return RETRIABLE_STATUS.has(error.status);
+  if (error instanceof SkiffError) return false;
+  const code = (error as { code?: string } | undefined)?.code ?? '';
+  if (code === 'UND_ERR_ABORTED' || (error as Error | undefined)?.name === 'AbortError') return false;
+  return (
+    code.startsWith('UND_ERR_') ||
+    [
+      'ECONNRESET',
+      'ECONNREFUSED',
+      'EPIPE',
+      'ETIMEDOUT',
+      'EAI_AGAIN',
+      'ENOTFOUND',
+      'EHOSTUNREACH',
+      'ENETUNREACH',
+    ].includes(code) ||
+    error instanceof TypeError
+  );
+}
+
+export function isRetriableNetworkError(error: unknown): boolean {
+  return isRetriable(error);
+}
+
+/** Parses Retry-After: delta-seconds or an HTTP date. */
+export function retryAfterMs(value: string | string[] | undefined): number | undefined {
+  const text = Array.isArray(value) ? value[0] : value;
+  if (!text) return undefined;
+  if (/^\d+$/.test(text.trim())) return Number(text.trim()) * 1000;
+  const date = Date.parse(text);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+/** The distribution API's error JSON, condensed to one line (never includes request headers). */
+export async function errorDetail(res: HttpResponse): Promise<string> {
+  let text = '';
+  try {
+    text = (await res.body.text()).slice(0, 4096);
+  } catch {
+    return '';
+  }
+  try {
+    const json = JSON.parse(text) as { errors?: Array<{ code?: string; message?: string }> };
+    if (Array.isArray(json.errors) && json.errors.length > 0) {
+      return json.errors.map((e) => [e.code, e.message].filter(Boolean).join(': ')).join('; ');
+    }
+  } catch {
+    // not JSON: fall through to the raw text
+  }
+  return text.replace(/\s+/g, ' ').trim().slice(0, 200);
+}
+
+export function toSkiffError(error: unknown): SkiffError {
+  if (error instanceof SkiffError) return error;
+  if (error instanceof HttpStatusError) return statusToSkiffError(error.status, error.message);
+  if (error instanceof AbortError) return toSkiffError(error.originalError);
+  return networkError('network failure', error);
+}
+
+export function statusToSkiffError(status: number, message: string): SkiffError {
+  if (status === 401 || status === 403) return new UnauthorizedError(message);
+  if (status === 404) return new NotFoundError(message);
+  if (status === 416) return new VerificationError(message);
+  if (status >= 500 || status === 408 || status === 429 || status === 425)
+    return new NetworkError(`${message} (after retries)`);
+  return new NetworkError(message);
+}
+
+function networkError(what: string, cause: unknown): NetworkError {
+  const detail =
+    cause instanceof Error
+      ? cause.cause instanceof Error
+        ? cause.cause.message
+        : cause.message
+      : String(cause);
+  const code = (cause as { code?: string } | undefined)?.code;
+  return new NetworkError(`${what}: ${code && !detail.includes(code) ? `${code} ` : ''}${detail}`, {}, cause);
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        reject(signal.reason);
+      },
+      { once: true },
+    );
+  });
+}
+
+export function headerValue(headers: HttpResponse['headers'], name: string): string | undefined {
+  const value = headers[name.toLowerCase()];
+  return Array.isArray(value) ? value[0] : value;
+}

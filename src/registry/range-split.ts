@@ -1,0 +1,97 @@
+/**
+ * Carves the ranges a caller asked for out of the parts a server answered with. Servers may merge
+ * ranges, answer one big range, or send exactly what was asked; the caller sees the same thing.
+ */
+import { once } from 'node:events';
+import { PassThrough, type Readable } from 'node:stream';
+import type { ByteRange } from '../transport/ranges.js';
+
+export type RangeConsumer = (range: ByteRange, data: Readable) => Promise<void>;
+
+/** Raised when a part ends before the ranges it was meant to carry. */
+export class PartTruncatedError extends Error {}
+
+/**
+ * Streams `part` (covering [partStart, …)) and hands every wanted range inside it to `onRange` as
+ * its own stream. Returns the wanted ranges that were delivered in full. Backpressure flows from
+ * each consumer to `part`; bytes between wanted ranges are skipped.
+ */
+export async function splitPart(
+  part: AsyncIterable<Uint8Array>,
+  partStart: number,
+  wanted: readonly ByteRange[],
+  onRange: RangeConsumer,
+): Promise<ByteRange[]> {
+  const delivered: ByteRange[] = [];
+  let pos = partStart;
+  let next = 0;
+  let current: { range: ByteRange; sink: PassThrough; done: Promise<void>; settled: boolean } | undefined;
+  const finishCurrent = async () => {
+    const c = current!;
+    c.sink.end();
+    await c.done;
+    delivered.push(c.range);
+    current = undefined;
+    next++;
+  };
+  try {
+    for await (const chunk of part) {
+      let offset = 0;
+      while (offset < chunk.length) {
+        if (!current) {
+          const range = wanted[next];
+          if (!range) break; // trailing bytes nobody asked for
+          if (pos < range.start) {
+            const skip = Math.min(range.start - pos, chunk.length - offset);
+            pos += skip;
+            offset += skip;
+            continue;
+          }
+          current = startRange(range, onRange);
+          if (range.end === range.start) {
+            await finishCurrent();
+            continue;
+          }
+        }
+        const take = Math.min(current.range.end - pos, chunk.length - offset);
+        await writeWithBackpressure(current, chunk.subarray(offset, offset + take));
+        pos += take;
+        offset += take;
+        if (pos === current.range.end) await finishCurrent();
+      }
+    }
+  } catch (error) {
+    if (current) {
+      current.sink.destroy(error as Error);
+      await current.done.catch(() => undefined);
+    }
+    throw error;
+  }
+  if (current) {
+    const error = new PartTruncatedError(`range ${current.range.start}-${current.range.end} ended at ${pos}`);
+    current.sink.destroy(error);
+    await current.done.catch(() => undefined);
+    throw error;
+  }
+  return delivered;
+}
+
+function startRange(range: ByteRange, onRange: RangeConsumer) {
+  const sink = new PassThrough({ highWaterMark: 256 * 1024 });
+  const entry = { range, sink, done: Promise.resolve(), settled: false };
+  entry.done = onRange(range, sink).finally(() => {
+    entry.settled = true;
+  });
+  return entry;
+}
+
+async function writeWithBackpressure(
+  current: { sink: PassThrough; done: Promise<void>; settled: boolean },
+  piece: Uint8Array,
+): Promise<void> {
+  // A consumer that already returned (or failed) no longer reads: drop its bytes, keep going.
+  if (current.settled || current.sink.destroyed) return;
+  if (!current.sink.write(piece)) {
+    await Promise.race([once(current.sink, 'drain'), current.done, once(current.sink, 'close')]);
+  }
+}

@@ -1,0 +1,447 @@
+/**
+ * The content-addressed store (SPEC §6).
+ *
+ *   skiff-store.json            format and version
+ *   objects/sha256/ab/<hex>     file contents, once each, read-only
+ *   layers/sha256/<hex>/        a committed layer: layer.json + tarsplit.jsonl.zst (renamed in whole)
+ *   images/sha256/<hex>/        an image by config digest: image.json, config.json, manifest-<hex>[.json]
+ *   names/<encoded name>.json   a name → image (one file per name: concurrent pulls never race on a list)
+ *   blobs/sha256/<hex>.json     a compressed blob → the DiffID it was verified to carry
+ *   chunks/sha256/ab/<hex>      a chunk digest → where it sits inside an object (for partial pulls)
+ *   sessions/<id>.json          pulls in progress (gc waits for them)
+ *   tmp/<id>/                   staging of in-progress pulls
+ *
+ * Atomicity comes from renames: everything is written under tmp/ and moved into place only when
+ * complete and verified, in dependency order (objects → layers → images → names), so a reader (or
+ * a crash at any moment) never sees a record whose parts are missing. Objects left without a
+ * referencing layer by an interrupted pull are harmless and `gc` removes them.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { type Digest, hexOf } from '../digest/index.js';
+import { NotFoundError, UsageError, VerificationError } from '../errors/index.js';
+import {
+  BlobRecordSchema,
+  type ChunkRef,
+  type ImageRecord,
+  ImageRecordSchema,
+  type LayerRecord,
+  LayerRecordSchema,
+  type ManifestRecord,
+  ManifestRecordSchema,
+  type NameRecord,
+  NameRecordSchema,
+  STORE_FORMAT,
+  STORE_VERSION,
+  StoreVersionSchema,
+} from './records.js';
+
+export const LAYER_RECORD = 'layer.json';
+export const LAYER_TARSPLIT = 'tarsplit.jsonl.zst';
+
+/** Where the store lives when neither --store nor $SKIFF_STORE says. */
+export function defaultStorePath(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.SKIFF_STORE) return path.resolve(env.SKIFF_STORE);
+  const dataHome = env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share');
+  return path.join(dataHome, 'skiff');
+}
+
+export class Store {
+  private constructor(readonly root: string) {}
+
+  /** Opens (creating if needed) the store at `root`, refusing a store of another format or version. */
+  static async open(root: string): Promise<Store> {
+    const store = new Store(path.resolve(root));
+    await store.initialise();
+    return store;
+  }
+
+  private async initialise(): Promise<void> {
+    const versionFile = path.join(this.root, 'skiff-store.json');
+    let existing: string | undefined;
+    try {
+      existing = await fsp.readFile(versionFile, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+    if (existing !== undefined) {
+      const parsed = StoreVersionSchema.safeParse(safeJson(existing));
+      if (!parsed.success)
+        throw new UsageError(`${versionFile} is not a skiff store version file`, { path: versionFile });
+      if (parsed.data.version !== STORE_VERSION) {
+        throw new UsageError(
+          `store ${this.root} has format version ${parsed.data.version}; this skiff reads version ${STORE_VERSION}`,
+          {
+            path: this.root,
+          },
+        );
+      }
+      return;
+    }
+    await fsp.mkdir(this.root, { recursive: true });
+    const dirs = ['layers/sha256', 'images/sha256', 'names', 'blobs/sha256', 'sessions', 'tmp'];
+    await Promise.all(dirs.map((d) => fsp.mkdir(path.join(this.root, d), { recursive: true })));
+    // The fan-out directories exist up front so the hot path never has to mkdir.
+    const fanout = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+    await Promise.all(
+      fanout.flatMap((h) => [
+        fsp.mkdir(path.join(this.root, 'objects/sha256', h), { recursive: true }),
+        fsp.mkdir(path.join(this.root, 'chunks/sha256', h), { recursive: true }),
+      ]),
+    );
+    await this.writeAtomic(
+      versionFile,
+      `${JSON.stringify({ format: STORE_FORMAT, version: STORE_VERSION })}\n`,
+    );
+  }
+
+  // ---- paths -------------------------------------------------------------------------------
+
+  objectPath(digest: Digest): string {
+    const hex = hexOf(digest);
+    return path.join(this.root, 'objects/sha256', hex.slice(0, 2), hex);
+  }
+
+  layerDir(diffID: Digest): string {
+    return path.join(this.root, 'layers/sha256', hexOf(diffID));
+  }
+
+  imageDir(configDigest: Digest): string {
+    return path.join(this.root, 'images/sha256', hexOf(configDigest));
+  }
+
+  private nameFile(name: string): string {
+    return path.join(this.root, 'names', `${encodeURIComponent(name)}.json`);
+  }
+
+  private blobFile(digest: Digest): string {
+    return path.join(this.root, 'blobs/sha256', `${hexOf(digest)}.json`);
+  }
+
+  private chunkFile(digest: Digest): string {
+    const hex = hexOf(digest);
+    return path.join(this.root, 'chunks/sha256', hex.slice(0, 2), hex);
+  }
+
+  // ---- objects -----------------------------------------------------------------------------
+
+  /** Synchronous on purpose: called once per file on the hot path, where a stat is cheaper than a promise. */
+  hasObject(digest: Digest): boolean {
+    return fs.existsSync(this.objectPath(digest));
+  }
+
+  /**
+   * Moves a fully written, verified temp file into place as the object `digest`. If another pull
+   * got there first the content is identical by construction, so ours is simply dropped.
+   */
+  async placeObject(tempFile: string, digest: Digest): Promise<void> {
+    await fsp.rename(tempFile, this.objectPath(digest));
+  }
+
+  // ---- layers ------------------------------------------------------------------------------
+
+  hasLayer(diffID: Digest): boolean {
+    return fs.existsSync(path.join(this.layerDir(diffID), LAYER_RECORD));
+  }
+
+  async readLayer(diffID: Digest): Promise<LayerRecord> {
+    const file = path.join(this.layerDir(diffID), LAYER_RECORD);
+    return readRecord(
+      LayerRecordSchema,
+      file,
+      () => new NotFoundError(`layer ${diffID} is not in the store`, { digest: diffID }),
+    );
+  }
+
+  layerTarSplitPath(diffID: Digest): string {
+    return path.join(this.layerDir(diffID), LAYER_TARSPLIT);
+  }
+
+  /**
+   * Commits a staged layer under the DiffID the caller expects (SPEC §6: commit is explicit). The
+   * staged layer carries the DiffID its bytes actually hashed to; anything else is refused.
+   */
+  async commitLayer(expected: Digest, staged: StagedLayerFiles): Promise<void> {
+    if (staged.diffID !== expected) {
+      throw new VerificationError(`layer DiffID mismatch: expected ${expected}, got ${staged.diffID}`, {
+        ...(staged.blobDigest ? { digest: staged.blobDigest } : {}),
+      });
+    }
+    if (this.hasLayer(expected)) return;
+    // Chunk index entries first: they only point at objects that already exist.
+    if (staged.record.chunks) await this.indexChunks(staged.record.chunks);
+    await fsp.writeFile(path.join(staged.dir, LAYER_RECORD), `${JSON.stringify(staged.record)}\n`, {
+      mode: 0o444,
+    });
+    try {
+      await fsp.rename(staged.dir, this.layerDir(expected));
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      // Another pull committed the same layer meanwhile: same DiffID, same content.
+      if ((code === 'ENOTEMPTY' || code === 'EEXIST') && this.hasLayer(expected)) return;
+      throw error;
+    }
+  }
+
+  private async indexChunks(chunks: ChunkRef[]): Promise<void> {
+    const unique = new Map(chunks.map((c) => [c.digest, c]));
+    for (const chunk of unique.values()) {
+      if (fs.existsSync(this.chunkFile(chunk.digest))) continue;
+      await this.writeAtomic(
+        this.chunkFile(chunk.digest),
+        `${hexOf(chunk.object)} ${chunk.offset} ${chunk.size}\n`,
+      );
+    }
+  }
+
+  /** Where a chunk can be read locally, if any stored object holds it (to be verified by the reader). */
+  findChunk(digest: Digest): { object: Digest; offset: number; size: number } | undefined {
+    let text: string;
+    try {
+      text = fs.readFileSync(this.chunkFile(digest), 'utf8');
+    } catch {
+      return undefined;
+    }
+    const [hex, offset, size] = text.trim().split(' ');
+    if (!hex || !/^[a-f0-9]{64}$/.test(hex)) return undefined;
+    const object = `sha256:${hex}` as Digest;
+    if (!this.hasObject(object)) return undefined;
+    return { object, offset: Number(offset), size: Number(size) };
+  }
+
+  // ---- blobs -------------------------------------------------------------------------------
+
+  async recordBlob(blobDigest: Digest, diffID: Digest, provenance: 'publisher' | 'computed'): Promise<void> {
+    const file = this.blobFile(blobDigest);
+    if (fs.existsSync(file)) return;
+    await this.writeAtomic(file, `${JSON.stringify({ diffID, provenance })}\n`);
+  }
+
+  /** The DiffID a compressed blob was verified to carry, if this store has seen it. */
+  async blobDiffID(
+    blobDigest: Digest,
+  ): Promise<{ diffID: Digest; provenance: 'publisher' | 'computed' } | undefined> {
+    try {
+      return await readRecord(BlobRecordSchema, this.blobFile(blobDigest), () => new Error('absent'));
+    } catch {
+      return undefined;
+    }
+  }
+
+  // ---- images and names ----------------------------------------------------------------------
+
+  /** Commits an image record with its config and manifest; all its layers must be committed. */
+  async commitImage(
+    session: StoreSession,
+    image: ImageRecord,
+    configBytes: Buffer,
+    manifest: { record: ManifestRecord; bytes: Buffer },
+  ): Promise<void> {
+    for (const diffID of image.diffIDs) {
+      if (!this.hasLayer(diffID))
+        throw new VerificationError(`cannot commit image ${image.configDigest}: layer ${diffID} is missing`);
+    }
+    const dir = this.imageDir(image.configDigest);
+    const manifestName = `manifest-${hexOf(manifest.record.digest)}`;
+    if (!fs.existsSync(path.join(dir, 'image.json'))) {
+      const staging = await session.stagingDir('image');
+      await fsp.writeFile(path.join(staging, 'config.json'), configBytes, { mode: 0o444 });
+      await fsp.writeFile(path.join(staging, manifestName), manifest.bytes, { mode: 0o444 });
+      await fsp.writeFile(
+        path.join(staging, `${manifestName}.json`),
+        `${JSON.stringify(manifest.record)}\n`,
+        { mode: 0o444 },
+      );
+      await fsp.writeFile(path.join(staging, 'image.json'), `${JSON.stringify(image)}\n`, { mode: 0o444 });
+      try {
+        await fsp.rename(staging, dir);
+        return;
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw error;
+        await fsp.rm(staging, { recursive: true, force: true });
+      }
+    }
+    // The image exists (pulled before, perhaps from another manifest): add this manifest to it.
+    if (!fs.existsSync(path.join(dir, `${manifestName}.json`))) {
+      await this.writeAtomic(path.join(dir, manifestName), manifest.bytes);
+      await this.writeAtomic(path.join(dir, `${manifestName}.json`), `${JSON.stringify(manifest.record)}\n`);
+    }
+  }
+
+  async setName(name: string, configDigest: Digest, manifestDigest: Digest): Promise<void> {
+    const record: NameRecord = { name, configDigest, manifestDigest, updatedAt: new Date().toISOString() };
+    await this.writeAtomic(this.nameFile(name), `${JSON.stringify(record)}\n`);
+  }
+
+  async removeName(name: string): Promise<boolean> {
+    try {
+      await fsp.unlink(this.nameFile(name));
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw error;
+    }
+  }
+
+  async listNames(): Promise<NameRecord[]> {
+    const dir = path.join(this.root, 'names');
+    const files = (await fsp.readdir(dir)).filter((f) => f.endsWith('.json')).sort();
+    const records = await Promise.all(
+      files.map((f) =>
+        readRecord(NameRecordSchema, path.join(dir, f), () => new Error('vanished')).catch(() => undefined),
+      ),
+    );
+    return records.filter((r): r is NameRecord => r !== undefined);
+  }
+
+  async readName(name: string): Promise<NameRecord | undefined> {
+    try {
+      return await readRecord(NameRecordSchema, this.nameFile(name), () => new Error('absent'));
+    } catch {
+      return undefined;
+    }
+  }
+
+  async listImages(): Promise<Digest[]> {
+    const dir = path.join(this.root, 'images/sha256');
+    const entries = await fsp.readdir(dir);
+    return entries
+      .filter((hex) => /^[a-f0-9]{64}$/.test(hex) && fs.existsSync(path.join(dir, hex, 'image.json')))
+      .sort()
+      .map((hex) => `sha256:${hex}` as Digest);
+  }
+
+  hasImage(configDigest: Digest): boolean {
+    return fs.existsSync(path.join(this.imageDir(configDigest), 'image.json'));
+  }
+
+  async readImage(configDigest: Digest): Promise<ImageRecord> {
+    return readRecord(
+      ImageRecordSchema,
+      path.join(this.imageDir(configDigest), 'image.json'),
+      () => new NotFoundError(`image ${configDigest} is not in the store`, { digest: configDigest }),
+    );
+  }
+
+  async readImageConfig(configDigest: Digest): Promise<Buffer> {
+    return fsp.readFile(path.join(this.imageDir(configDigest), 'config.json'));
+  }
+
+  /** The manifests an image was pulled through, sorted by digest (a stated rule, not directory order). */
+  async readImageManifests(configDigest: Digest): Promise<Array<{ record: ManifestRecord; bytes: Buffer }>> {
+    const dir = this.imageDir(configDigest);
+    const files = (await fsp.readdir(dir)).filter((f) => /^manifest-[a-f0-9]{64}\.json$/.test(f)).sort();
+    return Promise.all(
+      files.map(async (f) => ({
+        record: await readRecord(ManifestRecordSchema, path.join(dir, f), () => new Error('vanished')),
+        bytes: await fsp.readFile(path.join(dir, f.slice(0, -'.json'.length))),
+      })),
+    );
+  }
+
+  /** Removes an image record (not its layers: gc does that once nothing references them). */
+  async removeImage(configDigest: Digest): Promise<void> {
+    const dir = this.imageDir(configDigest);
+    const trash = path.join(this.root, 'tmp', `rm-${randomBytes(6).toString('hex')}`);
+    try {
+      await fsp.rename(dir, trash);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw error;
+    }
+    await fsp.rm(trash, { recursive: true, force: true });
+  }
+
+  // ---- sessions ----------------------------------------------------------------------------
+
+  /** Starts a pull (or any writer): registers it so gc leaves its staged files alone. */
+  async beginSession(): Promise<StoreSession> {
+    const id = `${process.pid}-${randomBytes(6).toString('hex')}`;
+    const session = new StoreSession(this, id);
+    await fsp.writeFile(
+      path.join(this.root, 'sessions', `${id}.json`),
+      JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString() }),
+    );
+    await fsp.mkdir(session.tmpDir, { recursive: true });
+    return session;
+  }
+
+  // ---- helpers -----------------------------------------------------------------------------
+
+  /** Writes a small file atomically: temp file in the same directory, then rename. */
+  async writeAtomic(file: string, data: string | Buffer): Promise<void> {
+    const temp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+    await fsp.writeFile(temp, data, { mode: 0o444 });
+    await fsp.rename(temp, file);
+  }
+}
+
+/** A staged layer directory ready for commitLayer. */
+export interface StagedLayerFiles {
+  /** The DiffID the staged tar stream actually hashed to. */
+  diffID: Digest;
+  /** The compressed blob it came from, for error messages. */
+  blobDigest?: Digest | undefined;
+  /** Directory holding the tar-split file; renamed into layers/ on commit. */
+  dir: string;
+  record: LayerRecord;
+}
+
+export class StoreSession {
+  readonly tmpDir: string;
+  private counter = 0;
+
+  constructor(
+    readonly store: Store,
+    readonly id: string,
+  ) {
+    this.tmpDir = path.join(store.root, 'tmp', id);
+  }
+
+  /** A fresh directory under this session's staging area. */
+  async stagingDir(kind: string): Promise<string> {
+    const dir = path.join(this.tmpDir, `${kind}-${this.counter++}`);
+    await fsp.mkdir(dir, { recursive: true });
+    return dir;
+  }
+
+  /** A fresh temp file path under this session's staging area (not created). */
+  tempFile(kind: string): string {
+    return path.join(this.tmpDir, `${kind}-${this.counter++}`);
+  }
+
+  /** Ends the session: staged leftovers go, the registration goes. */
+  async end(): Promise<void> {
+    await fsp.rm(this.tmpDir, { recursive: true, force: true });
+    await fsp.rm(path.join(this.store.root, 'sessions', `${this.id}.json`), { force: true });
+  }
+}
+
+async function readRecord<T>(
+  schema: { safeParse(v: unknown): { success: true; data: T } | { success: false } },
+  file: string,
+  missing: () => Error,
+): Promise<T> {
+  let text: string;
+  try {
+    text = await fsp.readFile(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw missing();
+    throw error;
+  }
+  const parsed = schema.safeParse(safeJson(text));
+  if (!parsed.success) throw new VerificationError(`store record ${file} is corrupt`, { path: file });
+  return parsed.data;
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

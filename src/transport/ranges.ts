@@ -1,0 +1,103 @@
+/**
+ * Byte-range arithmetic for partial blob fetches (FORMATS.md "Partial fetches"): merge the ranges a
+ * partial pull wants into few, larger ones, and split them into requests whose Range header a server
+ * will accept. Pure: no I/O.
+ */
+
+/** A half-open byte range [start, end). */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+export interface CoalesceOptions {
+  /** Ranges separated by at most this many bytes are merged: one request beats two round trips. */
+  maxGap: number;
+}
+
+export interface BatchOptions {
+  /** Servers cap the Range header's size, so the number of ranges per request is bounded. */
+  maxRangesPerRequest: number;
+  /** Keeps one request from carrying most of a blob, so requests can run in parallel. */
+  maxBytesPerRequest?: number;
+}
+
+/** Sorts, drops empty ranges, and merges ranges that overlap, touch, or are at most `maxGap` apart. */
+export function coalesceRanges(ranges: readonly ByteRange[], options: CoalesceOptions): ByteRange[] {
+  checkCount(options.maxGap, 'maxGap');
+  ranges.forEach(checkRange);
+  const sorted = ranges.filter((r) => r.end > r.start).sort((a, b) => a.start - b.start || a.end - b.end);
+  const merged: ByteRange[] = [];
+  for (const range of sorted) {
+    const last = merged.at(-1);
+    if (last && range.start - last.end <= options.maxGap) {
+      last.end = Math.max(last.end, range.end);
+    } else {
+      merged.push({ start: range.start, end: range.end });
+    }
+  }
+  return merged;
+}
+
+/**
+ * Splits a coalesced list into request batches, keeping order. A batch never exceeds either limit,
+ * except that a single range larger than `maxBytesPerRequest` gets a batch of its own (splitting it
+ * would only add requests). Empty ranges are dropped: HTTP cannot express them.
+ */
+export function batchRanges(ranges: readonly ByteRange[], options: BatchOptions): ByteRange[][] {
+  checkPositive(options.maxRangesPerRequest, 'maxRangesPerRequest');
+  const maxBytes = options.maxBytesPerRequest ?? Number.POSITIVE_INFINITY;
+  if (options.maxBytesPerRequest !== undefined)
+    checkPositive(options.maxBytesPerRequest, 'maxBytesPerRequest');
+  ranges.forEach(checkRange);
+  const batches: ByteRange[][] = [];
+  let current: ByteRange[] = [];
+  let bytes = 0;
+  for (const range of ranges) {
+    const size = range.end - range.start;
+    if (size === 0) continue;
+    if (current.length > 0 && (current.length >= options.maxRangesPerRequest || bytes + size > maxBytes)) {
+      batches.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push({ start: range.start, end: range.end });
+    bytes += size;
+  }
+  if (current.length > 0) batches.push(current);
+  return batches;
+}
+
+/** The value of a `Range` header for these ranges; HTTP ranges are inclusive, ours are half-open. */
+export function rangeHeaderValue(ranges: readonly ByteRange[]): string {
+  if (ranges.length === 0) throw new Error('rangeHeaderValue: no ranges');
+  ranges.forEach(checkRange);
+  const parts = ranges.map((r) => {
+    if (r.end === r.start)
+      throw new Error(`rangeHeaderValue: empty range [${r.start}, ${r.end}) cannot be requested`);
+    return `${r.start}-${r.end - 1}`;
+  });
+  return `bytes=${parts.join(',')}`;
+}
+
+/** The number of bytes the ranges cover, counting overlaps twice (it is what a request transfers). */
+export function totalBytes(ranges: readonly ByteRange[]): number {
+  ranges.forEach(checkRange);
+  return ranges.reduce((sum, r) => sum + (r.end - r.start), 0);
+}
+
+function checkRange(range: ByteRange): void {
+  checkCount(range.start, 'range start');
+  checkCount(range.end, 'range end');
+  if (range.start > range.end) throw new Error(`invalid byte range: start ${range.start} > end ${range.end}`);
+}
+
+function checkCount(value: number, what: string): void {
+  if (!Number.isSafeInteger(value) || value < 0)
+    throw new Error(`${what} must be a non-negative integer, got ${value}`);
+}
+
+function checkPositive(value: number, what: string): void {
+  if (!Number.isSafeInteger(value) || value < 1)
+    throw new Error(`${what} must be a positive integer, got ${value}`);
+}

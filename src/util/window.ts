@@ -1,0 +1,39 @@
+/**
+ * A bounded window of concurrent async tasks with backpressure: `add` waits while the window is
+ * full, so a fast producer (a tar stream) cannot queue unbounded work (and memory) behind a slow
+ * consumer (the disk). The first failure is re-thrown by the next `add` or by `drain`.
+ */
+export class TaskWindow {
+  private readonly active = new Set<Promise<void>>();
+  private failure: { error: unknown } | undefined;
+
+  constructor(private readonly limit: number) {}
+
+  async add(task: () => Promise<void>): Promise<void> {
+    this.throwIfFailed();
+    while (this.active.size >= this.limit) {
+      await Promise.race(this.active);
+      this.throwIfFailed();
+    }
+    const running: Promise<void> = task()
+      .catch((error: unknown) => {
+        this.failure ??= { error };
+      })
+      .finally(() => this.active.delete(running));
+    this.active.add(running);
+  }
+
+  async drain(): Promise<void> {
+    while (this.active.size > 0) await Promise.race(this.active);
+    this.throwIfFailed();
+  }
+
+  /** Waits for running tasks without reporting their errors (for cleanup after another failure). */
+  async settle(): Promise<void> {
+    await Promise.allSettled([...this.active]);
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure) throw this.failure.error;
+  }
+}
