@@ -31,6 +31,11 @@ export interface IngestOptions {
    * a known digest that the content does not match fails the layer.
    */
   knownDigest?: (path: string) => Digest | undefined;
+  /**
+   * Content named by knownDigest and already held is neither hashed nor rewritten: the caller
+   * vouches for it with a check that covers every byte (a partial pull's DiffID check).
+   */
+  trustKnownObjects?: boolean;
   /** Chunks of this layer's files (from a chunked layer's TOC), recorded for later partial pulls. */
   chunks?: (byPath: ReadonlyMap<string, Digest>) => ChunkRef[];
   /** Called with the size of each tar chunk as it is consumed (progress). */
@@ -53,6 +58,7 @@ export async function ingestLayer(
   const diff = new Hasher();
   const guard = new PathGuard();
   const fileDigests = new Map<string, Digest>();
+  const objects = new Set<Digest>();
   let entries = 0;
   let contentBytes = 0;
   let file: FileSink | undefined;
@@ -75,7 +81,12 @@ export async function ingestLayer(
           const stored = guard.admit(token.entry);
           entries++;
           if (stored.type === 'file' && stored.size > 0) {
-            file = new FileSink(session, stored, options.knownDigest?.(stored.path));
+            file = new FileSink(
+              session,
+              stored,
+              options.knownDigest?.(stored.path),
+              options.trustKnownObjects ?? false,
+            );
             contentBytes += stored.size;
           } else {
             await tarsplit.entry(stored);
@@ -92,6 +103,7 @@ export async function ingestLayer(
             const digest = await done.finish(writes);
             done.entry.digest = digest;
             fileDigests.set(done.entry.path, digest);
+            objects.add(digest);
             await tarsplit.entry(done.entry);
           }
           break;
@@ -120,7 +132,7 @@ export async function ingestLayer(
     ...(options.source ? { source: options.source } : {}),
     ...(chunks && chunks.length > 0 ? { chunks } : {}),
   };
-  return { diffID, blobDigest: options.source?.blobDigest, dir, record, tarSize: diff.bytes };
+  return { diffID, blobDigest: options.source?.blobDigest, dir, record, objects, tarSize: diff.bytes };
 }
 
 /**
@@ -198,12 +210,17 @@ class FileSink {
     private readonly session: StoreSession,
     readonly entry: StoredEntry,
     private readonly known: Digest | undefined,
+    trustKnown: boolean,
   ) {
     // Content we already hold (a partial pull's reused files) is verified, not rewritten.
-    this.hashOnly = known !== undefined && session.store.hasObject(known);
+    this.hashOnly = known !== undefined && session.hasObject(known);
+    this.trusted = this.hashOnly && trustKnown;
   }
 
+  private readonly trusted: boolean;
+
   async write(bytes: Buffer): Promise<void> {
+    if (this.trusted) return;
     this.hasher.update(bytes);
     if (this.hashOnly) return;
     if (this.entry.size <= SMALL_FILE) {
@@ -218,6 +235,7 @@ class FileSink {
   }
 
   async finish(writes: TaskWindow): Promise<Digest> {
+    if (this.trusted) return this.known!;
     const digest = this.hasher.digest();
     if (this.known && this.known !== digest) {
       await this.abort();
@@ -229,20 +247,19 @@ class FileSink {
       );
     }
     if (this.hashOnly) return digest;
-    const store = this.session.store;
+    const session = this.session;
     if (this.temp) {
       const { path: tempPath, handle } = this.temp;
       await handle.close();
-      if (store.hasObject(digest)) await fsp.rm(tempPath, { force: true });
-      else await store.placeObject(tempPath, digest);
+      await session.stageObject(tempPath, digest);
       return digest;
     }
-    if (!store.hasObject(digest)) {
+    if (!session.hasObject(digest)) {
       const content = this.small.length === 1 ? this.small[0]! : Buffer.concat(this.small);
-      const tempPath = this.session.tempFile('object');
+      const tempPath = session.tempFile('object');
       await writes.add(async () => {
         await fsp.writeFile(tempPath, content, { mode: 0o444, flag: 'wx' });
-        await store.placeObject(tempPath, digest);
+        await session.stageObject(tempPath, digest);
       });
     }
     return digest;

@@ -23,6 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { type Digest, hexOf } from '../digest/index.js';
 import { NotFoundError, UsageError, VerificationError } from '../errors/index.js';
+import { withStoreLock } from './lock.js';
 import {
   BlobRecordSchema,
   type ChunkRef,
@@ -133,14 +134,6 @@ export class Store {
     return fs.existsSync(this.objectPath(digest));
   }
 
-  /**
-   * Moves a fully written, verified temp file into place as the object `digest`. If another pull
-   * got there first the content is identical by construction, so ours is simply dropped.
-   */
-  async placeObject(tempFile: string, digest: Digest): Promise<void> {
-    await fsp.rename(tempFile, this.objectPath(digest));
-  }
-
   // ---- layers ------------------------------------------------------------------------------
 
   hasLayer(diffID: Digest): boolean {
@@ -160,28 +153,20 @@ export class Store {
     return path.join(this.layerDir(diffID), LAYER_TARSPLIT);
   }
 
-  /**
-   * Commits a staged layer under the DiffID the caller expects (SPEC §6: commit is explicit). The
-   * staged layer carries the DiffID its bytes actually hashed to; anything else is refused.
-   */
-  async commitLayer(expected: Digest, staged: StagedLayerFiles): Promise<void> {
-    if (staged.diffID !== expected) {
-      throw new VerificationError(`layer DiffID mismatch: expected ${expected}, got ${staged.diffID}`, {
-        ...(staged.blobDigest ? { digest: staged.blobDigest } : {}),
-      });
-    }
-    if (this.hasLayer(expected)) return;
+  /** Renames a staged layer directory into place; called by StoreSession.commitLayer. */
+  async placeLayer(diffID: Digest, staged: StagedLayerFiles): Promise<void> {
+    if (this.hasLayer(diffID)) return;
     // Chunk index entries first: they only point at objects that already exist.
     if (staged.record.chunks) await this.indexChunks(staged.record.chunks);
     await fsp.writeFile(path.join(staged.dir, LAYER_RECORD), `${JSON.stringify(staged.record)}\n`, {
       mode: 0o444,
     });
     try {
-      await fsp.rename(staged.dir, this.layerDir(expected));
+      await fsp.rename(staged.dir, this.layerDir(diffID));
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       // Another pull committed the same layer meanwhile: same DiffID, same content.
-      if ((code === 'ENOTEMPTY' || code === 'EEXIST') && this.hasLayer(expected)) return;
+      if ((code === 'ENOTEMPTY' || code === 'EEXIST') && this.hasLayer(diffID)) return;
       throw error;
     }
   }
@@ -380,7 +365,7 @@ export class Store {
   }
 }
 
-/** A staged layer directory ready for commitLayer. */
+/** A staged layer directory ready for StoreSession.commitLayer. */
 export interface StagedLayerFiles {
   /** The DiffID the staged tar stream actually hashed to. */
   diffID: Digest;
@@ -389,17 +374,65 @@ export interface StagedLayerFiles {
   /** Directory holding the tar-split file; renamed into layers/ on commit. */
   dir: string;
   record: LayerRecord;
+  /** Every content object the layer references. */
+  objects: ReadonlySet<Digest>;
 }
 
+/**
+ * One writer's staging area. Objects, layers and images are prepared under tmp/<id>/ and become
+ * visible only through the commit methods, so a pull that fails part-way leaves the store exactly
+ * as it was: its staged files go with the session.
+ */
 export class StoreSession {
   readonly tmpDir: string;
   private counter = 0;
+  private readonly staged = new Map<Digest, string>();
 
   constructor(
     readonly store: Store,
     readonly id: string,
   ) {
     this.tmpDir = path.join(store.root, 'tmp', id);
+  }
+
+  /** Content available to this session: committed to the store, or staged by this session. */
+  hasObject(digest: Digest): boolean {
+    return this.staged.has(digest) || this.store.hasObject(digest);
+  }
+
+  /** Where to read an object this session can see. */
+  objectPath(digest: Digest): string {
+    return this.staged.get(digest) ?? this.store.objectPath(digest);
+  }
+
+  /** Adopts a fully written, verified temp file as the object `digest` (not yet visible). */
+  async stageObject(tempFile: string, digest: Digest): Promise<void> {
+    if (this.hasObject(digest)) {
+      await fsp.rm(tempFile, { force: true });
+      return;
+    }
+    this.staged.set(digest, tempFile);
+  }
+
+  /**
+   * Commits a staged layer under the DiffID the caller expects (SPEC §6: commit is explicit). The
+   * staged layer carries the DiffID its bytes actually hashed to; anything else is refused.
+   * Its objects are moved into place first, so the layer never references missing content.
+   */
+  async commitLayer(expected: Digest, layer: StagedLayerFiles): Promise<void> {
+    if (layer.diffID !== expected) {
+      throw new VerificationError(`layer DiffID mismatch: expected ${expected}, got ${layer.diffID}`, {
+        ...(layer.blobDigest ? { digest: layer.blobDigest } : {}),
+      });
+    }
+    for (const digest of layer.objects) {
+      const temp = this.staged.get(digest);
+      if (temp === undefined) continue;
+      // If another pull placed it meanwhile, the content is identical by construction.
+      await fsp.rename(temp, this.store.objectPath(digest));
+      this.staged.delete(digest);
+    }
+    await this.store.placeLayer(expected, layer);
   }
 
   /** A fresh directory under this session's staging area. */
@@ -414,7 +447,7 @@ export class StoreSession {
     return path.join(this.tmpDir, `${kind}-${this.counter++}`);
   }
 
-  /** Ends the session: staged leftovers go, the registration goes. */
+  /** Ends the session: whatever was staged and not committed goes, and so does the registration. */
   async end(): Promise<void> {
     await fsp.rm(this.tmpDir, { recursive: true, force: true });
     await fsp.rm(path.join(this.store.root, 'sessions', `${this.id}.json`), { force: true });

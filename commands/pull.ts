@@ -1,0 +1,70 @@
+import { Args, Flags } from '@oclif/core';
+import { SkiffCommand } from '../src/cli/base.js';
+import { terminalProgress } from '../src/cli/progress.js';
+import { printPullReport } from '../src/cli/pull-output.js';
+import { registryClient, registryFlags } from '../src/cli/registry-flags.js';
+import { loadDecryptionKeys } from '../src/formats/encryption/index.js';
+import { pull } from '../src/pull/index.js';
+import { MODES, type Mode } from '../src/strategy/index.js';
+
+export default class Pull extends SkiffCommand {
+  static override summary = 'Pull an image into the local store, partially where the layer format allows.';
+  static override description =
+    `Resolves REF (docker://, oci:DIR[:TAG] or dir:DIR; a bare name means docker://), picks the platform, decides per layer whether to reuse, pull partially or pull in full (and says why), verifies every digest and commits each layer under its DiffID.
+
+Exit codes: 0 success, 1 usage, 2 not found or unauthorized, 3 convert-only violation, 4 verification failure, 5 network failure.`;
+
+  static override examples = [
+    '<%= config.bin %> pull alpine',
+    '<%= config.bin %> pull --platform linux/arm64 docker://127.0.0.1:5000/app:v2',
+    '<%= config.bin %> pull --mode convert-only --dry-run --json oci:./layout:latest',
+  ];
+
+  static override args = { ref: Args.string({ description: 'image reference', required: true }) };
+
+  static override flags = {
+    ...registryFlags,
+    platform: Flags.string({ description: 'os/arch[/variant] to select from an index (default: this host)' }),
+    mode: Flags.string({
+      description:
+        'auto: partial where possible; full: never partial; convert-only: fail instead of any fallback the spec forbids',
+      options: [...MODES],
+      default: 'auto',
+    }),
+    jobs: Flags.integer({ description: 'layers fetched in parallel', default: 3, min: 1, max: 32 }),
+    'dry-run': Flags.boolean({
+      description: 'print the plan without fetching any layer body',
+      default: false,
+    }),
+    'decryption-key': Flags.string({
+      description: 'private key for encrypted layers, jwe:KEY.pem[:PASSWORD] (repeatable)',
+      multiple: true,
+    }),
+  };
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(Pull);
+    const store = await this.openStore(flags.store);
+    const client = registryClient(flags, Math.max(8, flags.jobs * 2));
+    const progress = terminalProgress(!flags.json && !flags['dry-run']);
+    try {
+      const report = await pull({
+        reference: args.ref,
+        store,
+        client,
+        platform: flags.platform,
+        mode: flags.mode as Mode,
+        jobs: flags.jobs,
+        dryRun: flags['dry-run'],
+        decryptionKeys: await loadDecryptionKeys(flags['decryption-key'] ?? []),
+        progress,
+      });
+      progress.stop();
+      if (flags.json) this.printJson(report);
+      else printPullReport(report);
+    } finally {
+      progress.stop();
+      await client.close();
+    }
+  }
+}

@@ -1,0 +1,29 @@
+import { Args } from '@oclif/core';
+import { SkiffCommand } from '../src/cli/base.js';
+import { findImage } from '../src/images/index.js';
+import { unpack } from '../src/unpack/index.js';
+
+export default class Unpack extends SkiffCommand {
+  static override summary = "Materialise an image's root filesystem into an empty directory.";
+
+  static override args = {
+    ref: Args.string({ description: 'image name or digest in the store', required: true }),
+    dir: Args.string({ description: 'target directory (new or empty)', required: true }),
+  };
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(Unpack);
+    const store = await this.openStore(flags.store);
+    const image = await findImage(store, args.ref);
+    const result = await unpack(store, image.record.diffIDs, args.dir);
+    if (flags.json) {
+      this.printJson({ image: image.configDigest, ...result });
+      return;
+    }
+    for (const s of result.skipped)
+      process.stderr.write(`skiff: warning: ${s.path}: ${s.what} not applied\n`);
+    process.stdout.write(
+      `unpacked ${result.entries} entries of ${result.layers} layer(s) into ${result.target}\n`,
+    );
+  }
+}

@@ -1,0 +1,31 @@
+/** Human output of `skiff pull`: the plan per layer, the image, and what the pull saved. */
+import { shortDigest } from '../errors/index.js';
+import { formatBytes, type PullReport, savingsLine } from '../pull/report.js';
+import { table } from './table.js';
+
+export function printPullReport(report: PullReport): void {
+  const out: string[] = [];
+  for (const warning of report.warnings) process.stderr.write(`skiff: warning: ${warning}\n`);
+  out.push(
+    `${report.dryRun ? 'Plan for' : 'Pulled'} ${report.reference} (${report.platform}, mode ${report.mode})`,
+  );
+  out.push(
+    table(
+      ['LAYER', 'FORMAT', 'METHOD', 'REASONS', 'FETCHED', 'SIZE'],
+      report.layers.map((l) => [
+        shortDigest(l.digest),
+        l.format,
+        l.method,
+        l.reasons.join(',') || '-',
+        formatBytes(l.bytesFetched),
+        formatBytes(l.size),
+      ]),
+    ),
+  );
+  if (!report.dryRun && report.configDigest)
+    out.push(`image ${report.configDigest} stored as ${report.name}`);
+  out.push(
+    `${report.dryRun ? 'would have ' : ''}${savingsLine(report)}${report.dryRun ? '' : ` in ${(report.durationMs / 1000).toFixed(1)} s`}`,
+  );
+  process.stdout.write(`${out.join('\n')}\n`);
+}

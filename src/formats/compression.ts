@@ -1,0 +1,19 @@
+/** Decompression streams for layer blobs. */
+import type { Transform } from 'node:stream';
+import zlib from 'node:zlib';
+import { DecompressStream } from 'zstd-napi';
+import type { Compression } from '../manifest/media-types.js';
+
+/** A decompressing transform, or undefined for an uncompressed tar. */
+export function decompressor(compression: Compression): Transform | undefined {
+  switch (compression) {
+    case 'gzip':
+      // Multi-member gzip (eStargz is one member per file) is decoded as one stream.
+      return zlib.createGunzip({ chunkSize: 128 * 1024 });
+    case 'zstd':
+      // Skippable frames (zstd:chunked's TOC, tar-split and footer) are skipped by the decoder.
+      return new DecompressStream();
+    case 'none':
+      return undefined;
+  }
+}

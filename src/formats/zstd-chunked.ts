@@ -1,0 +1,389 @@
+/**
+ * zstd:chunked (FORMATS.md): the TOC, the footer, the tar-split, and bounded decompression of the
+ * per-file frames. Two kinds of failure are kept apart on purpose:
+ *  - TocUnverifiableError: the TOC or tar-split could not be fetched, decoded or matched to their
+ *    digests. Not fatal: the strategy module falls back to a full pull (reason toc-unverifiable).
+ *  - VerificationError: a TOC that verifies but describes something impossible or hostile
+ *    (ranges outside the blob, overlaps, escaping names, sizes that do not add up): exit 4.
+ */
+import { createRequire } from 'node:module';
+import readline from 'node:readline';
+import { Readable } from 'node:stream';
+import { z } from 'zod';
+import { DecompressStream } from 'zstd-napi';
+import type * as ZstdBinding from 'zstd-napi/binding.js';
+import { type Digest, isDigest, sha256 } from '../digest/index.js';
+import { VerificationError } from '../errors/index.js';
+import type { ZstdChunkedInfo } from './detect.js';
+import { normalizeEntryPath, normalizeLinkTarget } from './paths.js';
+
+export class TocUnverifiableError extends Error {}
+
+/** SPEC §10: a sane cap on sizes read from the blob itself. */
+export const MAX_TOC_BYTES = 512 * 1024 * 1024;
+export const MAX_TOC_ENTRIES = 10_000_000;
+const FOOTER_CURRENT = 72;
+const SKIPPABLE_HEADER = 8;
+
+const OptionalDigest = z
+  .string()
+  .optional()
+  .refine((v) => v === undefined || v === '' || isDigest(v), 'not a sha256 digest');
+
+const TocEntrySchema = z.looseObject({
+  type: z.enum(['reg', 'dir', 'symlink', 'hardlink', 'fifo', 'char', 'block', 'chunk']),
+  name: z.string(),
+  linkName: z.string().optional(),
+  mode: z.number().int().optional(),
+  size: z.number().int().nonnegative().optional(),
+  digest: OptionalDigest,
+  offset: z.number().int().nonnegative().optional(),
+  endOffset: z.number().int().nonnegative().optional(),
+  chunkSize: z.number().int().nonnegative().optional(),
+  chunkOffset: z.number().int().nonnegative().optional(),
+  chunkDigest: OptionalDigest,
+  chunkType: z.string().optional(),
+});
+type RawTocEntry = z.infer<typeof TocEntrySchema>;
+
+const TocSchema = z.looseObject({
+  version: z.literal(1),
+  entries: z.array(TocEntrySchema).max(MAX_TOC_ENTRIES),
+  tarSplitDigest: OptionalDigest,
+});
+
+export interface TocChunk {
+  /** Position of this chunk inside the file's content. */
+  chunkOffset: number;
+  size: number;
+  /** The chunk's compressed frame(s) in the blob: [start, end). */
+  start: number;
+  end: number;
+  /** sha256 of the chunk's uncompressed bytes (the file digest for a single-chunk file). */
+  digest: Digest;
+  zeros: boolean;
+}
+
+export interface TocFile {
+  /** Normalised path. */
+  path: string;
+  size: number;
+  digest: Digest;
+  chunks: TocChunk[];
+}
+
+export interface ValidatedToc {
+  /** Regular files with content, in TOC (tar) order; duplicates of a path keep their order. */
+  files: TocFile[];
+  entryCount: number;
+  tarSplitDigest?: Digest | undefined;
+}
+
+export interface ChunkedMetadata {
+  toc: ValidatedToc;
+  /** The compressed tar-split, verified against the TOC's tarSplitDigest. */
+  tarSplit: Buffer;
+}
+
+/**
+ * Verifies and parses the metadata of a current-generation layer from the byte ranges read at the
+ * positions its annotations give (see metadataRanges).
+ */
+export function parseChunkedMetadata(
+  info: ZstdChunkedInfo,
+  blobSize: number,
+  fetched: ReadonlyArray<{ start: number; bytes: Buffer }>,
+): ChunkedMetadata {
+  const slice = (offset: number, length: number) => {
+    const part = fetched.find((p) => p.start <= offset && offset + length <= p.start + p.bytes.length);
+    if (!part) throw new TocUnverifiableError('metadata range not fetched');
+    return part.bytes.subarray(offset - part.start, offset - part.start + length);
+  };
+  const tocCompressed = slice(info.toc.offset, info.toc.length);
+  const actualTocDigest = sha256(tocCompressed);
+  if (actualTocDigest !== info.tocDigest) {
+    throw new TocUnverifiableError(
+      `TOC digest mismatch: the annotation says ${info.tocDigest}, the blob holds ${actualTocDigest}`,
+    );
+  }
+  checkFooter(info, blobSize, slice(blobSize - FOOTER_CURRENT, FOOTER_CURRENT));
+  const toc = validateToc(
+    parseTocJson(decompressBounded(tocCompressed, info.toc.uncompressedLength, 'TOC')),
+    info,
+    blobSize,
+  );
+  if (!info.tarSplit) throw new TocUnverifiableError('no tar-split');
+  const tarSplit = slice(info.tarSplit.offset, info.tarSplit.length);
+  if (!toc.tarSplitDigest) throw new TocUnverifiableError('the TOC does not name its tar-split digest');
+  const actualTarSplit = sha256(tarSplit);
+  if (actualTarSplit !== toc.tarSplitDigest) {
+    throw new TocUnverifiableError(
+      `tar-split digest mismatch: the TOC says ${toc.tarSplitDigest}, the blob holds ${actualTarSplit}`,
+    );
+  }
+  return { toc, tarSplit };
+}
+
+/** The byte ranges holding a layer's TOC, tar-split and footer. */
+export function metadataRanges(
+  info: ZstdChunkedInfo,
+  blobSize: number,
+): Array<{ start: number; end: number }> {
+  const ranges = [{ start: info.toc.offset, end: info.toc.offset + info.toc.length }];
+  if (info.tarSplit)
+    ranges.push({ start: info.tarSplit.offset, end: info.tarSplit.offset + info.tarSplit.length });
+  ranges.push({ start: Math.max(0, blobSize - FOOTER_CURRENT), end: blobSize });
+  return ranges;
+}
+
+/** The footer repeats the annotations' numbers (FORMATS.md): trust the annotations, check they agree. */
+function checkFooter(info: ZstdChunkedInfo, blobSize: number, footer: Buffer): void {
+  if (blobSize < FOOTER_CURRENT || footer.readUInt32LE(0) !== 0x184d2a50 || footer.readUInt32LE(4) !== 64) {
+    throw new TocUnverifiableError('footer missing or not a skippable frame');
+  }
+  const n = (i: number) => Number(footer.readBigUInt64LE(8 + i * 8));
+  const expected = [
+    info.toc.offset,
+    info.toc.length,
+    info.toc.uncompressedLength,
+    info.toc.type,
+    info.tarSplit?.offset ?? 0,
+    info.tarSplit?.length ?? 0,
+    info.tarSplit?.uncompressedLength ?? 0,
+  ];
+  if (footer.toString('latin1', 64, 72) !== 'GNUlInUx' || expected.some((value, i) => n(i) !== value)) {
+    throw new TocUnverifiableError('footer disagrees with the annotations');
+  }
+}
+
+function parseTocJson(json: Buffer): z.infer<typeof TocSchema> {
+  let value: unknown;
+  try {
+    value = JSON.parse(json.toString('utf8'));
+  } catch (error) {
+    throw new TocUnverifiableError(`TOC is not JSON: ${(error as Error).message}`);
+  }
+  const parsed = TocSchema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new TocUnverifiableError(`TOC does not validate: ${issue?.path.join('.')}: ${issue?.message}`);
+  }
+  return parsed.data;
+}
+
+/** Structural checks of a verified TOC; anything impossible is a hostile layer (exit 4). */
+function validateToc(toc: z.infer<typeof TocSchema>, info: ZstdChunkedInfo, blobSize: number): ValidatedToc {
+  const dataEnd = info.toc.offset - SKIPPABLE_HEADER;
+  const hostile = (why: string, path?: string) =>
+    new VerificationError(`hostile zstd:chunked TOC: ${why}`, path ? { path } : {});
+  const files: TocFile[] = [];
+  let current: { file: TocFile; raw: RawTocEntry } | undefined;
+  const closeFile = () => {
+    if (!current) return;
+    const { file, raw } = current;
+    const last = file.chunks.at(-1)!;
+    last.end = raw.endOffset!;
+    const covered = last.chunkOffset + last.size;
+    if (covered !== file.size)
+      throw hostile(`chunks of "${raw.name}" cover ${covered} of ${file.size} bytes`, raw.name);
+    for (const chunk of file.chunks) {
+      if (chunk.end <= chunk.start) throw hostile(`empty or inverted range in "${raw.name}"`, raw.name);
+    }
+    files.push(file);
+    current = undefined;
+  };
+  for (const entry of toc.entries) {
+    if (entry.type === 'chunk') {
+      if (!current || normalizeEntryPath(entry.name, 'TOC entry') !== current.file.path) {
+        throw hostile(`chunk of "${entry.name}" does not follow its file`, entry.name);
+      }
+      const previous = current.file.chunks.at(-1)!;
+      const chunk = readChunk(entry, previous.chunkOffset + previous.size, hostile);
+      if (chunk.start < previous.start) throw hostile(`chunks of "${entry.name}" go backwards`, entry.name);
+      previous.end = chunk.start;
+      current.file.chunks.push(chunk);
+      continue;
+    }
+    closeFile();
+    const path = normalizeEntryPath(entry.name, 'TOC entry');
+    if (entry.type === 'hardlink') normalizeLinkTarget(entry.linkName ?? '', entry.name);
+    if (entry.type !== 'reg' || !entry.size) continue;
+    if (!entry.digest || entry.offset === undefined || entry.endOffset === undefined) {
+      throw hostile(`file "${entry.name}" has content but no digest or range`, entry.name);
+    }
+    if (entry.endOffset > dataEnd || entry.offset >= entry.endOffset) {
+      throw hostile(
+        `file "${entry.name}" range ${entry.offset}-${entry.endOffset} is outside the data (${dataEnd} of ${blobSize} bytes)`,
+        entry.name,
+      );
+    }
+    const first: TocChunk = {
+      chunkOffset: 0,
+      size: entry.chunkSize || entry.size,
+      start: entry.offset,
+      end: entry.endOffset,
+      digest: (entry.chunkDigest || entry.digest) as Digest,
+      zeros: entry.chunkType === 'zeros',
+    };
+    current = {
+      file: { path, size: entry.size, digest: entry.digest as Digest, chunks: [first] },
+      raw: entry,
+    };
+  }
+  closeFile();
+  checkNoOverlap(files, hostile);
+  return {
+    files,
+    entryCount: toc.entries.length,
+    tarSplitDigest: (toc.tarSplitDigest || undefined) as Digest | undefined,
+  };
+}
+
+function readChunk(
+  entry: RawTocEntry,
+  expectedOffset: number,
+  hostile: (why: string, path?: string) => Error,
+): TocChunk {
+  if (
+    entry.offset === undefined ||
+    !entry.chunkSize ||
+    !entry.chunkDigest ||
+    entry.chunkOffset === undefined
+  ) {
+    throw hostile(`chunk of "${entry.name}" lacks offset, size or digest`, entry.name);
+  }
+  if (entry.chunkOffset !== expectedOffset)
+    throw hostile(`chunks of "${entry.name}" are not contiguous`, entry.name);
+  return {
+    chunkOffset: entry.chunkOffset,
+    size: entry.chunkSize,
+    start: entry.offset,
+    end: entry.offset,
+    digest: entry.chunkDigest as Digest,
+    zeros: entry.chunkType === 'zeros',
+  };
+}
+
+function checkNoOverlap(files: TocFile[], hostile: (why: string) => Error): void {
+  const ranges = files.flatMap((f) => f.chunks.map((c) => ({ start: c.start, end: c.end })));
+  ranges.sort((a, b) => a.start - b.start);
+  for (let i = 1; i < ranges.length; i++) {
+    if (ranges[i]!.start < ranges[i - 1]!.end)
+      throw hostile(`compressed ranges overlap at offset ${ranges[i]!.start}`);
+  }
+}
+
+// The low-level binding is CommonJS without named exports Node can detect: load it with require.
+const { DCtx } = createRequire(import.meta.url)('zstd-napi/binding.js') as typeof ZstdBinding;
+const dctx = new DCtx();
+/** Up to this size a frame is decompressed in one call into an exactly-sized buffer. */
+const ONE_SHOT_LIMIT = 64 * 1024 * 1024;
+
+/**
+ * Decompresses zstd frames whose output must be exactly `expected` bytes. The output buffer has
+ * that size, so a frame that claims more fails instead of ballooning (a decompression bomb).
+ */
+export function decompressBounded(compressed: Buffer, expected: number, what: string): Buffer {
+  if (expected > MAX_TOC_BYTES)
+    throw new TocUnverifiableError(`${what} claims ${expected} bytes, over the limit`);
+  const out = Buffer.allocUnsafe(expected);
+  let written: number;
+  try {
+    written = dctx.decompress(out, compressed);
+  } catch (error) {
+    throw new TocUnverifiableError(`${what} does not decompress: ${(error as Error).message}`);
+  }
+  if (written !== expected)
+    throw new TocUnverifiableError(`${what} decompresses to ${written} bytes, not ${expected}`);
+  return out;
+}
+
+/** Decompresses one chunk's frame(s) and checks its size; the caller checks its digest. */
+export async function decompressChunk(compressed: Buffer, size: number): Promise<Buffer> {
+  if (size <= ONE_SHOT_LIMIT) {
+    const out = Buffer.allocUnsafe(size);
+    let written: number;
+    try {
+      written = dctx.decompress(out, compressed);
+    } catch (error) {
+      throw new VerificationError(
+        `chunk does not decompress to its ${size} bytes: ${(error as Error).message}`,
+      );
+    }
+    if (written !== size) throw new VerificationError(`chunk decompresses to ${written} bytes, not ${size}`);
+    return out;
+  }
+  // Very large chunks are rare; stream them with a running bound instead of one huge allocation.
+  const parts: Buffer[] = [];
+  let total = 0;
+  for await (const part of Readable.from([compressed]).pipe(
+    new DecompressStream(),
+  ) as AsyncIterable<Buffer>) {
+    total += part.length;
+    if (total > size) throw new VerificationError(`chunk decompresses to more than its ${size} bytes`);
+    parts.push(part);
+  }
+  if (total !== size) throw new VerificationError(`chunk decompresses to ${total} bytes, not ${size}`);
+  return Buffer.concat(parts);
+}
+
+/** One record of the containers tar-split format (FORMATS.md). */
+export type TarSplitEntry = { kind: 'segment'; bytes: Buffer } | { kind: 'file'; name: string; size: number };
+
+/** Reads a compressed tar-split as a stream of records, checking each line's shape. */
+export async function* readContainersTarSplit(compressed: Buffer): AsyncGenerator<TarSplitEntry> {
+  const lines = readline.createInterface({
+    input: Readable.from([compressed]).pipe(new DecompressStream()),
+    crlfDelay: Number.POSITIVE_INFINITY,
+  });
+  let lineNumber = 0;
+  for await (const line of lines) {
+    lineNumber++;
+    if (line === '') continue;
+    let record: { type?: unknown; name?: unknown; size?: unknown; payload?: unknown };
+    try {
+      record = JSON.parse(line);
+    } catch {
+      throw new TocUnverifiableError(`tar-split line ${lineNumber} is not JSON`);
+    }
+    if (record.type === 2 && typeof record.payload === 'string') {
+      yield { kind: 'segment', bytes: Buffer.from(record.payload, 'base64') };
+    } else if (record.type === 1 && typeof record.name === 'string') {
+      const size = record.size === undefined ? 0 : record.size;
+      if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0)
+        throw new TocUnverifiableError(`tar-split line ${lineNumber}: bad size`);
+      yield { kind: 'file', name: record.name, size };
+    } else {
+      throw new TocUnverifiableError(`tar-split line ${lineNumber} has an unknown shape`);
+    }
+  }
+}
+
+/** The older generation (skopeo 1.9): a 48-byte footer ending in `GnUlInUx`, no tar-split. */
+export const LEGACY_FOOTER = 48;
+
+export function checkLegacyFooter(info: ZstdChunkedInfo, footer: Buffer): void {
+  const n = (i: number) => Number(footer.readBigUInt64LE(8 + i * 8));
+  if (
+    footer.length !== LEGACY_FOOTER ||
+    footer.readUInt32LE(0) !== 0x184d2a50 ||
+    footer.readUInt32LE(4) !== 40 ||
+    footer.toString('latin1', 40, 48) !== 'GnUlInUx' ||
+    n(0) !== info.toc.offset ||
+    n(1) !== info.toc.length ||
+    n(2) !== info.toc.uncompressedLength ||
+    n(3) !== info.toc.type
+  ) {
+    throw new TocUnverifiableError('legacy footer disagrees with the annotations');
+  }
+}
+
+/** Counts a verified TOC's entries without the structural checks a partial pull needs. */
+export function countTocEntries(compressed: Buffer, info: ZstdChunkedInfo): number {
+  const actual = sha256(compressed);
+  if (actual !== info.tocDigest)
+    throw new TocUnverifiableError(
+      `TOC digest mismatch: the annotation says ${info.tocDigest}, the blob holds ${actual}`,
+    );
+  return parseTocJson(decompressBounded(compressed, info.toc.uncompressedLength, 'TOC')).entries.length;
+}

@@ -1,0 +1,88 @@
+/** What `inspect` says about a chunked layer: its TOC, checked, and whether a partial pull is possible. */
+import type { Readable } from 'node:stream';
+import type { Digest } from '../digest/index.js';
+import type { LayerFormat } from '../formats/detect.js';
+import { ESTARGZ_FOOTER, estargzTocOffset, readEstargzToc } from '../formats/estargz.js';
+import {
+  checkLegacyFooter,
+  countTocEntries,
+  LEGACY_FOOTER,
+  metadataRanges,
+  parseChunkedMetadata,
+  TocUnverifiableError,
+} from '../formats/zstd-chunked.js';
+import { RangesNotHonouredError } from '../registry/client.js';
+import type { BlobRef, ImageSource } from '../transport/index.js';
+import { coalesceRanges } from '../transport/ranges.js';
+
+export interface ChunkedDescription {
+  kind: 'zstd:chunked' | 'estargz';
+  generation?: 'current' | 'legacy';
+  tocDigest: Digest;
+  tarSplit: boolean;
+  /** Entries in the TOC, when it could be read and verified. */
+  entries?: number;
+  /** Whether skiff could pull this layer partially from this source. */
+  partialPossible: boolean;
+  /** Why the TOC could not be read or verified, or why no partial pull. */
+  note?: string;
+}
+
+export async function describeChunked(
+  source: ImageSource,
+  layer: BlobRef,
+  format: LayerFormat,
+): Promise<ChunkedDescription | undefined> {
+  const chunked = format.chunked;
+  if (!chunked) return undefined;
+  const base = {
+    kind: chunked.kind,
+    ...(chunked.kind === 'zstd:chunked' ? { generation: chunked.generation } : {}),
+    tocDigest: chunked.tocDigest,
+    tarSplit: format.hasTarSplit,
+  };
+  try {
+    if (chunked.kind === 'estargz') {
+      const tail = await readRange(source, layer, Math.max(0, layer.size - ESTARGZ_FOOTER), layer.size);
+      const offset = estargzTocOffset(tail);
+      const toc = await readEstargzToc(
+        await readRange(source, layer, offset, layer.size - ESTARGZ_FOOTER),
+        chunked.tocDigest,
+      );
+      return {
+        ...base,
+        entries: toc.entries,
+        partialPossible: false,
+        note: 'no tar-split: the DiffID of a partial result could not be proven',
+      };
+    }
+    if (chunked.generation === 'legacy') {
+      checkLegacyFooter(chunked, await readRange(source, layer, layer.size - LEGACY_FOOTER, layer.size));
+      const entries = countTocEntries(
+        await readRange(source, layer, chunked.toc.offset, chunked.toc.offset + chunked.toc.length),
+        chunked,
+      );
+      return { ...base, entries, partialPossible: false, note: 'older zstd:chunked without tar-split' };
+    }
+    const parts = [];
+    for (const range of coalesceRanges(metadataRanges(chunked, layer.size), { maxGap: 64 })) {
+      parts.push({ start: range.start, bytes: await readRange(source, layer, range.start, range.end) });
+    }
+    const metadata = parseChunkedMetadata(chunked, layer.size, parts);
+    return { ...base, entries: metadata.toc.entryCount, partialPossible: source.rangeSupport !== 'no' };
+  } catch (error) {
+    if (error instanceof TocUnverifiableError)
+      return { ...base, partialPossible: false, note: `TOC unverifiable: ${error.message}` };
+    if (error instanceof RangesNotHonouredError)
+      return { ...base, partialPossible: false, note: 'the source does not serve byte ranges' };
+    throw error;
+  }
+}
+
+async function readRange(source: ImageSource, layer: BlobRef, start: number, end: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  await source.fetchRanges(layer, [{ start, end }], async (_range, data: Readable) => {
+    for await (const piece of data) parts.push(piece as Buffer);
+  });
+  return Buffer.concat(parts);
+}

@@ -1,0 +1,207 @@
+/**
+ * `skiff inspect`: what an image is, locally or at its source: manifest kind, the platforms an
+ * index offers, and per layer the media type and the format skiff detects (chunked? encrypted?).
+ */
+import type { Digest } from '../digest/index.js';
+import { detectLayerFormat, type ReportFormat } from '../formats/detect.js';
+import { readEncryptionInfo } from '../formats/encryption/index.js';
+import { findImage } from '../images/index.js';
+import {
+  formatPlatform,
+  hostPlatform,
+  type ImageConfig,
+  ImageConfigSchema,
+  normalizePlatform,
+  parseDocument,
+  parseManifest,
+  parsePlatform,
+} from '../manifest/index.js';
+import { resolveImage } from '../pull/resolve.js';
+import { formatReference, parseReference } from '../reference/index.js';
+import type { RegistryClient } from '../registry/client.js';
+import type { Store } from '../store/store.js';
+import { openSource } from '../transport/index.js';
+import { type ChunkedDescription, describeChunked } from './chunked.js';
+
+export type ManifestKind =
+  | 'oci-index'
+  | 'docker-manifest-list'
+  | 'oci-manifest'
+  | 'docker-schema2'
+  | 'docker-schema1';
+
+export interface LayerDescription {
+  digest: Digest;
+  size: number;
+  mediaType: string;
+  format: ReportFormat;
+  diffID?: Digest | undefined;
+  chunked?: ChunkedDescription | undefined;
+  encryption?:
+    | {
+        cipher: string;
+        recipients: Array<{ algorithm: string; keyType: string; curve?: string | undefined }>;
+      }
+    | undefined;
+}
+
+export interface InspectReport {
+  reference: string;
+  location: 'store' | 'source';
+  manifestKind: ManifestKind;
+  manifestDigest: Digest;
+  indexDigest?: Digest | undefined;
+  /** The platforms an index offers, in index order. */
+  platforms?: string[] | undefined;
+  platform: string;
+  configDigest?: Digest | undefined;
+  created?: string | undefined;
+  config?: ImageConfig['config'] | undefined;
+  names?: string[] | undefined;
+  layers: LayerDescription[];
+}
+
+export interface InspectOptions {
+  platform?: string | undefined;
+  /** Look at the source even when the store has the image. */
+  remote?: boolean;
+  /** Fetch chunked layers' TOCs to count entries and check them. */
+  toc?: boolean;
+}
+
+export async function inspect(
+  store: Store,
+  client: RegistryClient,
+  text: string,
+  options: InspectOptions = {},
+): Promise<InspectReport> {
+  if (!options.remote) {
+    const local = await inspectLocal(store, text).catch(() => undefined);
+    if (local) return local;
+  }
+  return inspectSource(client, text, options);
+}
+
+async function inspectLocal(store: Store, text: string): Promise<InspectReport> {
+  const found = await findImage(store, text);
+  const manifests = await store.readImageManifests(found.configDigest);
+  const chosen = manifests.find((m) => m.record.digest === found.name?.manifestDigest) ?? manifests[0]!;
+  const doc = parseManifest(chosen.bytes, chosen.record.mediaType);
+  const config = parseDocument(ImageConfigSchema, await store.readImageConfig(found.configDigest), 'config');
+  const names = (await store.listNames())
+    .filter((n) => n.configDigest === found.configDigest)
+    .map((n) => n.name);
+  return {
+    reference: text,
+    location: 'store',
+    manifestKind: kindOf(doc.mediaType),
+    manifestDigest: chosen.record.digest,
+    platform: formatPlatform(found.record.platform),
+    configDigest: found.configDigest,
+    created: config.created,
+    config: config.config,
+    names: names.sort(),
+    layers: chosen.record.layers.map((l, i) =>
+      describeLayer({ ...l, annotations: annotationsOf(doc, i) }, l.diffID),
+    ),
+  };
+}
+
+async function inspectSource(
+  client: RegistryClient,
+  text: string,
+  options: InspectOptions,
+): Promise<InspectReport> {
+  const reference = parseReference(text);
+  const source = openSource(reference, client);
+  try {
+    const raw = await source.getManifest();
+    const top = parseManifest(raw.bytes, raw.contentType);
+    const platforms =
+      top.kind === 'index'
+        ? top.manifests.filter((m) => m.platform).map((m) => formatPlatform(normalizePlatform(m.platform!)))
+        : undefined;
+    const resolved = await resolveImage(source, {
+      platform: options.platform ? parsePlatform(options.platform) : hostPlatform(),
+      explicitPlatform: options.platform !== undefined,
+      pinnedDigest: reference.transport === 'docker' ? reference.digest : undefined,
+    });
+    const layers: LayerDescription[] = [];
+    for (const layer of resolved.layers) {
+      const described = describeLayer(layer, layer.diffID);
+      if (options.toc !== false)
+        described.chunked = await describeChunked(source, layer, detectLayerFormat(layer));
+      layers.push(described);
+    }
+    return {
+      reference: formatReference(reference),
+      location: 'source',
+      manifestKind: kindOf(resolved.manifest.mediaType),
+      manifestDigest: resolved.manifest.digest,
+      indexDigest: resolved.index?.digest,
+      platforms,
+      platform: formatPlatform(resolved.platform),
+      configDigest: resolved.config?.digest,
+      created: resolved.config?.parsed.created,
+      config: resolved.config?.parsed.config,
+      layers,
+    };
+  } finally {
+    await source.close();
+  }
+}
+
+function describeLayer(
+  layer: {
+    digest: Digest;
+    size: number;
+    mediaType: string;
+    annotations?: Record<string, string> | undefined;
+  },
+  diffID: Digest | undefined,
+): LayerDescription {
+  const format = detectLayerFormat(layer);
+  const encryption = format.encrypted ? readEncryptionInfo(layer.annotations) : undefined;
+  return {
+    digest: layer.digest,
+    size: layer.size,
+    mediaType: layer.mediaType,
+    format: format.report,
+    diffID,
+    ...(encryption
+      ? {
+          encryption: {
+            cipher: encryption.cipher,
+            recipients: encryption.recipients.map((r) => ({
+              algorithm: r.algorithm,
+              keyType: r.keyType,
+              curve: r.curve,
+            })),
+          },
+        }
+      : {}),
+  };
+}
+
+function annotationsOf(
+  doc: ReturnType<typeof parseManifest>,
+  index: number,
+): Record<string, string> | undefined {
+  return doc.kind === 'manifest' ? doc.layers[index]?.annotations : undefined;
+}
+
+function kindOf(mediaType: string): ManifestKind {
+  switch (mediaType) {
+    case 'application/vnd.oci.image.index.v1+json':
+      return 'oci-index';
+    case 'application/vnd.docker.distribution.manifest.list.v2+json':
+      return 'docker-manifest-list';
+    case 'application/vnd.docker.distribution.manifest.v2+json':
+      return 'docker-schema2';
+    case 'application/vnd.docker.distribution.manifest.v1+prettyjws':
+    case 'application/vnd.docker.distribution.manifest.v1+json':
+      return 'docker-schema1';
+    default:
+      return 'oci-manifest';
+  }
+}

@@ -1,0 +1,25 @@
+/** What one layer's execution needs to know, gathered once per pull. */
+import type { LayerFormat } from '../formats/detect.js';
+import type { DecryptionKey } from '../formats/encryption/index.js';
+import type { IngestOptions } from '../store/ingest.js';
+import type { StoreSession } from '../store/store.js';
+import type { ImageSource } from '../transport/index.js';
+import type { ResolvedLayer } from './resolve.js';
+
+export interface LayerContext {
+  layer: ResolvedLayer;
+  format: LayerFormat;
+  source: ImageSource;
+  session: StoreSession;
+  keys: DecryptionKey[];
+  /** 'publisher' when the config commits to the DiffID, 'computed' for schema1. */
+  provenance: 'publisher' | 'computed';
+  /** Reports bytes received from the source (progress and the report's bytesFetched). */
+  fetched(bytes: number): void;
+  signal: AbortSignal;
+  /**
+   * For a chunked layer pulled in full (no-saving, or after a fallback): what its verified TOC
+   * told us, so files already held are not rewritten and its chunks are indexed for later.
+   */
+  fullPullHints?: Pick<IngestOptions, 'knownDigest' | 'chunks'>;
+}

@@ -1,0 +1,76 @@
+/**
+ * The `full` method: fetch the whole blob, verify its digest, decrypt and decompress it, and
+ * convert it into the store's file-level form while hashing the DiffID.
+ */
+import type { Transform } from 'node:stream';
+import { DigestStream } from '../digest/index.js';
+import { VerificationError } from '../errors/index.js';
+import { decompressor } from '../formats/compression.js';
+import { createDecryptStream, unwrapLayerKey } from '../formats/encryption/index.js';
+import { ingestLayer, type StagedLayer } from '../store/ingest.js';
+import { pipeChain } from '../util/streams.js';
+import type { LayerContext } from './context.js';
+import { ByteCounter } from './progress.js';
+
+export async function pullFull(ctx: LayerContext): Promise<StagedLayer> {
+  const { layer, format, session, source, signal } = ctx;
+  // Unwrap the key before fetching anything: a missing or wrong key fails without a download.
+  const decrypt = format.encrypted
+    ? createDecryptStream(await unwrapLayerKey(layer.annotations ?? {}, ctx.keys))
+    : undefined;
+  const blob = await source.openBlob(layer, signal);
+  const counter = new ByteCounter((n) => ctx.fetched(n));
+  const verify = new DigestStream({ digest: layer.digest, size: layer.size, what: `layer ${layer.digest}` });
+  const stages: [typeof blob, ...Transform[]] = [blob, counter, verify];
+  if (decrypt) stages.push(decrypt);
+  const decompress = decompressor(format.compression);
+  if (decompress) stages.push(decompress);
+  let staged: StagedLayer | undefined;
+  try {
+    await pipeChain(stages, async (tar) => {
+      staged = await ingestLayer(tar, {
+        session,
+        provenance: ctx.provenance,
+        source: {
+          blobDigest: layer.digest,
+          mediaType: layer.mediaType,
+          format: format.report,
+          method: 'full',
+        },
+        ...ctx.fullPullHints,
+      });
+    });
+  } catch (error) {
+    throw withLayer(error, ctx, decompress);
+  }
+  return checkDiffID(staged!, ctx);
+}
+
+/** The rebuilt or decompressed tar must hash to the DiffID the config commits to (SPEC §4, §5). */
+export function checkDiffID(staged: StagedLayer, ctx: LayerContext): StagedLayer {
+  const expected = ctx.layer.diffID;
+  if (expected && staged.diffID !== expected) {
+    throw new VerificationError(
+      `DiffID mismatch: the config expects ${expected}, the layer's tar hashes to ${staged.diffID}`,
+      {
+        digest: ctx.layer.digest,
+      },
+    );
+  }
+  return staged;
+}
+
+function withLayer(error: unknown, ctx: LayerContext, decompress: Transform | undefined): unknown {
+  const digest = ctx.layer.digest;
+  if (error instanceof VerificationError) return error.withContext({ digest });
+  // Bytes that do not decompress are the publisher's fault, not the network's: a verification failure.
+  if (decompress && decompress.errored === error) {
+    return new VerificationError(
+      `layer ${digest} does not decompress as ${ctx.format.compression}: ${(error as Error).message}`,
+      {
+        digest,
+      },
+    );
+  }
+  return error;
+}

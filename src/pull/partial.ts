@@ -1,0 +1,399 @@
+/**
+ * The `partial` method (SPEC §5): fetch the TOC and only the missing files and chunks, rebuild the
+ * exact tar with the tar-split, and prove the DiffID. Nothing here decides a fallback: what it
+ * learns (ranges ignored, TOC unverifiable, DiffID mismatch) goes back to the strategy module as a
+ * RuntimeFactError.
+ */
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import pLimit from 'p-limit';
+import { type Digest, Hasher, sha256 } from '../digest/index.js';
+import { VerificationError } from '../errors/index.js';
+import type { LayerFormat, ZstdChunkedInfo } from '../formats/detect.js';
+import { normalizeEntryPath } from '../formats/paths.js';
+import {
+  type ChunkedMetadata,
+  decompressChunk,
+  metadataRanges,
+  parseChunkedMetadata,
+  readContainersTarSplit,
+  TocUnverifiableError,
+  type ValidatedToc,
+} from '../formats/zstd-chunked.js';
+import { RangesNotHonouredError } from '../registry/client.js';
+import { splitPart } from '../registry/range-split.js';
+import { ingestLayer, type StagedLayer } from '../store/ingest.js';
+import type { ChunkRef } from '../store/records.js';
+import type { Store, StoreSession } from '../store/store.js';
+import { type FetchSet, type PlannedChunk, type PlannedFile, planFetchSet } from '../strategy/fetch-set.js';
+import type { LayerDecision, RuntimeFacts, TocFacts } from '../strategy/index.js';
+import type { ImageSource } from '../transport/index.js';
+import { type ByteRange, batchRanges, coalesceRanges } from '../transport/ranges.js';
+import type { LayerContext } from './context.js';
+import { checkDiffID } from './layer-full.js';
+import type { ResolvedLayer } from './resolve.js';
+
+/** A run-time fact for the strategy module; the executor re-plans the layer with it. */
+export class RuntimeFactError extends Error {
+  constructor(
+    readonly fact: RuntimeFacts,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface ChunkedLayer extends ChunkedMetadata {
+  fetchSet: FetchSet;
+  /** Where locally held chunks live, by chunk digest. */
+  localChunks: ReadonlyMap<Digest, { object: Digest; offset: number; size: number }>;
+  /** Bytes fetched to read the TOC, tar-split and footer. */
+  metadataBytes: number;
+}
+
+export interface LoadedChunkedLayer {
+  toc: TocFacts | undefined;
+  chunked?: ChunkedLayer;
+  runtime?: RuntimeFacts;
+  metadataBytes: number;
+}
+
+/** Requests in flight per layer, and ranges per request (servers limit header sizes). */
+const REQUESTS_IN_FLIGHT = 4;
+const RANGES_PER_REQUEST = 32;
+const BYTES_PER_REQUEST = 32 * 1024 * 1024;
+
+/** Fetches and verifies a layer's TOC and tar-split, and works out what a partial pull would fetch. */
+export async function loadChunkedLayer(
+  source: ImageSource,
+  layer: ResolvedLayer,
+  format: LayerFormat,
+  store: Store,
+  signal: AbortSignal,
+): Promise<LoadedChunkedLayer> {
+  const info = format.chunked as ZstdChunkedInfo;
+  const wanted = coalesceRanges(metadataRanges(info, layer.size), { maxGap: 64 });
+  const parts: Array<{ start: number; bytes: Buffer }> = [];
+  let metadataBytes = 0;
+  const collect = async (range: ByteRange, data: Readable) => {
+    const bytes = await readExactly(data, range.end - range.start);
+    metadataBytes += bytes.length;
+    parts.push({ start: range.start, bytes });
+  };
+  let runtime: RuntimeFacts | undefined;
+  try {
+    await source.fetchRanges(layer, wanted, collect, signal);
+  } catch (error) {
+    if (!(error instanceof RangesNotHonouredError)) throw error;
+    if (error.how === 'ignored') return { toc: undefined, runtime: { rangesIgnored: true }, metadataBytes };
+    // One range per request still works: remember that for the file ranges too.
+    runtime = { multiRangeRefused: true };
+    for (const range of wanted.filter((r) => !parts.some((p) => p.start === r.start))) {
+      await source.fetchRanges(layer, [range], collect, signal);
+    }
+  }
+  let metadata: ChunkedMetadata;
+  try {
+    metadata = parseChunkedMetadata(info, layer.size, parts);
+  } catch (error) {
+    if (!(error instanceof TocUnverifiableError)) throw error;
+    return {
+      toc: { state: 'unverifiable', fetchBytes: 0, reuseBytes: 0, detail: error.message },
+      ...(runtime ? { runtime } : {}),
+      metadataBytes,
+    };
+  }
+  const { available, locations } = availability(metadata.toc, store);
+  const fetchSet = planFetchSet(metadata.toc, available);
+  const fetchBytes = metadataBytes + fetchSet.rangeBytes;
+  return {
+    toc: { state: 'ok', fetchBytes, reuseBytes: Math.max(0, layer.size - fetchBytes) },
+    chunked: { ...metadata, fetchSet, localChunks: locations, metadataBytes },
+    ...(runtime ? { runtime } : {}),
+    metadataBytes,
+  };
+}
+
+/** What the store already holds of this TOC's files and chunks. */
+function availability(toc: ValidatedToc, store: Store) {
+  const objects = new Set<Digest>();
+  const chunks = new Set<Digest>();
+  const locations = new Map<Digest, { object: Digest; offset: number; size: number }>();
+  for (const file of toc.files) {
+    if (store.hasObject(file.digest)) {
+      objects.add(file.digest);
+      continue;
+    }
+    if (file.chunks.length < 2) continue;
+    for (const chunk of file.chunks) {
+      if (chunk.zeros || locations.has(chunk.digest)) continue;
+      const found = store.hasObject(chunk.digest)
+        ? { object: chunk.digest, offset: 0, size: chunk.size }
+        : store.findChunk(chunk.digest);
+      if (found && found.size === chunk.size) {
+        chunks.add(chunk.digest);
+        locations.set(chunk.digest, found);
+      }
+    }
+  }
+  return { available: { objects, chunks }, locations };
+}
+
+/** Chunk references of a layer's files, for the store's chunk index (later partial pulls reuse them). */
+export function chunkRefs(toc: ValidatedToc): ChunkRef[] {
+  return toc.files
+    .filter((f) => f.chunks.length > 1)
+    .flatMap((f) =>
+      f.chunks.map((c) => ({ digest: c.digest, object: f.digest, offset: c.chunkOffset, size: c.size })),
+    );
+}
+
+/** Digests of the TOC's files by path, consumed in tar order (a path may occur twice). */
+export function tocDigestsByPath(toc: ValidatedToc): (path: string) => Digest | undefined {
+  const queues = new Map<string, Digest[]>();
+  for (const file of toc.files) {
+    const queue = queues.get(file.path);
+    if (queue) queue.push(file.digest);
+    else queues.set(file.path, [file.digest]);
+  }
+  return (path) => queues.get(path)?.shift();
+}
+
+export async function pullPartial(
+  ctx: LayerContext,
+  chunked: ChunkedLayer,
+  decision: LayerDecision,
+): Promise<StagedLayer> {
+  const assembler = new FileAssembler(ctx.session, chunked.fetchSet.files);
+  await assembler.fillLocal(chunked.localChunks, ctx.session);
+  await fetchMissing(ctx, chunked, assembler, decision.rangesPerRequest ?? RANGES_PER_REQUEST);
+  assembler.assertComplete();
+  let staged: StagedLayer;
+  try {
+    staged = await ingestLayer(rebuildTar(chunked, ctx.session), {
+      session: ctx.session,
+      provenance: ctx.provenance,
+      source: {
+        blobDigest: ctx.layer.digest,
+        mediaType: ctx.layer.mediaType,
+        format: ctx.format.report,
+        method: 'partial',
+      },
+      knownDigest: tocDigestsByPath(chunked.toc),
+      // The rebuilt stream's DiffID is checked below: that covers every byte read from objects.
+      trustKnownObjects: true,
+      chunks: () => chunkRefs(chunked.toc),
+    });
+  } catch (error) {
+    if (error instanceof TocUnverifiableError)
+      throw new RuntimeFactError({ tocUnverifiable: error.message }, error.message);
+    throw error;
+  }
+  try {
+    return checkDiffID(staged, ctx);
+  } catch (error) {
+    if (!(error instanceof VerificationError) || !ctx.layer.diffID) throw error;
+    await fsp.rm(staged.dir, { recursive: true, force: true });
+    throw new RuntimeFactError(
+      { diffIDMismatch: { expected: ctx.layer.diffID, actual: staged.diffID } },
+      error.message,
+    );
+  }
+}
+
+async function fetchMissing(
+  ctx: LayerContext,
+  chunked: ChunkedLayer,
+  assembler: FileAssembler,
+  rangesPerRequest: number,
+): Promise<void> {
+  const wanted = chunked.fetchSet.files.flatMap((file) =>
+    file.chunks.filter((c) => c.source === 'fetch').map((chunk) => ({ file, chunk })),
+  );
+  wanted.sort((a, b) => a.chunk.start - b.chunk.start);
+  const batches = batchRanges(chunked.fetchSet.ranges, {
+    maxRangesPerRequest: rangesPerRequest,
+    maxBytesPerRequest: BYTES_PER_REQUEST,
+  });
+  const limit = pLimit(REQUESTS_IN_FLIGHT);
+  const consume = async (range: ByteRange, data: Readable) => {
+    const inside = wanted.filter((w) => w.chunk.start >= range.start && w.chunk.end <= range.end);
+    const byStart = new Map(inside.map((w) => [w.chunk.start, w]));
+    let counted = 0;
+    await splitPart(
+      data,
+      range.start,
+      inside.map((w) => ({ start: w.chunk.start, end: w.chunk.end })),
+      async (piece, stream) => {
+        const compressed = await readExactly(stream, piece.end - piece.start);
+        counted += compressed.length;
+        ctx.fetched(compressed.length);
+        const { file, chunk } = byStart.get(piece.start)!;
+        await assembler.put(file, chunk, await decompressChunk(compressed, chunk.size));
+      },
+    );
+    // Gap bytes between chunks of a coalesced range were fetched too.
+    ctx.fetched(range.end - range.start - counted);
+  };
+  try {
+    await Promise.all(
+      batches.map((batch) => limit(() => ctx.source.fetchRanges(ctx.layer, batch, consume, ctx.signal))),
+    );
+  } catch (error) {
+    await assembler.abort();
+    if (error instanceof RangesNotHonouredError) {
+      const fact: RuntimeFacts =
+        error.how === 'ignored' ? { rangesIgnored: true } : { multiRangeRefused: true };
+      throw new RuntimeFactError(fact, error.message);
+    }
+    if (error instanceof VerificationError) throw error.withContext({ digest: ctx.layer.digest });
+    throw error;
+  }
+}
+
+/**
+ * Assembles missing files from verified chunks into temp files, and stages each as an object once
+ * complete and its whole-file digest checks out.
+ */
+class FileAssembler {
+  private readonly open = new Map<
+    PlannedFile,
+    { path: string; handle?: fsp.FileHandle; remaining: number }
+  >();
+
+  constructor(
+    private readonly session: StoreSession,
+    files: readonly PlannedFile[],
+  ) {
+    for (const file of files)
+      this.open.set(file, { path: session.tempFile('assemble'), remaining: file.chunks.length });
+  }
+
+  /** Chunks that need no fetch: zeros, and chunks held by stored objects. */
+  async fillLocal(locations: ChunkedLayer['localChunks'], session: StoreSession): Promise<void> {
+    for (const file of this.open.keys()) {
+      for (const chunk of file.chunks) {
+        if (chunk.source === 'zeros') await this.put(file, chunk, Buffer.alloc(chunk.size));
+        else if (chunk.source === 'local')
+          await this.put(file, chunk, await readLocalChunk(session, locations.get(chunk.digest)!));
+      }
+    }
+  }
+
+  async put(file: PlannedFile, chunk: PlannedChunk, data: Buffer): Promise<void> {
+    const actual = sha256(data);
+    if (actual !== chunk.digest) {
+      throw new VerificationError(
+        `chunk of "${file.path}" at ${chunk.chunkOffset} does not match its digest ${chunk.digest} (got ${actual})`,
+        {
+          path: file.path,
+        },
+      );
+    }
+    const state = this.open.get(file);
+    if (!state) throw new Error(`chunk for an unplanned file ${file.path}`);
+    if (file.chunks.length === 1) {
+      // The common case: a small file in one frame, whose chunk digest is its file digest.
+      await fsp.writeFile(state.path, data, { mode: 0o444, flag: 'wx' });
+      this.open.delete(file);
+      await this.session.stageObject(state.path, file.digest);
+      return;
+    }
+    state.handle ??= await fsp.open(state.path, 'wx', 0o444);
+    await state.handle.write(data, 0, data.length, chunk.chunkOffset);
+    if (--state.remaining === 0) await this.finish(file, state);
+  }
+
+  private async finish(file: PlannedFile, state: { path: string; handle?: fsp.FileHandle }): Promise<void> {
+    await state.handle?.close();
+    this.open.delete(file);
+    const hasher = new Hasher();
+    for await (const piece of fs.createReadStream(state.path, { highWaterMark: 1 << 20 }))
+      hasher.update(piece as Buffer);
+    const actual = hasher.digest();
+    if (actual !== file.digest || hasher.bytes !== file.size) {
+      await fsp.rm(state.path, { force: true });
+      throw new VerificationError(
+        `file "${file.path}" assembled from verified chunks does not match its digest ${file.digest}`,
+        {
+          path: file.path,
+        },
+      );
+    }
+    await this.session.stageObject(state.path, file.digest);
+  }
+
+  assertComplete(): void {
+    const missing = [...this.open.keys()];
+    if (missing.length > 0)
+      throw new VerificationError(
+        `partial pull left ${missing.length} file(s) incomplete, e.g. "${missing[0]!.path}"`,
+      );
+  }
+
+  async abort(): Promise<void> {
+    for (const state of this.open.values()) {
+      await state.handle?.close().catch(() => undefined);
+      await fsp.rm(state.path, { force: true });
+    }
+    this.open.clear();
+  }
+}
+
+async function readLocalChunk(
+  session: StoreSession,
+  at: { object: Digest; offset: number; size: number },
+): Promise<Buffer> {
+  const handle = await fsp.open(session.objectPath(at.object), 'r');
+  try {
+    const buffer = Buffer.allocUnsafe(at.size);
+    const { bytesRead } = await handle.read(buffer, 0, at.size, at.offset);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The original tar, rebuilt from the tar-split's segments and the objects the TOC names. */
+async function* rebuildTar(chunked: ChunkedLayer, session: StoreSession): AsyncGenerator<Buffer> {
+  const next = tocDigestsByPath(chunked.toc);
+  const sizes = new Map(chunked.toc.files.map((f) => [f.digest, f.size]));
+  for await (const record of readContainersTarSplit(chunked.tarSplit)) {
+    if (record.kind === 'segment') {
+      yield record.bytes;
+      continue;
+    }
+    if (record.size === 0) continue;
+    const path = normalizeEntryPath(record.name, 'tar-split entry');
+    const digest = next(path);
+    if (!digest || sizes.get(digest) !== record.size) {
+      throw new TocUnverifiableError(
+        `tar-split names "${record.name}" (${record.size} bytes), which the TOC does not list with that size`,
+      );
+    }
+    yield* readObject(session.objectPath(digest), record.size);
+  }
+}
+
+/** Small objects in one read; large ones streamed. */
+async function* readObject(path: string, size: number): AsyncGenerator<Buffer> {
+  if (size <= 1024 * 1024) {
+    yield await fsp.readFile(path);
+    return;
+  }
+  for await (const piece of fs.createReadStream(path, { highWaterMark: 1 << 20 })) yield piece as Buffer;
+}
+
+async function readExactly(stream: AsyncIterable<Buffer | Uint8Array>, length: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let total = 0;
+  for await (const piece of stream) {
+    total += piece.length;
+    if (total > length) throw new VerificationError(`range answer longer than the ${length} bytes asked for`);
+    parts.push(Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength));
+  }
+  if (total !== length)
+    throw new VerificationError(`range answer has ${total} of the ${length} bytes asked for`);
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+}

@@ -1,0 +1,51 @@
+/** The machine-readable pull report (SPEC §8) and its one-line human summary. */
+import type { Digest } from '../digest/index.js';
+import type { ReportFormat } from '../formats/detect.js';
+import type { Method, Mode, ReasonCode } from '../strategy/index.js';
+
+export interface LayerReport {
+  digest: Digest;
+  /** Undefined only in a dry run of a schema1 image (DiffIDs are computed while pulling). */
+  diffID: Digest | undefined;
+  mediaType: string;
+  format: ReportFormat;
+  method: Method;
+  reasons: ReasonCode[];
+  bytesFetched: number;
+  bytesReused: number;
+  size: number;
+}
+
+export interface PullReport {
+  reference: string;
+  name: string;
+  manifestDigest: Digest;
+  indexDigest?: Digest | undefined;
+  configDigest: Digest | undefined;
+  platform: string;
+  mode: Mode;
+  dryRun: boolean;
+  layers: LayerReport[];
+  bytesFetched: number;
+  bytesReused: number;
+  durationMs: number;
+  warnings: string[];
+}
+
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit++;
+  }
+  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+/** `fetched 2.1 MB of 38.3 MB (94% reused)`: what a partial or reused pull saved. */
+export function savingsLine(report: Pick<PullReport, 'bytesFetched' | 'bytesReused'>): string {
+  const total = report.bytesFetched + report.bytesReused;
+  const reused = total === 0 ? 100 : Math.round((100 * report.bytesReused) / total);
+  return `fetched ${formatBytes(report.bytesFetched)} of ${formatBytes(total)} (${reused}% reused)`;
+}

@@ -1,0 +1,83 @@
+/**
+ * Writing an OCI image layout: blobs verified against their digest as they are written (temp file
+ * + rename), then the manifest, then index.json, replaced atomically. Re-writing a blob that is
+ * already there is skipped by callers through hasBlob.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { type Digest, DigestStream, hexOf, sha256 } from '../digest/index.js';
+import { type Descriptor, IndexSchema, MediaType, parseDocument } from '../manifest/index.js';
+import { REF_NAME_ANNOTATION } from './oci-layout.js';
+
+export class OciLayoutDestination {
+  constructor(
+    readonly dir: string,
+    readonly tag: string | undefined,
+  ) {}
+
+  async init(): Promise<void> {
+    await fsp.mkdir(path.join(this.dir, 'blobs', 'sha256'), { recursive: true });
+    const layoutFile = path.join(this.dir, 'oci-layout');
+    if (!fs.existsSync(layoutFile)) await fsp.writeFile(layoutFile, '{"imageLayoutVersion":"1.0.0"}');
+  }
+
+  blobPath(digest: Digest): string {
+    return path.join(this.dir, 'blobs', 'sha256', hexOf(digest));
+  }
+
+  async hasBlob(digest: Digest, size?: number): Promise<boolean> {
+    const stat = await fsp.stat(this.blobPath(digest)).catch(() => undefined);
+    return stat !== undefined && (size === undefined || stat.size === size);
+  }
+
+  /** Writes a blob from a stream, failing (and writing nothing) unless it hashes to `digest`. */
+  async putBlob(digest: Digest, content: Readable | Buffer, size?: number): Promise<void> {
+    const temp = path.join(this.dir, 'blobs', 'sha256', `.tmp-${randomBytes(6).toString('hex')}`);
+    const verify = new DigestStream({
+      digest,
+      ...(size === undefined ? {} : { size }),
+      what: `blob ${digest}`,
+    });
+    try {
+      if (Buffer.isBuffer(content)) {
+        if (sha256(content) !== digest) throw new Error(`blob ${digest}: content does not match`);
+        await fsp.writeFile(temp, content);
+      } else {
+        await pipeline(content, verify, fs.createWriteStream(temp));
+      }
+      await fsp.rename(temp, this.blobPath(digest));
+    } catch (error) {
+      await fsp.rm(temp, { force: true });
+      throw error;
+    }
+  }
+
+  /** Writes the manifest blob and points the tag (or an untagged entry) at it in index.json. */
+  async putManifest(bytes: Buffer, mediaType: string, extra: Partial<Descriptor> = {}): Promise<Descriptor> {
+    const digest = sha256(bytes);
+    await this.putBlob(digest, bytes);
+    const descriptor: Descriptor = {
+      mediaType,
+      digest,
+      size: bytes.length,
+      ...extra,
+      ...(this.tag ? { annotations: { ...extra.annotations, [REF_NAME_ANNOTATION]: this.tag } } : {}),
+    };
+    const indexPath = path.join(this.dir, 'index.json');
+    const existing = fs.existsSync(indexPath)
+      ? parseDocument(IndexSchema, await fsp.readFile(indexPath), indexPath)
+      : undefined;
+    const others = (existing?.manifests ?? []).filter((m) =>
+      this.tag ? m.annotations?.[REF_NAME_ANNOTATION] !== this.tag : m.digest !== digest,
+    );
+    const index = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [...others, descriptor] };
+    const temp = `${indexPath}.tmp-${randomBytes(4).toString('hex')}`;
+    await fsp.writeFile(temp, `${JSON.stringify(index)}\n`);
+    await fsp.rename(temp, indexPath);
+    return descriptor;
+  }
+}

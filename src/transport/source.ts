@@ -1,0 +1,54 @@
+/**
+ * Where images come from. Each transport (registry, OCI layout, skopeo dir, docker archive)
+ * implements one small interface, in the spirit of containers/image's transport split: the pull
+ * and mirror code never know which one they are talking to.
+ */
+import type { Readable } from 'node:stream';
+import type { Digest } from '../digest/index.js';
+import type { ImageReference } from '../reference/index.js';
+import type { ByteRange } from './ranges.js';
+
+export interface BlobRef {
+  digest: Digest;
+  size: number;
+  mediaType?: string;
+  urls?: string[] | undefined;
+}
+
+export interface RawManifest {
+  bytes: Buffer;
+  /** The media type the source declared for it (Content-Type, or the index entry's mediaType). */
+  contentType: string | undefined;
+}
+
+/** Consumes one requested range of a blob as a stream (see fetchRanges). */
+export type RangeConsumer = (range: ByteRange, data: Readable) => Promise<void>;
+
+export interface ImageSource {
+  readonly reference: ImageReference;
+  /**
+   * Whether byte ranges can be read. 'yes' for seekable local files; 'probe' for registries,
+   * which may turn out not to honour Range (a run-time fact the strategy module re-decides on);
+   * 'no' for sources that are streams only.
+   */
+  readonly rangeSupport: 'yes' | 'probe' | 'no';
+  /** The manifest the reference names (tag, digest, or the layout's only image). */
+  getManifest(signal?: AbortSignal): Promise<RawManifest>;
+  /** A manifest by digest (an index's child). */
+  getManifestByDigest(digest: Digest, signal?: AbortSignal): Promise<RawManifest>;
+  /** A blob's size without reading it (schema1 manifests do not carry sizes); undefined if absent. */
+  blobSize(digest: Digest, signal?: AbortSignal): Promise<number | undefined>;
+  /** The whole blob as a stream; unverified (callers hash it). */
+  openBlob(blob: BlobRef, signal?: AbortSignal): Promise<Readable>;
+  /**
+   * Byte ranges of a blob, handed to `onRange` one at a time in ascending order. Throws
+   * RangesNotHonouredError (registry/client.ts) when the source turns out not to serve ranges.
+   */
+  fetchRanges(
+    blob: BlobRef,
+    ranges: readonly ByteRange[],
+    onRange: RangeConsumer,
+    signal?: AbortSignal,
+  ): Promise<void>;
+  close(): Promise<void>;
+}

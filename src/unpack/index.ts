@@ -1,0 +1,182 @@
+/**
+ * `skiff unpack`: materialises an image's root filesystem from the store, applying layers in
+ * order with OCI whiteouts (`.wh.NAME`) and opaque directories (`.wh..wh..opq`). Builds in a
+ * sibling staging directory and renames it into place, so DIR never holds a half-unpacked tree.
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import type { Digest } from '../digest/index.js';
+import { UsageError } from '../errors/index.js';
+import { layerEntries } from '../store/rebuild.js';
+import type { StoredEntry } from '../store/records.js';
+import type { Store } from '../store/store.js';
+import { RootFs } from './rootfs.js';
+
+const execFileAsync = promisify(execFile);
+const WHITEOUT = '.wh.';
+const OPAQUE = '.wh..wh..opq';
+
+export interface UnpackResult {
+  target: string;
+  layers: number;
+  entries: number;
+  /** What could not be applied where skiff runs (device nodes without root, extended attributes). */
+  skipped: Array<{ path: string; what: string }>;
+}
+
+export async function unpack(
+  store: Store,
+  diffIDs: readonly Digest[],
+  target: string,
+): Promise<UnpackResult> {
+  const destination = path.resolve(target);
+  await assertEmptyOrAbsent(destination);
+  const staging = `${destination}.skiff-unpack-${process.pid}`;
+  await fsp.rm(staging, { recursive: true, force: true });
+  await fsp.mkdir(staging, { recursive: true, mode: 0o755 });
+  const rootfs = new RootFs(staging);
+  const result: UnpackResult = { target: destination, layers: diffIDs.length, entries: 0, skipped: [] };
+  const dirs = new Map<string, StoredEntry>();
+  try {
+    for (const diffID of diffIDs) {
+      await applyWhiteouts(store, diffID, rootfs, dirs);
+      for await (const entry of layerEntries(store, diffID)) {
+        const base = path.posix.basename(entry.path);
+        if (base.startsWith(WHITEOUT)) continue;
+        await applyEntry(store, rootfs, entry, dirs, result);
+        result.entries++;
+      }
+    }
+    await applyDirMetadata(rootfs, dirs);
+    await fsp.rm(destination, { recursive: true, force: true });
+    await fsp.rename(staging, destination);
+  } catch (error) {
+    await fsp.rm(staging, { recursive: true, force: true });
+    throw error;
+  }
+  return result;
+}
+
+async function assertEmptyOrAbsent(dir: string): Promise<void> {
+  const entries = await fsp.readdir(dir).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return [];
+    if (error.code === 'ENOTDIR') throw new UsageError(`${dir} exists and is not a directory`, { path: dir });
+    throw error;
+  });
+  if (entries.length > 0)
+    throw new UsageError(`${dir} is not empty; unpack needs an empty or new directory`, { path: dir });
+}
+
+/** Whiteouts apply to the layers below, so they go before this layer's own entries. */
+async function applyWhiteouts(
+  store: Store,
+  diffID: Digest,
+  rootfs: RootFs,
+  dirs: Map<string, StoredEntry>,
+): Promise<void> {
+  for await (const entry of layerEntries(store, diffID)) {
+    const base = path.posix.basename(entry.path);
+    if (!base.startsWith(WHITEOUT)) continue;
+    const parent = path.posix.dirname(entry.path);
+    const parentRel = parent === '.' ? '' : parent;
+    if (base === OPAQUE) {
+      const dir = await rootfs.followed(parentRel);
+      for (const child of await fsp.readdir(dir).catch(() => [] as string[]))
+        await fsp.rm(path.join(dir, child), { recursive: true, force: true });
+      forgetBelow(dirs, parentRel);
+      continue;
+    }
+    const victim = path.posix.join(parentRel, base.slice(WHITEOUT.length));
+    await fsp.rm(await rootfs.existing(victim), { recursive: true, force: true });
+    dirs.delete(victim);
+    forgetBelow(dirs, victim);
+  }
+}
+
+function forgetBelow(dirs: Map<string, StoredEntry>, prefix: string): void {
+  for (const key of dirs.keys()) if (prefix === '' || key.startsWith(`${prefix}/`)) dirs.delete(key);
+}
+
+async function applyEntry(
+  store: Store,
+  rootfs: RootFs,
+  entry: StoredEntry,
+  dirs: Map<string, StoredEntry>,
+  result: UnpackResult,
+): Promise<void> {
+  if (entry.path === '') {
+    dirs.set('', entry);
+    return;
+  }
+  const { dir, name } = await rootfs.parentOf(entry.path);
+  const dest = path.join(dir, name);
+  const existing = await fsp.lstat(dest).catch(() => undefined);
+  if (entry.type === 'dir') {
+    if (existing && !existing.isDirectory()) await fsp.rm(dest, { recursive: true, force: true });
+    if (!existing || !existing.isDirectory()) await fsp.mkdir(dest, { mode: 0o755 });
+    dirs.set(entry.path, entry);
+    return;
+  }
+  // Never write through what is there: remove it first, then create exclusively.
+  if (existing) await fsp.rm(dest, { recursive: true, force: true });
+  switch (entry.type) {
+    case 'file':
+      if (entry.size === 0 || !entry.digest) await fsp.writeFile(dest, '', { flag: 'wx' });
+      else await fsp.copyFile(store.objectPath(entry.digest), dest, fs.constants.COPYFILE_EXCL);
+      break;
+    case 'symlink':
+      await fsp.symlink(entry.link ?? '', dest);
+      break;
+    case 'hardlink':
+      await fsp.link(await rootfs.existing(entry.link ?? ''), dest);
+      return; // a hard link shares its target's metadata
+    case 'fifo':
+      await execFileAsync('mkfifo', [dest]);
+      break;
+    case 'char':
+    case 'block':
+      if (process.getuid?.() !== 0) {
+        result.skipped.push({ path: entry.path, what: `${entry.type} device (needs root)` });
+        return;
+      }
+      await execFileAsync('mknod', [
+        dest,
+        entry.type === 'char' ? 'c' : 'b',
+        String(entry.devmajor ?? 0),
+        String(entry.devminor ?? 0),
+      ]);
+      break;
+  }
+  await applyMetadata(dest, entry);
+  if (entry.xattrs && Object.keys(entry.xattrs).length > 0) {
+    result.skipped.push({
+      path: entry.path,
+      what: `extended attributes (${Object.keys(entry.xattrs).join(', ')})`,
+    });
+  }
+}
+
+/** Owners before modes (chown clears setuid bits), times last. */
+async function applyMetadata(dest: string, entry: StoredEntry): Promise<void> {
+  const symlink = entry.type === 'symlink';
+  if (process.getuid?.() === 0) await fsp.lchown(dest, entry.uid, entry.gid);
+  if (!symlink) await fsp.chmod(dest, entry.mode);
+  await fsp.lutimes(dest, entry.mtime, entry.mtime);
+}
+
+/** Directories last, deepest first, so writing children did not disturb their modes and times. */
+async function applyDirMetadata(rootfs: RootFs, dirs: Map<string, StoredEntry>): Promise<void> {
+  const ordered = [...dirs.keys()].sort(
+    (a, b) => b.split('/').length - a.split('/').length || b.localeCompare(a),
+  );
+  for (const rel of ordered) {
+    const entry = dirs.get(rel)!;
+    const dest = rel === '' ? rootfs.root : await rootfs.existing(rel);
+    const stat = await fsp.lstat(dest).catch(() => undefined);
+    if (!stat?.isDirectory()) continue;
+    await applyMetadata(dest, entry);
+  }
+}

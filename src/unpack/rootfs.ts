@@ -1,0 +1,77 @@
+/**
+ * Path resolution inside a root filesystem being built, as if chrooted: symlinks are followed but
+ * can never lead outside the root (`..` stops at the root, absolute targets start from it). Every
+ * write of `unpack` goes through here, which is what keeps it inside DIR (SPEC §10).
+ */
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { VerificationError } from '../errors/index.js';
+
+const MAX_SYMLINK_HOPS = 40;
+
+export class RootFs {
+  constructor(readonly root: string) {}
+
+  /**
+   * The host path of the directory that will hold `relative`'s last component, creating missing
+   * parents (tars may omit directory entries) and replacing non-directories in the way.
+   */
+  async parentOf(relative: string): Promise<{ dir: string; name: string }> {
+    const parts = relative.split('/');
+    const name = parts.pop()!;
+    return { dir: await this.resolveDir(parts), name };
+  }
+
+  /**
+   * Resolves a path that must already be there (hard-link targets, directories being finished):
+   * parents through symlinks, the last component as is. Creates nothing.
+   */
+  async existing(relative: string): Promise<string> {
+    const parts = relative.split('/');
+    const name = parts.pop()!;
+    return path.join(await this.walk(parts, false), name);
+  }
+
+  /** Resolves a path completely, last component included (an opaque directory may be a symlink). */
+  async followed(relative: string): Promise<string> {
+    return this.walk(relative.split('/'), false);
+  }
+
+  private resolveDir(parts: string[]): Promise<string> {
+    return this.walk(parts, true);
+  }
+
+  private async walk(parts: string[], create: boolean): Promise<string> {
+    const done: string[] = [];
+    const queue = [...parts];
+    let hops = 0;
+    while (queue.length > 0) {
+      const part = queue.shift()!;
+      if (part === '' || part === '.') continue;
+      if (part === '..') {
+        done.pop();
+        continue;
+      }
+      const candidate = path.join(this.root, ...done, part);
+      const stat = await fsp.lstat(candidate).catch(() => undefined);
+      if (stat?.isSymbolicLink()) {
+        if (++hops > MAX_SYMLINK_HOPS)
+          throw new VerificationError(`too many symlinks resolving "${parts.join('/')}"`, {
+            path: parts.join('/'),
+          });
+        const target = await fsp.readlink(candidate);
+        if (target.startsWith('/')) done.length = 0;
+        queue.unshift(...target.split('/'));
+        continue;
+      }
+      if (!stat && create) await fsp.mkdir(candidate, { mode: 0o755 });
+      else if (stat && !stat.isDirectory() && create) {
+        // An upper layer's directory replaces a lower layer's file, as overlayfs would show it.
+        await fsp.rm(candidate, { force: true });
+        await fsp.mkdir(candidate, { mode: 0o755 });
+      }
+      done.push(part);
+    }
+    return path.join(this.root, ...done);
+  }
+}
