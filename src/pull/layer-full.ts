@@ -14,19 +14,23 @@ import { ByteCounter } from './progress.js';
 
 export async function pullFull(ctx: LayerContext): Promise<StagedLayer> {
   const { layer, format, session, source, signal } = ctx;
-  // Unwrap the key before fetching anything: a missing or wrong key fails without a download.
-  const decrypt = format.encrypted
-    ? createDecryptStream(await unwrapLayerKey(layer.annotations ?? {}, ctx.keys))
-    : undefined;
-  const blob = await source.openBlob(layer, signal);
-  const counter = new ByteCounter((n) => ctx.fetched(n));
-  const verify = new DigestStream({ digest: layer.digest, size: layer.size, what: `layer ${layer.digest}` });
-  const stages: [typeof blob, ...Transform[]] = [blob, counter, verify];
-  if (decrypt) stages.push(decrypt);
   const decompress = decompressor(format.compression);
-  if (decompress) stages.push(decompress);
   let staged: StagedLayer | undefined;
   try {
+    // Unwrap the key before fetching anything: a missing or wrong key fails without a download.
+    const decrypt = format.encrypted
+      ? createDecryptStream(await unwrapLayerKey(layer.annotations ?? {}, ctx.keys))
+      : undefined;
+    const blob = await source.openBlob(layer, signal);
+    const counter = new ByteCounter((n) => ctx.fetched(n));
+    const verify = new DigestStream({
+      digest: layer.digest,
+      size: layer.size,
+      what: `layer ${layer.digest}`,
+    });
+    const stages: [typeof blob, ...Transform[]] = [blob, counter, verify];
+    if (decrypt) stages.push(decrypt);
+    if (decompress) stages.push(decompress);
     await pipeChain(stages, async (tar) => {
       staged = await ingestLayer(tar, {
         session,
