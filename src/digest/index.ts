@@ -72,9 +72,12 @@ export class DigestStream extends Transform {
     const limit = this.expected?.size;
     if (limit !== undefined && this.hasher.bytes > limit) {
       done(
-        new VerificationError(`${this.expected?.what} is larger than its declared size ${limit}`, {
-          digest: this.expected?.digest,
-        }),
+        new VerificationError(
+          `${this.expected?.what} does not match its digest: more than its declared ${limit} bytes`,
+          {
+            digest: this.expected?.digest,
+          },
+        ),
       );
       return;
     }
@@ -88,8 +91,10 @@ export class DigestStream extends Transform {
       if (expected.size !== undefined && this.hasher.bytes !== expected.size) {
         done(
           new VerificationError(
-            `${expected.what} has ${this.hasher.bytes} bytes, expected ${expected.size}`,
-            { digest: expected.digest },
+            `${expected.what} does not match its digest: ${this.hasher.bytes} bytes where ${expected.size} were declared`,
+            {
+              digest: expected.digest,
+            },
           ),
         );
         return;

@@ -41,7 +41,7 @@ export interface ZstdChunkedInfo {
 
 export interface EstargzInfo {
   kind: 'estargz';
-  /** 'gzip' (classic) or 'zstd' (stargz-snapshotter's zstdchunked). */
+  /** 'gzip' (classic) or 'zstd' (stargz-snapshotter's zstdchunked, located by a 48-byte footer). */
   compression: 'gzip' | 'zstd';
   /** sha256 of the uncompressed TOC JSON. */
   tocDigest: Digest;
@@ -105,7 +105,9 @@ function readChunkedAnnotations(
     }
     const legacyChecksum = a[ZSTD_CHUNKED.legacyTocChecksum];
     const legacyToc = a[ZSTD_CHUNKED.legacyTocPosition];
-    if (legacyChecksum && legacyToc) {
+    // stargz-snapshotter's zstd variant writes the older zstd:chunked annotations too; its
+    // toc.digest says what it really is (FORMATS.md: treat it as eStargz).
+    if (legacyChecksum && legacyToc && !a[ESTARGZ.tocDigest]) {
       return {
         kind: 'zstd:chunked',
         generation: 'legacy',

@@ -52,6 +52,39 @@ export async function readEstargzToc(tocRegion: Buffer, expected: Digest): Promi
     throw new TocUnverifiableError(
       `eStargz TOC digest mismatch: the annotation says ${expected}, the blob holds ${actual}`,
     );
+  return { entries: parseEntries(json) };
+}
+
+/**
+ * The zstd variant: the TOC is a zstd frame located by the same 48-byte footer as the older
+ * zstd:chunked (`GnUlInUx`), and toc.digest is the sha256 of the uncompressed TOC JSON.
+ */
+export function zstdEstargzTocPosition(footer: Buffer): {
+  offset: number;
+  length: number;
+  uncompressedLength: number;
+} {
+  if (
+    footer.length !== 48 ||
+    footer.readUInt32LE(0) !== 0x184d2a50 ||
+    footer.toString('latin1', 40, 48) !== 'GnUlInUx'
+  ) {
+    throw new TocUnverifiableError('zstd eStargz footer not found');
+  }
+  const n = (i: number) => Number(footer.readBigUInt64LE(8 + i * 8));
+  return { offset: n(0), length: n(1), uncompressedLength: n(2) };
+}
+
+export function readZstdEstargzToc(json: Buffer, expected: Digest): { entries: number } {
+  const actual = sha256(json);
+  if (actual !== expected)
+    throw new TocUnverifiableError(
+      `eStargz TOC digest mismatch: the annotation says ${expected}, the blob holds ${actual}`,
+    );
+  return { entries: parseEntries(json) };
+}
+
+function parseEntries(json: Buffer): number {
   let toc: { entries?: unknown };
   try {
     toc = JSON.parse(json.toString('utf8'));
@@ -59,5 +92,5 @@ export async function readEstargzToc(tocRegion: Buffer, expected: Digest): Promi
     throw new TocUnverifiableError('eStargz TOC is not JSON');
   }
   if (!Array.isArray(toc.entries)) throw new TocUnverifiableError('eStargz TOC has no entries');
-  return { entries: toc.entries.length };
+  return toc.entries.length;
 }

@@ -2,10 +2,17 @@
 import type { Readable } from 'node:stream';
 import type { Digest } from '../digest/index.js';
 import type { LayerFormat } from '../formats/detect.js';
-import { ESTARGZ_FOOTER, estargzTocOffset, readEstargzToc } from '../formats/estargz.js';
+import {
+  ESTARGZ_FOOTER,
+  estargzTocOffset,
+  readEstargzToc,
+  readZstdEstargzToc,
+  zstdEstargzTocPosition,
+} from '../formats/estargz.js';
 import {
   checkLegacyFooter,
   countTocEntries,
+  decompressBounded,
   LEGACY_FOOTER,
   metadataRanges,
   parseChunkedMetadata,
@@ -42,6 +49,24 @@ export async function describeChunked(
     tarSplit: format.hasTarSplit,
   };
   try {
+    if (chunked.kind === 'estargz' && chunked.compression === 'zstd') {
+      const at = zstdEstargzTocPosition(
+        await readRange(source, layer, layer.size - LEGACY_FOOTER, layer.size),
+      );
+      if (at.offset + at.length > layer.size)
+        throw new TocUnverifiableError('eStargz footer points outside the blob');
+      const compressed = await readRange(source, layer, at.offset, at.offset + at.length);
+      const toc = readZstdEstargzToc(
+        decompressBounded(compressed, at.uncompressedLength, 'eStargz TOC'),
+        chunked.tocDigest,
+      );
+      return {
+        ...base,
+        entries: toc.entries,
+        partialPossible: false,
+        note: 'no tar-split: the DiffID of a partial result could not be proven',
+      };
+    }
     if (chunked.kind === 'estargz') {
       const tail = await readRange(source, layer, Math.max(0, layer.size - ESTARGZ_FOOTER), layer.size);
       const offset = estargzTocOffset(tail);

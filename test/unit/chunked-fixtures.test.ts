@@ -1,0 +1,443 @@
+// skiff's format readers against chunked images written by the real tools (fixtures/parts/chunked.sh
+// and estargz.sh): skopeo 1.18 (current zstd:chunked), Debian's skopeo 1.9.3 (older zstd:chunked),
+// and the stargz-snapshotter library (eStargz, gzip and zstd). Every blob is read straight from the
+// committed OCI layouts; every check ends at the config's DiffID.
+import fs from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { type Digest, sha256 } from '../../src/digest/index.js';
+import { decompressor } from '../../src/formats/compression.js';
+import { detectLayerFormat, type LayerFormat, type ZstdChunkedInfo } from '../../src/formats/detect.js';
+import { ESTARGZ_FOOTER, estargzTocOffset, readEstargzToc } from '../../src/formats/estargz.js';
+import { normalizeEntryPath } from '../../src/formats/paths.js';
+import { readTar, type TarEntry } from '../../src/formats/tar.js';
+import {
+  checkLegacyFooter,
+  countTocEntries,
+  decompressBounded,
+  decompressChunk,
+  LEGACY_FOOTER,
+  metadataRanges,
+  parseChunkedMetadata,
+  readContainersTarSplit,
+} from '../../src/formats/zstd-chunked.js';
+import { describeChunked } from '../../src/inspect/chunked.js';
+import { OciLayoutSource } from '../../src/transport/oci-layout.js';
+
+const FIXTURES = path.resolve(import.meta.dirname, '../../fixtures/images');
+
+interface Layer {
+  digest: Digest;
+  size: number;
+  mediaType: string;
+  annotations?: Record<string, string>;
+}
+
+interface Fixture {
+  dir: string;
+  layers: Layer[];
+  diffIDs: Digest[];
+  blob(digest: Digest): Buffer;
+}
+
+function loadFixture(name: string): Fixture {
+  const dir = path.join(FIXTURES, name);
+  const blob = (digest: Digest) => fs.readFileSync(path.join(dir, 'blobs', 'sha256', digest.slice(7)));
+  const json = (digest: Digest) => JSON.parse(blob(digest).toString('utf8'));
+  const index = JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8'));
+  const manifest = json(index.manifests[0].digest);
+  return { dir, layers: manifest.layers, diffIDs: json(manifest.config.digest).rootfs.diff_ids, blob };
+}
+
+/** Decompresses a whole blob the way a full pull does (skiff's own decompressor). */
+async function decompressWhole(bytes: Buffer, compression: 'gzip' | 'zstd'): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const part of Readable.from([bytes]).pipe(decompressor(compression)!))
+    parts.push(part as Buffer);
+  return Buffer.concat(parts);
+}
+
+/** The entries of a tar, with the content of the ones named in `keep`. */
+async function tarEntries(tar: Buffer, keep = new Set<string>()) {
+  const entries: TarEntry[] = [];
+  const contents = new Map<string, Buffer>();
+  let parts: Buffer[] | undefined;
+  for await (const token of readTar(
+    (async function* () {
+      yield tar;
+    })(),
+  )) {
+    if (token.kind === 'entry') {
+      entries.push(token.entry);
+      parts = keep.has(token.entry.name) ? [] : undefined;
+    } else if (token.kind === 'data') parts?.push(token.bytes);
+    else if (token.kind === 'end-entry' && parts) contents.set(entries.at(-1)!.name, Buffer.concat(parts));
+  }
+  return { entries, contents };
+}
+
+function zstdChunked(format: LayerFormat): ZstdChunkedInfo {
+  if (format.chunked?.kind !== 'zstd:chunked') throw new Error(`not zstd:chunked: ${format.report}`);
+  return format.chunked;
+}
+
+const tocBytes = (blob: Buffer, info: ZstdChunkedInfo) =>
+  blob.subarray(info.toc.offset, info.toc.offset + info.toc.length);
+
+/** The TOC JSON of a zstd:chunked (or zstd eStargz) blob, decompressed independently of the readers. */
+function tocJson(blob: Buffer, info: ZstdChunkedInfo): { entries: Array<{ type: string; name: string }> } {
+  return JSON.parse(
+    decompressBounded(tocBytes(blob, info), info.toc.uncompressedLength, 'TOC').toString('utf8'),
+  );
+}
+
+/** The plain image's uncompressed layer tars, which the chunked images were made from. */
+const plain = loadFixture('plain');
+const plainTars = plain.layers.map((l) => plain.blob(l.digest));
+
+describe('chunked (zstd:chunked, current generation, skopeo 1.18)', () => {
+  const fx = loadFixture('chunked');
+
+  it('is recognised as current-generation zstd:chunked with a tar-split', () => {
+    expect(fx.layers).toHaveLength(2);
+    for (const layer of fx.layers) {
+      const format = detectLayerFormat(layer);
+      expect(format).toMatchObject({
+        compression: 'zstd',
+        encrypted: false,
+        hasTarSplit: true,
+        report: 'zstd:chunked',
+        chunked: { kind: 'zstd:chunked', generation: 'current' },
+      });
+      const info = zstdChunked(format);
+      expect(info.tarSplit).toBeDefined();
+      expect(info.tocDigest).toBe(layer.annotations?.['io.github.containers.zstd-chunked.manifest-checksum']);
+    }
+  });
+
+  it('keeps the DiffIDs of the plain image (the decompressed stream is the original tar)', async () => {
+    expect(fx.diffIDs).toEqual(plain.diffIDs);
+    for (const [i, layer] of fx.layers.entries()) {
+      const tar = await decompressWhole(fx.blob(layer.digest), 'zstd');
+      expect(tar.equals(plainTars[i]!)).toBe(true);
+      expect(sha256(tar)).toBe(fx.diffIDs[i]);
+    }
+  });
+
+  it('verifies TOC, footer and tar-split read from the metadata ranges, and rebuilds the DiffID', async () => {
+    for (const [i, layer] of fx.layers.entries()) {
+      const blob = fx.blob(layer.digest);
+      expect(blob.length).toBe(layer.size);
+      const info = zstdChunked(detectLayerFormat(layer));
+      // Only the ranges a partial pull would fetch.
+      const fetched = metadataRanges(info, layer.size).map((r) => ({
+        start: r.start,
+        bytes: blob.subarray(r.start, r.end),
+      }));
+      const { toc, tarSplit } = parseChunkedMetadata(info, layer.size, fetched);
+      expect(toc.entryCount).toBe(tocJson(blob, info).entries.length);
+      expect(toc.tarSplitDigest).toBe(sha256(tarSplit));
+
+      // Every file from its own frames, checked chunk by chunk, then indexed by its digest.
+      const byDigest = new Map<Digest, Buffer>();
+      for (const file of toc.files) {
+        const pieces: Buffer[] = [];
+        for (const chunk of file.chunks) {
+          const bytes = chunk.zeros
+            ? Buffer.alloc(chunk.size)
+            : await decompressChunk(blob.subarray(chunk.start, chunk.end), chunk.size);
+          expect(sha256(bytes)).toBe(chunk.digest);
+          pieces.push(bytes);
+        }
+        const content = Buffer.concat(pieces);
+        expect(content.length).toBe(file.size);
+        expect(sha256(content)).toBe(file.digest);
+        byDigest.set(file.digest, content);
+      }
+      // Every regular file with content is in the TOC, and large ones come in several chunks.
+      const { entries: plainEntries } = await tarEntries(plainTars[i]!);
+      expect(toc.files.map((f) => f.path)).toEqual(
+        plainEntries
+          .filter((e) => e.type === 'file' && e.size > 0)
+          .map((e) => normalizeEntryPath(e.name, 'tar')),
+      );
+      expect(toc.files.some((f) => f.chunks.length > 1)).toBe(true);
+
+      // tar-split segments + file contents in order = the original tar, byte for byte.
+      const out: Buffer[] = [];
+      const files = [...toc.files];
+      for await (const record of readContainersTarSplit(tarSplit)) {
+        if (record.kind === 'segment') {
+          out.push(record.bytes);
+          continue;
+        }
+        if (record.size === 0) continue;
+        const file = files.shift()!;
+        expect(normalizeEntryPath(record.name, 'tar-split')).toBe(file.path);
+        expect(record.size).toBe(file.size);
+        out.push(byDigest.get(file.digest)!);
+      }
+      expect(files).toEqual([]);
+      const rebuilt = Buffer.concat(out);
+      expect(rebuilt.length).toBe(plainTars[i]!.length);
+      expect(sha256(rebuilt)).toBe(fx.diffIDs[i]);
+    }
+  });
+
+  it('rejects a TOC or tar-split that is not what the annotations and footer promise', () => {
+    const [layer] = fx.layers;
+    const blob = Buffer.from(fx.blob(layer!.digest));
+    const info = zstdChunked(detectLayerFormat(layer!));
+    // One flipped bit in the TOC fails the manifest-checksum annotation.
+    const tampered = Buffer.from(blob);
+    tampered[info.toc.offset + 10]! ^= 1;
+    expect(() => parseChunkedMetadata(info, layer!.size, [{ start: 0, bytes: tampered }])).toThrow(
+      /TOC digest mismatch/,
+    );
+    // One flipped bit in the tar-split fails the TOC's tarSplitDigest.
+    const split = Buffer.from(blob);
+    split[info.tarSplit!.offset + 10]! ^= 1;
+    expect(() => parseChunkedMetadata(info, layer!.size, [{ start: 0, bytes: split }])).toThrow(
+      /tar-split digest mismatch/,
+    );
+  });
+});
+
+describe('chunked-legacy (older zstd:chunked, skopeo 1.9.3, tars without record padding)', () => {
+  const fx = loadFixture('chunked-legacy');
+
+  it('is recognised as older-generation zstd:chunked without a tar-split', () => {
+    for (const layer of fx.layers) {
+      const format = detectLayerFormat(layer);
+      expect(format).toMatchObject({
+        compression: 'zstd',
+        hasTarSplit: false,
+        report: 'zstd:chunked',
+        chunked: { kind: 'zstd:chunked', generation: 'legacy' },
+      });
+      expect(zstdChunked(format).tarSplit).toBeUndefined();
+    }
+  });
+
+  it('has a legacy footer that agrees with the annotations and a TOC that verifies', async () => {
+    for (const layer of fx.layers) {
+      const blob = fx.blob(layer.digest);
+      const info = zstdChunked(detectLayerFormat(layer));
+      const footer = blob.subarray(blob.length - LEGACY_FOOTER);
+      expect(footer.toString('latin1', 40)).toBe('GnUlInUx');
+      checkLegacyFooter(info, footer);
+      const entries = countTocEntries(tocBytes(blob, info), info);
+      const json = tocJson(blob, info);
+      expect(entries).toBe(json.entries.length);
+      // The TOC lists every entry of the tar, in order, plus chunk entries for pieces of large files.
+      const tar = await tarEntries(await decompressWhole(blob, 'zstd'));
+      const tocNames = json.entries
+        .filter((e) => e.type !== 'chunk')
+        .map((e) => normalizeEntryPath(e.name, 'TOC'));
+      expect(tocNames).toEqual(tar.entries.map((e) => normalizeEntryPath(e.name, 'tar')));
+      expect(json.entries.some((e) => e.type === 'chunk')).toBe(true);
+    }
+  });
+
+  it('decompresses to the tar its DiffID names: the plain tar without its record padding', async () => {
+    for (const [i, layer] of fx.layers.entries()) {
+      const tar = await decompressWhole(fx.blob(layer.digest), 'zstd');
+      expect(sha256(tar)).toBe(fx.diffIDs[i]);
+      expect(tar.length % 512).toBe(0);
+      expect(tar.length).toBeLessThan(plainTars[i]!.length);
+      expect(tar.equals(plainTars[i]!.subarray(0, tar.length))).toBe(true);
+    }
+  });
+
+  it('rejects a footer that disagrees with the annotations', () => {
+    const [layer] = fx.layers;
+    const blob = fx.blob(layer!.digest);
+    const info = zstdChunked(detectLayerFormat(layer!));
+    const footer = Buffer.from(blob.subarray(blob.length - LEGACY_FOOTER));
+    footer.writeBigUInt64LE(BigInt(info.toc.offset + 1), 8);
+    expect(() => checkLegacyFooter(info, footer)).toThrow(/legacy footer/);
+    // The current generation's 72-byte footer check must not accept the legacy one.
+    expect(() => parseChunkedMetadata(info, layer!.size, [{ start: 0, bytes: blob }])).toThrow();
+  });
+});
+
+describe('chunked-legacy-bad (older zstd:chunked from padded tars: the DiffID defect)', () => {
+  const fx = loadFixture('chunked-legacy-bad');
+  const good = loadFixture('chunked-legacy');
+
+  it('is recognised as older zstd:chunked and its TOC still verifies', () => {
+    for (const layer of fx.layers) {
+      const info = zstdChunked(detectLayerFormat(layer));
+      expect(info.generation).toBe('legacy');
+      const blob = fx.blob(layer.digest);
+      checkLegacyFooter(info, blob.subarray(blob.length - LEGACY_FOOTER));
+      expect(countTocEntries(tocBytes(blob, info), info)).toBeGreaterThan(10);
+    }
+  });
+
+  it('decompresses to fewer bytes than the tar its DiffID names: the trailing zeros are gone', async () => {
+    // The config is the plain image's: its DiffIDs name the 10 KiB-padded tars.
+    expect(fx.diffIDs).toEqual(plain.diffIDs);
+    for (const [i, layer] of fx.layers.entries()) {
+      const original = plainTars[i]!;
+      expect(sha256(original)).toBe(fx.diffIDs[i]);
+      const tar = await decompressWhole(fx.blob(layer.digest), 'zstd');
+      expect(tar.length).not.toBe(original.length);
+      expect(tar.length).toBeLessThan(original.length);
+      expect(sha256(tar)).not.toBe(fx.diffIDs[i]);
+      // Exactly the padding is missing: a prefix of the original, the rest all zeros.
+      expect(tar.equals(original.subarray(0, tar.length))).toBe(true);
+      expect(original.subarray(tar.length).every((b) => b === 0)).toBe(true);
+    }
+  });
+
+  it('holds the very same blobs as chunked-legacy, claimed for other DiffIDs', () => {
+    expect(fx.layers.map((l) => l.digest)).toEqual(good.layers.map((l) => l.digest));
+    expect(fx.diffIDs).not.toEqual(good.diffIDs);
+  });
+});
+
+describe('estargz (gzip eStargz, stargz-snapshotter)', () => {
+  const fx = loadFixture('estargz');
+
+  it('is recognised as gzip eStargz without a tar-split', () => {
+    for (const layer of fx.layers) {
+      const format = detectLayerFormat(layer);
+      expect(layer.mediaType).toBe('application/vnd.oci.image.layer.v1.tar+gzip');
+      expect(format).toMatchObject({
+        compression: 'gzip',
+        hasTarSplit: false,
+        report: 'estargz',
+        chunked: {
+          kind: 'estargz',
+          compression: 'gzip',
+          tocDigest: layer.annotations?.['containerd.io/snapshot/stargz/toc.digest'],
+          uncompressedSize: Number(layer.annotations?.['io.containers.estargz.uncompressed-size']),
+        },
+      });
+    }
+  });
+
+  it('locates the TOC from the footer, verifies its digest and counts its entries', async () => {
+    for (const layer of fx.layers) {
+      const blob = fx.blob(layer.digest);
+      const format = detectLayerFormat(layer);
+      if (format.chunked?.kind !== 'estargz') throw new Error('not estargz');
+      const offset = estargzTocOffset(blob.subarray(blob.length - ESTARGZ_FOOTER));
+      expect(offset).toBeGreaterThan(0);
+      expect(offset).toBeLessThan(blob.length - ESTARGZ_FOOTER);
+      const { entries } = await readEstargzToc(
+        blob.subarray(offset, blob.length - ESTARGZ_FOOTER),
+        format.chunked.tocDigest,
+      );
+      // Independently: the last tar entry of the whole stream is the TOC.
+      const tar = await tarEntries(await decompressWhole(blob, 'gzip'), new Set(['stargz.index.json']));
+      expect(tar.entries.at(-1)?.name).toBe('stargz.index.json');
+      expect(tar.entries[0]?.name).toBe('.no.prefetch.landmark');
+      const json = tar.contents.get('stargz.index.json')!;
+      expect(sha256(json)).toBe(format.chunked.tocDigest);
+      expect(entries).toBe(JSON.parse(json.toString('utf8')).entries.length);
+      // A wrong digest is refused.
+      await expect(
+        readEstargzToc(blob.subarray(offset, blob.length - ESTARGZ_FOOTER), sha256('other')),
+      ).rejects.toThrow(/TOC digest mismatch/);
+    }
+  });
+
+  it('gunzips to the tar its DiffID names (eStargz rewrote it: not the plain tar)', async () => {
+    for (const [i, layer] of fx.layers.entries()) {
+      const tar = await decompressWhole(fx.blob(layer.digest), 'gzip');
+      expect(sha256(tar)).toBe(fx.diffIDs[i]);
+      expect(tar.length).toBe(Number(layer.annotations?.['io.containers.estargz.uncompressed-size']));
+      expect(fx.diffIDs[i]).not.toBe(plain.diffIDs[i]);
+    }
+  });
+});
+
+describe('estargz-zstd (zstd eStargz, stargz-snapshotter zstdchunked)', () => {
+  const fx = loadFixture('estargz-zstd');
+  const TOC_DIGEST = 'containerd.io/snapshot/stargz/toc.digest';
+
+  it('carries the annotations the real converter sets', () => {
+    for (const layer of fx.layers) {
+      expect(layer.mediaType).toBe('application/vnd.oci.image.layer.v1.tar+zstd');
+      expect(Object.keys(layer.annotations ?? {}).sort()).toEqual([
+        TOC_DIGEST,
+        'io.containers.estargz.uncompressed-size',
+        'io.containers.zstd-chunked.manifest-checksum',
+        'io.containers.zstd-chunked.manifest-position',
+      ]);
+    }
+  });
+
+  // The real converter also sets the older zstd:chunked annotations; toc.digest must win (FORMATS.md).
+  it('is reported as zstd eStargz, as FORMATS.md says', () => {
+    for (const layer of fx.layers) {
+      expect(detectLayerFormat(layer)).toMatchObject({
+        compression: 'zstd',
+        hasTarSplit: false,
+        report: 'estargz',
+        chunked: { kind: 'estargz', compression: 'zstd' },
+      });
+    }
+  });
+
+  it('is readable with the older zstd:chunked readers, and its TOC is the one toc.digest names', () => {
+    for (const layer of fx.layers) {
+      const blob = fx.blob(layer.digest);
+      // Seen without toc.digest, the same layer is an older zstd:chunked one.
+      const { [TOC_DIGEST]: _tocDigest, ...legacyOnly } = layer.annotations ?? {};
+      const format = detectLayerFormat({ ...layer, annotations: legacyOnly });
+      expect(format.hasTarSplit).toBe(false);
+      const info = zstdChunked(format);
+      checkLegacyFooter(info, blob.subarray(blob.length - LEGACY_FOOTER));
+      expect(countTocEntries(tocBytes(blob, info), info)).toBe(tocJson(blob, info).entries.length);
+      const json = decompressBounded(tocBytes(blob, info), info.toc.uncompressedLength, 'TOC');
+      expect(sha256(json)).toBe(layer.annotations?.[TOC_DIGEST]);
+    }
+  });
+
+  it('zstd-decompresses to the tar its DiffID names', async () => {
+    for (const [i, layer] of fx.layers.entries()) {
+      const tar = await decompressWhole(fx.blob(layer.digest), 'zstd');
+      expect(sha256(tar)).toBe(fx.diffIDs[i]);
+      expect(tar.length).toBe(Number(layer.annotations?.['io.containers.estargz.uncompressed-size']));
+      const { entries } = await tarEntries(tar);
+      expect(entries[0]?.name).toBe('.no.prefetch.landmark');
+    }
+  });
+
+  // With only toc.digest (the form FORMATS.md describes) the TOC is found by the 48-byte footer.
+  it('inspects a zstd eStargz layer that carries only the toc.digest annotation', async () => {
+    const source = new OciLayoutSource({ transport: 'oci', dir: fx.dir, tag: 'latest' });
+    for (const layer of fx.layers) {
+      const stripped = { ...layer, annotations: { [TOC_DIGEST]: layer.annotations![TOC_DIGEST]! } };
+      const format = detectLayerFormat(stripped);
+      expect(format.chunked).toMatchObject({ kind: 'estargz', compression: 'zstd' });
+      const description = await describeChunked(source, stripped, format);
+      expect(description?.note ?? '').not.toMatch(/unverifiable/);
+      expect(description?.entries).toBeGreaterThan(0);
+    }
+  });
+});
+
+describe('inspect (describeChunked) on every chunked fixture, from the OCI layout', () => {
+  const cases: Array<[string, { kind: string; partialPossible: boolean; tarSplit: boolean }]> = [
+    ['chunked', { kind: 'zstd:chunked', partialPossible: true, tarSplit: true }],
+    ['chunked-legacy', { kind: 'zstd:chunked', partialPossible: false, tarSplit: false }],
+    ['chunked-legacy-bad', { kind: 'zstd:chunked', partialPossible: false, tarSplit: false }],
+    ['estargz', { kind: 'estargz', partialPossible: false, tarSplit: false }],
+    ['estargz-zstd', { kind: 'estargz', partialPossible: false, tarSplit: false }],
+  ];
+  it.each(cases)('%s: reads and verifies the TOC', async (name, expected) => {
+    const fx = loadFixture(name);
+    const source = new OciLayoutSource({ transport: 'oci', dir: fx.dir, tag: 'latest' });
+    for (const layer of fx.layers) {
+      const description = await describeChunked(source, layer, detectLayerFormat(layer));
+      expect(description).toMatchObject(expected);
+      expect(description?.note ?? '').not.toMatch(/unverifiable/);
+      expect(description?.entries).toBeGreaterThan(10);
+    }
+  });
+});
