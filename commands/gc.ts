@@ -12,7 +12,7 @@ export default class Gc extends SkiffCommand {
     if (flags.json) this.printJson(result);
     else
       process.stdout.write(
-        `removed ${result.layersRemoved} layer(s), ${result.objectsRemoved} object(s), ${result.chunksRemoved} chunk index entries, ${result.stagingRemoved} staging dir(s); freed ${formatBytes(result.bytesFreed)}\n`,
+        `removed ${result.layersRemoved} layer(s), ${result.objectsRemoved} object(s), ${result.packsRewritten} pack(s) rewritten, ${result.stagingRemoved} staging dir(s); freed ${formatBytes(result.bytesFreed)}\n`,
       );
   }
 }

@@ -3,9 +3,15 @@ import { SkiffCommand } from '../src/cli/base.js';
 import { terminalProgress } from '../src/cli/progress.js';
 import { printPullReport } from '../src/cli/pull-output.js';
 import { registryClient, registryFlags } from '../src/cli/registry-flags.js';
-import { loadDecryptionKeys } from '../src/formats/encryption/index.js';
 import { pull } from '../src/pull/index.js';
 import { MODES, type Mode } from '../src/strategy/index.js';
+
+/** Keys are loaded (with jose behind them) only when given. */
+async function decryptionKeys(specs: string[] | undefined) {
+  if (!specs?.length) return [];
+  const { loadDecryptionKeys } = await import('../src/formats/encryption/index.js');
+  return loadDecryptionKeys(specs);
+}
 
 export default class Pull extends SkiffCommand {
   static override summary = 'Pull an image into the local store, partially where the layer format allows.';
@@ -46,7 +52,7 @@ Exit codes: 0 success, 1 usage, 2 not found or unauthorized, 3 convert-only viol
     const { args, flags } = await this.parse(Pull);
     const store = await this.openStore(flags.store);
     const client = registryClient(flags, Math.max(8, flags.jobs * 2));
-    const progress = terminalProgress(!flags.json && !flags['dry-run']);
+    const progress = await terminalProgress(!flags.json && !flags['dry-run']);
     try {
       const report = await pull({
         reference: args.ref,
@@ -56,7 +62,7 @@ Exit codes: 0 success, 1 usage, 2 not found or unauthorized, 3 convert-only viol
         mode: flags.mode as Mode,
         jobs: flags.jobs,
         dryRun: flags['dry-run'],
-        decryptionKeys: await loadDecryptionKeys(flags['decryption-key'] ?? []),
+        decryptionKeys: await decryptionKeys(flags['decryption-key']),
         progress,
       });
       progress.stop();

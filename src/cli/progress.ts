@@ -2,14 +2,16 @@
  * Per-layer progress bars on a TTY (stderr); nothing on a pipe, so scripts get clean output.
  * Bars count real bytes received from the source.
  */
-import cliProgress from 'cli-progress';
+import type cliProgressModule from 'cli-progress';
 import { shortDigest } from '../errors/index.js';
 import type { PullProgress } from '../pull/progress.js';
 import { formatBytes } from '../pull/report.js';
 
-export function terminalProgress(enabled: boolean): PullProgress & { stop(): void } {
+export async function terminalProgress(enabled: boolean): Promise<PullProgress & { stop(): void }> {
   if (!enabled || !process.stderr.isTTY)
     return { layerStart() {}, layerBytes() {}, layerDone() {}, stop() {} };
+  // Loaded only for a terminal: a pipe (scripts, CI) never pays for it.
+  const cliProgress: typeof cliProgressModule = (await import('cli-progress')).default;
   const multi = new cliProgress.MultiBar(
     {
       stream: process.stderr,
@@ -17,12 +19,12 @@ export function terminalProgress(enabled: boolean): PullProgress & { stop(): voi
       barsize: 30,
       hideCursor: true,
       clearOnComplete: false,
-      formatValue: (value, _options, type) =>
+      formatValue: (value: number, _options: unknown, type: string) =>
         type === 'value' || type === 'total' ? formatBytes(value) : String(value),
     },
     cliProgress.Presets.shades_classic,
   );
-  const bars = new Map<number, cliProgress.SingleBar>();
+  const bars = new Map<number, cliProgressModule.SingleBar>();
   return {
     layerStart(index, digest, method, total) {
       const payload = { digest: shortDigest(digest), method: method.padEnd(7) };

@@ -1,6 +1,6 @@
 /** What one layer's execution needs to know, gathered once per pull. */
 import type { LayerFormat } from '../formats/detect.js';
-import type { DecryptionKey } from '../formats/encryption/index.js';
+import type { DecryptionKey } from '../formats/encryption/keys.js';
 import type { IngestOptions } from '../store/ingest.js';
 import type { StoreSession } from '../store/store.js';
 import type { ImageSource } from '../transport/index.js';

@@ -7,7 +7,7 @@
 import pLimit from 'p-limit';
 import { type Digest, sha256 } from '../digest/index.js';
 import { asSkiffError, ConvertOnlyError, shortDigest, VerificationError } from '../errors/index.js';
-import type { DecryptionKey } from '../formats/encryption/index.js';
+import type { DecryptionKey } from '../formats/encryption/keys.js';
 import { formatPlatform, hostPlatform, parsePlatform } from '../manifest/index.js';
 import { schema1ToOciConfig } from '../manifest/schema1.js';
 import { formatReference, type ImageReference, parseReference, storeName } from '../reference/index.js';

@@ -4,9 +4,9 @@
  */
 import type { Transform } from 'node:stream';
 import { DigestStream } from '../digest/index.js';
-import { VerificationError } from '../errors/index.js';
+import { SkiffError, VerificationError } from '../errors/index.js';
 import { decompressor } from '../formats/compression.js';
-import { createDecryptStream, unwrapLayerKey } from '../formats/encryption/index.js';
+import { isRetriableNetworkError } from '../registry/http.js';
 import { ingestLayer, type StagedLayer } from '../store/ingest.js';
 import { pipeChain } from '../util/streams.js';
 import type { LayerContext } from './context.js';
@@ -18,9 +18,7 @@ export async function pullFull(ctx: LayerContext): Promise<StagedLayer> {
   let staged: StagedLayer | undefined;
   try {
     // Unwrap the key before fetching anything: a missing or wrong key fails without a download.
-    const decrypt = format.encrypted
-      ? createDecryptStream(await unwrapLayerKey(layer.annotations ?? {}, ctx.keys))
-      : undefined;
+    const decrypt = format.encrypted ? await decryptStream(ctx) : undefined;
     const blob = await source.openBlob(layer, signal);
     const counter = new ByteCounter((n) => ctx.fetched(n));
     const verify = new DigestStream({
@@ -50,6 +48,12 @@ export async function pullFull(ctx: LayerContext): Promise<StagedLayer> {
   return checkDiffID(staged!, ctx);
 }
 
+/** The encryption module (and jose behind it) is loaded only for encrypted layers. */
+async function decryptStream(ctx: LayerContext): Promise<Transform> {
+  const { createDecryptStream, unwrapLayerKey } = await import('../formats/encryption/index.js');
+  return createDecryptStream(await unwrapLayerKey(ctx.layer.annotations ?? {}, ctx.keys));
+}
+
 /** The rebuilt or decompressed tar must hash to the DiffID the config commits to (SPEC §4, §5). */
 export function checkDiffID(staged: StagedLayer, ctx: LayerContext): StagedLayer {
   const expected = ctx.layer.diffID;
@@ -67,8 +71,15 @@ export function checkDiffID(staged: StagedLayer, ctx: LayerContext): StagedLayer
 function withLayer(error: unknown, ctx: LayerContext, decompress: Transform | undefined): unknown {
   const digest = ctx.layer.digest;
   if (error instanceof VerificationError) return error.withContext({ digest });
-  // Bytes that do not decompress are the publisher's fault, not the network's: a verification failure.
-  if (decompress && decompress.errored === error) {
+  // Bytes that do not decompress are the publisher's fault, not the network's: a verification
+  // failure. pipeline() destroys every stage with the first error, so a network error reaches the
+  // decompressor too; only an error of its own (never a SkiffError) is relabelled.
+  if (
+    decompress &&
+    decompress.errored === error &&
+    !(error instanceof SkiffError) &&
+    !isRetriableNetworkError(error)
+  ) {
     return new VerificationError(
       `layer ${digest} does not decompress as ${ctx.format.compression}: ${(error as Error).message}`,
       {

@@ -24,8 +24,10 @@ import {
 import { RangesNotHonouredError } from '../registry/client.js';
 import { splitPart } from '../registry/range-split.js';
 import { ingestLayer, type StagedLayer } from '../store/ingest.js';
+import { type ObjectLocation, ObjectReader, readObjectRange } from '../store/packs.js';
+import { readObjectPieces } from '../store/rebuild.js';
 import type { ChunkRef } from '../store/records.js';
-import type { Store, StoreSession } from '../store/store.js';
+import { PACK_THRESHOLD, type Store, type StoreSession } from '../store/store.js';
 import { type FetchSet, type PlannedChunk, type PlannedFile, planFetchSet } from '../strategy/fetch-set.js';
 import type { LayerDecision, RuntimeFacts, TocFacts } from '../strategy/index.js';
 import type { ImageSource } from '../transport/index.js';
@@ -47,7 +49,7 @@ export class RuntimeFactError extends Error {
 export interface ChunkedLayer extends ChunkedMetadata {
   fetchSet: FetchSet;
   /** Where locally held chunks live, by chunk digest. */
-  localChunks: ReadonlyMap<Digest, { object: Digest; offset: number; size: number }>;
+  localChunks: ReadonlyMap<Digest, LocalChunk>;
   /** Bytes fetched to read the TOC, tar-split and footer. */
   metadataBytes: number;
 }
@@ -57,6 +59,13 @@ export interface LoadedChunkedLayer {
   chunked?: ChunkedLayer;
   runtime?: RuntimeFacts;
   metadataBytes: number;
+}
+
+/** A chunk the store already holds: `size` bytes at `offset` within a stored object. */
+interface LocalChunk {
+  location: ObjectLocation;
+  offset: number;
+  size: number;
 }
 
 /** Requests in flight per layer, and ranges per request (servers limit header sizes). */
@@ -119,18 +128,17 @@ export async function loadChunkedLayer(
 function availability(toc: ValidatedToc, store: Store) {
   const objects = new Set<Digest>();
   const chunks = new Set<Digest>();
-  const locations = new Map<Digest, { object: Digest; offset: number; size: number }>();
+  const locations = new Map<Digest, LocalChunk>();
   for (const file of toc.files) {
-    if (store.hasObject(file.digest)) {
+    if (store.hasObject(file.digest, file.size)) {
       objects.add(file.digest);
       continue;
     }
     if (file.chunks.length < 2) continue;
     for (const chunk of file.chunks) {
       if (chunk.zeros || locations.has(chunk.digest)) continue;
-      const found = store.hasObject(chunk.digest)
-        ? { object: chunk.digest, offset: 0, size: chunk.size }
-        : store.findChunk(chunk.digest);
+      const whole = store.locate(chunk.digest, chunk.size);
+      const found = whole ? { location: whole, offset: 0, size: chunk.size } : store.findChunk(chunk.digest);
       if (found && found.size === chunk.size) {
         chunks.add(chunk.digest);
         locations.set(chunk.digest, found);
@@ -166,7 +174,7 @@ export async function pullPartial(
   decision: LayerDecision,
 ): Promise<StagedLayer> {
   const assembler = new FileAssembler(ctx.session, chunked.fetchSet.files);
-  await assembler.fillLocal(chunked.localChunks, ctx.session);
+  await assembler.fillLocal(chunked.localChunks);
   await fetchMissing(ctx, chunked, assembler, decision.rangesPerRequest ?? RANGES_PER_REQUEST);
   assembler.assertComplete();
   let staged: StagedLayer;
@@ -253,30 +261,35 @@ async function fetchMissing(
 }
 
 /**
- * Assembles missing files from verified chunks into temp files, and stages each as an object once
- * complete and its whole-file digest checks out.
+ * Assembles missing files from verified chunks: small ones in memory, large ones in temp files;
+ * each is staged as an object once complete and its whole-file digest checks out.
  */
 class FileAssembler {
-  private readonly open = new Map<
-    PlannedFile,
-    { path: string; handle?: fsp.FileHandle; remaining: number }
-  >();
+  private readonly open = new Map<PlannedFile, Assembly>();
 
   constructor(
     private readonly session: StoreSession,
     files: readonly PlannedFile[],
   ) {
-    for (const file of files)
-      this.open.set(file, { path: session.tempFile('assemble'), remaining: file.chunks.length });
+    for (const file of files) {
+      this.open.set(
+        file,
+        file.size <= PACK_THRESHOLD
+          ? { kind: 'memory', buffer: Buffer.alloc(file.size), remaining: file.chunks.length }
+          : { kind: 'file', path: session.tempFile('assemble'), remaining: file.chunks.length },
+      );
+    }
   }
 
   /** Chunks that need no fetch: zeros, and chunks held by stored objects. */
-  async fillLocal(locations: ChunkedLayer['localChunks'], session: StoreSession): Promise<void> {
+  async fillLocal(locations: ChunkedLayer['localChunks']): Promise<void> {
     for (const file of this.open.keys()) {
       for (const chunk of file.chunks) {
         if (chunk.source === 'zeros') await this.put(file, chunk, Buffer.alloc(chunk.size));
-        else if (chunk.source === 'local')
-          await this.put(file, chunk, await readLocalChunk(session, locations.get(chunk.digest)!));
+        else if (chunk.source === 'local') {
+          const at = locations.get(chunk.digest)!;
+          await this.put(file, chunk, await readObjectRange(at.location, at.offset, at.size));
+        }
       }
     }
   }
@@ -293,27 +306,39 @@ class FileAssembler {
     }
     const state = this.open.get(file);
     if (!state) throw new Error(`chunk for an unplanned file ${file.path}`);
-    if (file.chunks.length === 1) {
-      // The common case: a small file in one frame, whose chunk digest is its file digest.
-      await fsp.writeFile(state.path, data, { mode: 0o444, flag: 'wx' });
-      this.open.delete(file);
-      await this.session.stageObject(state.path, file.digest);
-      return;
+    if (state.kind === 'memory') {
+      data.copy(state.buffer, chunk.chunkOffset);
+    } else {
+      state.handle ??= await fsp.open(state.path, 'wx', 0o444);
+      await state.handle.write(data, 0, data.length, chunk.chunkOffset);
     }
-    state.handle ??= await fsp.open(state.path, 'wx', 0o444);
-    await state.handle.write(data, 0, data.length, chunk.chunkOffset);
     if (--state.remaining === 0) await this.finish(file, state);
   }
 
-  private async finish(file: PlannedFile, state: { path: string; handle?: fsp.FileHandle }): Promise<void> {
-    await state.handle?.close();
+  private async finish(file: PlannedFile, state: Assembly): Promise<void> {
     this.open.delete(file);
+    if (state.kind === 'memory') {
+      // A single-chunk file was verified by its chunk digest, which is its file digest.
+      if (file.chunks.length > 1) this.checkWhole(file, sha256(state.buffer), state.buffer.length);
+      await this.session.stageSmall(file.digest, state.buffer);
+      return;
+    }
+    await state.handle?.close();
     const hasher = new Hasher();
     for await (const piece of fs.createReadStream(state.path, { highWaterMark: 1 << 20 }))
       hasher.update(piece as Buffer);
-    const actual = hasher.digest();
-    if (actual !== file.digest || hasher.bytes !== file.size) {
+    try {
+      this.checkWhole(file, hasher.digest(), hasher.bytes);
+    } catch (error) {
       await fsp.rm(state.path, { force: true });
+      throw error;
+    }
+    await this.session.stageLoose(state.path, file.digest, file.size);
+  }
+
+  /** Chunks verified one by one can still assemble into a file the TOC did not describe. */
+  private checkWhole(file: PlannedFile, actual: Digest, size: number): void {
+    if (actual !== file.digest || size !== file.size) {
       throw new VerificationError(
         `file "${file.path}" assembled from verified chunks does not match its digest ${file.digest}`,
         {
@@ -321,7 +346,6 @@ class FileAssembler {
         },
       );
     }
-    await this.session.stageObject(state.path, file.digest);
   }
 
   assertComplete(): void {
@@ -334,6 +358,7 @@ class FileAssembler {
 
   async abort(): Promise<void> {
     for (const state of this.open.values()) {
+      if (state.kind !== 'file') continue;
       await state.handle?.close().catch(() => undefined);
       await fsp.rm(state.path, { force: true });
     }
@@ -341,22 +366,26 @@ class FileAssembler {
   }
 }
 
-async function readLocalChunk(
-  session: StoreSession,
-  at: { object: Digest; offset: number; size: number },
-): Promise<Buffer> {
-  const handle = await fsp.open(session.objectPath(at.object), 'r');
-  try {
-    const buffer = Buffer.allocUnsafe(at.size);
-    const { bytesRead } = await handle.read(buffer, 0, at.size, at.offset);
-    return buffer.subarray(0, bytesRead);
-  } finally {
-    await handle.close();
-  }
-}
+type Assembly =
+  | { kind: 'memory'; buffer: Buffer; remaining: number }
+  | { kind: 'file'; path: string; handle?: fsp.FileHandle; remaining: number };
 
 /** The original tar, rebuilt from the tar-split's segments and the objects the TOC names. */
 async function* rebuildTar(chunked: ChunkedLayer, session: StoreSession): AsyncGenerator<Buffer> {
+  await session.flushStaged();
+  const reader = new ObjectReader();
+  try {
+    yield* rebuildFrom(chunked, session, reader);
+  } finally {
+    await reader.close();
+  }
+}
+
+async function* rebuildFrom(
+  chunked: ChunkedLayer,
+  session: StoreSession,
+  reader: ObjectReader,
+): AsyncGenerator<Buffer> {
   const next = tocDigestsByPath(chunked.toc);
   const sizes = new Map(chunked.toc.files.map((f) => [f.digest, f.size]));
   for await (const record of readContainersTarSplit(chunked.tarSplit)) {
@@ -367,22 +396,15 @@ async function* rebuildTar(chunked: ChunkedLayer, session: StoreSession): AsyncG
     if (record.size === 0) continue;
     const path = normalizeEntryPath(record.name, 'tar-split entry');
     const digest = next(path);
-    if (!digest || sizes.get(digest) !== record.size) {
+    const location =
+      digest && sizes.get(digest) === record.size ? session.locate(digest, record.size) : undefined;
+    if (!location) {
       throw new TocUnverifiableError(
         `tar-split names "${record.name}" (${record.size} bytes), which the TOC does not list with that size`,
       );
     }
-    yield* readObject(session.objectPath(digest), record.size);
+    yield* readObjectPieces(location, reader);
   }
-}
-
-/** Small objects in one read; large ones streamed. */
-async function* readObject(path: string, size: number): AsyncGenerator<Buffer> {
-  if (size <= 1024 * 1024) {
-    yield await fsp.readFile(path);
-    return;
-  }
-  for await (const piece of fs.createReadStream(path, { highWaterMark: 1 << 20 })) yield piece as Buffer;
 }
 
 async function readExactly(stream: AsyncIterable<Buffer | Uint8Array>, length: number): Promise<Buffer> {

@@ -21,7 +21,12 @@ import {
   sleep,
   statusToSkiffError,
 } from './http.js';
-import { multipartBoundary, parseContentRange, readMultipartByteranges } from './multipart.js';
+import {
+  MultipartTruncatedError,
+  multipartBoundary,
+  parseContentRange,
+  readMultipartByteranges,
+} from './multipart.js';
 import { PartTruncatedError, type RangeConsumer, splitPart } from './range-split.js';
 
 export interface RegistryClientOptions extends HttpClientOptions {
@@ -205,12 +210,17 @@ export class RegistryClient {
   ) {
     let res = first;
     let delivered = 0;
+    // Consecutive failures without progress end the pull like any request's retries; the total is
+    // bounded too, so a server that always drops after a few bytes cannot keep us forever.
     let failures = 0;
+    let resumes = 0;
+    const maxResumes = Math.max(1, this.http.retry.retries) * 4;
     for (;;) {
+      const reading = res;
       // A 200 to a resume means the server restarted from byte 0: skip what was already delivered.
-      let skip = delivered > 0 && res.status === 200 ? delivered : 0;
+      let skip = delivered > 0 && reading.status === 200 ? delivered : 0;
       try {
-        for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        for await (const chunk of reading.body as AsyncIterable<Buffer>) {
           let piece = chunk;
           if (skip > 0) {
             const drop = Math.min(skip, piece.length);
@@ -224,8 +234,7 @@ export class RegistryClient {
         }
         return;
       } catch (error) {
-        res.body.destroy();
-        if (!isRetriableNetworkError(error) || failures >= this.http.retry.retries) {
+        if (!isRetriableNetworkError(error) || failures >= this.http.retry.retries || resumes >= maxResumes) {
           throw new NetworkError(
             `blob ${digest}: connection failed after ${delivered} bytes: ${(error as Error).message}`,
             { digest },
@@ -233,10 +242,12 @@ export class RegistryClient {
           );
         }
         failures++;
+        resumes++;
         await sleep(this.http.retry.minDelayMs * 2 ** (failures - 1), signal);
         res = await this.blobResponse(location, digest, delivered, signal);
       } finally {
-        if (!res.body.destroyed && res.body.readableEnded === false) res.body.destroy();
+        // Only the body this turn was reading: `res` may already be the resumed response.
+        if (!reading.body.destroyed) reading.body.destroy();
       }
     }
   }
@@ -268,9 +279,12 @@ export class RegistryClient {
         }
       } catch (error) {
         pending = pending.filter((r) => !delivered.includes(r));
-        const transient = isRetriableNetworkError(error) || error instanceof PartTruncatedError;
+        const transient =
+          isRetriableNetworkError(error) ||
+          error instanceof PartTruncatedError ||
+          error instanceof MultipartTruncatedError;
         if (!transient || failures >= this.http.retry.retries) {
-          if (error instanceof PartTruncatedError) {
+          if (error instanceof PartTruncatedError || error instanceof MultipartTruncatedError) {
             throw new VerificationError(`blob ${digest}: range answer truncated (${error.message})`, {
               digest,
             });

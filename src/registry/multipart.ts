@@ -216,8 +216,11 @@ async function readPartHeaders(reader: BodyReader): Promise<ContentRange> {
   return parseContentRange(contentRange);
 }
 
+/** The body ended early: as likely a dropped connection as a broken server, so callers may retry. */
+export class MultipartTruncatedError extends VerificationError {}
+
 function truncated(): VerificationError {
-  return new VerificationError('multipart body truncated before the closing boundary');
+  return new MultipartTruncatedError('multipart body truncated before the closing boundary');
 }
 
 /** Runs `onPart` on one part while feeding it the part's bytes; settles when both are done. */

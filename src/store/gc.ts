@@ -1,8 +1,8 @@
 /**
- * `skiff gc`: removes what no image references (layers, objects, chunk index entries, blob
- * records) and what interrupted pulls left behind. Mark and sweep, with pulls kept out: gc holds
- * the store lock for its whole run and refuses to start while a live pull has a session, and
- * pulls register their session under the same lock, so neither can see the other half-done.
+ * `skiff gc`: removes what no image references (layers, objects, blob records) and what
+ * interrupted pulls left behind. Mark and sweep, with pulls kept out: gc holds the store lock for
+ * its whole run and refuses to start while a live pull has a session, and pulls register their
+ * session under the same lock, so neither can see the other half-done.
  */
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -10,13 +10,14 @@ import path from 'node:path';
 import type { Digest } from '../digest/index.js';
 import { StoreBusyError } from '../errors/index.js';
 import { withStoreLock } from './lock.js';
+import { type PackEntry, PackWriter } from './packs.js';
 import type { Store } from './store.js';
 import { readTarSplit } from './tarsplit.js';
 
 export interface GcResult {
   layersRemoved: number;
   objectsRemoved: number;
-  chunksRemoved: number;
+  packsRewritten: number;
   blobRecordsRemoved: number;
   stagingRemoved: number;
   bytesFreed: number;
@@ -25,14 +26,15 @@ export interface GcResult {
 export async function collectGarbage(store: Store): Promise<GcResult> {
   return withStoreLock(store.root, async () => {
     const live = await liveSessions(store);
-    if (live.length > 0)
+    if (live.length > 0) {
       throw new StoreBusyError(
         `store ${store.root} is in use by ${live.length} pull(s) in progress; run gc when they finish`,
       );
+    }
     const result: GcResult = {
       layersRemoved: 0,
       objectsRemoved: 0,
-      chunksRemoved: 0,
+      packsRewritten: 0,
       blobRecordsRemoved: 0,
       stagingRemoved: 0,
       bytesFreed: 0,
@@ -41,44 +43,29 @@ export async function collectGarbage(store: Store): Promise<GcResult> {
     const liveLayers = new Set<Digest>();
     for (const image of await store.listImages())
       for (const d of (await store.readImage(image)).diffIDs) liveLayers.add(d);
-    const liveObjects = new Set<string>();
-    for (const hex of await fsp.readdir(path.join(store.root, 'layers/sha256'))) {
-      const diffID = `sha256:${hex}` as Digest;
-      if (!liveLayers.has(diffID)) {
-        result.bytesFreed += await removeTree(store, store.layerDir(diffID));
-        result.layersRemoved++;
-        continue;
-      }
-      for await (const record of readTarSplit(store.layerTarSplitPath(diffID))) {
-        if ('e' in record && record.e.digest) liveObjects.add(record.e.digest.slice(7));
-      }
-    }
-    await sweepFanout(
-      path.join(store.root, 'objects/sha256'),
-      (hex) => liveObjects.has(hex),
-      result,
-      'objectsRemoved',
-    );
-    // A chunk entry is useful only while the object it points into lives.
-    await sweepFanout(
-      path.join(store.root, 'chunks/sha256'),
-      (_hex, file) => {
-        const target = fs.readFileSync(file, 'utf8').split(' ')[0] ?? '';
-        return liveObjects.has(target);
-      },
-      result,
-      'chunksRemoved',
-    );
-    const blobsDir = path.join(store.root, 'blobs/sha256');
-    for (const name of await fsp.readdir(blobsDir)) {
-      const diffID = (await store.blobDiffID(`sha256:${name.replace(/\.json$/, '')}` as Digest))?.diffID;
-      if (!diffID || !liveLayers.has(diffID)) {
-        await fsp.rm(path.join(blobsDir, name), { force: true });
-        result.blobRecordsRemoved++;
-      }
-    }
+    const liveObjects = await markLayers(store, liveLayers, result);
+    await sweepLoose(path.join(store.root, 'objects/sha256'), liveObjects, result);
+    await sweepPacks(store, liveObjects, result);
+    await sweepBlobRecords(store, liveLayers, result);
     return result;
   });
+}
+
+/** Removes unreferenced layers; returns the digests (hex) of every object live layers use. */
+async function markLayers(store: Store, liveLayers: Set<Digest>, result: GcResult): Promise<Set<string>> {
+  const liveObjects = new Set<string>();
+  for (const hex of await fsp.readdir(path.join(store.root, 'layers/sha256'))) {
+    const diffID = `sha256:${hex}` as Digest;
+    if (!liveLayers.has(diffID)) {
+      result.bytesFreed += await removeTree(store.layerDir(diffID));
+      result.layersRemoved++;
+      continue;
+    }
+    for await (const record of readTarSplit(store.layerTarSplitPath(diffID))) {
+      if ('e' in record && record.e.digest) liveObjects.add(record.e.digest.slice(7));
+    }
+  }
+  return liveObjects;
 }
 
 /** Sessions whose process is still alive; dead ones (crashed, killed) are cleared as a side effect. */
@@ -107,7 +94,7 @@ async function removeStaging(store: Store, result: GcResult): Promise<number> {
   const dir = path.join(store.root, 'tmp');
   let removed = 0;
   for (const name of await fsp.readdir(dir)) {
-    result.bytesFreed += await removeTree(store, path.join(dir, name));
+    result.bytesFreed += await removeTree(path.join(dir, name));
     removed++;
   }
   // Half-written small files from atomic writes (temp name beside the target) go too.
@@ -119,26 +106,84 @@ async function removeStaging(store: Store, result: GcResult): Promise<number> {
   return removed;
 }
 
-async function sweepFanout(
-  root: string,
-  keep: (hex: string, file: string) => boolean,
-  result: GcResult,
-  counter: 'objectsRemoved' | 'chunksRemoved',
-): Promise<void> {
+async function sweepLoose(root: string, live: Set<string>, result: GcResult): Promise<void> {
   for (const shard of await fsp.readdir(root)) {
     const dir = path.join(root, shard);
     for (const name of await fsp.readdir(dir)) {
+      if (!name.includes('.tmp-') && live.has(name)) continue;
       const file = path.join(dir, name);
-      if (!name.includes('.tmp-') && keep(name, file)) continue;
       const stat = await fsp.lstat(file).catch(() => undefined);
       await fsp.rm(file, { force: true });
       result.bytesFreed += stat?.size ?? 0;
-      result[counter]++;
+      result.objectsRemoved++;
     }
   }
 }
 
-async function removeTree(_store: Store, target: string): Promise<number> {
+/**
+ * Packs keep only live content, each digest in one pack (the first in name order: the rule
+ * lookups use). A pack with nothing dead stays as it is; one with nothing live goes; the rest are
+ * rewritten. The new pack is in place before the old one is removed, so a crash leaves, at worst,
+ * a duplicate for the next gc.
+ */
+async function sweepPacks(store: Store, live: Set<string>, result: GcResult): Promise<void> {
+  const dir = path.join(store.root, 'packs');
+  const kept = new Set<string>();
+  for (const index of store.packs.indexes()) {
+    const entries = [...index.entries()];
+    const keep = entries.filter((e) => live.has(e.digest.slice(7)) && !kept.has(e.digest));
+    for (const e of keep) kept.add(e.digest);
+    if (keep.length === entries.length) continue;
+    const name = path.basename(index.packPath, '.pack');
+    if (keep.length > 0) await rewritePack(store, index.packPath, keep);
+    const dropped = entries.filter((e) => !keep.includes(e));
+    result.objectsRemoved += dropped.length;
+    result.bytesFreed += dropped.reduce((sum, e) => sum + e.size, 0);
+    // The index first: without it the pack is invisible, and then harmless to remove.
+    await fsp.rm(path.join(dir, `${name}.idx`), { force: true });
+    await fsp.rm(path.join(dir, `${name}.pack`), { force: true });
+    result.packsRewritten++;
+  }
+  // A pack whose index never arrived (a crash between the two renames) is garbage.
+  for (const file of await fsp.readdir(dir)) {
+    if (file.endsWith('.pack') && !fs.existsSync(path.join(dir, `${file.slice(0, -5)}.idx`))) {
+      await fsp.rm(path.join(dir, file), { force: true });
+    }
+  }
+  store.packs.reset();
+}
+
+async function rewritePack(store: Store, packPath: string, keep: PackEntry[]): Promise<void> {
+  const name = `${Date.now().toString(36).padStart(9, '0')}-gc-${process.pid}`;
+  const writer = new PackWriter(path.join(store.root, 'tmp', `${name}.pack`));
+  const source = await fsp.open(packPath, 'r');
+  try {
+    for (const entry of keep) {
+      const buffer = Buffer.allocUnsafe(entry.size);
+      await source.read(buffer, 0, entry.size, entry.offset);
+      await writer.add(entry.digest, buffer);
+    }
+  } finally {
+    await source.close();
+  }
+  const finished = await writer.finish();
+  if (!finished) return;
+  await fsp.rename(finished.pack, path.join(store.root, 'packs', `${name}.pack`));
+  await fsp.rename(finished.index, path.join(store.root, 'packs', `${name}.idx`));
+}
+
+async function sweepBlobRecords(store: Store, liveLayers: Set<Digest>, result: GcResult): Promise<void> {
+  const dir = path.join(store.root, 'blobs/sha256');
+  for (const name of await fsp.readdir(dir)) {
+    const diffID = (await store.blobDiffID(`sha256:${name.replace(/\.json$/, '')}` as Digest))?.diffID;
+    if (!diffID || !liveLayers.has(diffID)) {
+      await fsp.rm(path.join(dir, name), { force: true });
+      result.blobRecordsRemoved++;
+    }
+  }
+}
+
+async function removeTree(target: string): Promise<number> {
   let bytes = 0;
   const walk = async (p: string): Promise<void> => {
     const stat = await fsp.lstat(p).catch(() => undefined);

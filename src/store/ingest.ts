@@ -1,24 +1,24 @@
 /**
  * Turns a layer's tar stream into a staged layer: every regular file's content becomes (or is
  * found as) an object, the rest of the tar goes into the tar-split, and the whole stream is hashed
- * into the DiffID the caller will commit under. One pass, bounded memory.
+ * into the DiffID the caller will commit under. One pass, bounded memory: file contents are
+ * staged through a bounded window of writes while the parser keeps going.
  */
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { type Digest, Hasher } from '../digest/index.js';
+import type { Digest } from '../digest/index.js';
 import { VerificationError } from '../errors/index.js';
 import { ancestors, normalizeEntryPath, normalizeLinkTarget } from '../formats/paths.js';
 import { readTar, type TarEntry } from '../formats/tar.js';
+import { LayerHasher } from '../util/hashing.js';
 import { TaskWindow } from '../util/window.js';
 import type { ChunkRef, LayerRecord, StoredEntry } from './records.js';
 import type { StagedLayerFiles, StoreSession } from './store.js';
-import { LAYER_TARSPLIT } from './store.js';
+import { LAYER_TARSPLIT, PACK_THRESHOLD } from './store.js';
 import { TarSplitWriter } from './tarsplit.js';
 
-/** Files up to this size are hashed in memory and written in one call; larger ones stream to disk. */
-const SMALL_FILE = 256 * 1024;
-/** Object writes in flight at once. */
-const WRITE_WINDOW = 32;
+/** Files being staged at once (each holds at most one small file in memory). */
+const WRITE_WINDOW = 16;
 
 export interface IngestOptions {
   session: StoreSession;
@@ -27,8 +27,8 @@ export interface IngestOptions {
   provenance: 'publisher' | 'computed';
   /**
    * Content digests the caller already knows (a TOC, or objects a partial pull assembled), by
-   * entry path. A large file whose object already exists is then only hashed, never rewritten;
-   * a known digest that the content does not match fails the layer.
+   * entry path. A file whose object already exists is then only hashed, never rewritten; a known
+   * digest that the content does not match fails the layer.
    */
   knownDigest?: (path: string) => Digest | undefined;
   /**
@@ -38,55 +38,39 @@ export interface IngestOptions {
   trustKnownObjects?: boolean;
   /** Chunks of this layer's files (from a chunked layer's TOC), recorded for later partial pulls. */
   chunks?: (byPath: ReadonlyMap<string, Digest>) => ChunkRef[];
-  /** Called with the size of each tar chunk as it is consumed (progress). */
-  onTarBytes?: (bytes: number) => void;
 }
 
 export interface StagedLayer extends StagedLayerFiles {
   tarSize: number;
 }
 
-/** Ingests a tar stream into the session's staging area; commit it with store.commitLayer. */
+/** Ingests a tar stream into the session's staging area; commit it with StoreSession.commitLayer. */
 export async function ingestLayer(
   tar: AsyncIterable<Buffer | Uint8Array>,
   options: IngestOptions,
 ): Promise<StagedLayer> {
-  const { session } = options;
-  const dir = await session.stagingDir('layer');
+  const dir = await options.session.stagingDir('layer');
   const tarsplit = new TarSplitWriter(path.join(dir, LAYER_TARSPLIT));
+  const hasher = new LayerHasher();
   const writes = new TaskWindow(WRITE_WINDOW);
-  const diff = new Hasher();
   const guard = new PathGuard();
   const fileDigests = new Map<string, Digest>();
   const objects = new Set<Digest>();
   let entries = 0;
   let contentBytes = 0;
   let file: FileSink | undefined;
-
-  async function* hashed(): AsyncGenerator<Buffer | Uint8Array> {
-    for await (const chunk of tar) {
-      diff.update(chunk);
-      options.onTarBytes?.(chunk.length);
-      yield chunk;
-    }
-  }
-
   try {
-    for await (const token of readTar(hashed())) {
+    for await (const token of readTar(tar)) {
       switch (token.kind) {
         case 'raw':
           tarsplit.raw(token.bytes);
+          hasher.raw(token.bytes);
           break;
         case 'entry': {
           const stored = guard.admit(token.entry);
           entries++;
           if (stored.type === 'file' && stored.size > 0) {
-            file = new FileSink(
-              session,
-              stored,
-              options.knownDigest?.(stored.path),
-              options.trustKnownObjects ?? false,
-            );
+            file = new FileSink(options, stored, hasher);
             contentBytes += stored.size;
           } else {
             await tarsplit.entry(stored);
@@ -94,23 +78,39 @@ export async function ingestLayer(
           break;
         }
         case 'data':
-          if (file) await file.write(token.bytes);
+          await file?.write(token.bytes);
           break;
         case 'end-entry':
           if (file) {
             const done = file;
             file = undefined;
-            const digest = await done.finish(writes);
+            const digest = done.digest();
+            done.check(digest);
             done.entry.digest = digest;
+            await tarsplit.entry(done.entry);
             fileDigests.set(done.entry.path, digest);
             objects.add(digest);
-            await tarsplit.entry(done.entry);
+            await writes.add(() => done.stage(digest));
           }
           break;
       }
     }
+    const { diffID, bytes } = hasher.finish();
     await writes.drain();
     await tarsplit.finish();
+    const chunks = options.chunks?.(fileDigests);
+    const record: LayerRecord = {
+      schema: 1,
+      diffID,
+      provenance: options.provenance,
+      tarSize: bytes,
+      entries,
+      contentBytes,
+      createdAt: new Date().toISOString(),
+      ...(options.source ? { source: options.source } : {}),
+      ...(chunks && chunks.length > 0 ? { chunkCount: chunks.length } : {}),
+    };
+    return { diffID, blobDigest: options.source?.blobDigest, dir, record, objects, chunks, tarSize: bytes };
   } catch (error) {
     tarsplit.abort();
     await file?.abort();
@@ -118,21 +118,6 @@ export async function ingestLayer(
     await fsp.rm(dir, { recursive: true, force: true });
     throw error;
   }
-
-  const diffID = diff.digest();
-  const chunks = options.chunks?.(fileDigests);
-  const record: LayerRecord = {
-    schema: 1,
-    diffID,
-    provenance: options.provenance,
-    tarSize: diff.bytes,
-    entries,
-    contentBytes,
-    createdAt: new Date().toISOString(),
-    ...(options.source ? { source: options.source } : {}),
-    ...(chunks && chunks.length > 0 ? { chunks } : {}),
-  };
-  return { diffID, blobDigest: options.source?.blobDigest, dir, record, objects, tarSize: diff.bytes };
 }
 
 /**
@@ -199,46 +184,56 @@ function toStoredEntry(entry: TarEntry, path: string, link: string | undefined):
   return stored;
 }
 
-/** Receives one file's content and turns it into an object (or recognises an existing one). */
+/**
+ * Receives one file's content. Small content is kept in memory and packed; large content streams
+ * to a temp file. Content the store already holds under a known digest is only hashed (or, when
+ * the caller vouches for it, not even that).
+ */
 class FileSink {
-  private readonly hasher = new Hasher();
   private readonly small: Buffer[] = [];
   private temp: { path: string; handle: fsp.FileHandle } | undefined;
-  private readonly hashOnly: boolean;
+  private readonly known: Digest | undefined;
+  /** Already held: nothing to write. */
+  private readonly held: boolean;
+  /** Already held and vouched for: nothing to hash per file either. */
+  private readonly trusted: boolean;
+  private readonly hashId: number;
 
   constructor(
-    private readonly session: StoreSession,
+    private readonly options: IngestOptions,
     readonly entry: StoredEntry,
-    private readonly known: Digest | undefined,
-    trustKnown: boolean,
+    private readonly hasher: LayerHasher,
   ) {
-    // Content we already hold (a partial pull's reused files) is verified, not rewritten.
-    this.hashOnly = known !== undefined && session.hasObject(known);
-    this.trusted = this.hashOnly && trustKnown;
+    this.known = options.knownDigest?.(entry.path);
+    this.held = this.known !== undefined && options.session.hasObject(this.known, entry.size);
+    this.trusted = this.held && (options.trustKnownObjects ?? false);
+    this.hashId = this.trusted ? -1 : hasher.begin();
   }
-
-  private readonly trusted: boolean;
 
   async write(bytes: Buffer): Promise<void> {
-    if (this.trusted) return;
-    this.hasher.update(bytes);
-    if (this.hashOnly) return;
-    if (this.entry.size <= SMALL_FILE) {
-      this.small.push(Buffer.from(bytes));
-      return;
+    if (this.trusted) this.hasher.raw(bytes);
+    else this.hasher.data(this.hashId, bytes);
+    if (!this.held) {
+      if (this.entry.size <= PACK_THRESHOLD) {
+        // A view, not a copy: decoders hand out fresh buffers, and the pack writes them as they are.
+        this.small.push(bytes);
+      } else {
+        if (!this.temp) {
+          const tempPath = this.options.session.tempFile('object');
+          this.temp = { path: tempPath, handle: await fsp.open(tempPath, 'wx', 0o444) };
+        }
+        await this.temp.handle.write(bytes);
+      }
     }
-    if (!this.temp) {
-      const tempPath = this.session.tempFile('object');
-      this.temp = { path: tempPath, handle: await fsp.open(tempPath, 'wx', 0o444) };
-    }
-    await this.temp.handle.write(bytes);
   }
 
-  async finish(writes: TaskWindow): Promise<Digest> {
-    if (this.trusted) return this.known!;
-    const digest = this.hasher.digest();
+  digest(): Digest {
+    return this.trusted ? this.known! : this.hasher.end(this.hashId);
+  }
+
+  /** A known digest the content does not match fails the layer. */
+  check(digest: Digest): void {
     if (this.known && this.known !== digest) {
-      await this.abort();
       throw new VerificationError(
         `file "${this.entry.path}" content digest mismatch: expected ${this.known}, got ${digest}`,
         {
@@ -246,23 +241,19 @@ class FileSink {
         },
       );
     }
-    if (this.hashOnly) return digest;
-    const session = this.session;
+  }
+
+  /** Stages the content if it is new. */
+  async stage(digest: Digest): Promise<void> {
+    if (this.held) return;
+    const session = this.options.session;
     if (this.temp) {
-      const { path: tempPath, handle } = this.temp;
-      await handle.close();
-      await session.stageObject(tempPath, digest);
-      return digest;
+      await this.temp.handle.close();
+      await session.stageLoose(this.temp.path, digest, this.entry.size);
+      this.temp = undefined;
+      return;
     }
-    if (!session.hasObject(digest)) {
-      const content = this.small.length === 1 ? this.small[0]! : Buffer.concat(this.small);
-      const tempPath = session.tempFile('object');
-      await writes.add(async () => {
-        await fsp.writeFile(tempPath, content, { mode: 0o444, flag: 'wx' });
-        await session.stageObject(tempPath, digest);
-      });
-    }
-    return digest;
+    await session.stageSmall(digest, this.small);
   }
 
   async abort(): Promise<void> {

@@ -1,27 +1,47 @@
 /** Rebuilding a stored layer's exact tar stream from its tar-split and objects. */
 import { once } from 'node:events';
-import fs from 'node:fs';
-import fsp from 'node:fs/promises';
+import type fs from 'node:fs';
 import { type Digest, Hasher } from '../digest/index.js';
 import { VerificationError } from '../errors/index.js';
+import { type ObjectLocation, ObjectReader, objectStream } from './packs.js';
 import type { StoredEntry } from './records.js';
 import type { Store } from './store.js';
 import { readTarSplit } from './tarsplit.js';
 
 /** Streams the layer's original tar, byte for byte. */
 export async function* rebuildLayerTar(store: Store, diffID: Digest): AsyncGenerator<Buffer> {
-  for await (const record of readTarSplit(store.layerTarSplitPath(diffID))) {
-    if ('r' in record) {
-      yield record.r;
-      continue;
+  const reader = new ObjectReader();
+  try {
+    for await (const record of readTarSplit(store.layerTarSplitPath(diffID))) {
+      if ('r' in record) {
+        yield record.r;
+        continue;
+      }
+      const entry = record.e;
+      if (entry.type !== 'file' || entry.size === 0 || !entry.digest) continue;
+      const location = store.locate(entry.digest, entry.size);
+      if (!location)
+        throw new VerificationError(`object ${entry.digest} of "${entry.path}" is missing from the store`, {
+          digest: diffID,
+          path: entry.path,
+        });
+      yield* readObjectPieces(location, reader);
     }
-    const entry = record.e;
-    if (entry.type !== 'file' || entry.size === 0 || !entry.digest) continue;
-    const file = store.objectPath(entry.digest);
-    if (entry.size <= 1024 * 1024) yield await fsp.readFile(file);
-    else
-      for await (const piece of fs.createReadStream(file, { highWaterMark: 1 << 20 })) yield piece as Buffer;
+  } finally {
+    await reader.close();
   }
+}
+
+/** An object's bytes: small ones in one read, large ones streamed. */
+export async function* readObjectPieces(
+  location: ObjectLocation,
+  reader: ObjectReader,
+): AsyncGenerator<Buffer> {
+  if (location.size <= 1024 * 1024) {
+    yield await reader.read(location);
+    return;
+  }
+  for await (const piece of objectStream(location)) yield piece as Buffer;
 }
 
 /** The entries of a layer, in tar order. */

@@ -51,7 +51,8 @@ export const LayerRecordSchema = z.object({
   source: z
     .object({ blobDigest: DigestSchema, mediaType: z.string(), format: z.string(), method: z.string() })
     .optional(),
-  chunks: z.array(ChunkRefSchema).optional(),
+  /** How many chunk references chunks.idx holds (from a chunked layer's TOC). */
+  chunkCount: z.number().int().nonnegative().optional(),
 });
 export type LayerRecord = z.infer<typeof LayerRecordSchema>;
 

@@ -2,19 +2,20 @@
  * The content-addressed store (SPEC §6).
  *
  *   skiff-store.json            format and version
- *   objects/sha256/ab/<hex>     file contents, once each, read-only
- *   layers/sha256/<hex>/        a committed layer: layer.json + tarsplit.jsonl.zst (renamed in whole)
+ *   packs/NAME.pack, NAME.idx   file contents up to 1 MiB, packed (see packs.ts)
+ *   objects/sha256/ab/<hex>     larger file contents, one read-only file each
+ *   layers/sha256/<hex>/        a committed layer: layer.json, tarsplit.jsonl.zst, chunks.idx
  *   images/sha256/<hex>/        an image by config digest: image.json, config.json, manifest-<hex>[.json]
  *   names/<encoded name>.json   a name → image (one file per name: concurrent pulls never race on a list)
  *   blobs/sha256/<hex>.json     a compressed blob → the DiffID it was verified to carry
- *   chunks/sha256/ab/<hex>      a chunk digest → where it sits inside an object (for partial pulls)
  *   sessions/<id>.json          pulls in progress (gc waits for them)
  *   tmp/<id>/                   staging of in-progress pulls
  *
- * Atomicity comes from renames: everything is written under tmp/ and moved into place only when
- * complete and verified, in dependency order (objects → layers → images → names), so a reader (or
- * a crash at any moment) never sees a record whose parts are missing. Objects left without a
- * referencing layer by an interrupted pull are harmless and `gc` removes them.
+ * Each content is stored once, addressed by its digest, whichever layers use it. Atomicity comes
+ * from renames: everything is written under tmp/ and moved into place only when complete and
+ * verified, in dependency order (objects → layers → images → names), so a reader (or a crash at
+ * any moment) never sees a record whose parts are missing. What an interrupted pull leaves is
+ * unreferenced, and `gc` removes it.
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -23,7 +24,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { type Digest, hexOf } from '../digest/index.js';
 import { NotFoundError, UsageError, VerificationError } from '../errors/index.js';
+import { CHUNK_INDEX, ChunkIndexSet, encodeChunkIndex } from './chunk-index.js';
 import { withStoreLock } from './lock.js';
+import { type ObjectLocation, PACK_THRESHOLD, PackSet, PackWriter } from './packs.js';
 import {
   BlobRecordSchema,
   type ChunkRef,
@@ -41,6 +44,7 @@ import {
 } from './records.js';
 
 export const LAYER_RECORD = 'layer.json';
+export { PACK_THRESHOLD };
 export const LAYER_TARSPLIT = 'tarsplit.jsonl.zst';
 
 /** Where the store lives when neither --store nor $SKIFF_STORE says. */
@@ -51,7 +55,13 @@ export function defaultStorePath(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 export class Store {
-  private constructor(readonly root: string) {}
+  readonly packs: PackSet;
+  private readonly chunkIndex: ChunkIndexSet;
+
+  private constructor(readonly root: string) {
+    this.packs = new PackSet(path.join(root, 'packs'));
+    this.chunkIndex = new ChunkIndexSet(path.join(root, 'layers/sha256'));
+  }
 
   /** Opens (creating if needed) the store at `root`, refusing a store of another format or version. */
   static async open(root: string): Promise<Store> {
@@ -83,15 +93,12 @@ export class Store {
       return;
     }
     await fsp.mkdir(this.root, { recursive: true });
-    const dirs = ['layers/sha256', 'images/sha256', 'names', 'blobs/sha256', 'sessions', 'tmp'];
+    const dirs = ['packs', 'layers/sha256', 'images/sha256', 'names', 'blobs/sha256', 'sessions', 'tmp'];
     await Promise.all(dirs.map((d) => fsp.mkdir(path.join(this.root, d), { recursive: true })));
     // The fan-out directories exist up front so the hot path never has to mkdir.
     const fanout = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
     await Promise.all(
-      fanout.flatMap((h) => [
-        fsp.mkdir(path.join(this.root, 'objects/sha256', h), { recursive: true }),
-        fsp.mkdir(path.join(this.root, 'chunks/sha256', h), { recursive: true }),
-      ]),
+      fanout.map((h) => fsp.mkdir(path.join(this.root, 'objects/sha256', h), { recursive: true })),
     );
     await this.writeAtomic(
       versionFile,
@@ -101,7 +108,8 @@ export class Store {
 
   // ---- paths -------------------------------------------------------------------------------
 
-  objectPath(digest: Digest): string {
+  /** Where a large (loose) object lives. */
+  loosePath(digest: Digest): string {
     const hex = hexOf(digest);
     return path.join(this.root, 'objects/sha256', hex.slice(0, 2), hex);
   }
@@ -122,16 +130,24 @@ export class Store {
     return path.join(this.root, 'blobs/sha256', `${hexOf(digest)}.json`);
   }
 
-  private chunkFile(digest: Digest): string {
-    const hex = hexOf(digest);
-    return path.join(this.root, 'chunks/sha256', hex.slice(0, 2), hex);
-  }
-
   // ---- objects -----------------------------------------------------------------------------
 
-  /** Synchronous on purpose: called once per file on the hot path, where a stat is cheaper than a promise. */
-  hasObject(digest: Digest): boolean {
-    return fs.existsSync(this.objectPath(digest));
+  /**
+   * Whether the store holds content `digest`. With its size, only the one place it can be is
+   * looked at (packed objects are a memory lookup; loose ones a stat).
+   */
+  hasObject(digest: Digest, size?: number): boolean {
+    return this.locate(digest, size) !== undefined;
+  }
+
+  locate(digest: Digest, size?: number): ObjectLocation | undefined {
+    if (size === undefined || size <= PACK_THRESHOLD) {
+      const packed = this.packs.locate(digest);
+      if (packed || size !== undefined) return packed;
+    }
+    const loose = this.loosePath(digest);
+    const stat = fs.statSync(loose, { throwIfNoEntry: false });
+    return stat ? { path: loose, offset: 0, size: stat.size, packed: false } : undefined;
   }
 
   // ---- layers ------------------------------------------------------------------------------
@@ -156,8 +172,11 @@ export class Store {
   /** Renames a staged layer directory into place; called by StoreSession.commitLayer. */
   async placeLayer(diffID: Digest, staged: StagedLayerFiles): Promise<void> {
     if (this.hasLayer(diffID)) return;
-    // Chunk index entries first: they only point at objects that already exist.
-    if (staged.record.chunks) await this.indexChunks(staged.record.chunks);
+    if (staged.chunks && staged.chunks.length > 0) {
+      await fsp.writeFile(path.join(staged.dir, CHUNK_INDEX), encodeChunkIndex(staged.chunks), {
+        mode: 0o444,
+      });
+    }
     await fsp.writeFile(path.join(staged.dir, LAYER_RECORD), `${JSON.stringify(staged.record)}\n`, {
       mode: 0o444,
     });
@@ -169,32 +188,18 @@ export class Store {
       if ((code === 'ENOTEMPTY' || code === 'EEXIST') && this.hasLayer(diffID)) return;
       throw error;
     }
+    this.chunkIndex.add(this.layerDir(diffID));
   }
 
-  private async indexChunks(chunks: ChunkRef[]): Promise<void> {
-    const unique = new Map(chunks.map((c) => [c.digest, c]));
-    for (const chunk of unique.values()) {
-      if (fs.existsSync(this.chunkFile(chunk.digest))) continue;
-      await this.writeAtomic(
-        this.chunkFile(chunk.digest),
-        `${hexOf(chunk.object)} ${chunk.offset} ${chunk.size}\n`,
-      );
-    }
-  }
-
-  /** Where a chunk can be read locally, if any stored object holds it (to be verified by the reader). */
-  findChunk(digest: Digest): { object: Digest; offset: number; size: number } | undefined {
-    let text: string;
-    try {
-      text = fs.readFileSync(this.chunkFile(digest), 'utf8');
-    } catch {
-      return undefined;
-    }
-    const [hex, offset, size] = text.trim().split(' ');
-    if (!hex || !/^[a-f0-9]{64}$/.test(hex)) return undefined;
-    const object = `sha256:${hex}` as Digest;
-    if (!this.hasObject(object)) return undefined;
-    return { object, offset: Number(offset), size: Number(size) };
+  /** Where a chunk can be read locally, if a stored object holds it (the reader verifies it). */
+  findChunk(
+    digest: Digest,
+  ): { object: Digest; location: ObjectLocation; offset: number; size: number } | undefined {
+    const ref = this.chunkIndex.find(digest);
+    if (!ref) return undefined;
+    const location = this.locate(ref.object);
+    if (!location || ref.offset + ref.size > location.size) return undefined;
+    return { object: ref.object, location, offset: ref.offset, size: ref.size };
   }
 
   // ---- blobs -------------------------------------------------------------------------------
@@ -376,6 +381,8 @@ export interface StagedLayerFiles {
   record: LayerRecord;
   /** Every content object the layer references. */
   objects: ReadonlySet<Digest>;
+  /** Chunks of its files a later partial pull may reuse (from a chunked layer's TOC). */
+  chunks?: ChunkRef[] | undefined;
 }
 
 /**
@@ -386,7 +393,9 @@ export interface StagedLayerFiles {
 export class StoreSession {
   readonly tmpDir: string;
   private counter = 0;
-  private readonly staged = new Map<Digest, string>();
+  private pack: PackWriter | undefined;
+  private readonly loose = new Map<Digest, string>();
+  private objectsCommitted: Promise<void> | undefined;
 
   constructor(
     readonly store: Store,
@@ -396,28 +405,58 @@ export class StoreSession {
   }
 
   /** Content available to this session: committed to the store, or staged by this session. */
-  hasObject(digest: Digest): boolean {
-    return this.staged.has(digest) || this.store.hasObject(digest);
+  hasObject(digest: Digest, size?: number): boolean {
+    return this.stagedLocation(digest) !== undefined || this.store.hasObject(digest, size);
   }
 
-  /** Where to read an object this session can see. */
-  objectPath(digest: Digest): string {
-    return this.staged.get(digest) ?? this.store.objectPath(digest);
+  /** Where to read content this session can see (staged packed content: after flushStaged()). */
+  locate(digest: Digest, size?: number): ObjectLocation | undefined {
+    return this.stagedLocation(digest) ?? this.store.locate(digest, size);
   }
 
-  /** Adopts a fully written, verified temp file as the object `digest` (not yet visible). */
-  async stageObject(tempFile: string, digest: Digest): Promise<void> {
-    if (this.hasObject(digest)) {
+  private stagedLocation(digest: Digest): ObjectLocation | undefined {
+    const packed = this.pack?.locate(digest);
+    if (packed) return packed;
+    const loose = this.loose.get(digest);
+    return loose === undefined
+      ? undefined
+      : { path: loose, offset: 0, size: fs.statSync(loose).size, packed: false };
+  }
+
+  /** Stages verified content: small objects into this session's pack, once per digest. */
+  async stageSmall(digest: Digest, data: Buffer | readonly Buffer[]): Promise<void> {
+    const size = Buffer.isBuffer(data) ? data.length : data.reduce((sum, p) => sum + p.length, 0);
+    if (size > PACK_THRESHOLD) throw new Error(`stageSmall: ${size} bytes is over the pack threshold`);
+    if (this.hasObject(digest, size)) return;
+    this.pack ??= new PackWriter(
+      path.join(this.tmpDir, `${Date.now().toString(36).padStart(9, '0')}-${this.id}.pack`),
+    );
+    await this.pack.add(digest, data);
+  }
+
+  /** Adopts a fully written, verified temp file as the large object `digest` (not yet visible). */
+  async stageLoose(tempFile: string, digest: Digest, size: number): Promise<void> {
+    if (size <= PACK_THRESHOLD) {
+      await this.stageSmall(digest, await fsp.readFile(tempFile));
       await fsp.rm(tempFile, { force: true });
       return;
     }
-    this.staged.set(digest, tempFile);
+    if (this.hasObject(digest, size)) {
+      await fsp.rm(tempFile, { force: true });
+      return;
+    }
+    this.loose.set(digest, tempFile);
+  }
+
+  /** Makes staged packed content readable (before rebuilding a tar from it). */
+  async flushStaged(): Promise<void> {
+    await this.pack?.flush();
   }
 
   /**
    * Commits a staged layer under the DiffID the caller expects (SPEC §6: commit is explicit). The
    * staged layer carries the DiffID its bytes actually hashed to; anything else is refused.
-   * Its objects are moved into place first, so the layer never references missing content.
+   * The session's objects are moved into place first, so the layer never references missing content.
    */
   async commitLayer(expected: Digest, layer: StagedLayerFiles): Promise<void> {
     if (layer.diffID !== expected) {
@@ -425,14 +464,27 @@ export class StoreSession {
         ...(layer.blobDigest ? { digest: layer.blobDigest } : {}),
       });
     }
-    for (const digest of layer.objects) {
-      const temp = this.staged.get(digest);
-      if (temp === undefined) continue;
-      // If another pull placed it meanwhile, the content is identical by construction.
-      await fsp.rename(temp, this.store.objectPath(digest));
-      this.staged.delete(digest);
-    }
+    this.objectsCommitted ??= this.commitObjects();
+    await this.objectsCommitted;
     await this.store.placeLayer(expected, layer);
+  }
+
+  /** The pack (data first, index last: a pack without its index is invisible) and the loose objects. */
+  private async commitObjects(): Promise<void> {
+    const finished = await this.pack?.finish();
+    if (finished) {
+      const name = path.basename(finished.pack, '.pack');
+      const packsDir = path.join(this.store.root, 'packs');
+      await fsp.rename(finished.pack, path.join(packsDir, `${name}.pack`));
+      await fsp.rename(finished.index, path.join(packsDir, `${name}.idx`));
+      this.store.packs.add(name);
+      this.pack = undefined;
+    }
+    for (const [digest, temp] of this.loose) {
+      // If another pull placed it meanwhile, the content is identical by construction.
+      await fsp.rename(temp, this.store.loosePath(digest));
+    }
+    this.loose.clear();
   }
 
   /** A fresh directory under this session's staging area. */
@@ -449,6 +501,7 @@ export class StoreSession {
 
   /** Ends the session: whatever was staged and not committed goes, and so does the registration. */
   async end(): Promise<void> {
+    await this.pack?.abort();
     await fsp.rm(this.tmpDir, { recursive: true, force: true });
     await fsp.rm(path.join(this.store.root, 'sessions', `${this.id}.json`), { force: true });
   }

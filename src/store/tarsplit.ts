@@ -1,29 +1,37 @@
 /**
  * skiff's own tar-split: the exact bytes of a layer's tar that are not file content (headers,
  * extension records, padding, the end-of-archive blocks), interleaved with the entries whose
- * contents sit in the object store. Written as zstd-compressed JSON lines, read back in order by
- * `save` (to rebuild the tar byte for byte) and `unpack` (for the entry list).
+ * contents sit in the object store. Read back in order by `save` (to rebuild the tar byte for
+ * byte) and `unpack` (for the entry list).
  *
- *   {"r":"<base64>"}          raw bytes to emit verbatim
- *   {"e":{...StoredEntry}}    an entry; for a non-empty file its `size` content bytes follow here
+ * A zstd stream of frames: one kind byte, a u32 LE length, the payload.
+ *   'r'  raw bytes to emit verbatim
+ *   'e'  an entry, as JSON (StoredEntry); for a non-empty file its `size` content bytes follow here
+ * Binary framing keeps the raw bytes raw: no base64, no JSON for the bulk of the file.
  */
 import { once } from 'node:events';
 import fs from 'node:fs';
-import readline from 'node:readline';
 import { pipeline } from 'node:stream/promises';
 import { CompressStream, DecompressStream } from 'zstd-napi';
+import { VerificationError } from '../errors/index.js';
 import type { StoredEntry } from './records.js';
 
 export type TarSplitRecord = { r: Buffer } | { e: StoredEntry };
 
-const FLUSH_BYTES = 256 * 1024;
+const RAW = 0x72;
+const ENTRY = 0x65;
+const FRAME_HEADER = 5;
+/** Records are serialised and compressed in batches of about this size. */
+const FLUSH_BYTES = 1024 * 1024;
+
+type Pending = Buffer | StoredEntry;
 
 export class TarSplitWriter {
   private readonly compressor = new CompressStream({ compressionLevel: 3 });
   private readonly done: Promise<void>;
-  private lines: string[] = [];
+  private records: Pending[] = [];
   private pendingBytes = 0;
-  private pendingRaw: Buffer[] = [];
+  private rawRun: Buffer[] = [];
 
   constructor(path: string) {
     this.done = pipeline(this.compressor, fs.createWriteStream(path, { mode: 0o444 }));
@@ -31,19 +39,20 @@ export class TarSplitWriter {
     this.done.catch(() => undefined);
   }
 
-  /** Raw bytes; consecutive ones are merged into one record. */
+  /** Raw bytes; consecutive ones become one frame. */
   raw(bytes: Buffer): void {
-    this.pendingRaw.push(bytes);
+    this.rawRun.push(bytes);
+    this.pendingBytes += bytes.length;
   }
 
   async entry(entry: StoredEntry): Promise<void> {
-    this.flushRaw();
-    this.push(JSON.stringify({ e: entry }));
+    this.endRawRun();
+    this.records.push(entry);
+    this.pendingBytes += 256;
     if (this.pendingBytes >= FLUSH_BYTES) await this.flush();
   }
 
   async finish(): Promise<void> {
-    this.flushRaw();
     await this.flush();
     this.compressor.end();
     await this.done;
@@ -54,40 +63,60 @@ export class TarSplitWriter {
     this.compressor.destroy();
   }
 
-  private flushRaw(): void {
-    if (this.pendingRaw.length === 0) return;
-    const bytes = this.pendingRaw.length === 1 ? this.pendingRaw[0]! : Buffer.concat(this.pendingRaw);
-    this.pendingRaw = [];
-    this.push(`{"r":"${bytes.toString('base64')}"}`);
-  }
-
-  private push(line: string): void {
-    this.lines.push(line);
-    this.pendingBytes += line.length + 1;
+  private endRawRun(): void {
+    if (this.rawRun.length === 0) return;
+    const bytes = this.rawRun.length === 1 ? this.rawRun[0]! : Buffer.concat(this.rawRun);
+    this.rawRun = [];
+    this.records.push(frame(RAW, bytes));
   }
 
   private async flush(): Promise<void> {
-    if (this.lines.length === 0) return;
-    const chunk = `${this.lines.join('\n')}\n`;
-    this.lines = [];
+    this.endRawRun();
+    if (this.records.length === 0) return;
+    const records = this.records;
+    this.records = [];
     this.pendingBytes = 0;
-    if (!this.compressor.write(chunk)) await once(this.compressor, 'drain');
+    const frames: Buffer[] = [];
+    for (const record of records) {
+      if (Buffer.isBuffer(record)) {
+        frames.push(record);
+        continue;
+      }
+      frames.push(frame(ENTRY, Buffer.from(JSON.stringify(record))));
+    }
+    if (!this.compressor.write(Buffer.concat(frames))) await once(this.compressor, 'drain');
   }
+}
+
+function frame(kind: number, payload: Buffer): Buffer {
+  const header = Buffer.allocUnsafe(FRAME_HEADER);
+  header[0] = kind;
+  header.writeUInt32LE(payload.length, 1);
+  return Buffer.concat([header, payload]);
 }
 
 /** Reads a tar-split file record by record. */
 export async function* readTarSplit(path: string): AsyncGenerator<TarSplitRecord> {
   const decompressed = fs.createReadStream(path).pipe(new DecompressStream());
-  const lines = readline.createInterface({ input: decompressed, crlfDelay: Number.POSITIVE_INFINITY });
+  let pending: Buffer = Buffer.alloc(0);
   try {
-    for await (const line of lines) {
-      if (line === '') continue;
-      const record = JSON.parse(line) as { r?: string; e?: StoredEntry };
-      if (record.r !== undefined) yield { r: Buffer.from(record.r, 'base64') };
-      else if (record.e) yield { e: record.e };
+    for await (const chunk of decompressed as AsyncIterable<Buffer>) {
+      pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+      let at = 0;
+      while (pending.length - at >= FRAME_HEADER) {
+        const length = pending.readUInt32LE(at + 1);
+        if (pending.length - at - FRAME_HEADER < length) break;
+        const payload = pending.subarray(at + FRAME_HEADER, at + FRAME_HEADER + length);
+        const kind = pending[at];
+        if (kind === RAW) yield { r: Buffer.from(payload) };
+        else if (kind === ENTRY) yield { e: JSON.parse(payload.toString('utf8')) as StoredEntry };
+        else throw new VerificationError(`${path}: corrupt tar-split frame`, { path });
+        at += FRAME_HEADER + length;
+      }
+      pending = pending.subarray(at);
     }
+    if (pending.length > 0) throw new VerificationError(`${path}: tar-split ends inside a frame`, { path });
   } finally {
-    lines.close();
     decompressed.destroy();
   }
 }

@@ -9,7 +9,8 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Digest } from '../digest/index.js';
-import { UsageError } from '../errors/index.js';
+import { UsageError, VerificationError } from '../errors/index.js';
+import { ObjectReader } from '../store/packs.js';
 import { layerEntries } from '../store/rebuild.js';
 import type { StoredEntry } from '../store/records.js';
 import type { Store } from '../store/store.js';
@@ -32,6 +33,20 @@ export async function unpack(
   diffIDs: readonly Digest[],
   target: string,
 ): Promise<UnpackResult> {
+  const reader = new ObjectReader();
+  try {
+    return await unpackWith(store, reader, diffIDs, target);
+  } finally {
+    await reader.close();
+  }
+}
+
+async function unpackWith(
+  store: Store,
+  reader: ObjectReader,
+  diffIDs: readonly Digest[],
+  target: string,
+): Promise<UnpackResult> {
   const destination = path.resolve(target);
   await assertEmptyOrAbsent(destination);
   const staging = `${destination}.skiff-unpack-${process.pid}`;
@@ -46,7 +61,7 @@ export async function unpack(
       for await (const entry of layerEntries(store, diffID)) {
         const base = path.posix.basename(entry.path);
         if (base.startsWith(WHITEOUT)) continue;
-        await applyEntry(store, rootfs, entry, dirs, result);
+        await applyEntry(store, reader, rootfs, entry, dirs, result);
         result.entries++;
       }
     }
@@ -102,6 +117,7 @@ function forgetBelow(dirs: Map<string, StoredEntry>, prefix: string): void {
 
 async function applyEntry(
   store: Store,
+  reader: ObjectReader,
   rootfs: RootFs,
   entry: StoredEntry,
   dirs: Map<string, StoredEntry>,
@@ -124,8 +140,7 @@ async function applyEntry(
   if (existing) await fsp.rm(dest, { recursive: true, force: true });
   switch (entry.type) {
     case 'file':
-      if (entry.size === 0 || !entry.digest) await fsp.writeFile(dest, '', { flag: 'wx' });
-      else await fsp.copyFile(store.objectPath(entry.digest), dest, fs.constants.COPYFILE_EXCL);
+      await writeContent(store, reader, entry, dest);
       break;
     case 'symlink':
       await fsp.symlink(entry.link ?? '', dest);
@@ -157,6 +172,26 @@ async function applyEntry(
       what: `extended attributes (${Object.keys(entry.xattrs).join(', ')})`,
     });
   }
+}
+
+/** A file's content: loose objects copied (the kernel may share extents), packed ones read and written. */
+async function writeContent(
+  store: Store,
+  reader: ObjectReader,
+  entry: StoredEntry,
+  dest: string,
+): Promise<void> {
+  if (entry.size === 0 || !entry.digest) {
+    await fsp.writeFile(dest, '', { flag: 'wx' });
+    return;
+  }
+  const location = store.locate(entry.digest, entry.size);
+  if (!location)
+    throw new VerificationError(`object ${entry.digest} of "${entry.path}" is missing from the store`, {
+      path: entry.path,
+    });
+  if (location.packed) await fsp.writeFile(dest, await reader.read(location), { flag: 'wx' });
+  else await fsp.copyFile(location.path, dest, fs.constants.COPYFILE_EXCL);
 }
 
 /** Owners before modes (chown clears setuid bits), times last. */

@@ -1,0 +1,93 @@
+/**
+ * Where chunks of stored files can be read, for partial pulls: a chunk digest (from a chunked
+ * layer's TOC) → the object holding it and its range. One binary file per layer (chunks.idx,
+ * written before the layer is committed), all of them searched in memory:
+ *   "SKIFFCHK" u32 version u32 count, then count × (32-byte chunk sha256, 32-byte object sha256,
+ *   u64 offset, u64 size), sorted by chunk digest.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Digest } from '../digest/index.js';
+import type { ChunkRef } from './records.js';
+
+export const CHUNK_INDEX = 'chunks.idx';
+const MAGIC = 'SKIFFCHK';
+const HEADER = 16;
+const ENTRY = 80;
+
+export function encodeChunkIndex(chunks: readonly ChunkRef[]): Buffer {
+  const unique = [...new Map(chunks.map((c) => [c.digest, c])).values()].sort((a, b) =>
+    a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0,
+  );
+  const out = Buffer.alloc(HEADER + unique.length * ENTRY);
+  out.write(MAGIC, 0, 'latin1');
+  out.writeUInt32LE(1, 8);
+  out.writeUInt32LE(unique.length, 12);
+  unique.forEach((c, i) => {
+    const at = HEADER + i * ENTRY;
+    out.write(c.digest.slice(7), at, 'hex');
+    out.write(c.object.slice(7), at + 32, 'hex');
+    out.writeBigUInt64LE(BigInt(c.offset), at + 64);
+    out.writeBigUInt64LE(BigInt(c.size), at + 72);
+  });
+  return out;
+}
+
+/** Every committed layer's chunk index, loaded on first use (layers sorted: a stated order). */
+export class ChunkIndexSet {
+  private loaded: Buffer[] | undefined;
+
+  constructor(private readonly layersDir: string) {}
+
+  find(digest: Digest): ChunkRef | undefined {
+    const key = Buffer.from(digest.slice(7), 'hex');
+    for (const bytes of this.indexes()) {
+      const count = bytes.readUInt32LE(12);
+      let lo = 0;
+      let hi = count - 1;
+      while (lo <= hi) {
+        const mid = (lo + hi) >>> 1;
+        const at = HEADER + mid * ENTRY;
+        const cmp = key.compare(bytes, at, at + 32);
+        if (cmp === 0) {
+          return {
+            digest,
+            object: `sha256:${bytes.toString('hex', at + 32, at + 64)}`,
+            offset: Number(bytes.readBigUInt64LE(at + 64)),
+            size: Number(bytes.readBigUInt64LE(at + 72)),
+          };
+        }
+        if (cmp > 0) lo = mid + 1;
+        else hi = mid - 1;
+      }
+    }
+    return undefined;
+  }
+
+  add(layerDir: string): void {
+    const bytes = readIndex(path.join(layerDir, CHUNK_INDEX));
+    if (this.loaded && bytes) this.loaded.push(bytes);
+  }
+
+  private indexes(): Buffer[] {
+    if (!this.loaded) {
+      const dirs = fs.existsSync(this.layersDir) ? fs.readdirSync(this.layersDir).sort() : [];
+      this.loaded = dirs
+        .map((d) => readIndex(path.join(this.layersDir, d, CHUNK_INDEX)))
+        .filter((b): b is Buffer => b !== undefined);
+    }
+    return this.loaded;
+  }
+}
+
+function readIndex(file: string): Buffer | undefined {
+  try {
+    const bytes = fs.readFileSync(file);
+    return bytes.toString('latin1', 0, 8) === MAGIC &&
+      bytes.length === HEADER + bytes.readUInt32LE(12) * ENTRY
+      ? bytes
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
