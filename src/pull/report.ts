@@ -43,9 +43,12 @@ export function formatBytes(bytes: number): string {
   return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
 }
 
-/** `fetched 2.1 MB of 38.3 MB (94% reused)`: what a partial or reused pull saved. */
-export function savingsLine(report: Pick<PullReport, 'bytesFetched' | 'bytesReused'>): string {
-  const total = report.bytesFetched + report.bytesReused;
+/**
+ * `fetched 2.1 MB of 38.3 MB (94% reused)`: bytes fetched against the layers' size, and the share
+ * of that size not fetched. (Fetched bytes include TOC reads, so they can exceed a layer's size.)
+ */
+export function savingsLine(report: Pick<PullReport, 'bytesFetched' | 'bytesReused' | 'layers'>): string {
+  const total = report.layers.reduce((sum, l) => sum + l.size, 0);
   const reused = total === 0 ? 100 : Math.round((100 * report.bytesReused) / total);
   return `fetched ${formatBytes(report.bytesFetched)} of ${formatBytes(total)} (${reused}% reused)`;
 }
