@@ -154,7 +154,9 @@ export function decideLayer(image: ImageFacts, layer: LayerFacts): LayerDecision
   if (image.mode === 'full') return decision(layer, 'full', ['mode-full', ...barriers], decrypt);
   if (barriers.length > 0) return decision(layer, 'full', barriers, decrypt);
 
-  const toc = layer.toc!;
+  const toc = layer.toc;
+  // The executor asks wantsToc() and supplies the TOC facts before planning a candidate.
+  if (!toc) throw new Error(`decideLayer: layer ${layer.index} could be partial but came without TOC facts`);
   // A partial pull that saves (almost) nothing is slower than one streaming GET (optional row of §5).
   if (!convertOnly && toc.fetchBytes >= NO_SAVING_RATIO * layer.size)
     return decision(layer, 'full', ['no-saving'], false);
