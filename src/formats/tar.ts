@@ -177,20 +177,20 @@ export async function* readTar(input: AsyncIterable<Buffer | Uint8Array>): Async
     const paxSize = pax.size === undefined ? undefined : Number(pax.size.toString());
     if (paxSize !== undefined && !Number.isSafeInteger(paxSize))
       throw new VerificationError(`bad PAX size at offset ${offset - BLOCK}`);
-    const dataSize = paxSize ?? size;
-    const entry = buildEntry(header, type, type === 'file' ? dataSize : 0, pax, pending);
+    // Header-only types (links, directories, fifos, devices) have no content whatever their size
+    // field says: Go's archive/tar and GNU tar read none, and so must we, or we would misparse.
+    const dataSize = type === 'file' ? (paxSize ?? size) : 0;
+    const entry = buildEntry(header, type, dataSize, pax, pending);
     pending = { pax: {} };
     yield { kind: 'raw', bytes: header };
     yield { kind: 'entry', entry };
-    // Only regular files have content; odd bytes after other headers still round-trip, as raw.
-    const tokenKind = type === 'file' ? 'data' : 'raw';
     let remaining = dataSize;
     while (remaining > 0) {
       if (!(await fill(1))) throw truncated(offset);
       const piece = queue.takeSome(remaining);
       remaining -= piece.length;
       offset += piece.length;
-      yield { kind: tokenKind, bytes: piece };
+      yield { kind: 'data', bytes: piece };
     }
     yield { kind: 'end-entry' };
     const padding = Math.ceil(dataSize / BLOCK) * BLOCK - dataSize;
