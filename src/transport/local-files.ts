@@ -1,8 +1,14 @@
-/** Reading blobs from local files: whole, or by byte ranges (local files are seekable). */
+/**
+ * Blobs in local files: read whole or by byte ranges (local files are seekable, and a blob may be
+ * a window of a bigger file, as in a docker archive), and written atomically after verification.
+ */
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
+import path from 'node:path';
 import { Readable } from 'node:stream';
-import type { Digest } from '../digest/index.js';
+import { pipeline } from 'node:stream/promises';
+import { type Digest, DigestStream, sha256 } from '../digest/index.js';
 import { NotFoundError, VerificationError } from '../errors/index.js';
 import type { ByteRange } from './ranges.js';
 import type { RangeConsumer } from './source.js';
@@ -20,13 +26,21 @@ export async function localFileSize(file: string): Promise<number | undefined> {
   return (await fsp.stat(file).catch(() => undefined))?.size;
 }
 
+/** Where a blob sits inside a bigger file (a member of a tar archive). */
+export interface FileWindow {
+  offset: number;
+  size: number;
+}
+
 export async function readLocalRanges(
   file: string,
   digest: Digest,
   ranges: readonly ByteRange[],
   onRange: RangeConsumer,
+  window?: FileWindow,
 ): Promise<void> {
-  const size = (await fsp.stat(file).catch(() => undefined))?.size;
+  const base = window?.offset ?? 0;
+  const size = window?.size ?? (await fsp.stat(file).catch(() => undefined))?.size;
   if (size === undefined)
     throw new NotFoundError(`blob ${digest} not found at ${file}`, { digest, path: file });
   for (const range of [...ranges].sort((a, b) => a.start - b.start)) {
@@ -41,8 +55,8 @@ export async function readLocalRanges(
       continue;
     }
     const stream = fs.createReadStream(file, {
-      start: range.start,
-      end: range.end - 1,
+      start: base + range.start,
+      end: base + range.end - 1,
       highWaterMark: 1 << 20,
     });
     try {
@@ -50,5 +64,48 @@ export async function readLocalRanges(
     } finally {
       stream.destroy();
     }
+  }
+}
+
+/**
+ * Writes a blob to `target` through a temporary file beside it, renamed into place only once the
+ * content hashed to `digest` (and `size`, when known): readers never see a partial or wrong blob.
+ */
+export async function writeVerifiedFile(
+  target: string,
+  digest: Digest,
+  content: Readable | Buffer,
+  size?: number,
+): Promise<void> {
+  const temp = path.join(path.dirname(target), `.tmp-${randomBytes(6).toString('hex')}`);
+  try {
+    if (Buffer.isBuffer(content)) {
+      if (sha256(content) !== digest || (size !== undefined && content.length !== size))
+        throw new VerificationError(`blob ${digest}: content does not match its digest`, { digest });
+      await fsp.writeFile(temp, content);
+    } else {
+      const verify = new DigestStream({
+        digest,
+        ...(size === undefined ? {} : { size }),
+        what: `blob ${digest}`,
+      });
+      await pipeline(content, verify, fs.createWriteStream(temp));
+    }
+    await fsp.rename(temp, target);
+  } catch (error) {
+    await fsp.rm(temp, { force: true });
+    throw error;
+  }
+}
+
+/** Writes a small file (a manifest, an index) atomically. */
+export async function writeFileAtomic(target: string, content: Buffer | string): Promise<void> {
+  const temp = path.join(path.dirname(target), `.tmp-${randomBytes(6).toString('hex')}`);
+  try {
+    await fsp.writeFile(temp, content);
+    await fsp.rename(temp, target);
+  } catch (error) {
+    await fsp.rm(temp, { force: true });
+    throw error;
   }
 }

@@ -3,14 +3,13 @@
  * + rename), then the manifest, then index.json, replaced atomically. Re-writing a blob that is
  * already there is skipped by callers through hasBlob.
  */
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { type Digest, DigestStream, hexOf, sha256 } from '../digest/index.js';
+import { type Digest, hexOf, sha256 } from '../digest/index.js';
 import { type Descriptor, IndexSchema, MediaType, parseDocument } from '../manifest/index.js';
+import { writeFileAtomic, writeVerifiedFile } from './local-files.js';
 import { REF_NAME_ANNOTATION } from './oci-layout.js';
 
 export class OciLayoutDestination {
@@ -35,25 +34,8 @@ export class OciLayoutDestination {
   }
 
   /** Writes a blob from a stream, failing (and writing nothing) unless it hashes to `digest`. */
-  async putBlob(digest: Digest, content: Readable | Buffer, size?: number): Promise<void> {
-    const temp = path.join(this.dir, 'blobs', 'sha256', `.tmp-${randomBytes(6).toString('hex')}`);
-    const verify = new DigestStream({
-      digest,
-      ...(size === undefined ? {} : { size }),
-      what: `blob ${digest}`,
-    });
-    try {
-      if (Buffer.isBuffer(content)) {
-        if (sha256(content) !== digest) throw new Error(`blob ${digest}: content does not match`);
-        await fsp.writeFile(temp, content);
-      } else {
-        await pipeline(content, verify, fs.createWriteStream(temp));
-      }
-      await fsp.rename(temp, this.blobPath(digest));
-    } catch (error) {
-      await fsp.rm(temp, { force: true });
-      throw error;
-    }
+  putBlob(digest: Digest, content: Readable | Buffer, size?: number): Promise<void> {
+    return writeVerifiedFile(this.blobPath(digest), digest, content, size);
   }
 
   /** Writes the manifest blob and points the tag (or an untagged entry) at it in index.json. */
@@ -75,9 +57,7 @@ export class OciLayoutDestination {
       this.tag ? m.annotations?.[REF_NAME_ANNOTATION] !== this.tag : m.digest !== digest,
     );
     const index = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [...others, descriptor] };
-    const temp = `${indexPath}.tmp-${randomBytes(4).toString('hex')}`;
-    await fsp.writeFile(temp, `${JSON.stringify(index)}\n`);
-    await fsp.rename(temp, indexPath);
+    await writeFileAtomic(indexPath, `${JSON.stringify(index)}\n`);
     return descriptor;
   }
 }

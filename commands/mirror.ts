@@ -1,0 +1,115 @@
+import { Args, Flags } from '@oclif/core';
+import { SkiffCommand } from '../src/cli/base.js';
+import { mirrorProgressBars, printMirrorResult, printMirrorSummary } from '../src/cli/mirror-output.js';
+import { registryClient, registryFlags } from '../src/cli/registry-flags.js';
+import { UsageError } from '../src/errors/index.js';
+import {
+  CONVERT_TARGETS,
+  type ConvertTarget,
+  expandList,
+  formatShard,
+  inShard,
+  type MirrorJob,
+  parseShard,
+  readMirrorList,
+  resultJson,
+  runMirror,
+  shardKey,
+  summaryJson,
+} from '../src/mirror/index.js';
+
+export default class Mirror extends SkiffCommand {
+  static override summary = 'Copy images between registries and local layouts, preserving every digest.';
+  static override description =
+    `Copies SRC to DST (docker://, oci:DIR[:TAG], dir:DIR, docker-archive:FILE[:NAME:TAG]), or every image of --file LIST.yaml. Blobs the destination already has are neither downloaded nor uploaded, blobs in another repository of the same registry are mounted, and a re-run of a completed mirror transfers nothing.
+
+Digests change only where they must: --convert, schema1 sources (converted to OCI unless --preserve-schema1), and docker-archive destinations (plain tar layers). Converted manifests are OCI and carry the source digest in an annotation.
+
+--shard I/N takes the items whose sha256("SOURCE DESTINATION") falls in shard I of N: any job runner can spread one list over N machines, each item done exactly once.
+
+Exit code: 0 when every image succeeded, otherwise the code of the first failed image in list order (1 usage, 2 not found or unauthorized, 4 verification, 5 network).`;
+
+  static override examples = [
+    '<%= config.bin %> mirror docker://quay.io/org/app:1.2 docker://127.0.0.1:5000/org/app',
+    '<%= config.bin %> mirror --all docker://docker.io/library/alpine:3.20 oci:./alpine:3.20',
+    '<%= config.bin %> mirror --file images.yaml --shard 2/4 --jobs 8 --json',
+  ];
+
+  static override args = {
+    source: Args.string({ description: 'image to copy (omit with --file)' }),
+    destination: Args.string({ description: 'where to copy it (omit with --file)' }),
+  };
+
+  static override flags = {
+    ...registryFlags,
+    all: Flags.boolean({ description: 'copy the whole index (every platform)', default: false }),
+    platform: Flags.string({ description: 'os/arch[/variant] to copy from an index (default: this host)' }),
+    file: Flags.string({ description: 'YAML list of images and their destinations' }),
+    shard: Flags.string({ description: 'take share I of N of the list, e.g. 2/4 (with --file)' }),
+    jobs: Flags.integer({ description: 'images copied in parallel', default: 4, min: 1, max: 64 }),
+    'blob-jobs': Flags.integer({
+      description: 'blobs copied in parallel per image',
+      default: 4,
+      min: 1,
+      max: 32,
+    }),
+    convert: Flags.string({
+      description: 'recompress layers (changes their digests)',
+      options: [...CONVERT_TARGETS],
+    }),
+    'preserve-schema1': Flags.boolean({
+      description: 'copy schema1 manifests as they are instead of converting them to OCI',
+      default: false,
+    }),
+    'chunk-size': Flags.integer({
+      description: 'upload blobs to registries in chunks of this many MiB (0: one request per blob)',
+      default: 0,
+      min: 0,
+    }),
+  };
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(Mirror);
+    if (flags.file ? args.source !== undefined : args.destination === undefined)
+      throw new UsageError('give SRC and DST, or --file LIST.yaml (not both)');
+    if (flags.shard && !flags.file) throw new UsageError('--shard needs --file');
+    const shard = flags.shard ? parseShard(flags.shard) : undefined;
+    const client = registryClient(flags, Math.max(8, flags.jobs * flags['blob-jobs']));
+    const progress = await mirrorProgressBars(!flags.json);
+    try {
+      let jobs: MirrorJob[] = flags.file
+        ? await expandList(await readMirrorList(flags.file), {
+            client,
+            all: flags.all,
+            platform: flags.platform,
+          })
+        : [
+            {
+              source: args.source!,
+              destination: args.destination!,
+              all: flags.all,
+              platform: flags.platform,
+            },
+          ];
+      if (shard) jobs = jobs.filter((job) => inShard(shardKey(job.source, job.destination), shard));
+      const { summary } = await runMirror(jobs, {
+        client,
+        jobs: flags.jobs,
+        blobJobs: flags['blob-jobs'],
+        convert: flags.convert as ConvertTarget | undefined,
+        preserveSchema1: flags['preserve-schema1'],
+        chunkSize: flags['chunk-size'] * 1024 * 1024,
+        progress,
+        shard: shard ? formatShard(shard) : undefined,
+        onResult: (result) => (flags.json ? this.printJson(resultJson(result)) : printMirrorResult(result)),
+      });
+      progress.stop();
+      if (flags.json) this.printJson(summaryJson(summary));
+      else printMirrorSummary(summary);
+      if (summary.exitCode !== 0) this.exit(summary.exitCode);
+    } finally {
+      progress.stop();
+      await client.close();
+    }
+  }
+}

@@ -1,0 +1,559 @@
+/**
+ * `copyImage`: one image, or a whole index with --all, from any source transport to any
+ * destination transport. Blobs first, then child manifests, then the top manifest, so a reader of
+ * the destination never sees a manifest whose parts are missing.
+ *
+ * Digests are preserved (the manifest's exact bytes are written) unless something must change:
+ * --convert, a schema1 source (converted to OCI unless --preserve-schema1), or a docker-archive
+ * destination (plain tar layers; the archive stores no manifest). A rewritten image is written as
+ * OCI and annotated with the source digest and the conversion, which is what makes a re-run of a
+ * converting mirror recognisable as up to date without converting anything again.
+ *
+ * Idempotence: if the destination already names what would be written, nothing else happens; and
+ * every blob is HEADed before it is fetched, so blobs the destination has are never transferred.
+ */
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { pipeline, Readable } from 'node:stream';
+import pLimit, { type LimitFunction } from 'p-limit';
+import { type Digest, sha256 } from '../digest/index.js';
+import { asSkiffError, NotFoundError, UsageError, VerificationError } from '../errors/index.js';
+import {
+  type Compression,
+  type Descriptor,
+  hostPlatform,
+  ImageConfigSchema,
+  type ImageManifestDocument,
+  type IndexDocument,
+  MAX_CONFIG_BYTES,
+  MediaType,
+  parseDocument,
+  parseManifest,
+  parsePlatform,
+  type Schema1Document,
+} from '../manifest/index.js';
+import { schema1NonEmptyLayers, schema1ToOciConfig } from '../manifest/schema1.js';
+import { type ImageReference, parseReference } from '../reference/index.js';
+import type { RegistryClient } from '../registry/client.js';
+import { type ImageDestination, type ImageSource, openDestination, openSource } from '../transport/index.js';
+import {
+  type BlobJob,
+  type BlobOutcome,
+  type TransferEnv,
+  transferBlob,
+  uploadWithRetries,
+} from './blobs.js';
+import { convertLayer, DiffIdTap, type LayerSourceBlob, layerDiffID, tarStream } from './convert.js';
+import {
+  type ConvertTarget,
+  keptAnnotations,
+  type LayerAction,
+  type LayerTarget,
+  layerAction,
+} from './layers.js';
+import {
+  annotationsOf,
+  archiveWritten,
+  CONVERSION_ANNOTATION,
+  type LayerOut,
+  ociManifest,
+  originAnnotations,
+  rewriteIndex,
+  SOURCE_ANNOTATION,
+  same,
+  schema1BlobSums,
+  type Written,
+} from './manifests.js';
+import { type PlanNode, readSourceTree } from './plan.js';
+import { type MirrorProgress, SILENT_MIRROR_PROGRESS } from './progress.js';
+import { emptyCounters, type MirrorResult } from './result.js';
+
+export interface CopyOptions {
+  client: RegistryClient;
+  /** Copy the whole index rather than one platform's image. */
+  all?: boolean | undefined;
+  /** os/arch[/variant] to take from an index; the host's platform by default. */
+  platform?: string | undefined;
+  convert?: ConvertTarget | undefined;
+  /** Copy schema1 manifests as they are instead of converting them to OCI. */
+  preserveSchema1?: boolean | undefined;
+  /** Blobs transferred at once within the image. */
+  blobJobs?: number | undefined;
+  /** Registry uploads in PATCH chunks of this many bytes; 0: one streaming PUT per blob. */
+  chunkSize?: number | undefined;
+  progress?: MirrorProgress | undefined;
+  /** Identifies the image in progress events. */
+  id?: number | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/** Copies one image; never throws for a failure of that image: it is in `result.error`. */
+export async function copyImage(
+  source: string,
+  destination: string,
+  options: CopyOptions,
+): Promise<MirrorResult> {
+  const started = performance.now();
+  const progress = options.progress ?? SILENT_MIRROR_PROGRESS;
+  const id = options.id ?? 0;
+  const result: MirrorResult = {
+    source,
+    destination,
+    upToDate: false,
+    durationMs: 0,
+    notes: [],
+    ...emptyCounters(),
+  };
+  progress.imageStart(id, `${source} → ${destination}`);
+  let src: ImageSource | undefined;
+  let dst: ImageDestination | undefined;
+  let copier: ImageCopier | undefined;
+  try {
+    const srcRef = parseReference(source);
+    const dstRef = parseReference(destination);
+    checkOptions(options, dstRef);
+    src = openSource(srcRef, options.client);
+    dst = openDestination(dstRef, options.client, {
+      chunkSize: options.chunkSize,
+      archiveName: archiveName(srcRef),
+    });
+    const tree = await readSourceTree(src, srcRef, {
+      all: options.all ?? false,
+      platform: options.platform ? parsePlatform(options.platform) : hostPlatform(),
+      signal: options.signal,
+    });
+    copier = new ImageCopier(src, srcRef, dst, options, result);
+    await copier.run(tree);
+  } catch (error) {
+    result.error = asSkiffError(error, { image: source });
+    await copier?.stop();
+  } finally {
+    result.notes.push(...(copier?.notes ?? []));
+    await copier?.cleanup();
+    await dst?.close().catch(() => undefined);
+    await src?.close().catch(() => undefined);
+    result.durationMs = Math.round(performance.now() - started);
+    progress.imageDone(id, !result.error);
+  }
+  return result;
+}
+
+function checkOptions(options: CopyOptions, dst: ImageReference): void {
+  if (options.all && options.platform) throw new UsageError('--all and --platform exclude each other');
+  if (options.convert && dst.transport === 'docker-archive')
+    throw new UsageError('a docker archive stores uncompressed layers: --convert does not apply to it');
+}
+
+/** A docker archive written from a tagged registry image is named after it, as `docker save` does. */
+function archiveName(src: ImageReference): string | undefined {
+  return src.transport === 'docker' && src.tag ? `${src.registry}/${src.repository}:${src.tag}` : undefined;
+}
+
+type Prepared =
+  | { kind: 'index'; doc: IndexDocument; children: Prepared[]; rewrite: boolean }
+  | { kind: 'image'; doc: ImageManifestDocument; actions: LayerAction[]; rewrite: boolean }
+  | { kind: 'schema1'; doc: Schema1Document; preserve: boolean; rewrite: boolean };
+
+class ImageCopier {
+  private readonly target: LayerTarget | undefined;
+  private readonly limit: LimitFunction;
+  private readonly tasks = new Map<string, Promise<unknown>>();
+  readonly notes = new Set<string>();
+  private readonly abort = new AbortController();
+  private readonly signal: AbortSignal;
+  private readonly env: TransferEnv;
+  private tmp: Promise<string> | undefined;
+  private schema1Converted = false;
+
+  constructor(
+    private readonly src: ImageSource,
+    private readonly srcRef: ImageReference,
+    private readonly dst: ImageDestination,
+    private readonly options: CopyOptions,
+    private readonly result: MirrorResult,
+  ) {
+    this.target = dst.traits.layers === 'uncompressed' ? 'tar' : options.convert;
+    this.limit = pLimit(options.blobJobs ?? 4);
+    this.signal = options.signal ? AbortSignal.any([options.signal, this.abort.signal]) : this.abort.signal;
+    const progress = options.progress ?? SILENT_MIRROR_PROGRESS;
+    const id = options.id ?? 0;
+    this.env = {
+      dst,
+      retries: options.client.http.retry.retries,
+      minDelayMs: options.client.http.retry.minDelayMs,
+      onStart: (n) => progress.expect(id, n),
+      onBytes: (n) => progress.bytes(id, n),
+      signal: this.signal,
+    };
+  }
+
+  async run(tree: PlanNode): Promise<void> {
+    const prepared = this.prepare(tree);
+    await this.dst.init();
+    const existing = await this.upToDate(prepared);
+    if (existing) {
+      this.result.upToDate = true;
+      this.result.manifestDigest = existing.digest;
+      this.result.mediaType = existing.mediaType;
+    } else {
+      const written = await this.write(prepared, 'top');
+      await this.dst.commit();
+      this.result.manifestDigest = written.digest;
+      this.result.mediaType = written.mediaType;
+    }
+  }
+
+  /** Stops in-flight transfers after a failure and waits for them, so cleanup finds nothing running. */
+  async stop(): Promise<void> {
+    this.abort.abort();
+    await Promise.allSettled([...this.tasks.values()]);
+  }
+
+  async cleanup(): Promise<void> {
+    if (this.tmp) await fsp.rm(await this.tmp, { recursive: true, force: true }).catch(() => undefined);
+  }
+
+  // ---- planning: decide everything, and refuse what cannot be done, before writing anything ----
+
+  private prepare(node: PlanNode): Prepared {
+    if (node.kind === 'index') {
+      if (!this.dst.traits.indexes)
+        throw new UsageError(
+          `${this.dst.reference.transport}: holds a single image; drop --all (or choose with --platform)`,
+        );
+      const children = node.children.map((c) => this.prepare(c));
+      return { kind: 'index', doc: node.doc, children, rewrite: children.some((c) => c.rewrite) };
+    }
+    if (node.doc.kind === 'schema1') return this.prepareSchema1(node.doc);
+    const doc = node.doc;
+    const actions = doc.layers.map((layer) => layerAction(layer, this.target));
+    for (const action of actions) if (action.kind === 'copy' && action.note) this.notes.add(action.note);
+    const rewrite = this.dst.traits.layers === 'uncompressed' || actions.some((a) => a.kind === 'convert');
+    return { kind: 'image', doc, actions, rewrite };
+  }
+
+  private prepareSchema1(doc: Schema1Document): Prepared {
+    if (!this.options.preserveSchema1) {
+      this.schema1Converted = true;
+      return { kind: 'schema1', doc, preserve: false, rewrite: true };
+    }
+    const dst = this.dst.reference;
+    if (!this.dst.traits.schema1)
+      throw new UsageError(
+        `--preserve-schema1: a ${dst.transport}: destination cannot hold a schema1 manifest`,
+      );
+    if (this.options.convert)
+      throw new UsageError('--preserve-schema1 and --convert exclude each other for a schema1 image');
+    const name = doc.schema1.manifest.name;
+    // The signed manifest names its repository; a registry refuses it under any other name.
+    if (dst.transport === 'docker' && name !== dst.repository) {
+      throw new UsageError(
+        `--preserve-schema1: the schema1 manifest names repository "${name}", so ${dst.repository} would refuse it; drop the flag to convert it to OCI`,
+      );
+    }
+    return { kind: 'schema1', doc, preserve: true, rewrite: false };
+  }
+
+  private get conversionLabel(): string {
+    return [this.schema1Converted ? 'schema1' : undefined, this.options.convert].filter(Boolean).join('+');
+  }
+
+  /** The annotations a rewritten manifest carries: where it came from and what was done to it. */
+  private origin(sourceDigest: Digest): Record<string, string> {
+    return originAnnotations(sourceDigest, this.conversionLabel);
+  }
+
+  /** What the destination holds, if it is already what this copy would produce. */
+  private async upToDate(prepared: Prepared): Promise<Written | undefined> {
+    const raw = await this.dst.existingManifest();
+    if (!raw) return undefined;
+    let existing: ReturnType<typeof parseManifest>;
+    try {
+      existing = parseManifest(raw.bytes, raw.contentType, 'destination manifest');
+    } catch {
+      return undefined;
+    }
+    const written = { bytes: raw.bytes, mediaType: existing.mediaType, digest: existing.digest };
+    if (this.dst.traits.layers === 'uncompressed') {
+      // An archive keeps no manifest: the same config (which names every DiffID) is the same image.
+      const matches =
+        prepared.kind === 'image' &&
+        existing.kind === 'manifest' &&
+        existing.config.digest === prepared.doc.config.digest;
+      return matches ? written : undefined;
+    }
+    if (!prepared.rewrite) return existing.digest === prepared.doc.digest ? written : undefined;
+    const annotations = annotationsOf(raw.bytes);
+    const matches =
+      annotations[SOURCE_ANNOTATION] === prepared.doc.digest &&
+      annotations[CONVERSION_ANNOTATION] === this.conversionLabel;
+    return matches ? written : undefined;
+  }
+
+  // ---- writing ----
+
+  private async write(prepared: Prepared, role: 'child' | 'top'): Promise<Written> {
+    let written: Written;
+    if (prepared.kind === 'index') {
+      const children = await Promise.all(prepared.children.map((c) => this.write(c, 'child')));
+      written = prepared.rewrite
+        ? rewriteIndex(prepared.doc, children, this.origin(prepared.doc.digest))
+        : same(prepared.doc);
+    } else if (prepared.kind === 'schema1') {
+      written = prepared.preserve
+        ? await this.copySchema1(prepared.doc)
+        : await this.convertSchema1(prepared.doc);
+    } else {
+      written = await this.copyManifest(prepared.doc, prepared.actions, prepared.rewrite);
+    }
+    // After a sibling failed, write nothing more: the copy is already being torn down.
+    this.signal.throwIfAborted();
+    await this.dst.putManifest(written, role);
+    this.result.manifestsWritten++;
+    return written;
+  }
+
+  private async copyManifest(
+    doc: ImageManifestDocument,
+    actions: LayerAction[],
+    rewrite: boolean,
+  ): Promise<Written> {
+    const converting = actions.some((a) => a.kind === 'convert');
+    const diffIDs = converting ? await this.configDiffIDs(doc) : undefined;
+    if (!converting) await this.copyBlob(doc.config);
+    const outs = await Promise.all(
+      doc.layers.map((layer, i) => this.layer(layer, actions[i]!, diffIDs?.[i])),
+    );
+    if (!rewrite) return same(doc);
+    const layers = outs.map((out, i) => out?.descriptor ?? doc.layers[i]!);
+    if (this.dst.traits.layers === 'uncompressed') return archiveWritten(doc.config, layers);
+    return ociManifest(doc.bytes, doc.config, outs, this.origin(doc.digest));
+  }
+
+  private layer(
+    layer: Descriptor,
+    action: LayerAction,
+    diffID: Digest | undefined,
+  ): Promise<LayerOut | undefined> {
+    if (action.kind === 'foreign') {
+      this.notes.add('non-distributable layers are referenced, not copied');
+      return Promise.resolve(undefined);
+    }
+    if (action.kind === 'copy') return this.copyBlob(layer).then(() => undefined);
+    return this.convertBlob(layer, action.to, action.from, diffID);
+  }
+
+  /** A blob as it is. Each digest is transferred once per image, however many manifests use it. */
+  private copyBlob(blob: { digest: Digest; size?: number | undefined; mediaType?: string }): Promise<void> {
+    return this.once(`copy ${blob.digest}`, () =>
+      this.limit(async () => {
+        const job: BlobJob = {
+          digest: blob.digest,
+          size: blob.size,
+          open: (signal) => this.src.openBlob({ ...blob, size: blob.size ?? 0 }, signal),
+          mountFrom: this.srcRef.transport === 'docker' ? this.srcRef : undefined,
+        };
+        this.count(await transferBlob(job, this.env));
+      }),
+    );
+  }
+
+  /** A blob already in memory (a config read for its DiffIDs, a generated config). */
+  private copyBytes(digest: Digest, bytes: Buffer): Promise<void> {
+    return this.once(`copy ${digest}`, () =>
+      this.limit(async () => {
+        const job: BlobJob = { digest, size: bytes.length, open: async () => Readable.from([bytes]) };
+        this.count(await transferBlob(job, this.env));
+      }),
+    );
+  }
+
+  /** Converting needs the DiffIDs: the config is read once, and that read also serves its copy. */
+  private async configDiffIDs(doc: ImageManifestDocument): Promise<Digest[]> {
+    const bytes = await this.readConfig(doc.config);
+    const config = parseDocument(ImageConfigSchema, bytes, `config ${doc.config.digest}`);
+    if (config.rootfs.diff_ids.length !== doc.layers.length) {
+      throw new VerificationError(
+        `config ${doc.config.digest} lists ${config.rootfs.diff_ids.length} DiffIDs for ${doc.layers.length} layers`,
+        { digest: doc.config.digest },
+      );
+    }
+    await this.copyBytes(doc.config.digest, bytes);
+    return config.rootfs.diff_ids;
+  }
+
+  private async readConfig(config: Descriptor): Promise<Buffer> {
+    if (config.size > MAX_CONFIG_BYTES)
+      throw new VerificationError(`config ${config.digest} is larger than ${MAX_CONFIG_BYTES} bytes`, {
+        digest: config.digest,
+      });
+    const chunks: Buffer[] = [];
+    let length = 0;
+    for await (const chunk of (await this.src.openBlob(config, this.signal)) as AsyncIterable<Buffer>) {
+      chunks.push(chunk);
+      length += chunk.length;
+      if (length > config.size) break;
+    }
+    const bytes = Buffer.concat(chunks);
+    if (bytes.length !== config.size || sha256(bytes) !== config.digest)
+      throw new VerificationError(`config ${config.digest} does not match its digest`, {
+        digest: config.digest,
+      });
+    return bytes;
+  }
+
+  private convertBlob(
+    layer: Descriptor,
+    to: LayerTarget,
+    from: Compression | 'sniff',
+    diffID: Digest | undefined,
+  ): Promise<LayerOut> {
+    const blob: LayerSourceBlob = {
+      digest: layer.digest,
+      size: layer.size,
+      open: (signal) => this.src.openBlob(layer, signal),
+    };
+    if (to === 'tar' && diffID) return this.once(`tar ${diffID}`, () => this.streamTar(blob, from, diffID));
+    return this.once(`convert ${layer.digest} ${to}`, () =>
+      this.limit(async () => {
+        const converted = await convertLayer(blob, from, diffID, to, await this.tmpDir(), this.signal);
+        try {
+          const job: BlobJob = {
+            digest: converted.digest,
+            size: converted.size,
+            open: async () => fs.createReadStream(converted.file, { highWaterMark: 1 << 20 }),
+          };
+          this.count(await transferBlob(job, this.env));
+        } finally {
+          await fsp.rm(converted.file, { force: true });
+        }
+        const annotations = { ...keptAnnotations(layer.annotations), ...converted.annotations };
+        return {
+          descriptor: {
+            mediaType: converted.mediaType,
+            digest: converted.digest,
+            size: converted.size,
+            ...(Object.keys(annotations).length ? { annotations } : {}),
+          },
+          diffID: converted.diffID,
+        };
+      }),
+    );
+  }
+
+  /** A plain tar whose name (the DiffID) is known up front streams straight through: no temporary file. */
+  private streamTar(blob: LayerSourceBlob, from: Compression | 'sniff', diffID: Digest): Promise<LayerOut> {
+    return this.limit(async () => {
+      const job: BlobJob = {
+        digest: diffID,
+        open: async (signal) => tarStream(await blob.open(signal), blob, from),
+      };
+      const outcome = await transferBlob(job, this.env);
+      this.count(outcome);
+      return {
+        descriptor: { mediaType: MediaType.dockerLayer, digest: diffID, size: outcome.bytes },
+        diffID,
+      };
+    });
+  }
+
+  // ---- schema1 ----
+
+  private async copySchema1(doc: Schema1Document): Promise<Written> {
+    const blobSums = schema1BlobSums(doc);
+    await Promise.all(blobSums.map((digest) => this.copyBlob({ digest })));
+    this.notes.add('schema1 manifest copied as it is (--preserve-schema1)');
+    return same(doc);
+  }
+
+  private async convertSchema1(doc: Schema1Document): Promise<Written> {
+    const m = doc.schema1.manifest;
+    const layers = schema1NonEmptyLayers(m);
+    const sizes = await Promise.all(layers.map((l) => this.src.blobSize(l.blobSum, this.signal)));
+    const outs = await Promise.all(
+      layers.map((l, i) => {
+        const size = sizes[i];
+        if (size === undefined)
+          throw new NotFoundError(`layer ${l.blobSum} of the schema1 manifest is missing from the source`, {
+            digest: l.blobSum,
+          });
+        const layer: Descriptor = { mediaType: MediaType.dockerLayerGzip, digest: l.blobSum, size };
+        return this.target
+          ? this.convertBlob(layer, this.target, 'sniff', undefined)
+          : this.copyWithDiffID(layer);
+      }),
+    );
+    const { bytes } = schema1ToOciConfig(
+      m,
+      outs.map((o) => o.diffID!),
+    );
+    const config: Descriptor = { mediaType: MediaType.ociConfig, digest: sha256(bytes), size: bytes.length };
+    await this.copyBytes(config.digest, bytes);
+    this.notes.add(
+      'schema1 manifest converted to OCI with DiffIDs computed from the layers (--preserve-schema1 keeps it)',
+    );
+    if (this.dst.traits.layers === 'uncompressed')
+      return archiveWritten(
+        config,
+        outs.map((o) => o.descriptor),
+      );
+    return ociManifest(undefined, config, outs, this.origin(doc.digest));
+  }
+
+  /** A schema1 layer copied as it is, its DiffID computed on the way (or by reading it, if present). */
+  private copyWithDiffID(layer: Descriptor): Promise<LayerOut> {
+    return this.once(`diffid ${layer.digest}`, () =>
+      this.limit(async () => {
+        const blob: LayerSourceBlob = { ...layer, open: (signal) => this.src.openBlob(layer, signal) };
+        let found: { diffID: Digest; compression: 'gzip' | 'zstd' | 'none' };
+        if (await this.dst.hasBlob(layer.digest, layer.size)) {
+          found = await layerDiffID(blob, this.signal);
+          this.count({ outcome: 'skipped', bytes: 0 });
+        } else {
+          let tap: DiffIdTap | undefined;
+          const job: BlobJob = {
+            ...blob,
+            open: async (signal) => {
+              tap = new DiffIdTap();
+              return pipeline(await blob.open(signal), tap, () => {});
+            },
+          };
+          this.count({ outcome: 'copied', bytes: await uploadWithRetries(job, this.env) });
+          found = tap!.diffID;
+        }
+        const mediaType = {
+          gzip: MediaType.ociLayerGzip,
+          zstd: MediaType.ociLayerZstd,
+          none: MediaType.ociLayer,
+        }[found.compression];
+        return { descriptor: { mediaType, digest: layer.digest, size: layer.size }, diffID: found.diffID };
+      }),
+    );
+  }
+
+  // ---- bookkeeping ----
+
+  private count(outcome: BlobOutcome): void {
+    if (outcome.outcome === 'copied') this.result.blobsCopied++;
+    else if (outcome.outcome === 'mounted') this.result.blobsMounted++;
+    else this.result.blobsSkipped++;
+    this.result.bytes += outcome.bytes;
+  }
+
+  /** Runs `task` once per key; concurrent callers share its promise. */
+  private once<T>(key: string, task: () => Promise<T>): Promise<T> {
+    let running = this.tasks.get(key) as Promise<T> | undefined;
+    if (!running) {
+      running = task();
+      this.tasks.set(key, running);
+    }
+    return running;
+  }
+
+  private tmpDir(): Promise<string> {
+    this.tmp ??= fsp.mkdtemp(path.join(os.tmpdir(), 'skiff-mirror-'));
+    return this.tmp;
+  }
+}

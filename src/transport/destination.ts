@@ -1,0 +1,54 @@
+/**
+ * Where `mirror` writes images: the destination side of the transport split (source.ts is the
+ * other). The copy engine never knows which transport it is writing to; what differs between them
+ * is stated in `traits`.
+ */
+import type { Readable } from 'node:stream';
+import type { Digest } from '../digest/index.js';
+import type { ImageReference, RegistryReference } from '../reference/index.js';
+import type { RawManifest } from './source.js';
+
+export interface DestinationTraits {
+  /** Can hold an index with its per-platform manifests (docker-archive cannot). */
+  indexes: boolean;
+  /** Can hold a schema1 manifest as it is (an OCI layout cannot). */
+  schema1: boolean;
+  /**
+   * 'as-is': blobs keep their bytes and digests. 'uncompressed': layers must be plain tars named by
+   * their DiffID and the manifest is not stored, only rebuilt from config and layers (docker-archive).
+   */
+  layers: 'as-is' | 'uncompressed';
+}
+
+export interface ManifestToWrite {
+  bytes: Buffer;
+  mediaType: string;
+  digest: Digest;
+}
+
+export interface ImageDestination {
+  readonly reference: ImageReference;
+  readonly traits: DestinationTraits;
+  /** Prepares the destination (creates directories); writes nothing visible. */
+  init(): Promise<void>;
+  /** The manifest the destination reference names now, if any: the up-to-date check reads it. */
+  existingManifest(): Promise<RawManifest | undefined>;
+  hasBlob(digest: Digest, size?: number): Promise<boolean>;
+  /** Cross-repository mount within one registry; false when it did not happen (upload instead). */
+  mountBlob?(digest: Digest, from: RegistryReference): Promise<boolean>;
+  /**
+   * Stores a blob read from `content`. The blob counts as stored only if the stream ends without
+   * error; every implementation also checks the bytes against `digest` before keeping them.
+   */
+  putBlob(
+    blob: { digest: Digest; size?: number | undefined },
+    content: Readable,
+    signal?: AbortSignal,
+  ): Promise<void>;
+  /** 'child': an index's entry, by digest only. 'top': under the reference's tag (or digest). */
+  putManifest(manifest: ManifestToWrite, role: 'child' | 'top'): Promise<void>;
+  /** Makes the written image visible where that is a separate step (docker-archive writes its file). */
+  commit(): Promise<void>;
+  /** Releases resources and discards anything not committed. */
+  close(): Promise<void>;
+}
