@@ -25,7 +25,6 @@ import path from 'node:path';
 import { type Digest, hexOf } from '../digest/index.js';
 import { NotFoundError, UsageError, VerificationError } from '../errors/index.js';
 import { CHUNK_INDEX, ChunkIndexSet, encodeChunkIndex } from './chunk-index.js';
-import { withStoreLock } from './lock.js';
 import { type ObjectLocation, PACK_THRESHOLD, PackSet, PackWriter } from './packs.js';
 import {
   BlobRecordSchema,

@@ -132,7 +132,7 @@ async function applyEntry(
   const existing = await fsp.lstat(dest).catch(() => undefined);
   if (entry.type === 'dir') {
     if (existing && !existing.isDirectory()) await fsp.rm(dest, { recursive: true, force: true });
-    if (!existing || !existing.isDirectory()) await fsp.mkdir(dest, { mode: 0o755 });
+    if (!existing?.isDirectory()) await fsp.mkdir(dest, { mode: 0o755 });
     dirs.set(entry.path, entry);
     return;
   }
