@@ -10,7 +10,8 @@ import { defaultStorePath, Store } from '../store/store.js';
 export abstract class SkiffCommand extends Command {
   static override baseFlags = {
     store: Flags.string({
-      description: 'store directory (default: $SKIFF_STORE, else $XDG_DATA_HOME/skiff or ~/.local/share/skiff)',
+      description:
+        'store directory (default: $SKIFF_STORE, else $XDG_DATA_HOME/skiff or ~/.local/share/skiff)',
     }),
     json: Flags.boolean({ description: 'print machine-readable JSON on stdout', default: false }),
   };
