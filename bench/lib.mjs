@@ -1,5 +1,5 @@
 // Shared by the benchmark scripts: timing with peak RSS, containers-storage set-up, the big image.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,6 +23,32 @@ export function timed(command, args, env = {}) {
   if (result.status !== 0)
     throw new Error(`${command} ${args.join(' ')} failed (${result.status}):\n${result.stderr}`);
   return { seconds, rssMiB: kib / 1024, stdout: result.stdout };
+}
+
+/**
+ * The same, without blocking this process: needed when the command talks to a server running in
+ * it (the counting proxy).
+ */
+export function timedAsync(command, args, env = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn('/usr/bin/time', ['-f', '%e %M', command, ...args], {
+      env: { ...process.env, ...env },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    child.on('error', reject);
+    child.on('close', (status) => {
+      const [seconds, kib] = (stderr.trim().split('\n').at(-1) ?? '').split(' ').map(Number);
+      if (status !== 0) reject(new Error(`${command} ${args.join(' ')} failed (${status}):\n${stderr}`));
+      else resolve({ seconds, rssMiB: kib / 1024, stdout });
+    });
+  });
 }
 
 export function median(values) {

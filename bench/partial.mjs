@@ -18,7 +18,7 @@ import {
   SKIFF,
   skopeo,
   tempDir,
-  timed,
+  timedAsync,
   writeResults,
 } from './lib.mjs';
 
@@ -67,9 +67,9 @@ try {
   const skopeoRuns = [];
   for (let run = 0; run < RUNS; run++) {
     const store = path.join(work, `store-${run}`);
-    timed(process.execPath, [SKIFF, 'pull', ref('v1'), '--store', store]);
+    await timedAsync(process.execPath, [SKIFF, 'pull', ref('v1'), '--store', store]);
     proxy.reset();
-    const v2 = timed(process.execPath, [SKIFF, 'pull', ref('v2'), '--store', store, '--json']);
+    const v2 = await timedAsync(process.execPath, [SKIFF, 'pull', ref('v2'), '--store', store, '--json']);
     skiffRuns.push({
       ...v2,
       bytes: proxy.blobBytes(),
@@ -86,9 +86,12 @@ try {
       `docker://${ref(version)}`,
       `containers-storage:bench/app:${version}`,
     ];
-    timed(MODERN_SKOPEO, copy('v1'), storage.env);
+    await timedAsync(MODERN_SKOPEO, copy('v1'), storage.env);
     proxy.reset();
-    skopeoRuns.push({ ...timed(MODERN_SKOPEO, copy('v2'), storage.env), bytes: proxy.blobBytes() });
+    skopeoRuns.push({
+      ...(await timedAsync(MODERN_SKOPEO, copy('v2'), storage.env)),
+      bytes: proxy.blobBytes(),
+    });
     storage.remove();
   }
   const m = (runs, key) => median(runs.map((r) => r[key]));

@@ -5,7 +5,19 @@
 import { VerificationError } from '../errors/index.js';
 
 /** Returns the path relative to the layer root ('' for the root itself), or throws for an unsafe name. */
+/** Already canonical: relative, no empty, `.` or `..` components, no trailing slash. */
+const CANONICAL = /^(?!\.{1,2}(?:\/|$))[^/\0]+(?:\/(?!\.{1,2}(?:\/|$))[^/\0]+)*$/;
+
 export function normalizeEntryPath(name: string, what = 'tar entry'): string {
+  // Most names are canonical already, or only carry tar's usual "./" prefix or a directory's "/".
+  if (CANONICAL.test(name)) return name;
+  const trimmed = name.startsWith('./') ? name.slice(2) : name;
+  const bare = trimmed.endsWith('/') ? trimmed.slice(0, -1) : trimmed;
+  if (bare !== name && CANONICAL.test(bare)) return bare;
+  return normalizeSlowly(name, what);
+}
+
+function normalizeSlowly(name: string, what: string): string {
   if (name.includes('\0')) throw new VerificationError(`${what} name contains a NUL byte`, { path: name });
   if (name.startsWith('/'))
     throw new VerificationError(`${what} "${name}" has an absolute path`, { path: name });

@@ -92,6 +92,16 @@ async function writeWithBackpressure(
   // A consumer that already returned (or failed) no longer reads: drop its bytes, keep going.
   if (current.settled || current.sink.destroyed) return;
   if (!current.sink.write(piece)) {
-    await Promise.race([once(current.sink, 'drain'), current.done, once(current.sink, 'close')]);
+    // The listeners of whichever event does not happen are removed, so waits do not pile up.
+    const settled = new AbortController();
+    try {
+      await Promise.race([
+        once(current.sink, 'drain', { signal: settled.signal }),
+        once(current.sink, 'close', { signal: settled.signal }),
+        current.done,
+      ]);
+    } finally {
+      settled.abort();
+    }
   }
 }

@@ -108,13 +108,20 @@ export class PackIndex {
 /** The committed packs of a store, loaded on first use, searched in name order. */
 export class PackSet {
   private loaded: PackIndex[] | undefined;
+  /** A pull asks about the same digests several times (plan, rebuild, ingest): answers are kept. */
+  private readonly found = new Map<Digest, ObjectLocation>();
 
   constructor(readonly dir: string) {}
 
   locate(digest: Digest): ObjectLocation | undefined {
+    const known = this.found.get(digest);
+    if (known) return known;
     for (const index of this.indexes()) {
-      const found = index.find(digest);
-      if (found) return found;
+      const location = index.find(digest);
+      if (location) {
+        this.found.set(digest, location);
+        return location;
+      }
     }
     return undefined;
   }
@@ -138,6 +145,7 @@ export class PackSet {
   /** Forgets what was loaded (after gc rewrote packs). */
   reset(): void {
     this.loaded = undefined;
+    this.found.clear();
   }
 }
 
@@ -266,32 +274,75 @@ export function objectStream(location: ObjectLocation): fs.ReadStream {
     : fs.createReadStream(location.path, { highWaterMark: 1 << 20 });
 }
 
+interface Window {
+  path: string;
+  start: number;
+  bytes: Buffer;
+}
+
 /**
  * Reads many objects without reopening the same pack for each: one handle per pack file, kept
- * until close(). Loose objects are read whole.
+ * until close(). Packed objects are read through a 1 MiB window per pack: a pack holds a layer's
+ * files in tar order, which is the order rebuilds and unpacks read them, so one read serves many.
+ * A read that jumps back (content shared by two paths) reads just that object and keeps the window.
  */
 export class ObjectReader {
+  private static readonly WINDOW = 1024 * 1024;
   private readonly handles = new Map<string, Promise<fsp.FileHandle>>();
+  private readonly windows = new Map<string, Window>();
 
   async read(location: ObjectLocation): Promise<Buffer> {
     if (!location.packed) return fsp.readFile(location.path);
-    let handle = this.handles.get(location.path);
-    if (!handle) {
-      handle = fsp.open(location.path, 'r');
-      this.handles.set(location.path, handle);
+    const window = this.windows.get(location.path);
+    if (window) {
+      const from = location.offset - window.start;
+      if (from >= 0 && from + location.size <= window.bytes.length)
+        return window.bytes.subarray(from, from + location.size);
+      if (from < 0) return this.readExact(location);
     }
-    const buffer = Buffer.allocUnsafe(location.size);
-    const { bytesRead } = await (await handle).read(buffer, 0, location.size, location.offset);
-    if (bytesRead !== location.size)
+    const fresh = await this.readWindow(
+      location.path,
+      location.offset,
+      Math.max(ObjectReader.WINDOW, location.size),
+    );
+    if (fresh.bytes.length < location.size) {
       throw new VerificationError(`${location.path}: object truncated at offset ${location.offset}`, {
         path: location.path,
       });
-    return buffer;
+    }
+    this.windows.set(location.path, fresh);
+    return fresh.bytes.subarray(0, location.size);
+  }
+
+  private async readExact(location: ObjectLocation): Promise<Buffer> {
+    const { bytes } = await this.readWindow(location.path, location.offset, location.size);
+    if (bytes.length !== location.size) {
+      throw new VerificationError(`${location.path}: object truncated at offset ${location.offset}`, {
+        path: location.path,
+      });
+    }
+    return bytes;
+  }
+
+  private async readWindow(file: string, start: number, length: number): Promise<Window> {
+    const buffer = Buffer.allocUnsafe(length);
+    const { bytesRead } = await (await this.handle(file)).read(buffer, 0, length, start);
+    return { path: file, start, bytes: buffer.subarray(0, bytesRead) };
+  }
+
+  private handle(file: string): Promise<fsp.FileHandle> {
+    let handle = this.handles.get(file);
+    if (!handle) {
+      handle = fsp.open(file, 'r');
+      this.handles.set(file, handle);
+    }
+    return handle;
   }
 
   async close(): Promise<void> {
     const handles = [...this.handles.values()];
     this.handles.clear();
+    this.windows.clear();
     await Promise.all(handles.map(async (h) => (await h.catch(() => undefined))?.close()));
   }
 }
