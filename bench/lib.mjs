@@ -93,22 +93,33 @@ export function containersStorage(partial = false) {
   };
 }
 
-/** The ~150 MB, ~9k-file benchmark image (/usr/include and /usr/share/perl), as an uncompressed OCI layout. */
-export function buildBigImage(work, roots = ['usr/include', 'usr/share/perl']) {
-  const tar = path.join(work, 'big.tar');
-  execFileSync('tar', ['--sort=name', '--numeric-owner', '-C', '/', '-cf', tar, ...roots]);
+/**
+ * The ~150 MB, ~9k-file benchmark image (/usr/include and /usr/share/perl) as an uncompressed OCI
+ * layout: one layer per list of roots (one layer by default).
+ */
+export function buildBigImage(work, layers = [['usr/include', 'usr/share/perl']]) {
+  const tars = layers.map((roots, i) => {
+    const tar = path.join(work, `big-${i}.tar`);
+    execFileSync('tar', ['--sort=name', '--numeric-owner', '-C', '/', '-cf', tar, ...roots]);
+    return tar;
+  });
   const layout = path.join(work, 'big-oci');
   writeLayout(
     layout,
-    [writeImage(layout, { platform: parsePlatform('linux/amd64'), layers: [tar] })],
+    [writeImage(layout, { platform: parsePlatform('linux/amd64'), layers: tars })],
     'latest',
   );
-  const files = Number(
-    execFileSync('bash', ['-c', `tar -tf ${tar} | grep -cv '/$'`])
-      .toString()
-      .trim(),
+  const files = tars.reduce(
+    (sum, tar) =>
+      sum +
+      Number(
+        execFileSync('bash', ['-c', `tar -tf ${tar} | grep -cv '/$'`])
+          .toString()
+          .trim(),
+      ),
+    0,
   );
-  return { layout, tar, bytes: fs.statSync(tar).size, files };
+  return { layout, tars, bytes: tars.reduce((sum, t) => sum + fs.statSync(t).size, 0), files };
 }
 
 export function skopeo(binary, args, env = {}) {

@@ -3,23 +3,25 @@
 // against Debian's skopeo copy, each into a fresh destination registry, medians of BENCH_RUNS
 // (default 5); then the re-run of a completed mirror (it should transfer nothing). Not a test:
 // `node bench/mirror.mjs`.
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import path from 'node:path';
-import { parsePlatform, writeImage, writeLayout } from '../fixtures/lib/mkimage.mjs';
 import { startRegistry } from '../scripts/lib/registry.mjs';
-import { fmt, median, RUNS, SKIFF, SKOPEO, skopeo, tempDir, timed, writeResults } from './lib.mjs';
+import {
+  buildBigImage,
+  fmt,
+  median,
+  RUNS,
+  SKIFF,
+  SKOPEO,
+  skopeo,
+  tempDir,
+  timed,
+  writeResults,
+} from './lib.mjs';
 
 const work = tempDir('skiff-bench-mirror-');
 const source = await startRegistry();
 try {
-  const layers = ['usr/include', 'usr/share/perl'].map((dir, i) => {
-    const tar = path.join(work, `layer-${i}.tar`);
-    execFileSync('tar', ['--sort=name', '--numeric-owner', '-C', '/', '-cf', tar, dir]);
-    return tar;
-  });
-  const layout = path.join(work, 'oci');
-  writeLayout(layout, [writeImage(layout, { platform: parsePlatform('linux/amd64'), layers })], 'latest');
+  const { layout, bytes } = buildBigImage(work, [['usr/include'], ['usr/share/perl']]);
   skopeo(SKOPEO, [
     'copy',
     '-q',
@@ -31,7 +33,6 @@ try {
     `docker://${source.host}/bench/img:v1`,
   ]);
   const src = `docker://${source.host}/bench/img:v1`;
-  const bytes = layers.reduce((sum, t) => sum + fs.statSync(t).size, 0);
   console.log(`image: 2 layers, ${fmt(bytes / 1e6, 1)} MB uncompressed; ${RUNS} runs each`);
 
   const skiffRuns = [];

@@ -3,6 +3,7 @@ import type cliProgressModule from 'cli-progress';
 import { shortDigest } from '../errors/index.js';
 import type { MirrorProgress, MirrorResult, MirrorSummary } from '../mirror/index.js';
 import { formatBytes } from '../pull/report.js';
+import { byteBars } from './progress.js';
 
 export function printMirrorResult(result: MirrorResult): void {
   const route = `${result.source} -> ${result.destination}`;
@@ -31,22 +32,10 @@ export function printMirrorSummary(summary: MirrorSummary): void {
 
 /** One bar per image in flight, counting bytes written to the destination; nothing off a TTY. */
 export async function mirrorProgressBars(enabled: boolean): Promise<MirrorProgress & { stop(): void }> {
-  if (!enabled || !process.stderr.isTTY)
-    return { imageStart() {}, expect() {}, bytes() {}, imageDone() {}, stop() {} };
-  // Loaded only for a terminal: scripts on a pipe never pay for it.
-  const cliProgress: typeof cliProgressModule = (await import('cli-progress')).default;
-  const multi = new cliProgress.MultiBar(
-    {
-      stream: process.stderr,
-      format: ' [{bar}] {value_formatted}/{total_formatted} {label}',
-      barsize: 25,
-      hideCursor: true,
-      clearOnComplete: false,
-      formatValue: (value: number, _options: unknown, type: string) =>
-        type === 'value' || type === 'total' ? formatBytes(value) : String(value),
-    },
-    cliProgress.Presets.shades_classic,
-  );
+  const multi = enabled
+    ? await byteBars(' [{bar}] {value_formatted}/{total_formatted} {label}', 25)
+    : undefined;
+  if (!multi) return { imageStart() {}, expect() {}, bytes() {}, imageDone() {}, stop() {} };
   const bars = new Map<number, cliProgressModule.SingleBar>();
   return {
     imageStart(id, label) {

@@ -7,16 +7,21 @@ import { shortDigest } from '../errors/index.js';
 import type { PullProgress } from '../pull/progress.js';
 import { formatBytes } from '../pull/report.js';
 
-export async function terminalProgress(enabled: boolean): Promise<PullProgress & { stop(): void }> {
-  if (!enabled || !process.stderr.isTTY)
-    return { layerStart() {}, layerBytes() {}, layerDone() {}, stop() {} };
-  // Loaded only for a terminal: a pipe (scripts, CI) never pays for it.
+/**
+ * A set of byte-counting bars on stderr, or undefined off a TTY. cli-progress is loaded only for
+ * a terminal: a pipe (scripts, CI) never pays for it.
+ */
+export async function byteBars(
+  format: string,
+  barsize: number,
+): Promise<cliProgressModule.MultiBar | undefined> {
+  if (!process.stderr.isTTY) return undefined;
   const cliProgress: typeof cliProgressModule = (await import('cli-progress')).default;
-  const multi = new cliProgress.MultiBar(
+  return new cliProgress.MultiBar(
     {
       stream: process.stderr,
-      format: ' {digest} {method} [{bar}] {value_formatted}/{total_formatted}',
-      barsize: 30,
+      format,
+      barsize,
       hideCursor: true,
       clearOnComplete: false,
       formatValue: (value: number, _options: unknown, type: string) =>
@@ -24,6 +29,13 @@ export async function terminalProgress(enabled: boolean): Promise<PullProgress &
     },
     cliProgress.Presets.shades_classic,
   );
+}
+
+export async function terminalProgress(enabled: boolean): Promise<PullProgress & { stop(): void }> {
+  const multi = enabled
+    ? await byteBars(' {digest} {method} [{bar}] {value_formatted}/{total_formatted}', 30)
+    : undefined;
+  if (!multi) return { layerStart() {}, layerBytes() {}, layerDone() {}, stop() {} };
   const bars = new Map<number, cliProgressModule.SingleBar>();
   return {
     layerStart(index, digest, method, total) {

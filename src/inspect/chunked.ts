@@ -60,12 +60,7 @@ export async function describeChunked(
         decompressBounded(compressed, at.uncompressedLength, 'eStargz TOC'),
         chunked.tocDigest,
       );
-      return {
-        ...base,
-        entries: toc.entries,
-        partialPossible: false,
-        note: 'no tar-split: the DiffID of a partial result could not be proven',
-      };
+      return withoutTarSplit(base, toc.entries);
     }
     if (chunked.kind === 'estargz') {
       const tail = await readRange(source, layer, Math.max(0, layer.size - ESTARGZ_FOOTER), layer.size);
@@ -74,12 +69,7 @@ export async function describeChunked(
         await readRange(source, layer, offset, layer.size - ESTARGZ_FOOTER),
         chunked.tocDigest,
       );
-      return {
-        ...base,
-        entries: toc.entries,
-        partialPossible: false,
-        note: 'no tar-split: the DiffID of a partial result could not be proven',
-      };
+      return withoutTarSplit(base, toc.entries);
     }
     if (chunked.generation === 'legacy') {
       checkLegacyFooter(chunked, await readRange(source, layer, layer.size - LEGACY_FOOTER, layer.size));
@@ -102,6 +92,19 @@ export async function describeChunked(
       return { ...base, partialPossible: false, note: 'the source does not serve byte ranges' };
     throw error;
   }
+}
+
+/** eStargz has no tar-split: the TOC is described, a partial pull is never possible. */
+function withoutTarSplit(
+  base: Omit<ChunkedDescription, 'partialPossible'>,
+  entries: number,
+): ChunkedDescription {
+  return {
+    ...base,
+    entries,
+    partialPossible: false,
+    note: 'no tar-split: the DiffID of a partial result could not be proven',
+  };
 }
 
 async function readRange(source: ImageSource, layer: BlobRef, start: number, end: number): Promise<Buffer> {

@@ -116,3 +116,14 @@ export function selectPlatform<T extends PlatformCandidate>(
     `${what}: no manifest for platform ${formatPlatform(wanted)}; the index offers ${offered.length ? offered.join(', ') : 'no platforms'}`,
   );
 }
+
+/** Docker's build attestations sit in indexes as "unknown/unknown" manifests: never a platform choice. */
+export function isAttestation(descriptor: {
+  annotations?: Record<string, string> | undefined;
+  platform?: { os: string; architecture: string } | undefined;
+}): boolean {
+  return (
+    descriptor.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest' ||
+    (descriptor.platform?.os === 'unknown' && descriptor.platform.architecture === 'unknown')
+  );
+}

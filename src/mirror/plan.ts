@@ -9,6 +9,7 @@ import {
   type Descriptor,
   type ImageManifestDocument,
   type IndexDocument,
+  isAttestation,
   type Platform,
   parseManifest,
   type Schema1Document,
@@ -16,6 +17,7 @@ import {
 } from '../manifest/index.js';
 import type { ImageReference } from '../reference/index.js';
 import type { ImageSource } from '../transport/index.js';
+import { fetchManifestByDigest } from '../transport/manifests.js';
 
 export interface ImageNode {
   kind: 'image';
@@ -56,7 +58,7 @@ export async function readSourceTree(
     options.platform,
     `index ${doc.digest}`,
   );
-  const child = await fetchChild(source, chosen, options.signal);
+  const child = await fetchManifestByDigest(source, chosen, options.signal);
   if (child.kind === 'index')
     throw new VerificationError(
       `index ${doc.digest} points at another index ${child.digest}; use --all to copy it`,
@@ -76,7 +78,7 @@ async function readIndex(
   const children = await Promise.all(
     doc.manifests.map((descriptor) =>
       limit(async (): Promise<PlanNode> => {
-        const child = await fetchChild(source, descriptor, signal);
+        const child = await fetchManifestByDigest(source, descriptor, signal);
         return child.kind === 'index'
           ? readIndex(source, child, depth + 1, signal)
           : { kind: 'image', doc: child };
@@ -84,28 +86,4 @@ async function readIndex(
     ),
   );
   return { kind: 'index', doc, children };
-}
-
-async function fetchChild(source: ImageSource, descriptor: Descriptor, signal?: AbortSignal) {
-  const raw = await source.getManifestByDigest(descriptor.digest, signal);
-  const doc = parseManifest(
-    raw.bytes,
-    descriptor.mediaType ?? raw.contentType,
-    `manifest ${descriptor.digest}`,
-  );
-  if (doc.digest !== descriptor.digest) {
-    throw new VerificationError(
-      `manifest digest mismatch: the index names ${descriptor.digest}, the source served ${doc.digest}`,
-      { digest: descriptor.digest },
-    );
-  }
-  return doc;
-}
-
-/** Build attestations ("unknown/unknown") ride along with --all but are never a platform choice. */
-function isAttestation(descriptor: Descriptor): boolean {
-  return (
-    descriptor.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest' ||
-    (descriptor.platform?.os === 'unknown' && descriptor.platform.architecture === 'unknown')
-  );
 }

@@ -11,6 +11,7 @@ import {
   type ImageConfig,
   ImageConfigSchema,
   type ImageManifestDocument,
+  isAttestation,
   MAX_CONFIG_BYTES,
   type ManifestDocument,
   normalizePlatform,
@@ -22,6 +23,7 @@ import {
 } from '../manifest/index.js';
 import { schema1Layers, schema1NonEmptyLayers } from '../manifest/schema1.js';
 import type { ImageSource } from '../transport/index.js';
+import { fetchManifestByDigest } from '../transport/manifests.js';
 
 export interface ResolvedLayer {
   index: number;
@@ -74,7 +76,7 @@ export async function resolveImage(source: ImageSource, options: ResolveOptions)
       options.platform,
       `index ${doc.digest}`,
     );
-    doc = await fetchChild(source, chosen, options.signal);
+    doc = await fetchManifestByDigest(source, chosen, options.signal);
   }
   if (doc.kind === 'index')
     throw new VerificationError(
@@ -148,28 +150,6 @@ async function resolveSchema1(
   };
 }
 
-async function fetchChild(
-  source: ImageSource,
-  descriptor: Descriptor,
-  signal?: AbortSignal,
-): Promise<ManifestDocument> {
-  const raw = await source.getManifestByDigest(descriptor.digest, signal);
-  const doc = parseManifest(
-    raw.bytes,
-    descriptor.mediaType ?? raw.contentType,
-    `manifest ${descriptor.digest}`,
-  );
-  if (doc.digest !== descriptor.digest) {
-    throw new VerificationError(
-      `manifest digest mismatch: the index names ${descriptor.digest}, the source served ${doc.digest}`,
-      {
-        digest: descriptor.digest,
-      },
-    );
-  }
-  return doc;
-}
-
 async function fetchConfig(source: ImageSource, descriptor: Descriptor, signal?: AbortSignal) {
   if (descriptor.size > MAX_CONFIG_BYTES) {
     throw new VerificationError(
@@ -211,14 +191,6 @@ function toResolvedLayer(layer: Descriptor, index: number, diffID: Digest): Reso
     urls: layer.urls,
     diffID,
   };
-}
-
-/** Docker's build attestations sit in indexes as "unknown/unknown" manifests: never a pull target. */
-function isAttestation(descriptor: Descriptor): boolean {
-  return (
-    descriptor.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest' ||
-    (descriptor.platform?.os === 'unknown' && descriptor.platform.architecture === 'unknown')
-  );
 }
 
 function warnIfOtherPlatform(actual: Platform, options: ResolveOptions, warnings: string[]): void {

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Digest } from '../digest/index.js';
 import type { ChunkRef } from './records.js';
+import { byDigest, findRecord } from './sorted-records.js';
 
 export const CHUNK_INDEX = 'chunks.idx';
 const MAGIC = 'SKIFFCHK';
@@ -16,9 +17,7 @@ const HEADER = 16;
 const ENTRY = 80;
 
 export function encodeChunkIndex(chunks: readonly ChunkRef[]): Buffer {
-  const unique = [...new Map(chunks.map((c) => [c.digest, c])).values()].sort((a, b) =>
-    a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0,
-  );
+  const unique = [...new Map(chunks.map((c) => [c.digest, c])).values()].sort(byDigest);
   const out = Buffer.alloc(HEADER + unique.length * ENTRY);
   out.write(MAGIC, 0, 'latin1');
   out.writeUInt32LE(1, 8);
@@ -42,24 +41,14 @@ export class ChunkIndexSet {
   find(digest: Digest): ChunkRef | undefined {
     const key = Buffer.from(digest.slice(7), 'hex');
     for (const bytes of this.indexes()) {
-      const count = bytes.readUInt32LE(12);
-      let lo = 0;
-      let hi = count - 1;
-      while (lo <= hi) {
-        const mid = (lo + hi) >>> 1;
-        const at = HEADER + mid * ENTRY;
-        const cmp = key.compare(bytes, at, at + 32);
-        if (cmp === 0) {
-          return {
-            digest,
-            object: `sha256:${bytes.toString('hex', at + 32, at + 64)}`,
-            offset: Number(bytes.readBigUInt64LE(at + 64)),
-            size: Number(bytes.readBigUInt64LE(at + 72)),
-          };
-        }
-        if (cmp > 0) lo = mid + 1;
-        else hi = mid - 1;
-      }
+      const at = findRecord(bytes, HEADER, ENTRY, bytes.readUInt32LE(12), key);
+      if (at < 0) continue;
+      return {
+        digest,
+        object: `sha256:${bytes.toString('hex', at + 32, at + 64)}`,
+        offset: Number(bytes.readBigUInt64LE(at + 64)),
+        size: Number(bytes.readBigUInt64LE(at + 72)),
+      };
     }
     return undefined;
   }

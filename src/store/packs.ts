@@ -16,6 +16,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Digest } from '../digest/index.js';
 import { VerificationError } from '../errors/index.js';
+import { byDigest, findRecord } from './sorted-records.js';
 
 /** Objects up to this size are packed; larger ones are stored loose, one file each. */
 export const PACK_THRESHOLD = 1024 * 1024;
@@ -41,7 +42,7 @@ export interface ObjectLocation {
 }
 
 export function encodeIndex(entries: Iterable<PackEntry>): Buffer {
-  const sorted = [...entries].sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0));
+  const sorted = [...entries].sort(byDigest);
   const out = Buffer.alloc(HEADER + sorted.length * ENTRY);
   out.write(MAGIC, 0, 'latin1');
   out.writeUInt32LE(1, 8);
@@ -72,25 +73,14 @@ export class PackIndex {
   }
 
   find(digest: Digest): ObjectLocation | undefined {
-    const key = Buffer.from(digest.slice(7), 'hex');
-    let lo = 0;
-    let hi = this.count - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      const at = HEADER + mid * ENTRY;
-      const cmp = key.compare(this.bytes, at, at + 32);
-      if (cmp === 0) {
-        return {
-          path: this.packPath,
-          offset: Number(this.bytes.readBigUInt64LE(at + 32)),
-          size: Number(this.bytes.readBigUInt64LE(at + 40)),
-          packed: true,
-        };
-      }
-      if (cmp > 0) lo = mid + 1;
-      else hi = mid - 1;
-    }
-    return undefined;
+    const at = findRecord(this.bytes, HEADER, ENTRY, this.count, Buffer.from(digest.slice(7), 'hex'));
+    if (at < 0) return undefined;
+    return {
+      path: this.packPath,
+      offset: Number(this.bytes.readBigUInt64LE(at + 32)),
+      size: Number(this.bytes.readBigUInt64LE(at + 40)),
+      packed: true,
+    };
   }
 
   *entries(): Generator<PackEntry> {

@@ -1,19 +1,17 @@
 /** skopeo's `dir:` format: manifest.json, blobs named by hex digest, a version file. */
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
 import { type Digest, hexOf, sha256 } from '../digest/index.js';
 import { NotFoundError, VerificationError } from '../errors/index.js';
 import { MAX_MANIFEST_BYTES, parseManifest } from '../manifest/index.js';
 import type { DirReference } from '../reference/index.js';
-import { localFileSize, openLocalBlob, readLocalRanges } from './local-files.js';
-import type { ByteRange } from './ranges.js';
-import type { BlobRef, ImageSource, RangeConsumer, RawManifest } from './source.js';
+import { LocalBlobSource } from './local-files.js';
+import type { ImageSource, RawManifest } from './source.js';
 
-export class DirSource implements ImageSource {
-  readonly rangeSupport = 'yes' as const;
-
-  constructor(readonly reference: DirReference) {}
+export class DirSource extends LocalBlobSource implements ImageSource {
+  constructor(readonly reference: DirReference) {
+    super();
+  }
 
   blobPath(digest: Digest): string {
     return path.join(this.reference.dir, hexOf(digest));
@@ -34,20 +32,6 @@ export class DirSource implements ImageSource {
     }
     throw new NotFoundError(`manifest ${digest} not found in ${this.reference.dir}`, { digest });
   }
-
-  blobSize(digest: Digest): Promise<number | undefined> {
-    return localFileSize(this.blobPath(digest));
-  }
-
-  openBlob(blob: BlobRef): Promise<Readable> {
-    return openLocalBlob(this.blobPath(blob.digest), blob.digest);
-  }
-
-  fetchRanges(blob: BlobRef, ranges: readonly ByteRange[], onRange: RangeConsumer): Promise<void> {
-    return readLocalRanges(this.blobPath(blob.digest), blob.digest, ranges, onRange);
-  }
-
-  async close(): Promise<void> {}
 }
 
 /** A manifest's digest as registries compute it (schema1: over the payload without signatures). */

@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import { type Digest, DigestStream, sha256 } from '../digest/index.js';
 import { NotFoundError, VerificationError } from '../errors/index.js';
 import type { ByteRange } from './ranges.js';
-import type { RangeConsumer } from './source.js';
+import type { BlobRef, RangeConsumer } from './source.js';
 
 export async function openLocalBlob(file: string, digest: Digest): Promise<Readable> {
   try {
@@ -108,4 +108,28 @@ export async function writeFileAtomic(target: string, content: Buffer | string):
     await fsp.rm(temp, { force: true });
     throw error;
   }
+}
+
+/**
+ * What every source of local files shares: blobs are files, read whole or by ranges. Subclasses
+ * say where a blob lives and how manifests are found.
+ */
+export abstract class LocalBlobSource {
+  readonly rangeSupport = 'yes' as const;
+
+  abstract blobPath(digest: Digest): string;
+
+  blobSize(digest: Digest): Promise<number | undefined> {
+    return localFileSize(this.blobPath(digest));
+  }
+
+  openBlob(blob: BlobRef): Promise<Readable> {
+    return openLocalBlob(this.blobPath(blob.digest), blob.digest);
+  }
+
+  fetchRanges(blob: BlobRef, ranges: readonly ByteRange[], onRange: RangeConsumer): Promise<void> {
+    return readLocalRanges(this.blobPath(blob.digest), blob.digest, ranges, onRange);
+  }
+
+  async close(): Promise<void> {}
 }

@@ -1,21 +1,19 @@
 /** An OCI image layout directory (image-spec "image-layout") as a source. */
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
 import { type Digest, hexOf, sha256 } from '../digest/index.js';
 import { NotFoundError, UsageError, VerificationError } from '../errors/index.js';
 import { IndexSchema, MAX_MANIFEST_BYTES, parseDocument } from '../manifest/index.js';
 import type { OciLayoutReference } from '../reference/index.js';
-import { localFileSize, openLocalBlob, readLocalRanges } from './local-files.js';
-import type { ByteRange } from './ranges.js';
-import type { BlobRef, ImageSource, RangeConsumer, RawManifest } from './source.js';
+import { LocalBlobSource } from './local-files.js';
+import type { ImageSource, RawManifest } from './source.js';
 
 export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
 
-export class OciLayoutSource implements ImageSource {
-  readonly rangeSupport = 'yes' as const;
-
-  constructor(readonly reference: OciLayoutReference) {}
+export class OciLayoutSource extends LocalBlobSource implements ImageSource {
+  constructor(readonly reference: OciLayoutReference) {
+    super();
+  }
 
   blobPath(digest: Digest): string {
     return path.join(this.reference.dir, 'blobs', 'sha256', hexOf(digest));
@@ -73,18 +71,4 @@ export class OciLayoutSource implements ImageSource {
       });
     return bytes;
   }
-
-  blobSize(digest: Digest): Promise<number | undefined> {
-    return localFileSize(this.blobPath(digest));
-  }
-
-  openBlob(blob: BlobRef): Promise<Readable> {
-    return openLocalBlob(this.blobPath(blob.digest), blob.digest);
-  }
-
-  fetchRanges(blob: BlobRef, ranges: readonly ByteRange[], onRange: RangeConsumer): Promise<void> {
-    return readLocalRanges(this.blobPath(blob.digest), blob.digest, ranges, onRange);
-  }
-
-  async close(): Promise<void> {}
 }
