@@ -35,10 +35,15 @@ export interface ChunkedDescription {
   note?: string;
 }
 
+/**
+ * `partialCandidate` is the strategy module's answer to "could a verified TOC make this layer
+ * partial?" (strategy.wantsToc): inspect only checks that the TOC is there and verifies.
+ */
 export async function describeChunked(
   source: ImageSource,
   layer: BlobRef,
   format: LayerFormat,
+  partialCandidate: boolean,
 ): Promise<ChunkedDescription | undefined> {
   const chunked = format.chunked;
   if (!chunked) return undefined;
@@ -84,7 +89,7 @@ export async function describeChunked(
       parts.push({ start: range.start, bytes: await readRange(source, layer, range.start, range.end) });
     }
     const metadata = parseChunkedMetadata(chunked, layer.size, parts);
-    return { ...base, entries: metadata.toc.entryCount, partialPossible: source.rangeSupport !== 'no' };
+    return { ...base, entries: metadata.toc.entryCount, partialPossible: partialCandidate };
   } catch (error) {
     if (error instanceof TocUnverifiableError)
       return { ...base, partialPossible: false, note: `TOC unverifiable: ${error.message}` };

@@ -20,6 +20,7 @@ import { resolveImage } from '../pull/resolve.js';
 import { formatReference, parseReference } from '../reference/index.js';
 import type { RegistryClient } from '../registry/client.js';
 import type { Store } from '../store/store.js';
+import { type ImageFacts, wantsToc } from '../strategy/index.js';
 import { openSource } from '../transport/index.js';
 import { type ChunkedDescription, describeChunked } from './chunked.js';
 
@@ -126,11 +127,27 @@ async function inspectSource(
       explicitPlatform: options.platform !== undefined,
       pinnedDigest: reference.transport === 'docker' ? reference.digest : undefined,
     });
+    // Whether a layer could be pulled partially is the strategy module's call, as for a pull.
+    const image: ImageFacts = {
+      manifestKind: resolved.manifest.kind === 'schema1' ? 'schema1' : resolved.manifest.flavor,
+      sourceRanges: source.rangeSupport,
+      mode: 'auto',
+      decryptionKeys: 0,
+    };
     const layers: LayerDescription[] = [];
     for (const layer of resolved.layers) {
       const described = describeLayer(layer, layer.diffID);
+      const format = detectLayerFormat(layer);
+      const facts = {
+        index: layer.index,
+        digest: layer.digest,
+        size: layer.size,
+        format,
+        diffID: layer.diffID,
+        inStore: false,
+      };
       if (options.toc !== false)
-        described.chunked = await describeChunked(source, layer, detectLayerFormat(layer));
+        described.chunked = await describeChunked(source, layer, format, wantsToc(image, facts));
       layers.push(described);
     }
     return {

@@ -23,7 +23,26 @@ import {
   readContainersTarSplit,
 } from '../../src/formats/zstd-chunked.js';
 import { describeChunked } from '../../src/inspect/chunked.js';
+import { wantsToc } from '../../src/strategy/index.js';
 import { OciLayoutSource } from '../../src/transport/oci-layout.js';
+
+/** The strategy module's answer for a layer of a local OCI layout (what `skiff inspect` asks). */
+function candidate(
+  layer: { digest: string; size: number },
+  format: ReturnType<typeof detectLayerFormat>,
+): boolean {
+  return wantsToc(
+    { manifestKind: 'oci', sourceRanges: 'yes', mode: 'auto', decryptionKeys: 0 },
+    {
+      index: 0,
+      digest: layer.digest as `sha256:${string}`,
+      size: layer.size,
+      format,
+      diffID: undefined,
+      inStore: false,
+    },
+  );
+}
 
 const FIXTURES = path.resolve(import.meta.dirname, '../../fixtures/images');
 
@@ -415,7 +434,7 @@ describe('estargz-zstd (zstd eStargz, stargz-snapshotter zstdchunked)', () => {
       const stripped = { ...layer, annotations: { [TOC_DIGEST]: layer.annotations![TOC_DIGEST]! } };
       const format = detectLayerFormat(stripped);
       expect(format.chunked).toMatchObject({ kind: 'estargz', compression: 'zstd' });
-      const description = await describeChunked(source, stripped, format);
+      const description = await describeChunked(source, stripped, format, candidate(stripped, format));
       expect(description?.note ?? '').not.toMatch(/unverifiable/);
       expect(description?.entries).toBeGreaterThan(0);
     }
@@ -434,7 +453,12 @@ describe('inspect (describeChunked) on every chunked fixture, from the OCI layou
     const fx = loadFixture(name);
     const source = new OciLayoutSource({ transport: 'oci', dir: fx.dir, tag: 'latest' });
     for (const layer of fx.layers) {
-      const description = await describeChunked(source, layer, detectLayerFormat(layer));
+      const description = await describeChunked(
+        source,
+        layer,
+        detectLayerFormat(layer),
+        candidate(layer, detectLayerFormat(layer)),
+      );
       expect(description).toMatchObject(expected);
       expect(description?.note ?? '').not.toMatch(/unverifiable/);
       expect(description?.entries).toBeGreaterThan(10);
