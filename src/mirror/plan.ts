@@ -6,7 +6,6 @@
 import pLimit from 'p-limit';
 import { VerificationError } from '../errors/index.js';
 import {
-  type Descriptor,
   type ImageManifestDocument,
   type IndexDocument,
   isAttestation,

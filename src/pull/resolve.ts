@@ -13,7 +13,6 @@ import {
   type ImageManifestDocument,
   isAttestation,
   MAX_CONFIG_BYTES,
-  type ManifestDocument,
   normalizePlatform,
   type Platform,
   parseDocument,

@@ -1,0 +1,190 @@
+// Registry authentication as registries do it (SPEC §2): Bearer tokens from a token server driven
+// by WWW-Authenticate, Basic auth, credentials from flags and auth files, and Authorization never
+// sent to another host on a redirect. An msw stand-in in front of the real registry plays the
+// token server and the redirecting storage; the registry behind it serves the bytes.
+import fs from 'node:fs';
+import http from 'node:http';
+import type net from 'node:net';
+import path from 'node:path';
+import { HttpResponse, http as msw, passthrough } from 'msw';
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { runCli, tempDir } from '../harness/cli.js';
+import { type StandIn, startStandIn } from '../harness/standin.js';
+
+const registry = inject('registry');
+const USER = 'alice';
+const PASSWORD = 's3cr:et-pässword';
+const TOKEN = 'tok-4b1d-never-printed';
+let standin: StandIn;
+let storage: {
+  host: string;
+  seen: Array<{ path: string; authorization: string | undefined }>;
+  close(): Promise<void>;
+};
+let work: { dir: string; cleanup: () => void };
+let tokenRequests: Array<{ authorization: string | null; scope: string | null; service: string | null }>;
+
+/** Plays object storage: blob GETs are redirected here, and it records the headers it got. */
+async function startStorage(): Promise<typeof storage> {
+  const seen: Array<{ path: string; authorization: string | undefined }> = [];
+  const server = http.createServer(async (req, res) => {
+    seen.push({ path: req.url ?? '', authorization: req.headers.authorization });
+    const upstream = await fetch(`http://${registry}${req.url}`);
+    res.writeHead(upstream.status, { 'content-type': 'application/octet-stream' });
+    res.end(Buffer.from(await upstream.arrayBuffer()));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    host: `127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    seen,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+function basic(user: string, password: string): string {
+  return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+}
+
+/** A registry requiring Bearer tokens from its token server, which wants Basic credentials. */
+function bearerRegistry() {
+  standin.use(
+    msw.get('*/token', ({ request }) => {
+      const url = new URL(request.url);
+      const authorization = request.headers.get('authorization');
+      tokenRequests.push({
+        authorization,
+        scope: url.searchParams.get('scope'),
+        service: url.searchParams.get('service'),
+      });
+      if (authorization !== basic(USER, PASSWORD))
+        return new HttpResponse('{"details":"bad credentials"}', { status: 401 });
+      return HttpResponse.json({ token: TOKEN, expires_in: 300 });
+    }),
+    msw.all('*/v2/*', ({ request }) => {
+      if (request.headers.get('authorization') !== `Bearer ${TOKEN}`) {
+        return new HttpResponse('{"errors":[{"code":"UNAUTHORIZED"}]}', {
+          status: 401,
+          headers: { 'www-authenticate': `Bearer realm="http://${standin.host}/token",service="skiff-test"` },
+        });
+      }
+      const url = new URL(request.url);
+      if (request.method === 'GET' && /\/blobs\/sha256:/.test(url.pathname)) {
+        return new HttpResponse(null, {
+          status: 307,
+          headers: { location: `http://${storage.host}${url.pathname}` },
+        });
+      }
+      return passthrough();
+    }),
+  );
+}
+
+beforeAll(async () => {
+  work = tempDir('skiff-auth-');
+  standin = await startStandIn(registry);
+  storage = await startStorage();
+});
+afterAll(async () => {
+  await standin?.close();
+  await storage?.close();
+  work?.cleanup();
+});
+beforeEach(() => {
+  standin.reset();
+  storage.seen.length = 0;
+  tokenRequests = [];
+});
+
+let n = 0;
+const store = () => path.join(work.dir, `store-${n++}`);
+const noSecrets = (text: string) => {
+  expect(text).not.toContain(PASSWORD);
+  expect(text).not.toContain(TOKEN);
+  expect(text).not.toContain(Buffer.from(`${USER}:${PASSWORD}`).toString('base64'));
+};
+
+describe('Bearer tokens', () => {
+  it('pulls with --creds: the token server gets Basic credentials and the repository scope', async () => {
+    bearerRegistry();
+    const result = await runCli(
+      ['pull', `${standin.host}/fixtures/gzip:latest`, '--creds', `${USER}:${PASSWORD}`],
+      { SKIFF_STORE: store() },
+    );
+    expect(result.code, result.stderr).toBe(0);
+    noSecrets(result.stdout + result.stderr);
+    expect(tokenRequests.length).toBeGreaterThan(0);
+    expect(tokenRequests.every((t) => t.authorization === basic(USER, PASSWORD))).toBe(true);
+    expect(tokenRequests.map((t) => t.scope)).toContain('repository:fixtures/gzip:pull');
+    expect(tokenRequests[0]?.service).toBe('skiff-test');
+    // The token is reused, not fetched for every request.
+    expect(tokenRequests.length).toBeLessThanOrEqual(2);
+  });
+
+  it('never sends Authorization to the other host a blob GET is redirected to', async () => {
+    bearerRegistry();
+    const result = await runCli(
+      ['pull', `${standin.host}/fixtures/gzip:latest`, '--creds', `${USER}:${PASSWORD}`],
+      { SKIFF_STORE: store() },
+    );
+    expect(result.code, result.stderr).toBe(0);
+    expect(storage.seen.length).toBeGreaterThanOrEqual(3);
+    expect(storage.seen.every((s) => s.authorization === undefined)).toBe(true);
+  });
+
+  it('reads credentials from $REGISTRY_AUTH_FILE', async () => {
+    bearerRegistry();
+    const authFile = path.join(work.dir, 'auth.json');
+    fs.writeFileSync(
+      authFile,
+      JSON.stringify({
+        auths: { [standin.host]: { auth: Buffer.from(`${USER}:${PASSWORD}`).toString('base64') } },
+      }),
+    );
+    const result = await runCli(['pull', `${standin.host}/fixtures/gzip:latest`], {
+      SKIFF_STORE: store(),
+      REGISTRY_AUTH_FILE: authFile,
+    });
+    expect(result.code, result.stderr).toBe(0);
+  });
+
+  it('without credentials, or with a wrong password: exit 2, one line, no secret in it', async () => {
+    bearerRegistry();
+    for (const creds of [[], ['--creds', `${USER}:wrong-${PASSWORD}`]]) {
+      const result = await runCli(['pull', `${standin.host}/fixtures/gzip:latest`, ...creds], {
+        SKIFF_STORE: store(),
+        HOME: work.dir,
+        XDG_RUNTIME_DIR: work.dir,
+      });
+      expect(result.code).toBe(2);
+      expect(result.stderr.trim().split('\n')).toHaveLength(1);
+      expect(result.stderr).toMatch(/refused|unauthori|credentials/i);
+      noSecrets(result.stderr);
+    }
+  });
+});
+
+describe('Basic auth', () => {
+  it('answers a Basic challenge with the credentials, and fails (exit 2) without them', async () => {
+    standin.use(
+      msw.all('*/v2/*', ({ request }) =>
+        request.headers.get('authorization') === basic(USER, PASSWORD)
+          ? passthrough()
+          : new HttpResponse(null, {
+              status: 401,
+              headers: { 'www-authenticate': 'Basic realm="skiff-test"' },
+            }),
+      ),
+    );
+    const ok = await runCli(
+      ['pull', `${standin.host}/fixtures/zstd:latest`, '--creds', `${USER}:${PASSWORD}`],
+      { SKIFF_STORE: store() },
+    );
+    expect(ok.code, ok.stderr).toBe(0);
+    const refused = await runCli(['pull', `${standin.host}/fixtures/zstd:latest`], {
+      SKIFF_STORE: store(),
+      HOME: work.dir,
+      XDG_RUNTIME_DIR: work.dir,
+    });
+    expect(refused.code).toBe(2);
+  });
+});
