@@ -1,8 +1,8 @@
 /** Decompression streams for layer blobs. */
 import type { Transform } from 'node:stream';
 import zlib from 'node:zlib';
-import { DecompressStream } from 'zstd-napi';
 import type { Compression } from '../manifest/media-types.js';
+import { zstd } from './zstd-native.js';
 
 /** A decompressing transform, or undefined for an uncompressed tar. */
 export function decompressor(compression: Compression): Transform | undefined {
@@ -13,7 +13,7 @@ export function decompressor(compression: Compression): Transform | undefined {
       return zlib.createGunzip({ chunkSize: 256 * 1024 });
     case 'zstd':
       // Skippable frames (zstd:chunked's TOC, tar-split and footer) are skipped by the decoder.
-      return new DecompressStream();
+      return new (zstd().DecompressStream)();
     case 'none':
       return undefined;
   }

@@ -6,16 +6,14 @@
  *  - VerificationError: a TOC that verifies but describes something impossible or hostile
  *    (ranges outside the blob, overlaps, escaping names, sizes that do not add up): exit 4.
  */
-import { createRequire } from 'node:module';
 import readline from 'node:readline';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
-import { DecompressStream } from 'zstd-napi';
-import type * as ZstdBinding from 'zstd-napi/binding.js';
 import { type Digest, isDigest, sha256 } from '../digest/index.js';
 import { VerificationError } from '../errors/index.js';
 import type { ZstdChunkedInfo } from './detect.js';
 import { normalizeEntryPath, normalizeLinkTarget } from './paths.js';
+import { zstd, zstdBinding } from './zstd-native.js';
 
 export class TocUnverifiableError extends Error {}
 
@@ -273,9 +271,12 @@ function checkNoOverlap(files: TocFile[], hostile: (why: string) => Error): void
   }
 }
 
-// The low-level binding is CommonJS without named exports Node can detect: load it with require.
-const { DCtx } = createRequire(import.meta.url)('zstd-napi/binding.js') as typeof ZstdBinding;
-const dctx = new DCtx();
+/** One decompression context, reused: each call decompresses a whole buffer at once. */
+let sharedDctx: InstanceType<ReturnType<typeof zstdBinding>['DCtx']> | undefined;
+function dctx() {
+  sharedDctx ??= new (zstdBinding().DCtx)();
+  return sharedDctx;
+}
 /** Up to this size a frame is decompressed in one call into an exactly-sized buffer. */
 const ONE_SHOT_LIMIT = 64 * 1024 * 1024;
 
@@ -289,7 +290,7 @@ export function decompressBounded(compressed: Buffer, expected: number, what: st
   const out = Buffer.allocUnsafe(expected);
   let written: number;
   try {
-    written = dctx.decompress(out, compressed);
+    written = dctx().decompress(out, compressed);
   } catch (error) {
     throw new TocUnverifiableError(`${what} does not decompress: ${(error as Error).message}`);
   }
@@ -304,7 +305,7 @@ export async function decompressChunk(compressed: Buffer, size: number): Promise
     const out = Buffer.allocUnsafe(size);
     let written: number;
     try {
-      written = dctx.decompress(out, compressed);
+      written = dctx().decompress(out, compressed);
     } catch (error) {
       throw new VerificationError(
         `chunk does not decompress to its ${size} bytes: ${(error as Error).message}`,
@@ -317,7 +318,7 @@ export async function decompressChunk(compressed: Buffer, size: number): Promise
   const parts: Buffer[] = [];
   let total = 0;
   for await (const part of Readable.from([compressed]).pipe(
-    new DecompressStream(),
+    new (zstd().DecompressStream)(),
   ) as AsyncIterable<Buffer>) {
     total += part.length;
     if (total > size) throw new VerificationError(`chunk decompresses to more than its ${size} bytes`);
@@ -333,7 +334,7 @@ export type TarSplitEntry = { kind: 'segment'; bytes: Buffer } | { kind: 'file';
 /** Reads a compressed tar-split as a stream of records, checking each line's shape. */
 export async function* readContainersTarSplit(compressed: Buffer): AsyncGenerator<TarSplitEntry> {
   const lines = readline.createInterface({
-    input: Readable.from([compressed]).pipe(new DecompressStream()),
+    input: Readable.from([compressed]).pipe(new (zstd().DecompressStream)()),
     crlfDelay: Number.POSITIVE_INFINITY,
   });
   let lineNumber = 0;

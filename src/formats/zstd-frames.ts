@@ -4,11 +4,8 @@
  * each grow entry by entry this way, so their uncompressed text never has to exist whole. (The
  * blob body, many frames, goes through blob-worker.ts.)
  */
-import { createRequire } from 'node:module';
 import type * as ZstdBinding from 'zstd-napi/binding.js';
-
-// The binding is CommonJS without named exports Node can detect: load it with require.
-const binding = createRequire(import.meta.url)('zstd-napi/binding.js') as typeof ZstdBinding;
+import { zstdBinding } from './zstd-native.js';
 
 const OUTPUT_BUFFER = 256 * 1024;
 const EMPTY = Buffer.alloc(0);
@@ -17,7 +14,7 @@ export const SKIPPABLE_MAGIC = 0x184d2a50;
 export const SKIPPABLE_HEADER = 8;
 
 export class MemoryFrame {
-  private readonly cctx = new binding.CCtx();
+  private readonly cctx = new (zstdBinding().CCtx)();
   private readonly parts: Buffer[] = [];
   private buffer = Buffer.allocUnsafe(OUTPUT_BUFFER);
   private used = 0;
@@ -25,16 +22,16 @@ export class MemoryFrame {
   uncompressed = 0;
 
   constructor(level: number) {
-    this.cctx.setParameter(binding.CParameter.compressionLevel, level);
+    this.cctx.setParameter(zstdBinding().CParameter.compressionLevel, level);
     // Per-frame checksums, as containers/storage's encoder writes them: `zstd -d` verifies them.
-    this.cctx.setParameter(binding.CParameter.checksumFlag, 1);
+    this.cctx.setParameter(zstdBinding().CParameter.checksumFlag, 1);
   }
 
   write(data: Uint8Array): void {
     this.uncompressed += data.length;
     let consumed = 0;
     while (consumed < data.length) {
-      const [, produced, used] = this.step(data.subarray(consumed), binding.EndDirective.continue);
+      const [, produced, used] = this.step(data.subarray(consumed), zstdBinding().EndDirective.continue);
       consumed += used;
       this.used += produced;
     }
@@ -44,7 +41,7 @@ export class MemoryFrame {
   finish(): Buffer {
     let remaining: number;
     do {
-      const [left, produced] = this.step(EMPTY, binding.EndDirective.end);
+      const [left, produced] = this.step(EMPTY, zstdBinding().EndDirective.end);
       this.used += produced;
       remaining = left;
     } while (remaining !== 0);

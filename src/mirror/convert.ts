@@ -10,11 +10,11 @@ import path from 'node:path';
 import { PassThrough, pipeline, Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline as pipelineAsync } from 'node:stream/promises';
 import zlib from 'node:zlib';
-import { CompressStream } from 'zstd-napi';
 import { type Digest, DigestStream, Hasher } from '../digest/index.js';
 import { SkiffError, VerificationError } from '../errors/index.js';
 import { decompressor } from '../formats/compression.js';
 import { writeZstdChunked } from '../formats/zstd-chunked-writer.js';
+import { zstd } from '../formats/zstd-native.js';
 import type { Compression } from '../manifest/index.js';
 import { sniffCompression } from '../transport/docker-archive.js';
 import { type LayerTarget, targetMediaType } from './layers.js';
@@ -106,7 +106,7 @@ async function compressTo(
   const out = new DigestStream();
   const stages: Transform[] = [diff];
   if (to === 'gzip') stages.push(zlib.createGzip());
-  if (to === 'zstd') stages.push(new CompressStream({ compressionLevel: 3 }));
+  if (to === 'zstd') stages.push(new (zstd().CompressStream)({ compressionLevel: 3 }));
   const run = pipelineAsync as unknown as (...args: unknown[]) => Promise<void>;
   await run(tar, ...stages, out, fs.createWriteStream(file), ...(signal ? [{ signal }] : []));
   return {

@@ -45,7 +45,7 @@ import {
   transferBlob,
   uploadWithRetries,
 } from './blobs.js';
-import { convertLayer, DiffIdTap, type LayerSourceBlob, layerDiffID, tarStream } from './convert.js';
+import type { DiffIdTap, LayerSourceBlob } from './convert.js';
 import {
   type ConvertTarget,
   keptAnnotations,
@@ -69,6 +69,12 @@ import {
 import { type PlanNode, readSourceTree } from './plan.js';
 import { type MirrorProgress, SILENT_MIRROR_PROGRESS } from './progress.js';
 import { emptyCounters, type MirrorResult } from './result.js';
+
+/**
+ * The converters (decompression, zstd, the chunked writer) load only when a layer needs one: a
+ * digest-preserving copy, and above all a re-run that copies nothing, should not pay for them.
+ */
+const converters = () => import('./convert.js');
 
 export interface CopyOptions {
   client: RegistryClient;
@@ -418,7 +424,14 @@ class ImageCopier {
     if (to === 'tar' && diffID) return this.once(`tar ${diffID}`, () => this.streamTar(blob, from, diffID));
     return this.once(`convert ${layer.digest} ${to}`, () =>
       this.limit(async () => {
-        const converted = await convertLayer(blob, from, diffID, to, await this.tmpDir(), this.signal);
+        const converted = await (await converters()).convertLayer(
+          blob,
+          from,
+          diffID,
+          to,
+          await this.tmpDir(),
+          this.signal,
+        );
         try {
           const job: BlobJob = {
             digest: converted.digest,
@@ -448,7 +461,7 @@ class ImageCopier {
     return this.limit(async () => {
       const job: BlobJob = {
         digest: diffID,
-        open: async (signal) => tarStream(await blob.open(signal), blob, from),
+        open: async (signal) => (await converters()).tarStream(await blob.open(signal), blob, from),
       };
       const outcome = await transferBlob(job, this.env);
       this.count(outcome);
@@ -509,14 +522,14 @@ class ImageCopier {
         const blob: LayerSourceBlob = { ...layer, open: (signal) => this.src.openBlob(layer, signal) };
         let found: { diffID: Digest; compression: 'gzip' | 'zstd' | 'none' };
         if (await this.dst.hasBlob(layer.digest, layer.size)) {
-          found = await layerDiffID(blob, this.signal);
+          found = await (await converters()).layerDiffID(blob, this.signal);
           this.count({ outcome: 'skipped', bytes: 0 });
         } else {
           let tap: DiffIdTap | undefined;
           const job: BlobJob = {
             ...blob,
             open: async (signal) => {
-              tap = new DiffIdTap();
+              tap = new (await converters()).DiffIdTap();
               return pipeline(await blob.open(signal), tap, () => {});
             },
           };

@@ -17,8 +17,9 @@
  * single-image transports dir: and docker-archive:, accept a single image only.
  */
 import fsp from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import path from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import type * as Yaml from 'yaml';
 import { z } from 'zod';
 import { isDigest } from '../digest/index.js';
 import { asSkiffError, type SkiffError, UsageError } from '../errors/index.js';
@@ -64,6 +65,11 @@ export async function readMirrorList(file: string): Promise<ListItem[]> {
     throw new UsageError(`cannot read ${file}: ${(error as Error).message}`, { path: file });
   }
   return parseMirrorList(text, file);
+}
+
+/** The YAML parser loads only when a list is read: a single-image mirror should not pay for it. */
+function parseYaml(text: string): unknown {
+  return (createRequire(import.meta.url)('yaml') as typeof Yaml).parse(text);
 }
 
 export function parseMirrorList(text: string, file = 'list'): ListItem[] {

@@ -12,8 +12,8 @@
 import { once } from 'node:events';
 import fs from 'node:fs';
 import { pipeline } from 'node:stream/promises';
-import { CompressStream, DecompressStream } from 'zstd-napi';
 import { VerificationError } from '../errors/index.js';
+import { zstd } from '../formats/zstd-native.js';
 import type { StoredEntry } from './records.js';
 
 export type TarSplitRecord = { r: Buffer } | { e: StoredEntry };
@@ -27,7 +27,7 @@ const FLUSH_BYTES = 1024 * 1024;
 type Pending = Buffer | StoredEntry;
 
 export class TarSplitWriter {
-  private readonly compressor = new CompressStream({ compressionLevel: 3 });
+  private readonly compressor = new (zstd().CompressStream)({ compressionLevel: 3 });
   private readonly done: Promise<void>;
   private records: Pending[] = [];
   private pendingBytes = 0;
@@ -97,7 +97,7 @@ function frame(kind: number, payload: Buffer): Buffer {
 
 /** Reads a tar-split file record by record. */
 export async function* readTarSplit(path: string): AsyncGenerator<TarSplitRecord> {
-  const decompressed = fs.createReadStream(path).pipe(new DecompressStream());
+  const decompressed = fs.createReadStream(path).pipe(new (zstd().DecompressStream)());
   let pending: Buffer = Buffer.alloc(0);
   try {
     for await (const chunk of decompressed as AsyncIterable<Buffer>) {
