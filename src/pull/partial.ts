@@ -377,7 +377,7 @@ async function* rebuildTar(chunked: ChunkedLayer, session: StoreSession): AsyncG
   try {
     yield* rebuildFrom(chunked, session, reader);
   } finally {
-    await reader.close();
+    reader.close();
   }
 }
 

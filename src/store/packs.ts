@@ -253,17 +253,6 @@ export async function readObjectRange(
   }
 }
 
-/** Streams an object: loose files whole, packed ones as their range. */
-export function objectStream(location: ObjectLocation): fs.ReadStream {
-  return location.packed
-    ? fs.createReadStream(location.path, {
-        start: location.offset,
-        end: location.offset + location.size - 1,
-        highWaterMark: 1 << 20,
-      })
-    : fs.createReadStream(location.path, { highWaterMark: 1 << 20 });
-}
-
 interface Window {
   path: string;
   start: number;
@@ -271,18 +260,23 @@ interface Window {
 }
 
 /**
- * Reads many objects without reopening the same pack for each: one handle per pack file, kept
+ * Reads many objects without reopening the same pack for each: one descriptor per pack file, kept
  * until close(). Packed objects are read through a 1 MiB window per pack: a pack holds a layer's
  * files in tar order, which is the order rebuilds and unpacks read them, so one read serves many.
  * A read that jumps back (content shared by two paths) reads just that object and keeps the window.
+ *
+ * Reads are synchronous: objects are read back right after they were written or from the page
+ * cache, where a 1 MiB read takes a fraction of a millisecond, while a trip through libuv's thread
+ * pool per read cost a partial pull of a 9k-file layer 0.7 s of its 3.5 s.
  */
 export class ObjectReader {
   private static readonly WINDOW = 1024 * 1024;
-  private readonly handles = new Map<string, Promise<fsp.FileHandle>>();
+  private readonly handles = new Map<string, number>();
   private readonly windows = new Map<string, Window>();
 
-  async read(location: ObjectLocation): Promise<Buffer> {
-    if (!location.packed) return fsp.readFile(location.path);
+  /** An object whole: meant for small ones (see pieces for the rest). */
+  read(location: ObjectLocation): Buffer {
+    if (!location.packed) return fs.readFileSync(location.path);
     const window = this.windows.get(location.path);
     if (window) {
       const from = location.offset - window.start;
@@ -290,49 +284,61 @@ export class ObjectReader {
         return window.bytes.subarray(from, from + location.size);
       if (from < 0) return this.readExact(location);
     }
-    const fresh = await this.readWindow(
+    const fresh = this.readWindow(
       location.path,
       location.offset,
       Math.max(ObjectReader.WINDOW, location.size),
     );
-    if (fresh.bytes.length < location.size) {
-      throw new VerificationError(`${location.path}: object truncated at offset ${location.offset}`, {
-        path: location.path,
-      });
-    }
+    if (fresh.bytes.length < location.size) throw truncated(location, location.offset);
     this.windows.set(location.path, fresh);
     return fresh.bytes.subarray(0, location.size);
   }
 
-  private async readExact(location: ObjectLocation): Promise<Buffer> {
-    const { bytes } = await this.readWindow(location.path, location.offset, location.size);
-    if (bytes.length !== location.size) {
-      throw new VerificationError(`${location.path}: object truncated at offset ${location.offset}`, {
-        path: location.path,
-      });
+  /** An object of any size, a window's worth at a time: memory stays bounded. */
+  *pieces(location: ObjectLocation): Generator<Buffer> {
+    const fd = location.packed ? this.descriptor(location.path) : fs.openSync(location.path, 'r');
+    try {
+      for (let done = 0; done < location.size; ) {
+        const length = Math.min(ObjectReader.WINDOW, location.size - done);
+        const piece = Buffer.allocUnsafe(length);
+        const read = fs.readSync(fd, piece, 0, length, location.offset + done);
+        if (read === 0) throw truncated(location, location.offset + done);
+        done += read;
+        yield read === length ? piece : piece.subarray(0, read);
+      }
+    } finally {
+      if (!location.packed) fs.closeSync(fd);
     }
+  }
+
+  private readExact(location: ObjectLocation): Buffer {
+    const { bytes } = this.readWindow(location.path, location.offset, location.size);
+    if (bytes.length !== location.size) throw truncated(location, location.offset);
     return bytes;
   }
 
-  private async readWindow(file: string, start: number, length: number): Promise<Window> {
+  private readWindow(file: string, start: number, length: number): Window {
     const buffer = Buffer.allocUnsafe(length);
-    const { bytesRead } = await (await this.handle(file)).read(buffer, 0, length, start);
+    const bytesRead = fs.readSync(this.descriptor(file), buffer, 0, length, start);
     return { path: file, start, bytes: buffer.subarray(0, bytesRead) };
   }
 
-  private handle(file: string): Promise<fsp.FileHandle> {
-    let handle = this.handles.get(file);
-    if (!handle) {
-      handle = fsp.open(file, 'r');
-      this.handles.set(file, handle);
+  private descriptor(file: string): number {
+    let fd = this.handles.get(file);
+    if (fd === undefined) {
+      fd = fs.openSync(file, 'r');
+      this.handles.set(file, fd);
     }
-    return handle;
+    return fd;
   }
 
-  async close(): Promise<void> {
-    const handles = [...this.handles.values()];
+  close(): void {
+    for (const fd of this.handles.values()) fs.closeSync(fd);
     this.handles.clear();
     this.windows.clear();
-    await Promise.all(handles.map(async (h) => (await h.catch(() => undefined))?.close()));
   }
+}
+
+function truncated(location: ObjectLocation, at: number): VerificationError {
+  return new VerificationError(`${location.path}: object truncated at offset ${at}`, { path: location.path });
 }

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import type fs from 'node:fs';
 import { type Digest, Hasher } from '../digest/index.js';
 import { VerificationError } from '../errors/index.js';
-import { type ObjectLocation, ObjectReader, objectStream } from './packs.js';
+import { type ObjectLocation, ObjectReader } from './packs.js';
 import type { StoredEntry } from './records.js';
 import type { Store } from './store.js';
 import { readTarSplit } from './tarsplit.js';
@@ -28,20 +28,13 @@ export async function* rebuildLayerTar(store: Store, diffID: Digest): AsyncGener
       yield* readObjectPieces(location, reader);
     }
   } finally {
-    await reader.close();
+    reader.close();
   }
 }
 
-/** An object's bytes: small ones in one read, large ones streamed. */
-export async function* readObjectPieces(
-  location: ObjectLocation,
-  reader: ObjectReader,
-): AsyncGenerator<Buffer> {
-  if (location.size <= 1024 * 1024) {
-    yield await reader.read(location);
-    return;
-  }
-  for await (const piece of objectStream(location)) yield piece as Buffer;
+/** An object's bytes: small ones in one read (through the pack window), large ones in pieces. */
+export function readObjectPieces(location: ObjectLocation, reader: ObjectReader): Iterable<Buffer> {
+  return location.size <= 1024 * 1024 ? [reader.read(location)] : reader.pieces(location);
 }
 
 /** The entries of a layer, in tar order. */

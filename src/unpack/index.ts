@@ -37,7 +37,7 @@ export async function unpack(
   try {
     return await unpackWith(store, reader, diffIDs, target);
   } finally {
-    await reader.close();
+    reader.close();
   }
 }
 
@@ -190,7 +190,7 @@ async function writeContent(
     throw new VerificationError(`object ${entry.digest} of "${entry.path}" is missing from the store`, {
       path: entry.path,
     });
-  if (location.packed) await fsp.writeFile(dest, await reader.read(location), { flag: 'wx' });
+  if (location.packed) await fsp.writeFile(dest, reader.read(location), { flag: 'wx' });
   else await fsp.copyFile(location.path, dest, fs.constants.COPYFILE_EXCL);
 }
 
