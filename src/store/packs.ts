@@ -267,7 +267,7 @@ interface Window {
  *
  * Reads are synchronous: objects are read back right after they were written or from the page
  * cache, where a 1 MiB read takes a fraction of a millisecond, while a trip through libuv's thread
- * pool per read cost a partial pull of a 9k-file layer 0.7 s of its 3.5 s.
+ * pool per read cost a partial pull of a 9k-file layer about 0.9 s of its 3.5 s.
  */
 export class ObjectReader {
   private static readonly WINDOW = 1024 * 1024;
