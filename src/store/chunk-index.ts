@@ -9,27 +9,20 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Digest } from '../digest/index.js';
 import type { ChunkRef } from './records.js';
-import { byDigest, findRecord } from './sorted-records.js';
+import { byDigest, encodeTable, findRecord, TABLE_HEADER, tableCount } from './sorted-records.js';
 
 export const CHUNK_INDEX = 'chunks.idx';
 const MAGIC = 'SKIFFCHK';
-const HEADER = 16;
 const ENTRY = 80;
 
 export function encodeChunkIndex(chunks: readonly ChunkRef[]): Buffer {
   const unique = [...new Map(chunks.map((c) => [c.digest, c])).values()].sort(byDigest);
-  const out = Buffer.alloc(HEADER + unique.length * ENTRY);
-  out.write(MAGIC, 0, 'latin1');
-  out.writeUInt32LE(1, 8);
-  out.writeUInt32LE(unique.length, 12);
-  unique.forEach((c, i) => {
-    const at = HEADER + i * ENTRY;
+  return encodeTable(MAGIC, ENTRY, unique, (out, at, c) => {
     out.write(c.digest.slice(7), at, 'hex');
     out.write(c.object.slice(7), at + 32, 'hex');
     out.writeBigUInt64LE(BigInt(c.offset), at + 64);
     out.writeBigUInt64LE(BigInt(c.size), at + 72);
   });
-  return out;
 }
 
 /** Every committed layer's chunk index, loaded on first use (layers sorted: a stated order). */
@@ -41,7 +34,7 @@ export class ChunkIndexSet {
   find(digest: Digest): ChunkRef | undefined {
     const key = Buffer.from(digest.slice(7), 'hex');
     for (const bytes of this.indexes()) {
-      const at = findRecord(bytes, HEADER, ENTRY, bytes.readUInt32LE(12), key);
+      const at = findRecord(bytes, TABLE_HEADER, ENTRY, bytes.readUInt32LE(12), key);
       if (at < 0) continue;
       return {
         digest,
@@ -72,10 +65,7 @@ export class ChunkIndexSet {
 function readIndex(file: string): Buffer | undefined {
   try {
     const bytes = fs.readFileSync(file);
-    return bytes.toString('latin1', 0, 8) === MAGIC &&
-      bytes.length === HEADER + bytes.readUInt32LE(12) * ENTRY
-      ? bytes
-      : undefined;
+    return tableCount(bytes, MAGIC, ENTRY) === undefined ? undefined : bytes;
   } catch {
     return undefined;
   }

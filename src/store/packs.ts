@@ -16,12 +16,11 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Digest } from '../digest/index.js';
 import { VerificationError } from '../errors/index.js';
-import { byDigest, findRecord } from './sorted-records.js';
+import { byDigest, encodeTable, findRecord, TABLE_HEADER } from './sorted-records.js';
 
 /** Objects up to this size are packed; larger ones are stored loose, one file each. */
 export const PACK_THRESHOLD = 1024 * 1024;
 const MAGIC = 'SKIFFIDX';
-const HEADER = 16;
 const ENTRY = 48;
 /** Pending appends are written in one call once they reach this size or this many pieces. */
 const FLUSH_BYTES = 2 * 1024 * 1024;
@@ -43,17 +42,11 @@ export interface ObjectLocation {
 
 export function encodeIndex(entries: Iterable<PackEntry>): Buffer {
   const sorted = [...entries].sort(byDigest);
-  const out = Buffer.alloc(HEADER + sorted.length * ENTRY);
-  out.write(MAGIC, 0, 'latin1');
-  out.writeUInt32LE(1, 8);
-  out.writeUInt32LE(sorted.length, 12);
-  sorted.forEach((e, i) => {
-    const at = HEADER + i * ENTRY;
+  return encodeTable(MAGIC, ENTRY, sorted, (out, at, e) => {
     out.write(e.digest.slice(7), at, 'hex');
     out.writeBigUInt64LE(BigInt(e.offset), at + 32);
     out.writeBigUInt64LE(BigInt(e.size), at + 40);
   });
-  return out;
 }
 
 /** A loaded pack index: binary search over the raw bytes, no per-entry objects. */
@@ -68,12 +61,12 @@ export class PackIndex {
       throw new VerificationError(`${packPath}: not a skiff pack index`, { path: packPath });
     }
     this.count = bytes.readUInt32LE(12);
-    if (bytes.length !== HEADER + this.count * ENTRY)
+    if (bytes.length !== TABLE_HEADER + this.count * ENTRY)
       throw new VerificationError(`${packPath}: truncated pack index`, { path: packPath });
   }
 
   find(digest: Digest): ObjectLocation | undefined {
-    const at = findRecord(this.bytes, HEADER, ENTRY, this.count, Buffer.from(digest.slice(7), 'hex'));
+    const at = findRecord(this.bytes, TABLE_HEADER, ENTRY, this.count, Buffer.from(digest.slice(7), 'hex'));
     if (at < 0) return undefined;
     return {
       path: this.packPath,
@@ -85,7 +78,7 @@ export class PackIndex {
 
   *entries(): Generator<PackEntry> {
     for (let i = 0; i < this.count; i++) {
-      const at = HEADER + i * ENTRY;
+      const at = TABLE_HEADER + i * ENTRY;
       yield {
         digest: `sha256:${this.bytes.toString('hex', at, at + 32)}`,
         offset: Number(this.bytes.readBigUInt64LE(at + 32)),

@@ -31,8 +31,13 @@ export function chunkedTree(version: 1 | 2): Tree {
   return tree;
 }
 
-/** Writes an uncompressed one-layer OCI layout for `tree` under `work`; returns `oci:DIR:TAG`. */
-export function writeTreeLayout(work: string, name: string, tree: Tree): string {
+/** Writes `tree` under `work` and a reproducible tar of it (GNU or POSIX headers); returns the tar. */
+export function writeTreeTar(
+  work: string,
+  name: string,
+  tree: Tree,
+  format: 'gnu' | 'posix' = 'gnu',
+): string {
   const root = path.join(work, `${name}-tree`);
   for (const [file, content] of tree) {
     fs.mkdirSync(path.join(root, path.dirname(file)), { recursive: true });
@@ -45,13 +50,20 @@ export function writeTreeLayout(work: string, name: string, tree: Tree): string 
     '--owner=0',
     '--group=0',
     '--mtime=@1700000000',
-    '--format=gnu',
+    `--format=${format}`,
+    ...(format === 'posix' ? ['--pax-option=delete=atime,delete=ctime'] : []),
     '-C',
     root,
     '-cf',
     tar,
     '.',
   ]);
+  return tar;
+}
+
+/** Writes an uncompressed one-layer OCI layout for `tree` under `work`; returns `oci:DIR:TAG`. */
+export function writeTreeLayout(work: string, name: string, tree: Tree): string {
+  const tar = writeTreeTar(work, name, tree);
   const layout = path.join(work, `${name}-layout`);
   fs.rmSync(layout, { recursive: true, force: true });
   writeLayout(layout, [writeImage(layout, { platform: parsePlatform('linux/amd64'), layers: [tar] })], name);

@@ -1,6 +1,5 @@
 // Issue 3: partial pulls of zstd:chunked images from a real registry (bytes counted at a proxy in
 // front of it), from a local OCI layout, and the older generation's refusal.
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,7 +8,7 @@ import { decompress } from 'zstd-napi';
 import { parsePlatform, writeImage, writeLayout } from '../../fixtures/lib/mkimage.mjs';
 // @ts-expect-error: plain JS fixture library without type declarations
 import { pseudoRandom, pseudoText } from '../../fixtures/lib/trees.mjs';
-import { MODERN_SKOPEO } from '../harness/chunked-pair.js';
+import { MODERN_SKOPEO, type Tree, writeTreeTar } from '../harness/chunked-pair.js';
 import { runCli, tempDir } from '../harness/cli.js';
 import { FIXTURES, type RunningRegistry, skopeoCopy, startRegistry } from '../harness/registry.js';
 import { diffSnapshots, snapshot, snapshotStore } from '../harness/snapshot.js';
@@ -17,7 +16,6 @@ import { type StandIn, startStandIn } from '../harness/standin.js';
 
 const BIG = 24 * 1024 * 1024;
 const PATCHES = [3_000_000, 11_000_000, 20_000_000];
-type Tree = Map<string, Buffer>;
 
 /** v1 and v2 of the app layer: 300 files and a 24 MB file; v2 changes 3%, adds 5, removes 4, patches 3 regions. */
 function appTree(version: 1 | 2): Tree {
@@ -44,30 +42,6 @@ function configTree(): Tree {
   return new Map([['etc/app.conf', Buffer.from('mode = production\n')]]);
 }
 
-function writeTar(work: string, name: string, tree: Tree): string {
-  const root = path.join(work, `${name}-tree`);
-  for (const [file, content] of tree) {
-    fs.mkdirSync(path.join(root, path.dirname(file)), { recursive: true });
-    fs.writeFileSync(path.join(root, file), content);
-  }
-  const tar = path.join(work, `${name}.tar`);
-  execFileSync('tar', [
-    '--sort=name',
-    '--numeric-owner',
-    '--owner=0',
-    '--group=0',
-    '--mtime=@1700000000',
-    '--format=posix',
-    '--pax-option=delete=atime,delete=ctime',
-    '-C',
-    root,
-    '-cf',
-    tar,
-    '.',
-  ]);
-  return tar;
-}
-
 const hasModernSkopeo = fs.existsSync(MODERN_SKOPEO);
 let work: { dir: string; cleanup: () => void };
 let registry: RunningRegistry;
@@ -79,10 +53,10 @@ beforeAll(async () => {
   work = tempDir('skiff-partial-');
   registry = await startRegistry();
   proxy = await startStandIn(registry.host);
-  const config = writeTar(work.dir, 'config', configTree());
+  const config = writeTreeTar(work.dir, 'config', configTree(), 'posix');
   for (const version of [1, 2] as const) {
     const plain = path.join(work.dir, `v${version}-plain`);
-    const app = writeTar(work.dir, `app-v${version}`, appTree(version));
+    const app = writeTreeTar(work.dir, `app-v${version}`, appTree(version), 'posix');
     writeLayout(
       plain,
       [writeImage(plain, { platform: parsePlatform('linux/amd64'), layers: [app, config] })],
