@@ -18,7 +18,9 @@ export function encodeTable<T>(
   out.write(magic, 0, 'latin1');
   out.writeUInt32LE(TABLE_VERSION, 8);
   out.writeUInt32LE(records.length, 12);
-  records.forEach((record, i) => write(out, TABLE_HEADER + i * recordSize, record));
+  records.forEach((record, i) => {
+    write(out, TABLE_HEADER + i * recordSize, record);
+  });
   return out;
 }
 
