@@ -90,6 +90,19 @@ class ByteQueue {
     return out;
   }
 
+  /** The first n bytes (n <= length) without removing them; a copy only when they straddle chunks. */
+  peek(n: number): Buffer {
+    const first = this.chunks[0]!;
+    if (first.length >= n) return first.subarray(0, n);
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    for (const chunk of this.chunks) {
+      if (filled === n) break;
+      filled += chunk.copy(out, filled, 0, Math.min(chunk.length, n - filled));
+    }
+    return out;
+  }
+
   /** Removes and returns up to n bytes from the first chunk (for streaming data without copies). */
   takeSome(n: number): Buffer {
     const first = this.chunks[0]!;
@@ -115,94 +128,132 @@ interface Pending {
  * Throws VerificationError on a corrupt header, naming the byte offset.
  */
 export async function* readTar(input: AsyncIterable<Buffer | Uint8Array>): AsyncGenerator<TarToken> {
-  const queue = new ByteQueue();
-  const iterator = input[Symbol.asyncIterator]();
-  let offset = 0;
-  let inputDone = false;
-  const fill = async (need: number): Promise<boolean> => {
-    while (queue.length < need && !inputDone) {
-      const next = await iterator.next();
-      if (next.done) inputDone = true;
-      else
-        queue.push(
-          Buffer.isBuffer(next.value)
-            ? next.value
-            : Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength),
-        );
-    }
-    return queue.length >= need;
-  };
-  let globalPax: Record<string, Buffer> = {};
-  let pending: Pending = { pax: {} };
+  const tokenizer = new TarTokenizer();
+  for await (const chunk of input) yield* tokenizer.push(asBuffer(chunk));
+  yield* tokenizer.end();
+}
 
-  for (;;) {
-    if (!(await fill(BLOCK))) break;
-    const header = queue.take(BLOCK);
+export function asBuffer(chunk: Buffer | Uint8Array): Buffer {
+  return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+}
+
+/**
+ * The tar reader's state machine, fed chunk by chunk: `push` returns the tokens the bytes so far
+ * complete, `end` the rest. Synchronous, so a consumer that needs no I/O per token (a rebuild
+ * hashing content it already holds) pays no promise per token; `readTar` wraps it for streams.
+ */
+export class TarTokenizer {
+  private readonly queue = new ByteQueue();
+  /** Stream offset of the first byte still in the queue (for error messages). */
+  private offset = 0;
+  private globalPax: Record<string, Buffer> = {};
+  private pending: Pending = { pax: {} };
+  private dataRemaining = 0;
+  private paddingRemaining = 0;
+  /** After the end-of-archive block every byte is kept verbatim. */
+  private trailer = false;
+
+  push(chunk: Buffer): TarToken[] {
+    this.queue.push(chunk);
+    const tokens: TarToken[] = [];
+    this.drain(tokens);
+    return tokens;
+  }
+
+  /** The tokens left at the end of input; throws if the stream stops inside an entry. */
+  end(): TarToken[] {
+    if (this.dataRemaining > 0 || this.paddingRemaining > 0) throw truncated(this.offset);
+    // A whole header still queued is one whose extension body never arrived.
+    if (!this.trailer && this.queue.length >= BLOCK) throw truncated(this.offset + BLOCK);
+    // Streams that stop without the end-of-archive blocks are accepted as Go's archive/tar does;
+    // anything left over (less than a block) is kept so the bytes still round-trip.
+    return this.queue.takeAll().map((bytes) => ({ kind: 'raw', bytes }));
+  }
+
+  private drain(tokens: TarToken[]): void {
+    for (;;) {
+      if (this.trailer) {
+        for (const bytes of this.queue.takeAll()) tokens.push({ kind: 'raw', bytes });
+        return;
+      }
+      if (this.dataRemaining > 0) {
+        if (this.queue.length === 0) return;
+        this.data(tokens);
+      } else if (this.paddingRemaining > 0) {
+        if (this.queue.length < this.paddingRemaining) return;
+        tokens.push({ kind: 'raw', bytes: this.take(this.paddingRemaining) });
+        this.paddingRemaining = 0;
+      } else if (!this.header(tokens)) {
+        return;
+      }
+    }
+  }
+
+  private data(tokens: TarToken[]): void {
+    const piece = this.queue.takeSome(this.dataRemaining);
+    this.offset += piece.length;
+    this.dataRemaining -= piece.length;
+    tokens.push({ kind: 'data', bytes: piece });
+    if (this.dataRemaining === 0) tokens.push({ kind: 'end-entry' });
+  }
+
+  /** Consumes one header (with its extension body); false when more input is needed first. */
+  private header(tokens: TarToken[]): boolean {
+    if (this.queue.length < BLOCK) return false;
+    const at = this.offset;
+    const header = this.queue.peek(BLOCK);
     if (isZeroBlock(header)) {
       // End of archive: this block, its twin and any record padding are kept verbatim.
-      yield { kind: 'raw', bytes: header };
-      offset += BLOCK;
-      while (await fill(1)) for (const rest of queue.takeAll()) yield { kind: 'raw', bytes: rest };
-      return;
+      tokens.push({ kind: 'raw', bytes: this.take(BLOCK) });
+      this.trailer = true;
+      return true;
     }
-    checkHeader(header, offset);
+    checkHeader(header, at);
     const typeflag = String.fromCharCode(header[156]!);
-    const size = readNumber(header, 124, 12, offset, 'size');
-    offset += BLOCK;
-
+    const size = readNumber(header, 124, 12, at, 'size');
     if (typeflag === 'x' || typeflag === 'g' || typeflag === 'L' || typeflag === 'K') {
       if (size > MAX_EXTENSION_BYTES)
-        throw new VerificationError(
-          `tar extension header at offset ${offset - BLOCK} is ${size} bytes, over the limit`,
-        );
+        throw new VerificationError(`tar extension header at offset ${at} is ${size} bytes, over the limit`);
       const padded = Math.ceil(size / BLOCK) * BLOCK;
-      if (!(await fill(padded))) throw truncated(offset);
-      const body = queue.take(padded);
-      yield { kind: 'raw', bytes: Buffer.concat([header, body]) };
-      offset += padded;
-      const content = body.subarray(0, size);
-      if (typeflag === 'x') pending.pax = { ...pending.pax, ...parsePax(content, offset) };
-      else if (typeflag === 'g') globalPax = { ...globalPax, ...parsePax(content, offset) };
-      else if (typeflag === 'L') pending.longName = cString(content);
-      else pending.longLink = cString(content);
-      continue;
+      if (this.queue.length < BLOCK + padded) return false;
+      const record = this.take(BLOCK + padded);
+      tokens.push({ kind: 'raw', bytes: record });
+      this.extension(typeflag, record.subarray(BLOCK, BLOCK + size), at + BLOCK + padded);
+      return true;
     }
     const type = TYPEFLAGS[typeflag];
     if (!type) {
       const what = typeflag === 'S' ? 'GNU sparse files are' : `tar entry type "${printable(typeflag)}" is`;
-      throw new VerificationError(`${what} not supported (offset ${offset - BLOCK})`);
+      throw new VerificationError(`${what} not supported (offset ${at})`);
     }
-    const pax = { ...globalPax, ...pending.pax };
+    const pax = { ...this.globalPax, ...this.pending.pax };
     // The bytes on disk after the header: PAX's size wins over the header's (files over 8 GiB).
     const paxSize = pax.size === undefined ? undefined : Number(pax.size.toString());
     if (paxSize !== undefined && !Number.isSafeInteger(paxSize))
-      throw new VerificationError(`bad PAX size at offset ${offset - BLOCK}`);
+      throw new VerificationError(`bad PAX size at offset ${at}`);
     // Header-only types (links, directories, fifos, devices) have no content whatever their size
     // field says: Go's archive/tar and GNU tar read none, and so must we, or we would misparse.
     const dataSize = type === 'file' ? (paxSize ?? size) : 0;
-    const entry = buildEntry(header, type, dataSize, pax, pending);
-    pending = { pax: {} };
-    yield { kind: 'raw', bytes: header };
-    yield { kind: 'entry', entry };
-    let remaining = dataSize;
-    while (remaining > 0) {
-      if (!(await fill(1))) throw truncated(offset);
-      const piece = queue.takeSome(remaining);
-      remaining -= piece.length;
-      offset += piece.length;
-      yield { kind: 'data', bytes: piece };
-    }
-    yield { kind: 'end-entry' };
-    const padding = Math.ceil(dataSize / BLOCK) * BLOCK - dataSize;
-    if (padding > 0) {
-      if (!(await fill(padding))) throw truncated(offset);
-      yield { kind: 'raw', bytes: queue.take(padding) };
-      offset += padding;
-    }
+    const entry = buildEntry(header, type, dataSize, pax, this.pending);
+    this.pending = { pax: {} };
+    tokens.push({ kind: 'raw', bytes: this.take(BLOCK) }, { kind: 'entry', entry });
+    this.dataRemaining = dataSize;
+    this.paddingRemaining = Math.ceil(dataSize / BLOCK) * BLOCK - dataSize;
+    if (dataSize === 0) tokens.push({ kind: 'end-entry' });
+    return true;
   }
-  // Streams that stop without the end-of-archive blocks are accepted as Go's archive/tar does;
-  // anything left over (less than a block) is kept so the bytes still round-trip.
-  for (const rest of queue.takeAll()) yield { kind: 'raw', bytes: rest };
+
+  private extension(typeflag: string, content: Buffer, offset: number): void {
+    if (typeflag === 'x') this.pending.pax = { ...this.pending.pax, ...parsePax(content, offset) };
+    else if (typeflag === 'g') this.globalPax = { ...this.globalPax, ...parsePax(content, offset) };
+    else if (typeflag === 'L') this.pending.longName = cString(content);
+    else this.pending.longLink = cString(content);
+  }
+
+  private take(n: number): Buffer {
+    this.offset += n;
+    return this.queue.take(n);
+  }
 }
 
 function buildEntry(
@@ -273,6 +324,8 @@ function readNumber(header: Buffer, start: number, length: number, offset: numbe
       throw new VerificationError(`${field} too large in tar header at offset ${offset}`);
     return value;
   }
+  const fast = readPlainOctal(header, start, start + length);
+  if (fast !== undefined) return fast;
   const text = header
     .toString('latin1', start, start + length)
     .replace(/\0.*$/s, '')
@@ -281,6 +334,24 @@ function readNumber(header: Buffer, start: number, length: number, offset: numbe
   if (!/^[0-7]+$/.test(text))
     throw new VerificationError(`bad ${field} "${printable(text)}" in tar header at offset ${offset}`);
   return Number.parseInt(text, 8);
+}
+
+/**
+ * The common spelling, read without making a string: spaces, octal digits, spaces, then NULs.
+ * Anything else (other whitespace, junk) is left to the general path and its error message.
+ */
+function readPlainOctal(header: Buffer, start: number, end: number): number | undefined {
+  let i = start;
+  while (i < end && header[i] === 0x20) i++;
+  let value = 0;
+  for (; i < end; i++) {
+    const byte = header[i]!;
+    if (byte < 0x30 || byte > 0x37) break;
+    value = value * 8 + (byte - 0x30);
+  }
+  while (i < end && header[i] === 0x20) i++;
+  if (i < end && header[i] !== 0) return undefined;
+  return value;
 }
 
 /** PAX records: "LEN KEY=VALUE\n", LEN counting the whole record. */

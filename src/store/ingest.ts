@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { Digest } from '../digest/index.js';
 import { VerificationError } from '../errors/index.js';
 import { ancestors, normalizeEntryPath, normalizeLinkTarget } from '../formats/paths.js';
-import { readTar, type TarEntry } from '../formats/tar.js';
+import { asBuffer, type TarEntry, type TarToken, TarTokenizer } from '../formats/tar.js';
 import { LayerHasher } from '../util/hashing.js';
 import { TaskWindow } from '../util/window.js';
 import type { ChunkRef, LayerRecord, StoredEntry } from './records.js';
@@ -44,79 +44,125 @@ export interface StagedLayer extends StagedLayerFiles {
   tarSize: number;
 }
 
-/** Ingests a tar stream into the session's staging area; commit it with StoreSession.commitLayer. */
+/**
+ * Ingests a tar stream into the session's staging area; commit it with StoreSession.commitLayer.
+ * A synchronous iterable (a rebuild reading objects it already holds) is consumed without a
+ * promise per chunk or token; the loop awaits only when a write has to wait.
+ */
 export async function ingestLayer(
-  tar: AsyncIterable<Buffer | Uint8Array>,
+  tar: AsyncIterable<Buffer | Uint8Array> | Iterable<Buffer>,
   options: IngestOptions,
 ): Promise<StagedLayer> {
   const dir = await options.session.stagingDir('layer');
-  const tarsplit = new TarSplitWriter(path.join(dir, LAYER_TARSPLIT));
-  const hasher = new LayerHasher();
-  const writes = new TaskWindow(WRITE_WINDOW);
-  const guard = new PathGuard();
-  const fileDigests = new Map<string, Digest>();
-  const objects = new Set<Digest>();
-  let entries = 0;
-  let contentBytes = 0;
-  let file: FileSink | undefined;
+  const sink = new LayerSink(dir, options);
+  const tokenizer = new TarTokenizer();
   try {
-    for await (const token of readTar(tar)) {
-      switch (token.kind) {
-        case 'raw':
-          tarsplit.raw(token.bytes);
-          hasher.raw(token.bytes);
-          break;
-        case 'entry': {
-          const stored = guard.admit(token.entry);
-          entries++;
-          if (stored.type === 'file' && stored.size > 0) {
-            file = new FileSink(options, stored, hasher);
-            contentBytes += stored.size;
-          } else {
-            await tarsplit.entry(stored);
-          }
-          break;
-        }
-        case 'data':
-          await file?.write(token.bytes);
-          break;
-        case 'end-entry':
-          if (file) {
-            const done = file;
-            file = undefined;
-            const digest = done.digest();
-            done.check(digest);
-            done.entry.digest = digest;
-            await tarsplit.entry(done.entry);
-            fileDigests.set(done.entry.path, digest);
-            objects.add(digest);
-            await writes.add(() => done.stage(digest));
-          }
-          break;
+    if (Symbol.asyncIterator in tar) {
+      // Iterated by hand, not with for-await: on a failure here the source must not be destroyed
+      // first, or a stream pipeline reports the abort instead of the reason (a hostile path).
+      const chunks = tar[Symbol.asyncIterator]();
+      for (let next = await chunks.next(); !next.done; next = await chunks.next())
+        await sink.acceptAll(tokenizer.push(asBuffer(next.value)));
+    } else {
+      for (const chunk of tar) {
+        const wait = sink.acceptAll(tokenizer.push(chunk));
+        if (wait) await wait;
       }
     }
-    const { diffID, bytes } = hasher.finish();
-    await writes.drain();
-    await tarsplit.finish();
-    const chunks = options.chunks?.(fileDigests);
+    await sink.acceptAll(tokenizer.end());
+    return await sink.finish();
+  } catch (error) {
+    await sink.abort();
+    throw error;
+  }
+}
+
+/** What a layer's tokens turn into: staged objects, the tar-split, the DiffID and the record. */
+class LayerSink {
+  private readonly tarsplit: TarSplitWriter;
+  private readonly hasher = new LayerHasher();
+  private readonly writes = new TaskWindow(WRITE_WINDOW);
+  private readonly guard = new PathGuard();
+  private readonly fileDigests = new Map<string, Digest>();
+  private readonly objects = new Set<Digest>();
+  private entries = 0;
+  private contentBytes = 0;
+  private file: FileSink | undefined;
+
+  constructor(
+    private readonly dir: string,
+    private readonly options: IngestOptions,
+  ) {
+    this.tarsplit = new TarSplitWriter(path.join(dir, LAYER_TARSPLIT));
+  }
+
+  /** Takes tokens in order; returns a promise only when one of them had to wait for a write. */
+  acceptAll(tokens: readonly TarToken[], from = 0): Promise<void> | undefined {
+    for (let i = from; i < tokens.length; i++) {
+      const wait = this.accept(tokens[i]!);
+      if (wait) return wait.then(() => this.acceptAll(tokens, i + 1));
+    }
+    return undefined;
+  }
+
+  private accept(token: TarToken): Promise<void> | undefined {
+    switch (token.kind) {
+      case 'raw':
+        this.tarsplit.raw(token.bytes);
+        this.hasher.raw(token.bytes);
+        return undefined;
+      case 'entry': {
+        const stored = this.guard.admit(token.entry);
+        this.entries++;
+        if (stored.type !== 'file' || stored.size === 0) return this.tarsplit.entry(stored);
+        this.file = new FileSink(this.options, stored, this.hasher);
+        this.contentBytes += stored.size;
+        return undefined;
+      }
+      case 'data':
+        return this.file?.write(token.bytes);
+      case 'end-entry':
+        return this.file ? this.endFile(this.file) : undefined;
+    }
+  }
+
+  private endFile(done: FileSink): Promise<void> | undefined {
+    this.file = undefined;
+    const digest = done.digest();
+    done.check(digest);
+    done.entry.digest = digest;
+    this.fileDigests.set(done.entry.path, digest);
+    this.objects.add(digest);
+    const stage = () => (done.held ? undefined : this.writes.add(() => done.stage(digest)));
+    const flushed = this.tarsplit.entry(done.entry);
+    return flushed ? flushed.then(stage) : stage();
+  }
+
+  async finish(): Promise<StagedLayer> {
+    const { diffID, bytes } = this.hasher.finish();
+    await this.writes.drain();
+    await this.tarsplit.finish();
+    const chunks = this.options.chunks?.(this.fileDigests);
     const record: LayerRecord = {
       schema: 1,
       diffID,
-      provenance: options.provenance,
+      provenance: this.options.provenance,
       tarSize: bytes,
-      entries,
-      contentBytes,
+      entries: this.entries,
+      contentBytes: this.contentBytes,
       createdAt: new Date().toISOString(),
-      ...(options.source ? { source: options.source } : {}),
+      ...(this.options.source ? { source: this.options.source } : {}),
       ...(chunks && chunks.length > 0 ? { chunkCount: chunks.length } : {}),
     };
-    return { diffID, blobDigest: options.source?.blobDigest, dir, record, objects, chunks, tarSize: bytes };
-  } catch (error) {
-    tarsplit.abort();
-    await file?.abort();
-    await writes.settle();
-    await fsp.rm(dir, { recursive: true, force: true });
-    throw error;
+    const blobDigest = this.options.source?.blobDigest;
+    return { diffID, blobDigest, dir: this.dir, record, objects: this.objects, chunks, tarSize: bytes };
+  }
+
+  async abort(): Promise<void> {
+    this.tarsplit.abort();
+    await this.file?.abort();
+    await this.writes.settle();
+    await fsp.rm(this.dir, { recursive: true, force: true });
   }
 }
 
@@ -194,7 +240,7 @@ class FileSink {
   private temp: { path: string; handle: fsp.FileHandle } | undefined;
   private readonly known: Digest | undefined;
   /** Already held: nothing to write. */
-  private readonly held: boolean;
+  readonly held: boolean;
   /** Already held and vouched for: nothing to hash per file either. */
   private readonly trusted: boolean;
   private readonly hashId: number;
@@ -210,21 +256,25 @@ class FileSink {
     this.hashId = this.trusted ? -1 : hasher.begin();
   }
 
-  async write(bytes: Buffer): Promise<void> {
+  /** Returns a promise only for large content, which goes to a temp file. */
+  write(bytes: Buffer): Promise<void> | undefined {
     if (this.trusted) this.hasher.raw(bytes);
     else this.hasher.data(this.hashId, bytes);
-    if (!this.held) {
-      if (this.entry.size <= PACK_THRESHOLD) {
-        // A view, not a copy: decoders hand out fresh buffers, and the pack writes them as they are.
-        this.small.push(bytes);
-      } else {
-        if (!this.temp) {
-          const tempPath = this.options.session.tempFile('object');
-          this.temp = { path: tempPath, handle: await fsp.open(tempPath, 'wx', 0o444) };
-        }
-        await this.temp.handle.write(bytes);
-      }
+    if (this.held) return undefined;
+    if (this.entry.size <= PACK_THRESHOLD) {
+      // A view, not a copy: decoders hand out fresh buffers, and the pack writes them as they are.
+      this.small.push(bytes);
+      return undefined;
     }
+    return this.writeTemp(bytes);
+  }
+
+  private async writeTemp(bytes: Buffer): Promise<void> {
+    if (!this.temp) {
+      const tempPath = this.options.session.tempFile('object');
+      this.temp = { path: tempPath, handle: await fsp.open(tempPath, 'wx', 0o444) };
+    }
+    await this.temp.handle.write(bytes);
   }
 
   digest(): Digest {

@@ -40,12 +40,16 @@ export function findRecord(
   count: number,
   key: Buffer,
 ): number {
+  // Most steps are decided by the first four bytes: compared in JS, they spare a native call each
+  // (a pull looks up every file of a layer, ~14 steps per lookup per index).
+  const head = key.readUInt32BE(0);
   let lo = 0;
   let hi = count - 1;
   while (lo <= hi) {
     const mid = (lo + hi) >>> 1;
     const at = header + mid * recordSize;
-    const cmp = key.compare(bytes, at, at + 32);
+    const word = bytes.readUInt32BE(at);
+    const cmp = head !== word ? head - word : key.compare(bytes, at, at + 32);
     if (cmp === 0) return at;
     if (cmp > 0) lo = mid + 1;
     else hi = mid - 1;

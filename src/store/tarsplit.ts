@@ -45,11 +45,12 @@ export class TarSplitWriter {
     this.pendingBytes += bytes.length;
   }
 
-  async entry(entry: StoredEntry): Promise<void> {
+  /** Returns a promise only when a batch went to the compressor and it asks to wait. */
+  entry(entry: StoredEntry): Promise<void> | undefined {
     this.endRawRun();
     this.records.push(entry);
     this.pendingBytes += 256;
-    if (this.pendingBytes >= FLUSH_BYTES) await this.flush();
+    return this.pendingBytes >= FLUSH_BYTES ? this.flush() : undefined;
   }
 
   async finish(): Promise<void> {
@@ -70,9 +71,9 @@ export class TarSplitWriter {
     this.records.push(frame(RAW, bytes));
   }
 
-  private async flush(): Promise<void> {
+  private flush(): Promise<void> | undefined {
     this.endRawRun();
-    if (this.records.length === 0) return;
+    if (this.records.length === 0) return undefined;
     const records = this.records;
     this.records = [];
     this.pendingBytes = 0;
@@ -84,7 +85,8 @@ export class TarSplitWriter {
       }
       frames.push(frame(ENTRY, Buffer.from(JSON.stringify(record))));
     }
-    if (!this.compressor.write(Buffer.concat(frames))) await once(this.compressor, 'drain');
+    if (this.compressor.write(Buffer.concat(frames))) return undefined;
+    return once(this.compressor, 'drain').then(() => undefined);
   }
 }
 

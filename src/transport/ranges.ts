@@ -20,6 +20,12 @@ export interface BatchOptions {
   maxRangesPerRequest: number;
   /** Keeps one request from carrying most of a blob, so requests can run in parallel. */
   maxBytesPerRequest?: number;
+  /**
+   * Fewer ranges per request (never under `minRanges`) when that lets them all go out in
+   * `requests` requests at once: the requests in flight then share the work, instead of a last
+   * round trip carrying the remainder.
+   */
+  spread?: { requests: number; minRanges: number };
 }
 
 /** Sorts, drops empty ranges, and merges ranges that overlap, touch, or are at most `maxGap` apart. */
@@ -50,13 +56,14 @@ export function batchRanges(ranges: readonly ByteRange[], options: BatchOptions)
   if (options.maxBytesPerRequest !== undefined)
     checkPositive(options.maxBytesPerRequest, 'maxBytesPerRequest');
   ranges.forEach(checkRange);
+  const perRequest = rangesPerBatch(ranges, options);
   const batches: ByteRange[][] = [];
   let current: ByteRange[] = [];
   let bytes = 0;
   for (const range of ranges) {
     const size = range.end - range.start;
     if (size === 0) continue;
-    if (current.length > 0 && (current.length >= options.maxRangesPerRequest || bytes + size > maxBytes)) {
+    if (current.length > 0 && (current.length >= perRequest || bytes + size > maxBytes)) {
       batches.push(current);
       current = [];
       bytes = 0;
@@ -66,6 +73,16 @@ export function batchRanges(ranges: readonly ByteRange[], options: BatchOptions)
   }
   if (current.length > 0) batches.push(current);
   return batches;
+}
+
+/** Ranges per batch: the maximum, or fewer so that they spread evenly (see BatchOptions.spread). */
+function rangesPerBatch(ranges: readonly ByteRange[], options: BatchOptions): number {
+  const { spread, maxRangesPerRequest: max } = options;
+  if (!spread) return max;
+  checkPositive(spread.requests, 'spread.requests');
+  checkPositive(spread.minRanges, 'spread.minRanges');
+  const count = ranges.filter((r) => r.end > r.start).length;
+  return Math.min(max, Math.max(spread.minRanges, Math.ceil(count / spread.requests)));
 }
 
 /** The value of a `Range` header for these ranges; HTTP ranges are inclusive, ours are half-open. */

@@ -9,12 +9,27 @@ export class TaskWindow {
 
   constructor(private readonly limit: number) {}
 
-  async add(task: () => Promise<void>): Promise<void> {
+  /**
+   * Starts the task when the window has room and returns nothing; otherwise returns a promise that
+   * starts it once a slot frees up. (No promise in the common case: callers feeding thousands of
+   * small files should not pay a microtask each.)
+   */
+  add(task: () => Promise<void>): Promise<void> | undefined {
     this.throwIfFailed();
+    if (this.active.size >= this.limit) return this.addWhenFree(task);
+    this.start(task);
+    return undefined;
+  }
+
+  private async addWhenFree(task: () => Promise<void>): Promise<void> {
     while (this.active.size >= this.limit) {
       await Promise.race(this.active);
       this.throwIfFailed();
     }
+    this.start(task);
+  }
+
+  private start(task: () => Promise<void>): void {
     const running: Promise<void> = task()
       .catch((error: unknown) => {
         this.failure ??= { error };

@@ -68,6 +68,20 @@ describe('batchRanges', () => {
     ).toEqual(Array(5).fill(2));
   });
 
+  it('spreads ranges evenly over the requests that go out at once, within the caps', () => {
+    const spread = (max: number, requests: number, minRanges = 1) =>
+      batchRanges(ten, { maxRangesPerRequest: max, spread: { requests, minRanges } }).map((b) => b.length);
+    expect(spread(100, 4)).toEqual([3, 3, 3, 1]);
+    expect(spread(100, 2)).toEqual([5, 5]);
+    expect(spread(2, 2)).toEqual([2, 2, 2, 2, 2]);
+    expect(spread(100, 20)).toEqual(Array(10).fill(1));
+    // A handful of ranges stays in one request: spreading is for when there are many.
+    expect(spread(100, 4, 16)).toEqual([10]);
+    expect(spread(100, 4, 4)).toEqual([4, 4, 2]);
+    const flat = batchRanges(ten, { maxRangesPerRequest: 100, spread: { requests: 3, minRanges: 1 } });
+    expect(flat.flat()).toEqual(ten);
+  });
+
   it('applies whichever limit is hit first', () => {
     const batches = batchRanges(ten, { maxRangesPerRequest: 2, maxBytesPerRequest: 1000 });
     expect(batches.map((b) => b.length)).toEqual([2, 2, 2, 2, 2]);

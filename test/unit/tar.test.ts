@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // @ts-expect-error: plain JS fixture library without type declarations
 import { materialize, TREES } from '../../fixtures/lib/trees.mjs';
 import { VerificationError } from '../../src/errors/index.js';
-import { readTar, type TarEntry } from '../../src/formats/tar.js';
+import { readTar, type TarEntry, TarTokenizer } from '../../src/formats/tar.js';
 import { tempDir } from '../harness/cli.js';
 import { makeTar } from '../harness/tar-writer.js';
 
@@ -120,5 +120,25 @@ describe('readTar', () => {
     for (let i = 0; i < 512; i++) sum += sparse[i]!;
     sparse.write(`${sum.toString(8).padStart(6, '0')}\u0000 `, 148, 'latin1');
     await expect(read(sparse)).rejects.toThrow(/sparse/);
+  });
+});
+
+describe('TarTokenizer', () => {
+  it('refuses a stream that ends inside an extension record, keeps a short tail as raw bytes', () => {
+    const tar = tars.posix!;
+    // The first header of a GNU tar --format=posix archive is a PAX record ('x').
+    expect(String.fromCharCode(tar[156]!)).toBe('x');
+    const cut = new TarTokenizer();
+    cut.push(tar.subarray(0, 600));
+    expect(() => cut.end()).toThrow(/truncated at offset 512/);
+
+    const plain = makeTar([{ name: 'a', content: 'abc' }]);
+    const tail = Buffer.from('xyz');
+    const tokenizer = new TarTokenizer();
+    const tokens = [...tokenizer.push(plain.subarray(0, 1024)), ...tokenizer.end()];
+    expect(tokens.map((t) => t.kind)).toEqual(['raw', 'entry', 'data', 'end-entry', 'raw']);
+    const unterminated = new TarTokenizer();
+    const rest = [...unterminated.push(Buffer.concat([plain.subarray(0, 1024), tail])), ...unterminated.end()];
+    expect(rest.at(-1)).toEqual({ kind: 'raw', bytes: tail });
   });
 });
