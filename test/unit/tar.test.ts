@@ -138,7 +138,10 @@ describe('TarTokenizer', () => {
     const tokens = [...tokenizer.push(plain.subarray(0, 1024)), ...tokenizer.end()];
     expect(tokens.map((t) => t.kind)).toEqual(['raw', 'entry', 'data', 'end-entry', 'raw']);
     const unterminated = new TarTokenizer();
-    const rest = [...unterminated.push(Buffer.concat([plain.subarray(0, 1024), tail])), ...unterminated.end()];
+    const rest = [
+      ...unterminated.push(Buffer.concat([plain.subarray(0, 1024), tail])),
+      ...unterminated.end(),
+    ];
     expect(rest.at(-1)).toEqual({ kind: 'raw', bytes: tail });
   });
 });
