@@ -318,6 +318,29 @@ describe('readMultipartByteranges', () => {
       );
     });
 
+    it('damaged framing: any outcome is parts or a VerificationError, never another exception', async () => {
+      const next = prng(20261123);
+      const pick = (n: number) => Math.floor(next() * n);
+      const parts = [part(0, 'abc'), part(100, pseudoRandomBytes(3000, 9)), part(5000, '\r\n--x\r\n')];
+      const whole = buildBody(parts);
+      let refused = 0;
+      for (let round = 0; round < 400; round++) {
+        const damaged = Buffer.from(whole);
+        for (let i = 1 + pick(3); i > 0; i--) {
+          // Mostly printable damage, so some of it still reads as header lines and ranges.
+          damaged[pick(damaged.length)] = pick(2) ? 0x20 + pick(95) : pick(256);
+        }
+        const cuts = [pick(damaged.length), pick(damaged.length)].sort((a, b) => a - b);
+        try {
+          await collect(chunked(damaged, cuts));
+        } catch (error) {
+          expect(error, `round ${round}: ${(error as Error).message}`).toBeInstanceOf(VerificationError);
+          refused++;
+        }
+      }
+      expect(refused).toBeGreaterThan(50);
+    });
+
     it('a malformed header line', async () => {
       const bytes = buildBody([part(0, 'abc', 1000, ['Content-Range: bytes 0-2/1000', 'no colon here'])]);
       await expectVerification(
