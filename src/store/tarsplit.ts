@@ -11,8 +11,9 @@
  */
 import { once } from 'node:events';
 import fs from 'node:fs';
+import { pipeline as streamPipeline } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { VerificationError } from '../errors/index.js';
+import { SkiffError, VerificationError } from '../errors/index.js';
 import { zstd } from '../formats/zstd-native.js';
 import type { StoredEntry } from './records.js';
 
@@ -97,9 +98,13 @@ function frame(kind: number, payload: Buffer): Buffer {
   return Buffer.concat([header, payload]);
 }
 
-/** Reads a tar-split file record by record. */
+/**
+ * Reads a tar-split file record by record. A missing, truncated or corrupt file (a damaged store)
+ * is a VerificationError naming it, whichever layer notices: the file, zstd or the framing.
+ */
 export async function* readTarSplit(path: string): AsyncGenerator<TarSplitRecord> {
-  const decompressed = fs.createReadStream(path).pipe(new (zstd().DecompressStream)());
+  // stream.pipeline, not .pipe(): it hands a read error (a missing file) on to the iteration.
+  const decompressed = streamPipeline(fs.createReadStream(path), new (zstd().DecompressStream)(), () => {});
   let pending: Buffer = Buffer.alloc(0);
   try {
     for await (const chunk of decompressed as AsyncIterable<Buffer>) {
@@ -111,14 +116,30 @@ export async function* readTarSplit(path: string): AsyncGenerator<TarSplitRecord
         const payload = pending.subarray(at + FRAME_HEADER, at + FRAME_HEADER + length);
         const kind = pending[at];
         if (kind === RAW) yield { r: Buffer.from(payload) };
-        else if (kind === ENTRY) yield { e: JSON.parse(payload.toString('utf8')) as StoredEntry };
+        else if (kind === ENTRY) yield { e: parseEntry(payload, path) };
         else throw new VerificationError(`${path}: corrupt tar-split frame`, { path });
         at += FRAME_HEADER + length;
       }
       pending = pending.subarray(at);
     }
     if (pending.length > 0) throw new VerificationError(`${path}: tar-split ends inside a frame`, { path });
+  } catch (error) {
+    if (error instanceof SkiffError) throw error;
+    throw new VerificationError(
+      `${path}: tar-split unreadable (store damaged?): ${(error as Error).message}`,
+      {
+        path,
+      },
+    );
   } finally {
     decompressed.destroy();
+  }
+}
+
+function parseEntry(payload: Buffer, path: string): StoredEntry {
+  try {
+    return JSON.parse(payload.toString('utf8')) as StoredEntry;
+  } catch {
+    throw new VerificationError(`${path}: corrupt tar-split entry (store damaged?)`, { path });
   }
 }

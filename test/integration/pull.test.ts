@@ -154,3 +154,30 @@ describe('save', () => {
     expect(JSON.parse(stdout).Layers).toEqual(config.rootfs.diff_ids);
   });
 });
+
+describe('a damaged store', () => {
+  it('refuses to unpack or save a layer whose tar-split is missing or corrupt (exit 4, naming the file)', async () => {
+    const store = freshStore();
+    const report = await pullJson(store, `${registry}/fixtures/gzip:latest`);
+    const diffID: string = report.layers[0].diffID;
+    const tarsplit = path.join(store, 'layers/sha256', diffID.slice(7), 'tarsplit.jsonl.zst');
+    const intact = fs.readFileSync(tarsplit);
+    const target = path.join(store, '..', `${path.basename(store)}-rootfs`);
+    cleanups.push(() => fs.rmSync(target, { recursive: true, force: true }));
+    const damage = [
+      () => fs.rmSync(tarsplit),
+      () => fs.writeFileSync(tarsplit, Buffer.from('not zstd at all')),
+      () => fs.writeFileSync(tarsplit, intact.subarray(0, intact.length - 7)),
+    ];
+    for (const [i, harm] of damage.entries()) {
+      fs.rmSync(tarsplit, { force: true });
+      fs.writeFileSync(tarsplit, intact);
+      harm();
+      fs.rmSync(target, { recursive: true, force: true });
+      const result = await runCli(['unpack', report.configDigest, target], { SKIFF_STORE: store });
+      expect(result.code, `damage ${i}: ${result.stderr}`).toBe(4);
+      expect(result.stderr.trim().split('\n'), `damage ${i}`).toHaveLength(1);
+      expect(result.stderr).toContain(tarsplit);
+    }
+  });
+});
