@@ -236,7 +236,9 @@ export async function readObjectRange(
   start: number,
   length: number,
 ): Promise<Buffer> {
-  const handle = await fsp.open(location.path, 'r');
+  const handle = await fsp.open(location.path, 'r').catch((error: NodeJS.ErrnoException) => {
+    throw error.code === 'ENOENT' ? missing(location.path) : error;
+  });
   try {
     const buffer = Buffer.allocUnsafe(length);
     const { bytesRead } = await handle.read(buffer, 0, length, location.offset + start);
@@ -269,7 +271,7 @@ export class ObjectReader {
 
   /** An object whole: meant for small ones (see pieces for the rest). */
   read(location: ObjectLocation): Buffer {
-    if (!location.packed) return fs.readFileSync(location.path);
+    if (!location.packed) return missingAsDamage(location.path, () => fs.readFileSync(location.path));
     const window = this.windows.get(location.path);
     if (window) {
       const from = location.offset - window.start;
@@ -289,7 +291,7 @@ export class ObjectReader {
 
   /** An object of any size, a window's worth at a time: memory stays bounded. */
   *pieces(location: ObjectLocation): Generator<Buffer> {
-    const fd = location.packed ? this.descriptor(location.path) : fs.openSync(location.path, 'r');
+    const fd = location.packed ? this.descriptor(location.path) : openObjectFile(location.path);
     try {
       for (let done = 0; done < location.size; ) {
         const length = Math.min(ObjectReader.WINDOW, location.size - done);
@@ -319,7 +321,7 @@ export class ObjectReader {
   private descriptor(file: string): number {
     let fd = this.handles.get(file);
     if (fd === undefined) {
-      fd = fs.openSync(file, 'r');
+      fd = openObjectFile(file);
       this.handles.set(file, fd);
     }
     return fd;
@@ -330,6 +332,24 @@ export class ObjectReader {
     this.handles.clear();
     this.windows.clear();
   }
+}
+
+function openObjectFile(file: string): number {
+  return missingAsDamage(file, () => fs.openSync(file, 'r'));
+}
+
+/** A pack or loose object the indexes name but the disk lacks: the store is damaged (exit 4). */
+function missingAsDamage<T>(file: string, read: () => T): T {
+  try {
+    return read();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw missing(file);
+    throw error;
+  }
+}
+
+function missing(file: string): VerificationError {
+  return new VerificationError(`${file}: object file missing (store damaged?)`, { path: file });
 }
 
 function truncated(location: ObjectLocation, at: number): VerificationError {

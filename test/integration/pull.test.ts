@@ -156,7 +156,7 @@ describe('save', () => {
 });
 
 describe('a damaged store', () => {
-  it('refuses to unpack or save a layer whose tar-split is missing or corrupt (exit 4, naming the file)', async () => {
+  it('refuses to unpack a layer whose tar-split or pack is missing or corrupt (exit 4, naming the file)', async () => {
     const store = freshStore();
     const report = await pullJson(store, `${registry}/fixtures/gzip:latest`);
     const diffID: string = report.layers[0].diffID;
@@ -179,5 +179,14 @@ describe('a damaged store', () => {
       expect(result.stderr.trim().split('\n'), `damage ${i}`).toHaveLength(1);
       expect(result.stderr).toContain(tarsplit);
     }
+    fs.writeFileSync(tarsplit, intact);
+    // A pack the pack index names but the disk lacks: the same verdict, naming the pack.
+    const packs = fs.readdirSync(path.join(store, 'packs')).filter((f) => f.endsWith('.pack'));
+    expect(packs.length).toBeGreaterThan(0);
+    for (const pack of packs) fs.rmSync(path.join(store, 'packs', pack));
+    fs.rmSync(target, { recursive: true, force: true });
+    const result = await runCli(['unpack', report.configDigest, target], { SKIFF_STORE: store });
+    expect(result.code, result.stderr).toBe(4);
+    expect(result.stderr).toMatch(/packs\/[^ ]+\.pack: object file missing \(store damaged\?\)/);
   });
 });
