@@ -3,7 +3,9 @@
  * `raw` tokens and file contents as `data` tokens, in order, so concatenating all tokens gives back
  * the exact input stream. That is what lets skiff store a layer file by file and still rebuild the
  * original tar (and its DiffID) byte for byte. Handles ustar, GNU (long names, base-256 numbers)
- * and PAX (per-entry and global) headers.
+ * and PAX headers, and reads them as Go's archive/tar does (what Docker, containerd and
+ * containers/storage unpack with): a GNU long name or link wins over a PAX path or linkpath, and a
+ * global PAX header is checked but not applied to the entries after it.
  */
 import { VerificationError } from '../errors/index.js';
 
@@ -146,7 +148,6 @@ export class TarTokenizer {
   private readonly queue = new ByteQueue();
   /** Stream offset of the first byte still in the queue (for error messages). */
   private offset = 0;
-  private globalPax: Record<string, Buffer> = {};
   private pending: Pending = { pax: {} };
   private dataRemaining = 0;
   private paddingRemaining = 0;
@@ -226,7 +227,7 @@ export class TarTokenizer {
       const what = typeflag === 'S' ? 'GNU sparse files are' : `tar entry type "${printable(typeflag)}" is`;
       throw new VerificationError(`${what} not supported (offset ${at})`);
     }
-    const pax = { ...this.globalPax, ...this.pending.pax };
+    const pax = this.pending.pax;
     // The bytes on disk after the header: PAX's size wins over the header's (files over 8 GiB).
     const paxSize = pax.size === undefined ? undefined : Number(pax.size.toString());
     if (paxSize !== undefined && !Number.isSafeInteger(paxSize))
@@ -244,9 +245,13 @@ export class TarTokenizer {
   }
 
   private extension(typeflag: string, content: Buffer, offset: number): void {
-    if (typeflag === 'x') this.pending.pax = { ...this.pending.pax, ...parsePax(content, offset) };
-    else if (typeflag === 'g') this.globalPax = { ...this.globalPax, ...parsePax(content, offset) };
-    else if (typeflag === 'L') this.pending.longName = cString(content);
+    // As Go: a second 'x' replaces the first, and a global header is an entry of its own there
+    // (Docker and containers/storage skip it), so it is checked, then ends what was pending.
+    if (typeflag === 'x') this.pending.pax = parsePax(content, offset);
+    else if (typeflag === 'g') {
+      parsePax(content, offset);
+      this.pending = { pax: {} };
+    } else if (typeflag === 'L') this.pending.longName = cString(content);
     else this.pending.longLink = cString(content);
   }
 
@@ -271,7 +276,7 @@ function buildEntry(
   const magic = header.toString('latin1', 257, 263);
   const ustarPrefix = magic === 'ustar\0' ? cString(header.subarray(345, 500)) : '';
   const rawName = cString(header.subarray(0, 100));
-  const name = paxText('path') ?? pending.longName ?? (ustarPrefix ? `${ustarPrefix}/${rawName}` : rawName);
+  const name = pending.longName ?? paxText('path') ?? (ustarPrefix ? `${ustarPrefix}/${rawName}` : rawName);
   const xattrs: Record<string, Buffer> = {};
   for (const [key, value] of Object.entries(pax)) {
     if (key.startsWith('SCHILY.xattr.')) xattrs[key.slice('SCHILY.xattr.'.length)] = value;
@@ -286,7 +291,7 @@ function buildEntry(
     gname: paxText('gname') ?? cString(header.subarray(297, 329)),
     size,
     mtime: paxNumber('mtime') ?? readNumber(header, 136, 12, 0, 'mtime'),
-    linkname: paxText('linkpath') ?? pending.longLink ?? cString(header.subarray(157, 257)),
+    linkname: pending.longLink ?? paxText('linkpath') ?? cString(header.subarray(157, 257)),
     devmajor: readNumber(header, 329, 8, 0, 'devmajor'),
     devminor: readNumber(header, 337, 8, 0, 'devminor'),
     xattrs,

@@ -8,7 +8,7 @@ import { materialize, TREES } from '../../fixtures/lib/trees.mjs';
 import { VerificationError } from '../../src/errors/index.js';
 import { readTar, type TarEntry, TarTokenizer } from '../../src/formats/tar.js';
 import { tempDir } from '../harness/cli.js';
-import { makeTar } from '../harness/tar-writer.js';
+import { END, entry, makeTar, padded, paxRecord, ustarHeader } from '../harness/tar-writer.js';
 
 async function read(tar: Buffer, chunk = 4096) {
   const pieces: Buffer[] = [];
@@ -104,6 +104,50 @@ describe('readTar', () => {
       ['file', 'file', 15],
     ]);
     expect(content('file').toString()).toBe('after the link\n');
+    expect(bytes.equals(tar)).toBe(true);
+  });
+
+  it("reads extension headers as Go's archive/tar does (what Docker and containers/storage unpack)", async () => {
+    const longName = (name: string) => {
+      const body = Buffer.from(`${name}\0`);
+      return Buffer.concat([
+        ustarHeader({ name: '././@LongLink', type: 'L', size: body.length }),
+        padded(body),
+      ]);
+    };
+    const pax = (type: 'x' | 'g', records: Array<[string, string]>) => {
+      const body = Buffer.concat(records.map(([k, v]) => paxRecord(k, v)));
+      return Buffer.concat([ustarHeader({ name: 'PaxHeaders/h', type, size: body.length }), padded(body)]);
+    };
+    const tar = Buffer.concat([
+      // A GNU long name wins over a PAX path.
+      pax('x', [['path', 'from-pax']]),
+      longName('from-gnu-long-name'),
+      entry({ name: 'short' }, Buffer.from('one')),
+      // A global header applies to nothing after it (not even its size), and drops what was pending.
+      pax('x', [['uid', '9']]),
+      pax('g', [
+        ['path', 'global'],
+        ['uid', '7'],
+        ['size', '1'],
+      ]),
+      entry({ name: 'plain' }, Buffer.from('two')),
+      // A second PAX header replaces the first.
+      pax('x', [
+        ['path', 'first'],
+        ['uid', '5'],
+      ]),
+      pax('x', [['path', 'second']]),
+      entry({ name: 'ignored' }, Buffer.from('three')),
+      END,
+    ]);
+    const { entries, content, bytes } = await read(tar, 700);
+    expect(entries.map((e) => [e.name, e.uid])).toEqual([
+      ['from-gnu-long-name', 0],
+      ['plain', 0],
+      ['second', 0],
+    ]);
+    expect(content('plain').toString()).toBe('two');
     expect(bytes.equals(tar)).toBe(true);
   });
 

@@ -29,6 +29,7 @@ import {
   UnconvertibleLayerError,
   writeZstdChunked,
 } from '../../src/formats/zstd-chunked-writer.js';
+import { END, entry, padded, paxRecord, ustarHeader } from '../harness/tar-writer.js';
 
 const random = (seed: string, size: number) => pseudoRandom(seed, size) as Buffer;
 
@@ -39,75 +40,6 @@ beforeAll(() => {
 afterAll(() => {
   fs.rmSync(work, { recursive: true, force: true });
 });
-
-// ---- a minimal tar builder, for headers GNU tar will not write on demand (xattrs, odd times) ----
-
-interface HeaderFields {
-  name: string;
-  type?: string;
-  mode?: number;
-  uid?: number;
-  gid?: number;
-  size?: number;
-  mtime?: number;
-  linkname?: string;
-  devmajor?: number;
-  devminor?: number;
-}
-
-function octal(value: number, width: number): string {
-  return `${value.toString(8).padStart(width - 1, '0')}\0`;
-}
-
-function ustarHeader(f: HeaderFields): Buffer {
-  const h = Buffer.alloc(512);
-  h.write(f.name, 0, 100, 'utf8');
-  h.write(octal(f.mode ?? 0o644, 8), 100, 'latin1');
-  h.write(octal(f.uid ?? 0, 8), 108, 'latin1');
-  h.write(octal(f.gid ?? 0, 8), 116, 'latin1');
-  h.write(octal(f.size ?? 0, 12), 124, 'latin1');
-  h.write(octal(f.mtime ?? 1_700_000_000, 12), 136, 'latin1');
-  h.write(f.type ?? '0', 156, 'latin1');
-  h.write(f.linkname ?? '', 157, 100, 'utf8');
-  h.write('ustar\x0000', 257, 'latin1');
-  h.write('root', 265, 'latin1');
-  h.write('root', 297, 'latin1');
-  h.write(octal(f.devmajor ?? 0, 8), 329, 'latin1');
-  h.write(octal(f.devminor ?? 0, 8), 337, 'latin1');
-  h.fill(0x20, 148, 156);
-  let sum = 0;
-  for (const byte of h) sum += byte;
-  h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
-  return h;
-}
-
-function padded(data: Buffer): Buffer {
-  return Buffer.concat([data, Buffer.alloc((512 - (data.length % 512)) % 512)]);
-}
-
-/** "LEN KEY=VALUE\n" where LEN counts the whole record, itself included. */
-function paxRecord(key: string, value: Buffer | string): Buffer {
-  const body = Buffer.concat([Buffer.from(` ${key}=`), Buffer.from(value), Buffer.from('\n')]);
-  let length = body.length + 1;
-  while (String(length).length + body.length !== length) length++;
-  return Buffer.concat([Buffer.from(String(length)), body]);
-}
-
-function entry(
-  f: HeaderFields,
-  content = Buffer.alloc(0),
-  pax: Array<[string, Buffer | string]> = [],
-): Buffer {
-  const parts: Buffer[] = [];
-  if (pax.length > 0) {
-    const records = Buffer.concat(pax.map(([k, v]) => paxRecord(k, v)));
-    parts.push(ustarHeader({ name: 'PaxHeaders/x', type: 'x', size: records.length }), padded(records));
-  }
-  parts.push(ustarHeader({ ...f, size: content.length }), padded(content));
-  return Buffer.concat(parts);
-}
-
-const END = Buffer.alloc(1024);
 
 /** A PAX tar with what GNU tar will not produce here: xattrs, nanosecond times, huge ids, devices. */
 function paxTar(): Buffer {
