@@ -15,23 +15,17 @@ export function makeTar(entries: TarSpec[]): Buffer {
   for (const entry of entries) {
     const type = entry.type ?? 'file';
     const content = type === 'file' ? Buffer.from(entry.content ?? '') : Buffer.alloc(0);
-    const header = Buffer.alloc(512);
-    header.write(entry.name, 0, 100, 'utf8');
-    header.write(octal(entry.mode ?? (type === 'dir' ? 0o755 : 0o644), 8), 100, 'latin1');
-    header.write(octal(0, 8), 108, 'latin1');
-    header.write(octal(0, 8), 116, 'latin1');
-    header.write(octal(content.length, 12), 124, 'latin1');
-    header.write(octal(1_700_000_000, 12), 136, 'latin1');
-    header.write('        ', 148, 'latin1');
-    header.write(TYPEFLAG[type], 156, 'latin1');
-    if (entry.linkname) header.write(entry.linkname, 157, 100, 'utf8');
-    header.write('ustar\u000000', 257, 'latin1');
-    let sum = 0;
-    for (const byte of header) sum += byte;
-    header.write(`${sum.toString(8).padStart(6, '0')}\u0000 `, 148, 'latin1');
-    blocks.push(header, content, Buffer.alloc((512 - (content.length % 512)) % 512));
+    const mode = entry.mode ?? (type === 'dir' ? 0o755 : 0o644);
+    const header = ustarHeader({
+      name: entry.name,
+      type: TYPEFLAG[type],
+      mode,
+      size: content.length,
+      ...(entry.linkname ? { linkname: entry.linkname } : {}),
+    });
+    blocks.push(header, padded(content));
   }
-  blocks.push(Buffer.alloc(1024));
+  blocks.push(END);
   return Buffer.concat(blocks);
 }
 
