@@ -122,6 +122,32 @@ export function buildBigImage(work, layers = [['usr/include', 'usr/share/perl']]
   return { layout, tars, bytes: tars.reduce((sum, t) => sum + fs.statSync(t).size, 0), files };
 }
 
+/**
+ * An image whose layers do not compress: `layers` layers of `filesPerLayer` random files of
+ * `fileBytes` each, so the blobs a registry moves are as large as the tars.
+ */
+export function buildRandomImage(work, { layers = 2, filesPerLayer = 5, fileBytes = 15e6 } = {}) {
+  const tars = Array.from({ length: layers }, (_, i) => {
+    const dir = path.join(work, `random-${i}`);
+    fs.mkdirSync(dir, { recursive: true });
+    for (let f = 0; f < filesPerLayer; f++) {
+      const out = fs.openSync(path.join(dir, `file-${f}`), 'w');
+      execFileSync('head', ['-c', String(fileBytes), '/dev/urandom'], { stdio: ['ignore', out, 'inherit'] });
+      fs.closeSync(out);
+    }
+    const tar = path.join(work, `random-${i}.tar`);
+    execFileSync('tar', ['--sort=name', '--numeric-owner', '-C', dir, '-cf', tar, '.']);
+    return tar;
+  });
+  const layout = path.join(work, 'random-oci');
+  writeLayout(
+    layout,
+    [writeImage(layout, { platform: parsePlatform('linux/amd64'), layers: tars })],
+    'latest',
+  );
+  return { layout, tars, bytes: tars.reduce((sum, t) => sum + fs.statSync(t).size, 0) };
+}
+
 export function skopeo(binary, args, env = {}) {
   execFileSync(binary, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
 }

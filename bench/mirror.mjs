@@ -2,11 +2,13 @@
 // Issue 5's benchmark: registry-to-registry copy of a ~150 MB two-layer image (gzip), skiff mirror
 // against Debian's skopeo copy, each into a fresh destination registry, medians of BENCH_RUNS
 // (default 5); then the re-run of a completed mirror (it should transfer nothing). Not a test:
-// `node bench/mirror.mjs`.
+// `node bench/mirror.mjs`. BENCH_MIRROR_IMAGE=random copies ~150 MB of incompressible layers
+// instead (blobs as large as the tars), where the registries' own work dominates.
 import fs from 'node:fs';
 import { startRegistry } from '../scripts/lib/registry.mjs';
 import {
   buildBigImage,
+  buildRandomImage,
   fmt,
   median,
   RUNS,
@@ -21,7 +23,10 @@ import {
 const work = tempDir('skiff-bench-mirror-');
 const source = await startRegistry();
 try {
-  const { layout, bytes } = buildBigImage(work, [['usr/include'], ['usr/share/perl']]);
+  const { layout, bytes } =
+    process.env.BENCH_MIRROR_IMAGE === 'random'
+      ? buildRandomImage(work)
+      : buildBigImage(work, [['usr/include'], ['usr/share/perl']]);
   skopeo(SKOPEO, [
     'copy',
     '-q',
