@@ -19,7 +19,9 @@ export interface LocalChunk {
 
 /**
  * Assembles missing files from verified chunks: small ones in memory, large ones in temp files;
- * each is staged as an object once complete and its whole-file digest checks out.
+ * each is staged as an object once complete and its whole-file digest checks out. Memory is taken
+ * per file when its first chunk arrives and given back when it is staged, so what is held at once
+ * is the files in flight, not every missing file of the layer.
  */
 export class FileAssembler {
   private readonly open = new Map<PlannedFile, Assembly>();
@@ -32,7 +34,7 @@ export class FileAssembler {
       this.open.set(
         file,
         file.size <= PACK_THRESHOLD
-          ? { kind: 'memory', buffer: Buffer.alloc(file.size), remaining: file.chunks.length }
+          ? { kind: 'memory', remaining: file.chunks.length }
           : { kind: 'file', path: session.tempFile('assemble'), remaining: file.chunks.length },
       );
     }
@@ -64,7 +66,13 @@ export class FileAssembler {
     const state = this.open.get(file);
     if (!state) throw new Error(`chunk for an unplanned file ${file.path}`);
     if (state.kind === 'memory') {
-      data.copy(state.buffer, chunk.chunkOffset);
+      // A single-chunk file is its chunk: no copy. Chunks cover a file exactly (the TOC checks
+      // say so, the whole-file digest proves it), so the buffer needs no zeroing.
+      if (file.chunks.length === 1) state.buffer = data;
+      else {
+        state.buffer ??= Buffer.allocUnsafe(file.size);
+        state.buffer.set(data, chunk.chunkOffset);
+      }
     } else {
       state.handle ??= await fsp.open(state.path, 'wx', 0o444);
       await state.handle.write(data, 0, data.length, chunk.chunkOffset);
@@ -75,9 +83,10 @@ export class FileAssembler {
   private async finish(file: PlannedFile, state: Assembly): Promise<void> {
     this.open.delete(file);
     if (state.kind === 'memory') {
+      const content = state.buffer ?? Buffer.alloc(0);
       // A single-chunk file was verified by its chunk digest, which is its file digest.
-      if (file.chunks.length > 1) this.checkWhole(file, sha256(state.buffer), state.buffer.length);
-      await this.session.stageSmall(file.digest, state.buffer);
+      if (file.chunks.length > 1) this.checkWhole(file, sha256(content), content.length);
+      await this.session.stageSmall(file.digest, content);
       return;
     }
     await state.handle?.close();
@@ -124,5 +133,5 @@ export class FileAssembler {
 }
 
 type Assembly =
-  | { kind: 'memory'; buffer: Buffer; remaining: number }
+  | { kind: 'memory'; buffer?: Buffer; remaining: number }
   | { kind: 'file'; path: string; handle?: fsp.FileHandle; remaining: number };
