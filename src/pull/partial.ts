@@ -224,7 +224,7 @@ async function fetchMissing(
   });
   const limit = pLimit(REQUESTS_IN_FLIGHT);
   const consume = async (range: ByteRange, data: Readable) => {
-    const inside = wanted.filter((w) => w.chunk.start >= range.start && w.chunk.end <= range.end);
+    const inside = chunksWithin(wanted, range);
     let counted = 0;
     await carveChunks(range, data, inside, async ({ file, chunk }, compressed) => {
       counted += compressed.length;
@@ -251,6 +251,20 @@ async function fetchMissing(
 }
 
 type WantedChunk = { file: PlannedFile; chunk: PlannedChunk };
+
+/** The chunks (sorted by start) that lie inside `range`: a binary search, not a scan per range. */
+function chunksWithin(sorted: readonly WantedChunk[], range: ByteRange): WantedChunk[] {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid]!.chunk.start < range.start) lo = mid + 1;
+    else hi = mid;
+  }
+  const inside: WantedChunk[] = [];
+  for (let i = lo; i < sorted.length && sorted[i]!.chunk.end <= range.end; i++) inside.push(sorted[i]!);
+  return inside;
+}
 
 /**
  * Hands each chunk inside a fetched range to `onChunk` as one buffer, in order, skipping the gap
