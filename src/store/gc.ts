@@ -136,7 +136,8 @@ async function sweepPacks(store: Store, live: Set<string>, result: GcResult): Pr
     if (keep.length === entries.length) continue;
     const name = path.basename(index.packPath, '.pack');
     if (keep.length > 0) await rewritePack(store, index.packPath, keep);
-    const dropped = entries.filter((e) => !keep.includes(e));
+    const keeping = new Set(keep);
+    const dropped = entries.filter((e) => !keeping.has(e));
     result.objectsRemoved += dropped.length;
     result.bytesFreed += dropped.reduce((sum, e) => sum + e.size, 0);
     // The index first: without it the pack is invisible, and then harmless to remove.
