@@ -103,12 +103,6 @@ export function buildBigImage(work, layers = [['usr/include', 'usr/share/perl']]
     execFileSync('tar', ['--sort=name', '--numeric-owner', '-C', '/', '-cf', tar, ...roots]);
     return tar;
   });
-  const layout = path.join(work, 'big-oci');
-  writeLayout(
-    layout,
-    [writeImage(layout, { platform: parsePlatform('linux/amd64'), layers: tars })],
-    'latest',
-  );
   const files = tars.reduce(
     (sum, tar) =>
       sum +
@@ -119,7 +113,7 @@ export function buildBigImage(work, layers = [['usr/include', 'usr/share/perl']]
       ),
     0,
   );
-  return { layout, tars, bytes: tars.reduce((sum, t) => sum + fs.statSync(t).size, 0), files };
+  return { ...singleImageLayout(path.join(work, 'big-oci'), tars), files };
 }
 
 /**
@@ -139,7 +133,11 @@ export function buildRandomImage(work, { layers = 2, filesPerLayer = 5, fileByte
     execFileSync('tar', ['--sort=name', '--numeric-owner', '-C', dir, '-cf', tar, '.']);
     return tar;
   });
-  const layout = path.join(work, 'random-oci');
+  return singleImageLayout(path.join(work, 'random-oci'), tars);
+}
+
+/** A linux/amd64 image of these layer tars in an OCI layout at `layout`, tagged latest. */
+function singleImageLayout(layout, tars) {
   writeLayout(
     layout,
     [writeImage(layout, { platform: parsePlatform('linux/amd64'), layers: tars })],
