@@ -6,7 +6,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { compress } from 'zstd-napi';
 import { type Digest, sha256 } from '../../src/digest/index.js';
+import { VerificationError } from '../../src/errors/index.js';
 import { decompressor } from '../../src/formats/compression.js';
 import { detectLayerFormat, type LayerFormat, type ZstdChunkedInfo } from '../../src/formats/detect.js';
 import { ESTARGZ_FOOTER, estargzTocOffset, readEstargzToc } from '../../src/formats/estargz.js';
@@ -21,6 +23,7 @@ import {
   metadataRanges,
   parseChunkedMetadata,
   readContainersTarSplit,
+  TocUnverifiableError,
 } from '../../src/formats/zstd-chunked.js';
 import { describeChunked } from '../../src/inspect/chunked.js';
 import { wantsToc } from '../../src/strategy/index.js';
@@ -220,6 +223,76 @@ describe('chunked (zstd:chunked, current generation, skopeo 1.18)', () => {
     expect(() => parseChunkedMetadata(info, layer!.size, [{ start: 0, bytes: split }])).toThrow(
       /tar-split digest mismatch/,
     );
+  });
+
+  it('a publisher-signed TOC with odd field values: unverifiable (a fallback), hostile (exit 4) or sound', () => {
+    const [layer] = fx.layers;
+    const blob = fx.blob(layer!.digest);
+    const info = zstdChunked(detectLayerFormat(layer!));
+    const original = tocJson(blob, info) as unknown as { entries: Array<Record<string, unknown>> };
+    const dataEnd = info.toc.offset - 8;
+    const odd = [-1, 0, 1, 2 ** 53, 1.5, dataEnd, dataEnd + 1, '12', null, '', '../up', '/abs', 'sha256:00'];
+    const fields = [
+      'type',
+      'name',
+      'linkName',
+      'size',
+      'digest',
+      'offset',
+      'endOffset',
+      'chunkSize',
+      'chunkOffset',
+    ];
+    let state = 20261123;
+    const pick = (n: number) => {
+      state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+      return state % n;
+    };
+    let refused = 0;
+    for (let round = 0; round < 300; round++) {
+      const toc = structuredClone(original);
+      for (let i = 1 + pick(2); i > 0; i--) {
+        const entry = toc.entries[pick(toc.entries.length)]!;
+        const field = fields[pick(fields.length)]!;
+        entry[field] = pick(4) === 0 ? toc.entries[pick(toc.entries.length)]![field] : odd[pick(odd.length)];
+      }
+      // Signed as the publisher would sign it: new digest and sizes in the annotations and footer.
+      const json = Buffer.from(JSON.stringify(toc));
+      const compressed = compress(json);
+      const signed: ZstdChunkedInfo = {
+        ...info,
+        tocDigest: sha256(compressed),
+        toc: { ...info.toc, length: compressed.length, uncompressedLength: json.length },
+      };
+      const footer = Buffer.from(blob.subarray(layer!.size - 72));
+      footer.writeBigUInt64LE(BigInt(compressed.length), 16);
+      footer.writeBigUInt64LE(BigInt(json.length), 24);
+      const parts = [
+        {
+          start: info.tarSplit!.offset,
+          bytes: blob.subarray(info.tarSplit!.offset, info.tarSplit!.offset + info.tarSplit!.length),
+        },
+        { start: layer!.size - 72, bytes: footer },
+        { start: info.toc.offset, bytes: compressed },
+      ];
+      try {
+        const { toc: valid } = parseChunkedMetadata(signed, layer!.size, parts);
+        // Whatever got through is sound: ranges inside the data, sizes that add up.
+        for (const file of valid.files) {
+          expect(
+            file.chunks.reduce((sum, c) => sum + c.size, 0),
+            `round ${round}`,
+          ).toBe(file.size);
+          for (const c of file.chunks)
+            expect(c.start < c.end && c.end <= dataEnd, `round ${round}`).toBe(true);
+        }
+      } catch (error) {
+        const known = error instanceof VerificationError || error instanceof TocUnverifiableError;
+        expect(known, `round ${round}: ${(error as Error).stack}`).toBe(true);
+        refused++;
+      }
+    }
+    expect(refused).toBeGreaterThan(100);
   });
 });
 
