@@ -8,6 +8,7 @@
  * global PAX header is checked but not applied to the entries after it.
  */
 import { VerificationError } from '../errors/index.js';
+import { asBuffer } from '../util/streams.js';
 
 export const BLOCK = 512;
 
@@ -133,10 +134,6 @@ export async function* readTar(input: AsyncIterable<Buffer | Uint8Array>): Async
   const tokenizer = new TarTokenizer();
   for await (const chunk of input) yield* tokenizer.push(asBuffer(chunk));
   yield* tokenizer.end();
-}
-
-export function asBuffer(chunk: Buffer | Uint8Array): Buffer {
-  return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
 }
 
 /**

@@ -31,6 +31,7 @@ import { type FetchSet, type PlannedChunk, type PlannedFile, planFetchSet } from
 import type { LayerDecision, RuntimeFacts, TocFacts } from '../strategy/index.js';
 import type { ImageSource } from '../transport/index.js';
 import { type ByteRange, batchRanges, coalesceRanges } from '../transport/ranges.js';
+import { asBuffer } from '../util/streams.js';
 import { FileAssembler, type LocalChunk } from './assembler.js';
 import type { LayerContext } from './context.js';
 import { checkDiffID } from './layer-full.js';
@@ -342,7 +343,7 @@ async function readExactly(stream: AsyncIterable<Buffer | Uint8Array>, length: n
   for await (const piece of stream) {
     total += piece.length;
     if (total > length) throw new VerificationError(`range answer longer than the ${length} bytes asked for`);
-    parts.push(Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength));
+    parts.push(asBuffer(piece));
   }
   if (total !== length)
     throw new VerificationError(`range answer has ${total} of the ${length} bytes asked for`);

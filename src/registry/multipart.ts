@@ -5,6 +5,7 @@
  */
 import { Readable } from 'node:stream';
 import { VerificationError } from '../errors/index.js';
+import { asBuffer } from '../util/streams.js';
 
 /** A Content-Range, converted to a half-open range: `end` is exclusive. */
 export interface ContentRange {
@@ -103,7 +104,7 @@ class BodyReader {
       this.ended = true;
       return false;
     }
-    const chunk = Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength);
+    const chunk = asBuffer(next.value);
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     return true;
   }

@@ -116,7 +116,7 @@ export async function* readTarSplit(path: string): AsyncGenerator<TarSplitRecord
         const payload = pending.subarray(at + FRAME_HEADER, at + FRAME_HEADER + length);
         const kind = pending[at];
         if (kind === RAW) yield { r: Buffer.from(payload) };
-        else if (kind === ENTRY) yield { e: parseEntry(payload, path) };
+        else if (kind === ENTRY) yield { e: JSON.parse(payload.toString('utf8')) as StoredEntry };
         else throw new VerificationError(`${path}: corrupt tar-split frame`, { path });
         at += FRAME_HEADER + length;
       }
@@ -133,13 +133,5 @@ export async function* readTarSplit(path: string): AsyncGenerator<TarSplitRecord
     );
   } finally {
     decompressed.destroy();
-  }
-}
-
-function parseEntry(payload: Buffer, path: string): StoredEntry {
-  try {
-    return JSON.parse(payload.toString('utf8')) as StoredEntry;
-  } catch {
-    throw new VerificationError(`${path}: corrupt tar-split entry (store damaged?)`, { path });
   }
 }

@@ -14,3 +14,8 @@ export function pipeChain(
   const run = pipeline as unknown as (...args: unknown[]) => Promise<void>;
   return signal ? run(...stages, consume, { signal }) : run(...stages, consume);
 }
+
+/** A chunk as a Buffer: a view of the same bytes when it is a plain Uint8Array, never a copy. */
+export function asBuffer(chunk: Buffer | Uint8Array): Buffer {
+  return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+}
