@@ -174,8 +174,12 @@ describe('a damaged store', () => {
       fs.writeFileSync(tarsplit, intact);
       harm();
       fs.rmSync(target, { recursive: true, force: true });
+      const damaged = snapshot(store);
       const result = await runCli(['unpack', report.configDigest, target], { SKIFF_STORE: store });
       expect(result.code, `damage ${i}: ${result.stderr}`).toBe(4);
+      // The refusal writes nothing: the store is as it was, and no half-unpacked tree is left.
+      expect(diffSnapshots(damaged, snapshot(store)), `damage ${i}`).toEqual([]);
+      expect(fs.existsSync(target), `damage ${i}`).toBe(false);
       expect(result.stderr.trim().split('\n'), `damage ${i}`).toHaveLength(1);
       expect(result.stderr).toContain(tarsplit);
     }
