@@ -38,6 +38,8 @@ export type TarToken =
   | { kind: 'raw'; bytes: Buffer }
   | { kind: 'entry'; entry: TarEntry }
   | { kind: 'data'; bytes: Buffer }
+  /** A file's whole content, not passed through the tokenizer (see TarTokenizer.held). */
+  | { kind: 'held'; size: number; id: string }
   | { kind: 'end-entry' };
 
 const TYPEFLAGS: Record<string, EntryType> = {
@@ -147,6 +149,8 @@ export class TarTokenizer {
   private offset = 0;
   private pending: Pending = { pax: {} };
   private dataRemaining = 0;
+  /** Content bytes of the entry whose header came last. */
+  private dataSize = 0;
   private paddingRemaining = 0;
   /** After the end-of-archive block every byte is kept verbatim. */
   private trailer = false;
@@ -156,6 +160,23 @@ export class TarTokenizer {
     const tokens: TarToken[] = [];
     this.drain(tokens);
     return tokens;
+  }
+
+  /**
+   * A file's content that the caller holds and does not pass in (a rebuild from stored objects,
+   * hashed on another thread). It must be the whole content of the entry whose header came last,
+   * none of it passed in yet, so the tokens are exactly what the bytes themselves would give.
+   * `id` is the caller's name for the content (a digest), handed on in the token.
+   */
+  held(size: number, id: string): TarToken[] {
+    if (size === 0 || size !== this.dataSize || this.dataRemaining !== size) {
+      throw new VerificationError(
+        `tar stream: ${size} content bytes at offset ${this.offset} are not the whole content of the file before them`,
+      );
+    }
+    this.offset += size;
+    this.dataRemaining = 0;
+    return [{ kind: 'held', size, id }, { kind: 'end-entry' }];
   }
 
   /** The tokens left at the end of input; throws if the stream stops inside an entry. */
@@ -236,6 +257,7 @@ export class TarTokenizer {
     this.pending = { pax: {} };
     tokens.push({ kind: 'raw', bytes: this.take(BLOCK) }, { kind: 'entry', entry });
     this.dataRemaining = dataSize;
+    this.dataSize = dataSize;
     this.paddingRemaining = Math.ceil(dataSize / BLOCK) * BLOCK - dataSize;
     if (dataSize === 0) tokens.push({ kind: 'end-entry' });
     return true;
@@ -303,13 +325,19 @@ function isZeroBlock(block: Buffer): boolean {
 /** The header checksum, accepting the unsigned and the historical signed sums as Go and GNU do. */
 function checkHeader(header: Buffer, offset: number): void {
   const stored = readNumber(header, 148, 8, offset, 'checksum');
-  let unsigned = 0;
-  let signed = 0;
-  for (let i = 0; i < BLOCK; i++) {
-    const byte = i >= 148 && i < 156 ? 0x20 : header[i]!;
-    unsigned += byte;
-    signed += byte > 127 ? byte - 256 : byte;
+  // The checksum field counts as eight spaces. Old tars summed signed bytes: that sum is the
+  // unsigned one less 256 for each byte over 127.
+  let unsigned = 8 * 0x20;
+  let high = 0;
+  for (let i = 0; i < 148; i++) {
+    unsigned += header[i]!;
+    high += header[i]! >> 7;
   }
+  for (let i = 156; i < BLOCK; i++) {
+    unsigned += header[i]!;
+    high += header[i]! >> 7;
+  }
+  const signed = unsigned - 256 * high;
   if (stored !== unsigned && stored !== signed) {
     throw new VerificationError(`corrupt tar header at offset ${offset} (checksum mismatch)`);
   }

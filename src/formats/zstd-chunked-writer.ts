@@ -188,7 +188,8 @@ class ChunkedLayerWriter {
     if (token.kind === 'raw') this.raw(token.bytes);
     else if (token.kind === 'entry') this.entry();
     else if (token.kind === 'end-entry') this.endEntry();
-    else this.content().push(token.bytes);
+    // A stream read from bytes (readTar) never holds content back.
+    else if (token.kind === 'data') this.content().push(token.bytes);
   }
 
   /** The content of the current entry; skiff's reader gives content only to what Go calls reg. */

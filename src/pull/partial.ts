@@ -22,9 +22,8 @@ import {
 } from '../formats/zstd-chunked.js';
 import { RangesNotHonouredError } from '../registry/client.js';
 import { PartTruncatedError } from '../registry/range-split.js';
-import { ingestLayer, type StagedLayer } from '../store/ingest.js';
-import { ObjectReader } from '../store/packs.js';
-import { readObjectPieces } from '../store/rebuild.js';
+import { ingestLayer, type RebuildPiece, type StagedLayer } from '../store/ingest.js';
+import { RebuildHasher } from '../store/rebuild-hasher.js';
 import type { ChunkRef } from '../store/records.js';
 import type { Store, StoreSession } from '../store/store.js';
 import { type FetchSet, type PlannedChunk, type PlannedFile, planFetchSet } from '../strategy/fetch-set.js';
@@ -170,14 +169,16 @@ export async function pullPartial(
   chunked: ChunkedLayer,
   decision: LayerDecision,
 ): Promise<StagedLayer> {
-  const assembler = new FileAssembler(ctx.session, chunked.fetchSet.files);
-  await assembler.fillLocal(chunked.localChunks);
-  await fetchMissing(ctx, chunked, assembler, decision.rangesPerRequest ?? RANGES_PER_REQUEST);
-  assembler.assertComplete();
+  // Started first, so its thread is up by the time the fetch is done.
+  const hasher = new RebuildHasher();
   let staged: StagedLayer;
-  await ctx.session.flushStaged();
   try {
-    staged = await ingestLayer(rebuildTar(chunked, ctx.session), {
+    const assembler = new FileAssembler(ctx.session, chunked.fetchSet.files);
+    await assembler.fillLocal(chunked.localChunks);
+    await fetchMissing(ctx, chunked, assembler, decision.rangesPerRequest ?? RANGES_PER_REQUEST);
+    assembler.assertComplete();
+    await ctx.session.flushStaged();
+    staged = await ingestLayer(rebuildTar(chunked, ctx.session, hasher), {
       session: ctx.session,
       provenance: ctx.provenance,
       source: {
@@ -189,12 +190,15 @@ export async function pullPartial(
       knownDigest: tocDigestsByPath(chunked.toc),
       // The rebuilt stream's DiffID is checked below: that covers every byte read from objects.
       trustKnownObjects: true,
+      digestedBySource: () => hasher.finish(),
       chunks: () => chunkRefs(chunked.toc),
     });
   } catch (error) {
     if (error instanceof TocUnverifiableError)
       throw new RuntimeFactError({ tocUnverifiable: error.message }, error.message);
     throw error;
+  } finally {
+    await hasher.stop();
   }
   try {
     return checkDiffID(staged, ctx);
@@ -306,34 +310,39 @@ async function carveChunks(
 }
 
 /**
- * The original tar, rebuilt from the tar-split's segments and the objects the TOC names.
- * Synchronous: the tar-split is in memory and objects are read from the page cache, so the
- * ingest that hashes and parses it pays no promise per piece. Call session.flushStaged() first.
+ * The original tar, rebuilt from the tar-split's segments and the objects the TOC names. The
+ * ingest gets the segments and, for each file, only its size: the hasher reads and hashes the
+ * objects on its own thread, in the same order, and the ingest takes the DiffID from it.
+ * Synchronous: the tar-split is in memory, so the ingest pays no promise per piece. Call
+ * session.flushStaged() first.
  */
-function* rebuildTar(chunked: ChunkedLayer, session: StoreSession): Generator<Buffer> {
-  const reader = new ObjectReader();
-  try {
-    const next = tocDigestsByPath(chunked.toc);
-    const sizes = new Map(chunked.toc.files.map((f) => [f.digest, f.size]));
-    for (const record of readContainersTarSplit(chunked.tarSplit)) {
-      if (record.kind === 'segment') {
-        yield record.bytes;
-        continue;
-      }
-      if (record.size === 0) continue;
-      const path = normalizeEntryPath(record.name, 'tar-split entry');
-      const digest = next(path);
-      const location =
-        digest && sizes.get(digest) === record.size ? session.locate(digest, record.size) : undefined;
-      if (!location) {
-        throw new TocUnverifiableError(
-          `tar-split names "${record.name}" (${record.size} bytes), which the TOC does not list with that size`,
-        );
-      }
-      yield* readObjectPieces(location, reader);
+function* rebuildTar(
+  chunked: ChunkedLayer,
+  session: StoreSession,
+  hasher: RebuildHasher,
+): Generator<RebuildPiece> {
+  const next = tocDigestsByPath(chunked.toc);
+  const sizes = new Map(chunked.toc.files.map((f) => [f.digest, f.size]));
+  for (const record of readContainersTarSplit(chunked.tarSplit)) {
+    if (record.kind === 'segment') {
+      hasher.raw(record.bytes);
+      yield record.bytes;
+      continue;
     }
-  } finally {
-    reader.close();
+    if (record.size === 0) continue;
+    const path = normalizeEntryPath(record.name, 'tar-split entry');
+    const digest = next(path);
+    const location =
+      digest && sizes.get(digest) === record.size ? session.locate(digest, record.size) : undefined;
+    if (!digest || !location) {
+      throw new TocUnverifiableError(
+        `tar-split names "${record.name}" (${record.size} bytes), which the TOC does not list with that size`,
+      );
+    }
+    hasher.object(location);
+    yield { held: record.size, digest };
+    const behind = hasher.pace();
+    if (behind) yield behind;
   }
 }
 

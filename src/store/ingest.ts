@@ -13,6 +13,7 @@ import { type TarEntry, type TarToken, TarTokenizer } from '../formats/tar.js';
 import { LayerHasher } from '../util/hashing.js';
 import { asBuffer } from '../util/streams.js';
 import { TaskWindow } from '../util/window.js';
+import type { RebuiltDigest } from './rebuild-hasher.js';
 import type { ChunkRef, LayerRecord, StoredEntry } from './records.js';
 import type { StagedLayerFiles, StoreSession } from './store.js';
 import { LAYER_TARSPLIT, PACK_THRESHOLD } from './store.js';
@@ -39,7 +40,24 @@ export interface IngestOptions {
   trustKnownObjects?: boolean;
   /** Chunks of this layer's files (from a chunked layer's TOC), recorded for later partial pulls. */
   chunks?: (byPath: ReadonlyMap<string, Digest>) => ChunkRef[];
+  /**
+   * The stream's DiffID and size as its source hashed them (a rebuild that hashes headers and held
+   * contents on another thread): the ingest then hashes only the file data it is given.
+   */
+  digestedBySource?: () => Promise<RebuiltDigest>;
 }
+
+/** A file's whole content that a rebuild holds as a stored object and hashes itself. */
+export interface HeldContent {
+  held: number;
+  digest: Digest;
+}
+
+/**
+ * What a rebuild from stored objects yields: bytes, held contents (only with digestedBySource and
+ * trustKnownObjects), or a promise that asks the ingest to wait (the source's backpressure).
+ */
+export type RebuildPiece = Buffer | HeldContent | Promise<void>;
 
 export interface StagedLayer extends StagedLayerFiles {
   tarSize: number;
@@ -51,7 +69,7 @@ export interface StagedLayer extends StagedLayerFiles {
  * promise per chunk or token; the loop awaits only when a write has to wait.
  */
 export async function ingestLayer(
-  tar: AsyncIterable<Buffer | Uint8Array> | Iterable<Buffer>,
+  tar: AsyncIterable<Buffer | Uint8Array> | Iterable<RebuildPiece>,
   options: IngestOptions,
 ): Promise<StagedLayer> {
   const dir = await options.session.stagingDir('layer');
@@ -65,8 +83,15 @@ export async function ingestLayer(
       for (let next = await chunks.next(); !next.done; next = await chunks.next())
         await sink.acceptAll(tokenizer.push(asBuffer(next.value)));
     } else {
-      for (const chunk of tar) {
-        const wait = sink.acceptAll(tokenizer.push(chunk));
+      for (const piece of tar) {
+        if (piece instanceof Promise) {
+          await piece;
+          continue;
+        }
+        const tokens = Buffer.isBuffer(piece)
+          ? tokenizer.push(piece)
+          : tokenizer.held(piece.held, piece.digest);
+        const wait = sink.acceptAll(tokens);
         if (wait) await wait;
       }
     }
@@ -88,6 +113,8 @@ class LayerSink {
   private readonly objects = new Set<Digest>();
   private entries = 0;
   private contentBytes = 0;
+  /** Every byte of the stream, given or held: checked against the source's count. */
+  private streamBytes = 0;
   private file: FileSink | undefined;
 
   constructor(
@@ -110,7 +137,8 @@ class LayerSink {
     switch (token.kind) {
       case 'raw':
         this.tarsplit.raw(token.bytes);
-        this.hasher.raw(token.bytes);
+        this.streamBytes += token.bytes.length;
+        if (!this.options.digestedBySource) this.hasher.raw(token.bytes);
         return undefined;
       case 'entry': {
         const stored = this.guard.admit(token.entry);
@@ -121,7 +149,14 @@ class LayerSink {
         return undefined;
       }
       case 'data':
+        this.streamBytes += token.bytes.length;
         return this.file?.write(token.bytes);
+      case 'held':
+        // Content this thread never sees can only count if the source hashes it.
+        if (!this.options.digestedBySource) throw new Error('held content needs digestedBySource');
+        this.streamBytes += token.size;
+        this.file?.heldByStore(token.id);
+        return undefined;
       case 'end-entry':
         return this.file ? this.endFile(this.file) : undefined;
     }
@@ -140,7 +175,7 @@ class LayerSink {
   }
 
   async finish(): Promise<StagedLayer> {
-    const { diffID, bytes } = this.hasher.finish();
+    const { diffID, bytes } = await this.streamDigest();
     await this.writes.drain();
     await this.tarsplit.finish();
     const chunks = this.options.chunks?.(this.fileDigests);
@@ -157,6 +192,17 @@ class LayerSink {
     };
     const blobDigest = this.options.source?.blobDigest;
     return { diffID, blobDigest, dir: this.dir, record, objects: this.objects, chunks, tarSize: bytes };
+  }
+
+  private async streamDigest(): Promise<RebuiltDigest> {
+    if (!this.options.digestedBySource) return this.hasher.finish();
+    const digest = await this.options.digestedBySource();
+    if (digest.bytes !== this.streamBytes) {
+      throw new VerificationError(
+        `layer rebuild hashed ${digest.bytes} bytes but its tar has ${this.streamBytes}`,
+      );
+    }
+    return digest;
   }
 
   async abort(): Promise<void> {
@@ -268,6 +314,19 @@ class FileSink {
       return undefined;
     }
     return this.writeTemp(bytes);
+  }
+
+  /**
+   * The whole content, held by the rebuild's source as the object `digest`: it must be the object
+   * the caller vouches for at this path, or the record would name other content than the stream.
+   */
+  heldByStore(digest: string): void {
+    if (!this.trusted || digest !== this.known) {
+      throw new VerificationError(
+        `file "${this.entry.path}": the rebuild puts object ${digest} where ${this.known ?? 'no known object'} belongs`,
+        { path: this.entry.path },
+      );
+    }
   }
 
   private async writeTemp(bytes: Buffer): Promise<void> {

@@ -334,7 +334,8 @@ export class ObjectReader {
   }
 }
 
-function openObjectFile(file: string): number {
+/** Opens a pack or loose object file for reading; a missing one is a damaged store (exit 4). */
+export function openObjectFile(file: string): number {
   return missingAsDamage(file, () => fs.openSync(file, 'r'));
 }
 

@@ -188,6 +188,83 @@ describe('TarTokenizer', () => {
     ];
     expect(rest.at(-1)).toEqual({ kind: 'raw', bytes: tail });
   });
+
+  it('accepts the checksum as unsigned or (old tars) signed byte sums, and nothing else', () => {
+    const header = ustarHeader({ name: 'caf\u00e9-\u00fc', type: '5' });
+    const withSum = (sum: number) => {
+      const copy = Buffer.from(header);
+      copy.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+      return Buffer.concat([copy, END]);
+    };
+    let unsigned = 0;
+    let signed = 0;
+    header.forEach((byte, i) => {
+      const b = i >= 148 && i < 156 ? 0x20 : byte;
+      unsigned += b;
+      signed += b > 127 ? b - 256 : b;
+    });
+    expect(unsigned).not.toBe(signed);
+    for (const sum of [unsigned, signed]) {
+      const tokens = new TarTokenizer().push(withSum(sum));
+      expect(tokens.find((t) => t.kind === 'entry')).toMatchObject({ entry: { name: 'caf\u00e9-\u00fc' } });
+    }
+    for (const sum of [unsigned + 1, signed - 1])
+      expect(() => new TarTokenizer().push(withSum(sum))).toThrow(/checksum mismatch/);
+  });
+
+  it("takes a file's whole content held back by the caller, and nothing else", () => {
+    const tar = makeTar([
+      { name: 'dir', type: 'dir' },
+      { name: 'dir/a', content: 'x'.repeat(700) },
+      { name: 'dir/b', content: 'yz' },
+    ]);
+    // Headers and padding as bytes, contents held: the tokens a reading of the bytes would give.
+    const dirHeader = tar.subarray(0, 512);
+    const aHeader = tar.subarray(512, 1024);
+    const bHeader = tar.subarray(2048, 2560);
+    const tokenizer = new TarTokenizer();
+    const kinds = [
+      ...tokenizer.push(Buffer.concat([dirHeader, aHeader])),
+      ...tokenizer.held(700, 'sha256:a'),
+      ...tokenizer.push(Buffer.concat([tar.subarray(1724, 2048), bHeader])),
+      ...tokenizer.held(2, 'sha256:b'),
+      ...tokenizer.push(tar.subarray(2562)),
+      ...tokenizer.end(),
+    ].map((t) => (t.kind === 'held' ? `held ${t.size} ${t.id}` : t.kind));
+    expect(kinds).toEqual([
+      'raw',
+      'entry',
+      'end-entry',
+      'raw',
+      'entry',
+      'held 700 sha256:a',
+      'end-entry',
+      'raw',
+      'raw',
+      'entry',
+      'held 2 sha256:b',
+      'end-entry',
+      'raw', // padding
+      'raw', // the end-of-archive block
+      'raw', // and its twin, kept verbatim
+    ]);
+
+    // Content held where there is none, of the wrong size, or after part of it came as bytes.
+    const onDirectory = new TarTokenizer();
+    onDirectory.push(dirHeader);
+    expect(() => onDirectory.held(700, 'sha256:a')).toThrow(VerificationError);
+    const wrongSize = new TarTokenizer();
+    wrongSize.push(aHeader);
+    expect(() => wrongSize.held(699, 'sha256:a')).toThrow(/699 content bytes at offset 512/);
+    const partly = new TarTokenizer();
+    partly.push(Buffer.concat([aHeader, tar.subarray(1024, 1124)]));
+    expect(() => partly.held(600, 'sha256:a')).toThrow(VerificationError);
+    expect(() => partly.held(700, 'sha256:a')).toThrow(VerificationError);
+    const twice = new TarTokenizer();
+    twice.push(aHeader);
+    twice.held(700, 'sha256:a');
+    expect(() => twice.held(700, 'sha256:a')).toThrow(VerificationError);
+  });
 });
 
 describe('readTar on damaged input', () => {

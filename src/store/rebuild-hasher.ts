@@ -1,0 +1,215 @@
+/**
+ * The DiffID of a layer rebuilt from stored objects, hashed on a second thread. A partial pull
+ * proves its DiffID by rebuilding the whole tar, and reading and hashing every content byte is
+ * most of that work; the parsing thread only needs the headers, since the contents are objects it
+ * already holds by digest. So it posts the headers' bytes and the objects' locations here, and the
+ * worker reads and hashes while the parsing thread writes the layer's records.
+ */
+import fs from 'node:fs';
+import { Worker } from 'node:worker_threads';
+import type { Digest } from '../digest/index.js';
+import { VerificationError } from '../errors/index.js';
+import { type ObjectLocation, openObjectFile } from './packs.js';
+
+/** Raw bytes are copied into batches of this size. */
+const BATCH_BYTES = 1024 * 1024;
+/**
+ * A batch is posted once it stands for this many bytes of stream (raw and objects): often enough
+ * that the worker keeps pace, rarely enough that posting costs little.
+ */
+const POST_BYTES = 8 * 1024 * 1024;
+/** The parsing thread waits while more than this many bytes (raw and object) are not yet hashed. */
+const MAX_IN_FLIGHT = 64 * 1024 * 1024;
+/** In a batch's op list: a positive number is that many raw bytes; this starts an object. */
+const OBJECT = -1;
+
+// CommonJS source run with eval, so it works the same under tsc output and vitest.
+const WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const fs = require('node:fs');
+const { createHash } = require('node:crypto');
+const WINDOW = 1024 * 1024;
+const diffID = createHash('sha256');
+let total = 0;
+// Small objects sit next to each other in a pack: one read brings in a window of them. A window
+// per file, as a rebuild goes back and forth between the packs of older and newer layers.
+const windows = new Map();
+function update(bytes) {
+  diffID.update(bytes);
+  total += bytes.length;
+}
+function readAt(fd, buffer, length, position, what) {
+  const read = fs.readSync(fd, buffer, 0, length, position);
+  if (read === 0) throw new Error(what + ': object truncated at offset ' + position + ' (store damaged?)');
+  return read;
+}
+function object(fd, offset, size, what) {
+  const window = windows.get(fd);
+  const from = window ? offset - window.start : -1;
+  if (from >= 0 && from + size <= window.bytes.length) {
+    update(window.bytes.subarray(from, from + size));
+    return;
+  }
+  if (size <= WINDOW) {
+    const buffer = Buffer.allocUnsafe(WINDOW);
+    let filled = 0;
+    while (filled < size) filled += readAt(fd, buffer.subarray(filled), WINDOW - filled, offset + filled, what);
+    windows.set(fd, { start: offset, bytes: buffer.subarray(0, filled) });
+    update(buffer.subarray(0, size));
+    return;
+  }
+  const buffer = Buffer.allocUnsafe(WINDOW);
+  for (let done = 0; done < size; ) {
+    const read = readAt(fd, buffer, Math.min(WINDOW, size - done), offset + done, what);
+    update(buffer.subarray(0, read));
+    done += read;
+  }
+}
+function batch({ data, ops, names }) {
+  let at = 0;
+  for (let i = 0; i < ops.length; i++) {
+    if (ops[i] > 0) {
+      update(data.subarray(at, at + ops[i]));
+      at += ops[i];
+    } else {
+      object(ops[i + 1], ops[i + 2], ops[i + 3], names[ops[i + 4]]);
+      i += 4;
+    }
+  }
+}
+parentPort.on('message', (message) => {
+  try {
+    if (message.kind === 'batch') {
+      batch(message);
+      parentPort.postMessage({ kind: 'ack', bytes: message.bytes });
+    } else parentPort.postMessage({ kind: 'done', diffID: 'sha256:' + diffID.digest('hex'), bytes: total });
+  } catch (error) {
+    parentPort.postMessage({ kind: 'error', message: String((error && error.message) || error) });
+  }
+});
+`;
+
+export interface RebuiltDigest {
+  diffID: Digest;
+  bytes: number;
+}
+
+export class RebuildHasher {
+  private readonly worker: Worker;
+  /** Opened here, not in the worker: terminating a worker does not close the files it opened. */
+  private readonly descriptors = new Map<string, { fd: number; name: number }>();
+  private readonly names: string[] = [];
+  private data = newBatch();
+  private used = 0;
+  private ops: number[] = [];
+  private batchBytes = 0;
+  private inFlight = 0;
+  private failure: Error | undefined;
+  private result: RebuiltDigest | undefined;
+  private waiters: Array<() => void> = [];
+  private stopped = false;
+
+  constructor() {
+    this.worker = new Worker(WORKER_SOURCE, { eval: true });
+    this.worker.on('message', (message) => {
+      if (message.kind === 'ack') this.inFlight -= message.bytes;
+      else if (message.kind === 'done') this.result = { diffID: message.diffID, bytes: message.bytes };
+      else this.fail(new VerificationError(message.message));
+      this.wake();
+    });
+    this.worker.on('error', (error) => this.fail(error));
+    this.worker.on('exit', () => this.fail(new Error('the layer hashing worker exited')));
+  }
+
+  /** Bytes of the stream itself (headers, padding). */
+  raw(bytes: Uint8Array): void {
+    let at = 0;
+    while (at < bytes.length) {
+      if (this.used === this.data.length) this.post();
+      const n = Math.min(bytes.length - at, this.data.length - this.used);
+      this.data.set(bytes.subarray(at, at + n), this.used);
+      this.used += n;
+      this.ops.push(n);
+      this.batchBytes += n;
+      at += n;
+    }
+  }
+
+  /** A stored object's bytes, read and hashed by the worker in stream order. */
+  object(location: ObjectLocation): void {
+    const { fd, name } = this.descriptor(location.path);
+    this.ops.push(OBJECT, fd, location.offset, location.size, name);
+    this.batchBytes += location.size;
+    if (this.batchBytes >= POST_BYTES) this.post();
+  }
+
+  /** Resolves once the worker has caught up enough for the caller to go on (bounded memory). */
+  pace(): Promise<void> | undefined {
+    if (this.inFlight + this.batchBytes <= MAX_IN_FLIGHT) return undefined;
+    this.post();
+    return this.until(() => this.inFlight <= MAX_IN_FLIGHT / 2);
+  }
+
+  /** The digest and size of everything given, in order. */
+  async finish(): Promise<RebuiltDigest> {
+    this.post();
+    this.worker.postMessage({ kind: 'finish' });
+    await this.until(() => this.result !== undefined);
+    await this.stop();
+    return this.result!;
+  }
+
+  /** Ends the worker and closes the files (after finish, or to abandon the rebuild). */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.worker.removeAllListeners('exit');
+    await this.worker.terminate();
+    for (const { fd } of this.descriptors.values()) fs.closeSync(fd);
+    this.descriptors.clear();
+  }
+
+  private descriptor(file: string): { fd: number; name: number } {
+    let found = this.descriptors.get(file);
+    if (!found) {
+      found = { fd: openObjectFile(file), name: this.names.push(file) - 1 };
+      this.descriptors.set(file, found);
+    }
+    return found;
+  }
+
+  private post(): void {
+    if (this.ops.length === 0) return;
+    const data = this.data.subarray(0, this.used);
+    this.worker.postMessage(
+      { kind: 'batch', data, ops: this.ops, names: this.names, bytes: this.batchBytes },
+      [this.data.buffer],
+    );
+    this.inFlight += this.batchBytes;
+    this.data = newBatch();
+    this.used = 0;
+    this.ops = [];
+    this.batchBytes = 0;
+  }
+
+  private async until(done: () => boolean): Promise<void> {
+    while (!done() && !this.failure) await new Promise<void>((resolve) => this.waiters.push(resolve));
+    if (this.failure) throw this.failure;
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  private fail(error: Error): void {
+    this.failure ??= error;
+    this.wake();
+  }
+}
+
+/** Not zero-filled and not from the shared pool: every byte is written before use, and it is transferred. */
+function newBatch(): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(Buffer.allocUnsafeSlow(BATCH_BYTES).buffer as ArrayBuffer, 0, BATCH_BYTES);
+}
