@@ -143,8 +143,12 @@ export class RebuildHasher {
     if (this.batchBytes >= POST_BYTES) this.post();
   }
 
-  /** Resolves once the worker has caught up enough for the caller to go on (bounded memory). */
+  /**
+   * Resolves once the worker has caught up enough for the caller to go on (bounded memory); throws
+   * as soon as the worker has failed, so the rebuild stops early.
+   */
   pace(): Promise<void> | undefined {
+    if (this.failure) throw this.failure;
     if (this.inFlight + this.batchBytes <= MAX_IN_FLIGHT) return undefined;
     this.post();
     return this.until(() => this.inFlight <= MAX_IN_FLIGHT / 2);
