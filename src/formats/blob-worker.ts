@@ -9,8 +9,8 @@
  */
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
-import { Worker } from 'node:worker_threads';
 import type { Digest } from '../digest/index.js';
+import { WorkerHandle } from '../util/worker-handle.js';
 
 /** Batches are posted once this full (or when the caller waits). */
 const BATCH_BYTES = 1024 * 1024;
@@ -100,9 +100,14 @@ export interface BlobResult {
   diffID: Digest;
 }
 
+type BlobWorkerMessage =
+  | { kind: 'ack'; bytes: number; ends: number[] }
+  | { kind: 'done'; size: number; digest: Digest; diffID: Digest }
+  | { kind: 'error'; message: string };
+
 /** The main thread's handle on the worker: a frame writer whose offsets arrive later. */
 export class BlobWorker {
-  private readonly worker: Worker;
+  private readonly worker: WorkerHandle<BlobWorkerMessage>;
   /** Opened here, not in the worker: terminating a worker does not close the files it opened. */
   private readonly fd: number;
   private batch = new Uint8Array(BATCH_BYTES);
@@ -111,10 +116,7 @@ export class BlobWorker {
   private inFlight = 0;
   private batchesInFlight = 0;
   private inFrame = false;
-  private failure: Error | undefined;
-  private waiters: Array<() => void> = [];
   private result: BlobResult | undefined;
-  private stopped = false;
   /** Frames started so far; the next frame gets this index. */
   frames = 0;
   /** End offset of each finished frame, in order, as far as the worker has reported them. */
@@ -122,25 +124,22 @@ export class BlobWorker {
 
   constructor(file: string, level: number, onProgress: () => void) {
     this.fd = fs.openSync(file, 'w');
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { fd: this.fd, level, bindingPath } });
-    this.worker.on('message', (message) => {
+    const onMessage = (message: BlobWorkerMessage) => {
       if (message.kind === 'ack') {
         this.inFlight -= message.bytes;
         this.batchesInFlight--;
         for (const end of message.ends) this.ends.push(end);
-        try {
-          onProgress();
-        } catch (error) {
-          // Thrown in an event handler it would be uncaught: hand it to whoever waits instead.
-          this.fail(error as Error);
-        }
+        onProgress();
       } else if (message.kind === 'done') {
         this.result = { size: message.size, digest: message.digest, diffID: message.diffID };
-      } else this.fail(new Error(`writing the zstd:chunked blob failed: ${message.message}`));
-      this.wake();
-    });
-    this.worker.on('error', (error) => this.fail(error));
-    this.worker.on('exit', () => this.fail(new Error('the zstd compression worker exited')));
+      } else throw new Error(`writing the zstd:chunked blob failed: ${message.message}`);
+    };
+    this.worker = new WorkerHandle(
+      WORKER_SOURCE,
+      { workerData: { fd: this.fd, level, bindingPath } },
+      onMessage,
+      'the zstd compression worker',
+    );
   }
 
   /** Where frame `index` starts (frames are contiguous from the start of the blob). */
@@ -176,64 +175,37 @@ export class BlobWorker {
   /** Posts a full batch and waits while too much is in flight (the caller's backpressure). */
   async pace(): Promise<void> {
     if (this.batchUsed >= BATCH_BYTES / 2) this.post();
-    while (this.inFlight > MAX_IN_FLIGHT && !this.failure) await this.nextMessage();
-    this.check();
+    await this.worker.until(() => this.inFlight <= MAX_IN_FLIGHT);
   }
 
   /** Waits until everything posted so far is compressed and every frame end is known. */
   async settle(): Promise<void> {
     this.post();
-    while (this.batchesInFlight > 0 && !this.failure) await this.nextMessage();
-    this.check();
+    await this.worker.until(() => this.batchesInFlight === 0);
   }
 
   /** Appends `tail` verbatim after the last frame, and ends the worker and the file. */
   async finish(tail: Buffer[]): Promise<BlobResult> {
     await this.settle();
-    this.worker.postMessage({ kind: 'finish', tail });
-    while (!this.result && !this.failure) await this.nextMessage();
-    this.check();
+    this.worker.post({ kind: 'finish', tail });
+    await this.worker.until(() => this.result !== undefined);
     await this.stop();
     return this.result!;
   }
 
   /** Ends the worker and closes the file (after finish, or to abandon the conversion). */
   async stop(): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
-    this.worker.removeAllListeners('exit');
-    await this.worker.terminate();
-    fs.closeSync(this.fd);
+    if (await this.worker.stop()) fs.closeSync(this.fd);
   }
 
   private post(): void {
     if (this.ops.length === 0) return;
     const data = this.batch.subarray(0, this.batchUsed);
-    this.worker.postMessage({ kind: 'batch', data, ops: this.ops }, [this.batch.buffer]);
+    this.worker.post({ kind: 'batch', data, ops: this.ops }, [this.batch.buffer]);
     this.inFlight += this.batchUsed;
     this.batchesInFlight++;
     this.batch = new Uint8Array(BATCH_BYTES);
     this.batchUsed = 0;
     this.ops = [];
-  }
-
-  private nextMessage(): Promise<void> {
-    if (this.failure) return Promise.resolve();
-    return new Promise((resolve) => this.waiters.push(resolve));
-  }
-
-  private wake(): void {
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const wake of waiters) wake();
-  }
-
-  private fail(error: Error): void {
-    this.failure ??= error;
-    this.wake();
-  }
-
-  private check(): void {
-    if (this.failure) throw this.failure;
   }
 }

@@ -6,9 +6,9 @@
  * worker reads and hashes while the parsing thread writes the layer's records.
  */
 import fs from 'node:fs';
-import { Worker } from 'node:worker_threads';
 import type { Digest } from '../digest/index.js';
 import { VerificationError } from '../errors/index.js';
+import { WorkerHandle } from '../util/worker-handle.js';
 import { type ObjectLocation, openObjectFile } from './packs.js';
 
 /** Raw bytes are copied into batches of this size. */
@@ -94,8 +94,13 @@ export interface RebuiltDigest {
   bytes: number;
 }
 
+type HasherMessage =
+  | { kind: 'ack'; bytes: number }
+  | { kind: 'done'; diffID: Digest; bytes: number }
+  | { kind: 'error'; message: string };
+
 export class RebuildHasher {
-  private readonly worker: Worker;
+  private readonly worker: WorkerHandle<HasherMessage>;
   /** Opened here, not in the worker: terminating a worker does not close the files it opened. */
   private readonly descriptors = new Map<string, { fd: number; name: number }>();
   private readonly names: string[] = [];
@@ -104,21 +109,15 @@ export class RebuildHasher {
   private ops: number[] = [];
   private batchBytes = 0;
   private inFlight = 0;
-  private failure: Error | undefined;
   private result: RebuiltDigest | undefined;
-  private waiters: Array<() => void> = [];
-  private stopped = false;
 
   constructor() {
-    this.worker = new Worker(WORKER_SOURCE, { eval: true });
-    this.worker.on('message', (message) => {
+    const onMessage = (message: HasherMessage) => {
       if (message.kind === 'ack') this.inFlight -= message.bytes;
       else if (message.kind === 'done') this.result = { diffID: message.diffID, bytes: message.bytes };
-      else this.fail(new VerificationError(message.message));
-      this.wake();
-    });
-    this.worker.on('error', (error) => this.fail(error));
-    this.worker.on('exit', () => this.fail(new Error('the layer hashing worker exited')));
+      else throw new VerificationError(message.message);
+    };
+    this.worker = new WorkerHandle(WORKER_SOURCE, {}, onMessage, 'the layer hashing worker');
   }
 
   /** Bytes of the stream itself (headers, padding). */
@@ -148,27 +147,24 @@ export class RebuildHasher {
    * as soon as the worker has failed, so the rebuild stops early.
    */
   pace(): Promise<void> | undefined {
-    if (this.failure) throw this.failure;
+    this.worker.check();
     if (this.inFlight + this.batchBytes <= MAX_IN_FLIGHT) return undefined;
     this.post();
-    return this.until(() => this.inFlight <= MAX_IN_FLIGHT / 2);
+    return this.worker.until(() => this.inFlight <= MAX_IN_FLIGHT / 2);
   }
 
   /** The digest and size of everything given, in order. */
   async finish(): Promise<RebuiltDigest> {
     this.post();
-    this.worker.postMessage({ kind: 'finish' });
-    await this.until(() => this.result !== undefined);
+    this.worker.post({ kind: 'finish' });
+    await this.worker.until(() => this.result !== undefined);
     await this.stop();
     return this.result!;
   }
 
   /** Ends the worker and closes the files (after finish, or to abandon the rebuild). */
   async stop(): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
-    this.worker.removeAllListeners('exit');
-    await this.worker.terminate();
+    if (!(await this.worker.stop())) return;
     for (const { fd } of this.descriptors.values()) fs.closeSync(fd);
     this.descriptors.clear();
   }
@@ -185,31 +181,14 @@ export class RebuildHasher {
   private post(): void {
     if (this.ops.length === 0) return;
     const data = this.data.subarray(0, this.used);
-    this.worker.postMessage(
-      { kind: 'batch', data, ops: this.ops, names: this.names, bytes: this.batchBytes },
-      [this.data.buffer],
-    );
+    this.worker.post({ kind: 'batch', data, ops: this.ops, names: this.names, bytes: this.batchBytes }, [
+      this.data.buffer,
+    ]);
     this.inFlight += this.batchBytes;
     this.data = newBatch();
     this.used = 0;
     this.ops = [];
     this.batchBytes = 0;
-  }
-
-  private async until(done: () => boolean): Promise<void> {
-    while (!done() && !this.failure) await new Promise<void>((resolve) => this.waiters.push(resolve));
-    if (this.failure) throw this.failure;
-  }
-
-  private wake(): void {
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const wake of waiters) wake();
-  }
-
-  private fail(error: Error): void {
-    this.failure ??= error;
-    this.wake();
   }
 }
 
