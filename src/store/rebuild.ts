@@ -33,7 +33,7 @@ export async function* rebuildLayerTar(store: Store, diffID: Digest): AsyncGener
 }
 
 /** An object's bytes: small ones in one read (through the pack window), large ones in pieces. */
-export function readObjectPieces(location: ObjectLocation, reader: ObjectReader): Iterable<Buffer> {
+function readObjectPieces(location: ObjectLocation, reader: ObjectReader): Iterable<Buffer> {
   return location.size <= 1024 * 1024 ? [reader.read(location)] : reader.pieces(location);
 }
 

@@ -103,13 +103,16 @@ const noSecrets = (text: string) => {
   expect(text).not.toContain(Buffer.from(`${USER}:${PASSWORD}`).toString('base64'));
 };
 
+/** The fixture image through the Bearer stand-in, with the right credentials, into a fresh store. */
+const pullWithCreds = () =>
+  runCli(['pull', `${standin.host}/fixtures/gzip:latest`, '--creds', `${USER}:${PASSWORD}`], {
+    SKIFF_STORE: store(),
+  });
+
 describe('Bearer tokens', () => {
   it('pulls with --creds: the token server gets Basic credentials and the repository scope', async () => {
     bearerRegistry();
-    const result = await runCli(
-      ['pull', `${standin.host}/fixtures/gzip:latest`, '--creds', `${USER}:${PASSWORD}`],
-      { SKIFF_STORE: store() },
-    );
+    const result = await pullWithCreds();
     expect(result.code, result.stderr).toBe(0);
     noSecrets(result.stdout + result.stderr);
     expect(tokenRequests.length).toBeGreaterThan(0);
@@ -122,10 +125,7 @@ describe('Bearer tokens', () => {
 
   it('never sends Authorization to the other host a blob GET is redirected to', async () => {
     bearerRegistry();
-    const result = await runCli(
-      ['pull', `${standin.host}/fixtures/gzip:latest`, '--creds', `${USER}:${PASSWORD}`],
-      { SKIFF_STORE: store() },
-    );
+    const result = await pullWithCreds();
     expect(result.code, result.stderr).toBe(0);
     expect(storage.seen.length).toBeGreaterThanOrEqual(3);
     expect(storage.seen.every((s) => s.authorization === undefined)).toBe(true);
