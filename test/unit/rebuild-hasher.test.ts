@@ -11,6 +11,7 @@ import { RebuildHasher } from '../../src/store/rebuild-hasher.js';
 import { Store, type StoreSession } from '../../src/store/store.js';
 import { readTarSplit } from '../../src/store/tarsplit.js';
 import { tempDir } from '../harness/cli.js';
+import { snapshot } from '../harness/snapshot.js';
 import { END, makeTar, padded, ustarHeader } from '../harness/tar-writer.js';
 
 const FILES: Array<[string, Buffer]> = [
@@ -23,10 +24,11 @@ const FILES: Array<[string, Buffer]> = [
 
 let work: { dir: string; cleanup: () => void };
 let session: StoreSession;
+const storeRoot = () => path.join(work.dir, 'store');
 
 beforeEach(async () => {
   work = tempDir('skiff-rebuild-');
-  const store = await Store.open(path.join(work.dir, 'store'));
+  const store = await Store.open(storeRoot());
   session = await store.beginSession();
   for (const [name, content] of FILES) {
     if (content.length <= 1024 * 1024) await session.stageSmall(sha256(content), content);
@@ -115,7 +117,10 @@ describe('a layer rebuilt from stored objects, hashed on a worker thread', () =>
 
   it('refuses to record one object where the rebuild put another of the same size', async () => {
     const swapped = (name: string) => (name === 'etc/a' ? 'etc/b' : name === 'etc/b' ? 'etc/a' : name);
+    const before = snapshot(storeRoot());
     const failure = await ingestRebuilt(swapped).catch((error: unknown) => error);
+    // Nothing half-staged is left behind: the store, staging area included, is as it was.
+    expect(snapshot(storeRoot())).toEqual(before);
     expect(failure).toBeInstanceOf(VerificationError);
     expect((failure as Error).message).toBe(
       `file "etc/a": the rebuild puts object ${sha256(FILES[1]![1])} where ${sha256(FILES[0]![1])} belongs`,
@@ -125,7 +130,9 @@ describe('a layer rebuilt from stored objects, hashed on a worker thread', () =>
   it('a pack cut short is a damaged store, named, not a wrong DiffID', async () => {
     const location = session.locate(sha256(FILES[3]![1]), 3)!;
     fs.truncateSync(location.path, location.offset + 1);
+    const before = snapshot(storeRoot());
     const failure = await ingestRebuilt().catch((error: unknown) => error);
+    expect(snapshot(storeRoot())).toEqual(before);
     expect(failure).toBeInstanceOf(VerificationError);
     expect((failure as Error).message).toMatch(
       new RegExp(
