@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Only what every Node since 12 can run comes before the version check: skiff's dependencies
+// Only what Node 16 and later can parse and run comes before the version check: skiff's dependencies
 // (undici 8, @oclif/core 5, ...) need Node 22, and would fail on an older one with a stack trace
 // from deep inside a package instead of one line saying what to do.
 import { spawn } from 'node:child_process';
