@@ -11,18 +11,25 @@ export const SKOPEO = 'skopeo';
 export const MODERN_SKOPEO = '/opt/skopeo-modern/skopeo';
 export const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 
-/** Runs a command under GNU time: wall seconds and peak RSS (MiB); throws on failure. */
+/** GNU time's format: wall seconds, peak RSS (KiB), user and system CPU seconds. */
+const TIME_FORMAT = ['-f', '%e %M %U %S'];
+
+/** What GNU time printed last on stderr, as seconds, peak RSS (MiB) and CPU seconds. */
+function parseTime(stderr) {
+  const [seconds, kib, user, system] = (stderr.trim().split('\n').at(-1) ?? '').split(' ').map(Number);
+  return { seconds, rssMiB: kib / 1024, cpuSeconds: user + system };
+}
+
+/** Runs a command under GNU time: wall seconds, peak RSS (MiB), CPU seconds; throws on failure. */
 export function timed(command, args, env = {}) {
-  const result = spawnSync('/usr/bin/time', ['-f', '%e %M', command, ...args], {
+  const result = spawnSync('/usr/bin/time', [...TIME_FORMAT, command, ...args], {
     env: { ...process.env, ...env },
     encoding: 'utf8',
     maxBuffer: 64 * 1024 * 1024,
   });
-  const last = result.stderr.trim().split('\n').at(-1) ?? '';
-  const [seconds, kib] = last.split(' ').map(Number);
   if (result.status !== 0)
     throw new Error(`${command} ${args.join(' ')} failed (${result.status}):\n${result.stderr}`);
-  return { seconds, rssMiB: kib / 1024, stdout: result.stdout };
+  return { ...parseTime(result.stderr), stdout: result.stdout };
 }
 
 /**
@@ -31,7 +38,7 @@ export function timed(command, args, env = {}) {
  */
 export function timedAsync(command, args, env = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn('/usr/bin/time', ['-f', '%e %M', command, ...args], {
+    const child = spawn('/usr/bin/time', [...TIME_FORMAT, command, ...args], {
       env: { ...process.env, ...env },
     });
     let stdout = '';
@@ -44,9 +51,8 @@ export function timedAsync(command, args, env = {}) {
     });
     child.on('error', reject);
     child.on('close', (status) => {
-      const [seconds, kib] = (stderr.trim().split('\n').at(-1) ?? '').split(' ').map(Number);
       if (status !== 0) reject(new Error(`${command} ${args.join(' ')} failed (${status}):\n${stderr}`));
-      else resolve({ seconds, rssMiB: kib / 1024, stdout });
+      else resolve({ ...parseTime(stderr), stdout });
     });
   });
 }
@@ -154,8 +160,68 @@ export function writeResults(name, results) {
   const dir = path.join(ROOT, 'bench/results');
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  fs.writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+  fs.writeFileSync(file, `${JSON.stringify({ node: process.version, ...results }, null, 2)}\n`);
   return file;
 }
 
 export const fmt = (n, digits = 2) => Number(n).toFixed(digits);
+
+/**
+ * The partial-pull benchmark image, v1 and v2 as current zstd:chunked (skopeo 1.18), pushed to
+ * `registryHost` as bench/app:v1 and :v2. Returns what v2 changed.
+ */
+export function pushPartialImages(work, registryHost) {
+  const { tree, changed } = buildPartialTrees(work);
+  for (const version of ['v1', 'v2']) {
+    const tar = path.join(work, `${version}.tar`);
+    execFileSync('tar', ['--sort=name', '--numeric-owner', '-C', path.join(tree, version), '-cf', tar, '.']);
+    const layout = path.join(work, `${version}-oci`);
+    writeLayout(
+      layout,
+      [writeImage(layout, { platform: parsePlatform('linux/amd64'), layers: [tar] })],
+      'latest',
+    );
+    skopeo(MODERN_SKOPEO, [
+      'copy',
+      '-q',
+      '--dest-tls-verify=false',
+      '--dest-compress-format',
+      'zstd:chunked',
+      `oci:${layout}:latest`,
+      `docker://${registryHost}/bench/app:${version}`,
+    ]);
+  }
+  return changed;
+}
+
+/** v1: /usr/include and /usr/share/perl; v2: 3% of the files edited, 20 added, 20 removed. */
+function buildPartialTrees(dir) {
+  const tree = path.join(dir, 'trees');
+  for (const version of ['v1', 'v2']) {
+    fs.mkdirSync(path.join(tree, version, 'usr/share'), { recursive: true });
+    execFileSync('cp', ['-a', '/usr/include', path.join(tree, version, 'usr/')]);
+    execFileSync('cp', ['-a', '/usr/share/perl', path.join(tree, version, 'usr/share/')]);
+  }
+  const files = execFileSync('find', ['.', '-type', 'f'], { cwd: path.join(tree, 'v2') })
+    .toString()
+    .trim()
+    .split('\n')
+    .sort();
+  let changed = 0;
+  files.forEach((file, i) => {
+    const target = path.join(tree, 'v2', file);
+    if (i % 33 === 0) {
+      fs.appendFileSync(target, `\n/* v2 change ${i} */\n`);
+      changed++;
+    } else if (i % 457 === 5) {
+      fs.rmSync(target);
+    }
+  });
+  const removed = files.filter((_, i) => i % 33 !== 0 && i % 457 === 5).length;
+  for (let i = 0; i < 20; i++)
+    fs.writeFileSync(
+      path.join(tree, 'v2/usr/include', `skiff-added-${i}.h`),
+      `/* added in v2: ${i} */\n`.repeat(200),
+    );
+  return { tree, changed: { files: files.length, changed, added: 20, removed } };
+}

@@ -7,7 +7,6 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { parsePlatform, writeImage, writeLayout } from '../fixtures/lib/mkimage.mjs';
 import { startCountingProxy } from '../scripts/lib/counting-proxy.mjs';
 import { startRegistry } from '../scripts/lib/registry.mjs';
 import {
@@ -15,8 +14,8 @@ import {
   fmt,
   MODERN_SKOPEO,
   median,
+  pushPartialImages,
   SKIFF,
-  skopeo,
   tempDir,
   timedAsync,
   writeResults,
@@ -27,26 +26,7 @@ const work = tempDir('skiff-bench-partial-');
 const registry = await startRegistry();
 const proxy = await startCountingProxy(registry.host);
 try {
-  const { tree, changed } = buildTrees(work);
-  for (const version of ['v1', 'v2']) {
-    const tar = path.join(work, `${version}.tar`);
-    execFileSync('tar', ['--sort=name', '--numeric-owner', '-C', path.join(tree, version), '-cf', tar, '.']);
-    const layout = path.join(work, `${version}-oci`);
-    writeLayout(
-      layout,
-      [writeImage(layout, { platform: parsePlatform('linux/amd64'), layers: [tar] })],
-      'latest',
-    );
-    skopeo(MODERN_SKOPEO, [
-      'copy',
-      '-q',
-      '--dest-tls-verify=false',
-      '--dest-compress-format',
-      'zstd:chunked',
-      `oci:${layout}:latest`,
-      `docker://${registry.host}/bench/app:${version}`,
-    ]);
-  }
+  const changed = pushPartialImages(work, registry.host);
   const blobSize = (version) => {
     const m = JSON.parse(
       execFileSync(MODERN_SKOPEO, [
@@ -121,36 +101,4 @@ try {
   await proxy.stop();
   await registry.stop();
   fs.rmSync(work, { recursive: true, force: true });
-}
-
-/** v1: /usr/include and /usr/share/perl; v2: 3% of the files edited, 20 added, 20 removed. */
-function buildTrees(dir) {
-  const tree = path.join(dir, 'trees');
-  for (const version of ['v1', 'v2']) {
-    fs.mkdirSync(path.join(tree, version, 'usr/share'), { recursive: true });
-    execFileSync('cp', ['-a', '/usr/include', path.join(tree, version, 'usr/')]);
-    execFileSync('cp', ['-a', '/usr/share/perl', path.join(tree, version, 'usr/share/')]);
-  }
-  const files = execFileSync('find', ['.', '-type', 'f'], { cwd: path.join(tree, 'v2') })
-    .toString()
-    .trim()
-    .split('\n')
-    .sort();
-  let changed = 0;
-  files.forEach((file, i) => {
-    const target = path.join(tree, 'v2', file);
-    if (i % 33 === 0) {
-      fs.appendFileSync(target, `\n/* v2 change ${i} */\n`);
-      changed++;
-    } else if (i % 457 === 5) {
-      fs.rmSync(target);
-    }
-  });
-  const removed = files.filter((_, i) => i % 33 !== 0 && i % 457 === 5).length;
-  for (let i = 0; i < 20; i++)
-    fs.writeFileSync(
-      path.join(tree, 'v2/usr/include', `skiff-added-${i}.h`),
-      `/* added in v2: ${i} */\n`.repeat(200),
-    );
-  return { tree, changed: { files: files.length, changed, added: 20, removed } };
 }

@@ -44,6 +44,7 @@ function push(layout, ref, extra = []) {
   ]);
 }
 
+console.log(`skiff demo on Node.js ${process.version}`);
 say('starting a real registry (Debian docker-registry) on a free loopback port');
 const registry = await startRegistry();
 try {

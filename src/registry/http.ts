@@ -98,15 +98,18 @@ export class HttpClient {
   constructor(private readonly options: HttpClientOptions = {}) {
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
     const connections = options.connections ?? 8;
-    const timeouts = {
+    const settings = {
       headersTimeout: 60_000,
       bodyTimeout: 60_000,
       connectTimeout: 15_000,
       keepAliveTimeout: 10_000,
+      // undici 8 speaks HTTP/2 to TLS servers that offer it. Range requests, multipart answers and
+      // `connections` per origin are built and tested on HTTP/1.1 (one request per connection).
+      allowH2: false,
     };
-    this.dispatcher = options.dispatcher ?? new Agent({ connections, ...timeouts });
+    this.dispatcher = options.dispatcher ?? new Agent({ connections, ...settings });
     this.lenientTls =
-      options.dispatcher ?? new Agent({ connections, ...timeouts, connect: { rejectUnauthorized: false } });
+      options.dispatcher ?? new Agent({ connections, ...settings, connect: { rejectUnauthorized: false } });
     this.userAgent = options.userAgent ?? 'skiff/0.1';
   }
 

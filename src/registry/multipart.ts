@@ -312,6 +312,11 @@ class PartStream extends Readable {
   private wake: (() => void) | undefined;
   private outcome: Outcome | undefined;
 
+  constructor() {
+    // What a part may hold unread, whatever Node's default (16 KiB up to Node 20, 64 KiB since 22).
+    super({ highWaterMark: 16 * 1024 });
+  }
+
   /** Records how `onPart` settled, and wakes the feeder so it stops waiting on a consumer that left. */
   watch(handler: Promise<void>): Promise<Outcome> {
     return handler.then(

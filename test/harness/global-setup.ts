@@ -21,6 +21,8 @@ export const SHARED_IMAGES: Record<string, string> = {
 let registry: RunningRegistry | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
+  // The first line of a run says which Node runs the tests (and so the CLI they spawn).
+  process.stdout.write(`skiff tests on Node.js ${process.version} (${process.execPath})\n`);
   registry = await startRegistry({ schema1: true });
   await Promise.all(
     Object.entries(SHARED_IMAGES).map(([fixture, repoTag]) => pushFixture(registry!.host, fixture, repoTag)),

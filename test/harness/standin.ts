@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import http from 'node:http';
 import type net from 'node:net';
-import { getResponse, HttpResponse, http as mswHttp, type RequestHandler } from 'msw';
+import { getResponse, HttpResponse, isPassthroughResponse, http as mswHttp, type RequestHandler } from 'msw';
 
 export interface StandInRecord {
   seq: number;
@@ -96,7 +96,7 @@ export async function startStandIn(upstream: string): Promise<StandIn> {
   const resolveFrom = async (index: number, request: Request): Promise<Response> => {
     const rest = handlers.slice(index);
     const response = rest.length > 0 ? await getResponse(rest, request) : undefined;
-    if (!response || isPassthrough(response)) return proxy(request);
+    if (!response || isPassthroughResponse(response)) return proxy(request);
     return response;
   };
 
@@ -213,10 +213,6 @@ export async function startStandIn(upstream: string): Promise<StandIn> {
       await once(server, 'close');
     },
   };
-}
-
-function isPassthrough(response: Response): boolean {
-  return response.status === 302 && response.headers.get('x-msw-intention') === 'passthrough';
 }
 
 // ---- request matching and byte ranges ------------------------------------------------------------
