@@ -220,6 +220,23 @@ describe('faults inside one part of a multi-range answer (partial pull)', () => 
   );
 });
 
+describe('faults in one of several requests in flight', () => {
+  repeat(
+    'single ranges after a mislabelled part, one of them with a flipped byte → exit 4 naming the chunk, the store as it was once all requests settled',
+    async () => {
+      const run = await pullV2([
+        // The multi-range request makes the strategy module ask for one range per request
+        { digest: layer.digest, on: 'multi-range', mode: { kind: 'part-mislabel', part: 1, how: 'shift' } },
+        // … and the first of those (after the TOC read) carries a bad byte.
+        { digest: layer.digest, on: 'range', skip: 1, times: 1, mode: { kind: 'flip' } },
+      ]);
+      expectFailure(run, 4, CHANGED_FILE);
+      expect(run.gets.some((g) => g.fault === 'flip')).toBe(true);
+    },
+    PARTIAL,
+  );
+});
+
 /** The request after the faulted one asks again for every range but the first, delivered and verified. */
 function expectRetryWithoutFirstRange(run: Run): void {
   const faulted = run.gets.findIndex((g) => g.fault !== undefined);
