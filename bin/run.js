@@ -45,6 +45,8 @@ async function start() {
   // already holds skiff to what its dependencies need.
   process.env.OCLIF_DISABLE_ENGINE_WARNING ??= '1';
 
+  process.on('unhandledRejection', internalError);
+  process.on('uncaughtException', internalError);
   const { execute } = await import('@oclif/core');
   await execute({ dir: import.meta.url });
 }
@@ -64,3 +66,17 @@ function runOn(node) {
     process.exit(code ?? 1);
   });
 }
+
+// The last resort: an error nothing caught (a rejected promise nobody listened to, a throw in a
+// stream callback) is a bug in skiff. Say so in one line and exit 1, instead of Node's raw stack
+// trace; the stack is printed with --verbose or SKIFF_DEBUG=1.
+function internalError(error) {
+  const message = error instanceof Error ? error.message : String(error);
+  process.stderr.write(
+    `skiff: internal error (a bug; please report it): ${message.replace(/\s*\n\s*/g, '; ')}\n`,
+  );
+  const verbose = process.argv.includes('--verbose') || process.env.SKIFF_DEBUG === '1';
+  if (verbose && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
+  process.exit(1);
+}
+

@@ -14,6 +14,7 @@ export abstract class SkiffCommand extends Command {
         'store directory (default: $SKIFF_STORE, else $XDG_DATA_HOME/skiff or ~/.local/share/skiff)',
     }),
     json: Flags.boolean({ description: 'print machine-readable JSON on stdout', default: false }),
+    verbose: Flags.boolean({ description: 'print the stack trace of an unexpected error', default: false }),
   };
 
   private jsonOutput = false;
@@ -37,8 +38,8 @@ export abstract class SkiffCommand extends Command {
     const skiffError = toCliError(error);
     process.stderr.write(`skiff: ${skiffError.oneLine()}\n`);
     if (this.jsonOutput) this.printJson(skiffError.toJSON());
-    if (process.env.SKIFF_DEBUG && skiffError.cause instanceof Error)
-      process.stderr.write(`${skiffError.cause.stack}\n`);
+    const verbose = Boolean(process.env.SKIFF_DEBUG) || this.argv.includes('--verbose');
+    if (verbose && skiffError.cause instanceof Error) process.stderr.write(`${skiffError.cause.stack}\n`);
     return this.exit(skiffError.exitCode);
   }
 }

@@ -1,6 +1,7 @@
 /** What `inspect` says about a chunked layer: its TOC, checked, and whether a partial pull is possible. */
 import type { Readable } from 'node:stream';
 import type { Digest } from '../digest/index.js';
+import { VerificationError } from '../errors/index.js';
 import type { LayerFormat } from '../formats/detect.js';
 import {
   ESTARGZ_FOOTER,
@@ -91,7 +92,8 @@ export async function describeChunked(
     const metadata = parseChunkedMetadata(chunked, layer.size, parts);
     return { ...base, entries: metadata.toc.entryCount, partialPossible: partialCandidate };
   } catch (error) {
-    if (error instanceof TocUnverifiableError)
+    // Bytes that are not what was asked for (a lying Content-Range) leave the TOC unverified, as in pull.
+    if (error instanceof TocUnverifiableError || error instanceof VerificationError)
       return { ...base, partialPossible: false, note: `TOC unverifiable: ${error.message}` };
     if (error instanceof RangesNotHonouredError)
       return { ...base, partialPossible: false, note: 'the source does not serve byte ranges' };

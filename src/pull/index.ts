@@ -6,7 +6,13 @@
  */
 import pLimit from 'p-limit';
 import { type Digest, sha256 } from '../digest/index.js';
-import { asSkiffError, ConvertOnlyError, shortDigest, VerificationError } from '../errors/index.js';
+import {
+  asSkiffError,
+  ConvertOnlyError,
+  SkiffError,
+  shortDigest,
+  VerificationError,
+} from '../errors/index.js';
 import type { DecryptionKey } from '../formats/encryption/keys.js';
 import { formatPlatform, hostPlatform, parsePlatform } from '../manifest/index.js';
 import { schema1ToOciConfig } from '../manifest/schema1.js';
@@ -209,7 +215,8 @@ async function runLayer(
     } catch (error) {
       if (!(error instanceof RuntimeFactError)) {
         env.progress.layerDone(g.layer.index, false);
-        throw error;
+        // Whatever failed, the one line names the layer it failed on.
+        throw error instanceof SkiffError ? error.withContext({ digest: g.layer.digest }) : error;
       }
       g.facts.runtime = { ...g.facts.runtime, ...error.fact };
       const next = decideLayer(image, g.facts);

@@ -8,7 +8,7 @@ import fsp from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import pLimit from 'p-limit';
 import type { Digest } from '../digest/index.js';
-import { VerificationError } from '../errors/index.js';
+import { SkiffError, VerificationError } from '../errors/index.js';
 import type { LayerFormat, ZstdChunkedInfo } from '../formats/detect.js';
 import { normalizeEntryPath } from '../formats/paths.js';
 import {
@@ -88,15 +88,30 @@ export async function loadChunkedLayer(
   };
   let runtime: RuntimeFacts | undefined;
   try {
-    await source.fetchRanges(layer, wanted, collect, signal);
-  } catch (error) {
-    if (!(error instanceof RangesNotHonouredError)) throw error;
-    if (error.how === 'ignored') return { toc: undefined, runtime: { rangesIgnored: true }, metadataBytes };
-    // One range per request still works: remember that for the file ranges too.
-    runtime = { multiRangeRefused: true };
-    for (const range of wanted.filter((r) => !parts.some((p) => p.start === r.start))) {
-      await source.fetchRanges(layer, [range], collect, signal);
+    try {
+      await source.fetchRanges(layer, wanted, collect, signal);
+    } catch (error) {
+      if (!(error instanceof RangesNotHonouredError) || error.how === 'ignored') throw error;
+      // One range per request still works: remember that for the file ranges too.
+      runtime = { multiRangeRefused: true };
+      for (const range of wanted.filter((r) => !parts.some((p) => p.start === r.start))) {
+        await source.fetchRanges(layer, [range], collect, signal);
+      }
     }
+  } catch (error) {
+    if (error instanceof RangesNotHonouredError && error.how === 'ignored')
+      return { toc: undefined, runtime: { ...runtime, rangesIgnored: true }, metadataBytes };
+    // Bytes that are not what was asked for (a lying Content-Range, a malformed or short answer)
+    // leave the TOC unverified: a fact for the strategy module, not a failure of the pull.
+    if (error instanceof VerificationError || error instanceof RangesNotHonouredError) {
+      return {
+        toc: { state: 'unverifiable', fetchBytes: 0, reuseBytes: 0, detail: error.message },
+        ...(runtime ? { runtime } : {}),
+        metadataBytes,
+      };
+    }
+    if (error instanceof SkiffError) throw error.withContext({ digest: layer.digest });
+    throw error;
   }
   let metadata: ChunkedMetadata;
   try {
@@ -234,24 +249,56 @@ async function fetchMissing(
     await carveChunks(range, data, inside, async ({ file, chunk }, compressed) => {
       counted += compressed.length;
       ctx.fetched(compressed.length);
-      await assembler.put(file, chunk, await decompressChunk(compressed, chunk.size));
+      await assembler.put(file, chunk, await decompressFetched(file, chunk, compressed));
     });
     // Gap bytes between chunks of a coalesced range were fetched too.
     ctx.fetched(range.end - range.start - counted);
   };
+  // The first failure stops the other requests, and the assembler is only cleaned up once every
+  // request has settled: a request still running would otherwise stage files after the cleanup.
+  const stop = new AbortController();
+  const signal = AbortSignal.any([ctx.signal, stop.signal]);
+  let failure: { error: unknown } | undefined;
+  await Promise.allSettled(
+    batches.map((batch) =>
+      limit(async () => {
+        if (failure) return;
+        try {
+          await ctx.source.fetchRanges(ctx.layer, batch, consume, signal);
+        } catch (error) {
+          failure ??= { error };
+          stop.abort(error);
+        }
+      }),
+    ),
+  );
+  if (!failure) return;
+  await assembler.abort();
+  const { error } = failure;
+  if (error instanceof RangesNotHonouredError) {
+    const fact: RuntimeFacts =
+      error.how === 'ignored' ? { rangesIgnored: true } : { multiRangeRefused: true };
+    throw new RuntimeFactError(fact, error.message);
+  }
+  if (error instanceof SkiffError) throw error.withContext({ digest: ctx.layer.digest });
+  throw error;
+}
+
+/** Decompresses a fetched chunk; a chunk that does not is named by its file, offset and blob range. */
+async function decompressFetched(
+  file: PlannedFile,
+  chunk: PlannedChunk,
+  compressed: Buffer,
+): Promise<Buffer> {
   try {
-    await Promise.all(
-      batches.map((batch) => limit(() => ctx.source.fetchRanges(ctx.layer, batch, consume, ctx.signal))),
-    );
+    return await decompressChunk(compressed, chunk.size);
   } catch (error) {
-    await assembler.abort();
-    if (error instanceof RangesNotHonouredError) {
-      const fact: RuntimeFacts =
-        error.how === 'ignored' ? { rangesIgnored: true } : { multiRangeRefused: true };
-      throw new RuntimeFactError(fact, error.message);
-    }
-    if (error instanceof VerificationError) throw error.withContext({ digest: ctx.layer.digest });
-    throw error;
+    if (!(error instanceof VerificationError)) throw error;
+    throw new VerificationError(
+      `chunk of "${file.path}" at ${chunk.chunkOffset} (bytes ${chunk.start}-${chunk.end - 1} of the blob): ${error.message}`,
+      { path: file.path },
+      error,
+    );
   }
 }
 

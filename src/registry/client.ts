@@ -270,7 +270,16 @@ export class RegistryClient {
       const delivered: ByteRange[] = [];
       try {
         await this.fetchRangesOnce(location, digest, pending, onRange, delivered, signal);
+        const asked = pending;
         pending = pending.filter((r) => !delivered.includes(r));
+        // One range asked for and a 206 without it: not a server that refuses several ranges (the
+        // strategy would only ask again, one range at a time), a server that lies.
+        if (asked.length === 1 && pending.length === 1) {
+          throw new VerificationError(
+            `blob ${digest}: the registry's range answer does not hold the bytes ${asked[0]!.start}-${asked[0]!.end - 1} asked for`,
+            { digest },
+          );
+        }
         if (pending.length > 0) {
           throw new RangesNotHonouredError(
             'multi-range-refused',

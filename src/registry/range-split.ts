@@ -25,7 +25,7 @@ export async function splitPart(
   const delivered: ByteRange[] = [];
   let pos = partStart;
   let next = 0;
-  let current: { range: ByteRange; sink: PassThrough; done: Promise<void>; settled: boolean } | undefined;
+  let current: Delivery | undefined;
   const finishCurrent = async () => {
     const c = current!;
     c.sink.end();
@@ -76,20 +76,40 @@ export async function splitPart(
   return delivered;
 }
 
-function startRange(range: ByteRange, onRange: RangeConsumer) {
+/** A wanted range being streamed to its consumer, and how the consumer has settled. */
+interface Delivery {
+  range: ByteRange;
+  sink: PassThrough;
+  done: Promise<void>;
+  settled: boolean;
+  failure?: { error: unknown };
+}
+
+function startRange(range: ByteRange, onRange: RangeConsumer): Delivery {
   const sink = new PassThrough({ highWaterMark: 256 * 1024 });
-  const entry = { range, sink, done: Promise.resolve(), settled: false };
-  entry.done = onRange(range, sink).finally(() => {
-    entry.settled = true;
-  });
+  const entry: Delivery = { range, sink, done: Promise.resolve(), settled: false };
+  entry.done = onRange(range, sink).then(
+    () => {
+      entry.settled = true;
+    },
+    (error: unknown) => {
+      entry.settled = true;
+      entry.failure = { error };
+      throw error;
+    },
+  );
+  // The consumer may fail (a chunk that does not verify) while the feeder is waiting for the next
+  // body bytes, before anyone awaits `done`: a rejection without a handler then kills the process.
+  // Handled here, it is still seen: the feeder rethrows `failure` on its next write, and awaiting
+  // `done` rejects as well.
+  entry.done.catch(() => undefined);
   return entry;
 }
 
-async function writeWithBackpressure(
-  current: { sink: PassThrough; done: Promise<void>; settled: boolean },
-  piece: Uint8Array,
-): Promise<void> {
-  // A consumer that already returned (or failed) no longer reads: drop its bytes, keep going.
+async function writeWithBackpressure(current: Delivery, piece: Uint8Array): Promise<void> {
+  // A consumer that failed ends the part now: reading the rest of it would only delay the error.
+  if (current.failure) throw current.failure.error;
+  // A consumer that already returned no longer reads: drop its bytes, keep going.
   if (current.settled || current.sink.destroyed) return;
   if (!current.sink.write(piece)) {
     // The listeners of whichever event does not happen are removed, so waits do not pile up.

@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { expect } from 'vitest';
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/run.js');
 
@@ -37,4 +38,20 @@ export function runCli(args: string[], env: Record<string, string> = {}, input?:
 export function tempDir(prefix = 'skiff-test-'): { dir: string; cleanup: () => void } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   return { dir, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * Checks that a run did not crash: stderr has no internal-error line (bin/run.js's last-resort
+ * handler), no stack trace and at most one `skiff:` line, complete. Returns that line.
+ */
+export function expectCleanStderr(result: CliResult, options: { allowNone?: boolean } = {}): string {
+  const where = `stderr was:\n${result.stderr}`;
+  expect(result.stderr, where).not.toContain('internal error');
+  expect(result.stderr, where).not.toMatch(/^\s+at .+:\d+:\d+\)?$/m);
+  expect(result.signal, where).toBeNull();
+  const lines = result.stderr.split('\n').filter((l) => l.startsWith('skiff:'));
+  if (options.allowNone && lines.length === 0) return '';
+  expect(lines, where).toHaveLength(1);
+  expect(result.stderr.endsWith('\n'), where).toBe(true);
+  return lines[0]!;
 }
