@@ -8,7 +8,7 @@ import type { Digest } from '../digest/index.js';
 import { NetworkError, NotFoundError, UnauthorizedError, VerificationError } from '../errors/index.js';
 import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from '../manifest/index.js';
 import { type ByteRange, rangeHeaderValue } from '../transport/ranges.js';
-import { Authenticator, type Scope } from './auth.js';
+import { Authenticator, foreignChallengeMessage, type Scope } from './auth.js';
 import type { CredentialOptions } from './credentials.js';
 import {
   errorDetail,
@@ -79,23 +79,28 @@ export class RegistryClient {
     request: Omit<HttpRequest, 'url'> & { path: string },
     signal?: AbortSignal,
   ): Promise<HttpResponse> {
-    const url = new URL(request.path, await this.http.baseUrl(endpoint));
+    const base = await this.http.baseUrl(endpoint);
+    const registry = { host: endpoint, origin: base.origin };
+    const url = new URL(request.path, base);
     const withAuth = (authorization: string | undefined): HttpRequest => ({
       method: request.method,
       url,
       headers: { ...request.headers, ...(authorization ? { authorization } : {}) },
       body: request.body ?? null,
     });
-    const first = await this.http.send(withAuth(await this.auth.headerFor(endpoint, scopes)), signal);
+    const first = await this.http.send(withAuth(await this.auth.headerFor(registry, scopes)), signal);
     if (first.status !== 401) return first;
     const challenge = first.headers['www-authenticate'];
     await first.body.dump();
-    const authorization = await this.auth.answerChallenge(endpoint, scopes, challenge);
+    // The 401 may come from where the registry redirected us: answerChallenge refuses that.
+    const authorization = await this.auth.answerChallenge(registry, scopes, first.url, challenge);
     const second = await this.http.send(withAuth(authorization), signal);
     if (second.status === 401) {
       const detail = await errorDetail(second);
       throw new UnauthorizedError(
-        `registry ${endpoint} refused the credentials for ${scopes[0]?.repository ?? '/v2/'}${detail ? `: ${detail}` : ''}`,
+        second.url.origin === registry.origin
+          ? `registry ${endpoint} refused the credentials for ${scopes[0]?.repository ?? '/v2/'}${detail ? `: ${detail}` : ''}`
+          : foreignChallengeMessage(registry.host, second.url),
       );
     }
     return second;

@@ -37,6 +37,8 @@ export interface HttpRequest {
   headers?: Record<string, string>;
   /** Buffers can be re-sent on retry; a stream cannot, so a request with one is tried once. */
   body?: Buffer | Readable | null;
+  /** The body carries a credential (a refresh token): a redirect to another origin is refused. */
+  credentialBody?: boolean;
 }
 
 export interface HttpResponse {
@@ -211,6 +213,11 @@ export class HttpClient {
       await res.body.dump();
       if (hop >= MAX_REDIRECTS) throw new NetworkError(`too many redirects from ${request.url.host}`);
       const next = new URL(location, url);
+      if (next.origin !== url.origin && request.credentialBody && body) {
+        throw new UnauthorizedError(
+          `${url.host} redirected a request carrying credentials to ${next.host}; skiff does not follow it`,
+        );
+      }
       if (next.origin !== url.origin) {
         // Credentials for one host must never reach another (SPEC §2).
         headers = Object.fromEntries(
