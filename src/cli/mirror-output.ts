@@ -8,10 +8,7 @@ import { byteBars } from './progress.js';
 export function printMirrorResult(result: MirrorResult): void {
   const route = `${result.source} -> ${result.destination}`;
   if (result.error) {
-    const { message, context } = result.error;
-    const layer =
-      context.digest && !message.includes(context.digest) ? ` (${shortDigest(context.digest)})` : '';
-    process.stderr.write(`skiff: failed ${route}: ${message.replace(/\s*\n\s*/g, '; ')}${layer}\n`);
+    printMirrorFailure(result);
     return;
   }
   const digest = result.manifestDigest ? shortDigest(result.manifestDigest) : '';
@@ -19,6 +16,17 @@ export function printMirrorResult(result: MirrorResult): void {
     ? `up to date ${route} ${digest} (no blob transferred)`
     : `mirrored ${route} ${digest} (${result.blobsCopied} blobs copied, ${result.blobsSkipped} skipped, ${result.blobsMounted} mounted, ${formatBytes(result.bytes)}, ${(result.durationMs / 1000).toFixed(1)} s)`;
   process.stdout.write(`${line}\n${result.notes.map((n) => `  note: ${n}\n`).join('')}`);
+}
+
+/** The one `skiff:` line on stderr for an image that failed (with or without --json). */
+export function printMirrorFailure(result: MirrorResult): void {
+  if (!result.error) return;
+  const { message, context } = result.error;
+  const layer =
+    context.digest && !message.includes(context.digest) ? ` (${shortDigest(context.digest)})` : '';
+  process.stderr.write(
+    `skiff: failed ${result.source} -> ${result.destination}: ${message.replace(/\s*\n\s*/g, '; ')}${layer}\n`,
+  );
 }
 
 export function printMirrorSummary(summary: MirrorSummary): void {
