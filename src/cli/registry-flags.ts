@@ -2,6 +2,7 @@
 import { Flags } from '@oclif/core';
 import { UsageError } from '../errors/index.js';
 import { RegistryClient } from '../registry/client.js';
+import { formatRetryNotice } from '../registry/retry.js';
 
 export const registryFlags = {
   creds: Flags.string({ description: 'credentials USERNAME[:PASSWORD] for the registry' }),
@@ -16,6 +17,12 @@ export const registryFlags = {
     default: 250,
     min: 0,
   }),
+  'stall-timeout': Flags.integer({
+    description: 'give up (exit 5) when a host sends no data for this many seconds, across retries',
+    env: 'SKIFF_STALL_TIMEOUT',
+    default: 60,
+    min: 1,
+  }),
 };
 
 export interface RegistryFlagValues {
@@ -24,13 +31,20 @@ export interface RegistryFlagValues {
   insecure: boolean;
   'retry-times': number;
   'retry-delay': number;
+  'stall-timeout': number;
 }
 
 export function registryClient(flags: RegistryFlagValues, connections = 8): RegistryClient {
   return new RegistryClient({
     insecure: flags.insecure,
     connections,
-    retry: { retries: flags['retry-times'], minDelayMs: flags['retry-delay'] },
+    retry: {
+      retries: flags['retry-times'],
+      minDelayMs: flags['retry-delay'],
+      stallTimeoutMs: flags['stall-timeout'] * 1000,
+    },
+    // On stderr, one line per wait: --json output on stdout stays a clean document.
+    onRetry: (notice) => process.stderr.write(`skiff: ${formatRetryNotice(notice)}\n`),
     credentials: {
       ...(flags.creds ? { explicit: parseCreds(flags.creds) } : {}),
       ...(flags.authfile ? { authFile: flags.authfile } : {}),

@@ -5,7 +5,14 @@
  */
 import { Readable } from 'node:stream';
 import type { Digest } from '../digest/index.js';
-import { NetworkError, NotFoundError, UnauthorizedError, VerificationError } from '../errors/index.js';
+import {
+  NetworkError,
+  NotFoundError,
+  SkiffError,
+  shortDigest,
+  UnauthorizedError,
+  VerificationError,
+} from '../errors/index.js';
 import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from '../manifest/index.js';
 import { type ByteRange, rangeHeaderValue } from '../transport/ranges.js';
 import { Authenticator, foreignChallengeMessage, type Scope } from './auth.js';
@@ -18,7 +25,6 @@ import {
   type HttpResponse,
   headerValue,
   isRetriableNetworkError,
-  sleep,
   statusToSkiffError,
 } from './http.js';
 import {
@@ -193,18 +199,22 @@ export class RegistryClient {
     offset: number,
     signal?: AbortSignal,
   ) {
-    const res = await this.request(
-      location.endpoint,
-      [{ repository: location.repository, actions: ['pull'] }],
-      {
-        method: 'GET',
-        path: `/v2/${location.repository}/blobs/${digest}`,
-        headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
-      },
-      signal,
-    );
-    if (res.status !== 200 && res.status !== 206) throw await failure(res, `blob ${digest}`);
-    return res;
+    try {
+      const res = await this.request(
+        location.endpoint,
+        [{ repository: location.repository, actions: ['pull'] }],
+        {
+          method: 'GET',
+          path: `/v2/${location.repository}/blobs/${digest}`,
+          headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
+        },
+        signal,
+      );
+      if (res.status !== 200 && res.status !== 206) throw await failure(res, `blob ${digest}`);
+      return res;
+    } catch (error) {
+      throw error instanceof SkiffError ? error.withContext({ digest }) : error;
+    }
   }
 
   private async *resumingBody(
@@ -215,11 +225,9 @@ export class RegistryClient {
   ) {
     let res = first;
     let delivered = 0;
-    // Consecutive failures without progress end the pull like any request's retries; the total is
-    // bounded too, so a server that always drops after a few bytes cannot keep us forever.
-    let failures = 0;
-    let resumes = 0;
-    const maxResumes = Math.max(1, this.http.retry.retries) * 4;
+    // Progress resets the consecutive failures; the total is bounded too, so a server that always
+    // drops after a few bytes cannot keep us forever.
+    const retries = this.http.retryBudget(signal, Math.max(1, this.http.retry.retries) * 4);
     for (;;) {
       const reading = res;
       // A 200 to a resume means the server restarted from byte 0: skip what was already delivered.
@@ -234,21 +242,22 @@ export class RegistryClient {
             if (piece.length === 0) continue;
           }
           delivered += piece.length;
-          failures = 0;
+          retries.progressed();
           yield piece;
         }
         return;
       } catch (error) {
-        if (!isRetriableNetworkError(error) || failures >= this.http.retry.retries || resumes >= maxResumes) {
-          throw new NetworkError(
-            `blob ${digest}: connection failed after ${delivered} bytes: ${(error as Error).message}`,
-            { digest },
-            error,
-          );
-        }
-        failures++;
-        resumes++;
-        await sleep(this.http.retry.minDelayMs * 2 ** (failures - 1), signal);
+        await retries.next(error, {
+          host: reading.url.host,
+          digest,
+          reason: `connection to ${reading.url.host} failed after ${delivered} bytes of blob ${shortDigest(digest)} (${(error as Error).message})`,
+          final: (cause) =>
+            new NetworkError(
+              `blob ${digest}: connection failed after ${delivered} bytes: ${(cause as Error).message}`,
+              { digest },
+              cause,
+            ),
+        });
         res = await this.blobResponse(location, digest, delivered, signal);
       } finally {
         // Only the body this turn was reading: `res` may already be the resumed response.
@@ -271,10 +280,12 @@ export class RegistryClient {
     signal?: AbortSignal,
   ): Promise<void> {
     let pending = [...ranges].sort((a, b) => a.start - b.start);
-    for (let failures = 0; pending.length > 0; ) {
+    const retries = this.http.retryBudget(signal);
+    while (pending.length > 0) {
       const delivered: ByteRange[] = [];
+      const answeredBy = { host: location.endpoint };
       try {
-        await this.fetchRangesOnce(location, digest, pending, onRange, delivered, signal);
+        await this.fetchRangesOnce(location, digest, pending, onRange, delivered, answeredBy, signal);
         pending = pending.filter((r) => !delivered.includes(r));
         if (pending.length > 0) {
           throw new RangesNotHonouredError(
@@ -283,27 +294,14 @@ export class RegistryClient {
           );
         }
       } catch (error) {
+        if (delivered.length > 0) retries.progressed();
         pending = pending.filter((r) => !delivered.includes(r));
-        const transient =
-          isRetriableNetworkError(error) ||
-          error instanceof PartTruncatedError ||
-          error instanceof MultipartTruncatedError;
-        if (!transient || failures >= this.http.retry.retries) {
-          if (error instanceof PartTruncatedError || error instanceof MultipartTruncatedError) {
-            throw new VerificationError(`blob ${digest}: range answer truncated (${error.message})`, {
-              digest,
-            });
-          }
-          if (transient)
-            throw new NetworkError(
-              `blob ${digest}: range request failed: ${(error as Error).message}`,
-              { digest },
-              error,
-            );
-          throw error;
-        }
-        failures++;
-        await sleep(this.http.retry.minDelayMs * 2 ** (failures - 1), signal);
+        await retries.next(error, {
+          host: answeredBy.host,
+          digest,
+          retriable: isTransientRangeFailure,
+          final: (cause) => finalRangeError(cause, digest),
+        });
       }
     }
   }
@@ -314,6 +312,7 @@ export class RegistryClient {
     ranges: ByteRange[],
     onRange: RangeConsumer,
     delivered: ByteRange[],
+    answeredBy: { host: string },
     signal?: AbortSignal,
   ): Promise<void> {
     const res = await this.request(
@@ -326,6 +325,7 @@ export class RegistryClient {
       },
       signal,
     );
+    answeredBy.host = res.url.host;
     if (res.status === 200) {
       res.body.destroy();
       throw new RangesNotHonouredError(
@@ -352,6 +352,28 @@ export class RegistryClient {
       if (!res.body.destroyed) res.body.destroy();
     }
   }
+}
+
+function isTransientRangeFailure(error: unknown): boolean {
+  return (
+    isRetriableNetworkError(error) ||
+    error instanceof PartTruncatedError ||
+    error instanceof MultipartTruncatedError
+  );
+}
+
+/** A range fetch that failed for good, as the error the pull reports. */
+function finalRangeError(error: unknown, digest: Digest): unknown {
+  if (error instanceof PartTruncatedError || error instanceof MultipartTruncatedError) {
+    return new VerificationError(`blob ${digest}: range answer truncated (${error.message})`, { digest });
+  }
+  if (isTransientRangeFailure(error))
+    return new NetworkError(
+      `blob ${digest}: range request failed: ${(error as Error).message}`,
+      { digest },
+      error,
+    );
+  return error;
 }
 
 function within(
