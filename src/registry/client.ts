@@ -9,6 +9,7 @@ import {
   NetworkError,
   NotFoundError,
   SkiffError,
+  StallError,
   shortDigest,
   UnauthorizedError,
   VerificationError,
@@ -34,6 +35,7 @@ import {
   readMultipartByteranges,
 } from './multipart.js';
 import { PartTruncatedError, type RangeConsumer, splitPart } from './range-split.js';
+import { isIdleTimeout } from './retry.js';
 
 export interface RegistryClientOptions extends HttpClientOptions {
   credentials?: CredentialOptions;
@@ -135,11 +137,12 @@ export class RegistryClient {
         `manifest ${location.repository}:${reference} is ${declared} bytes, more than the ${MAX_MANIFEST_BYTES}-byte limit`,
       );
     }
-    const bytes = await readLimited(
-      res.body,
-      MAX_MANIFEST_BYTES,
-      `manifest ${location.repository}:${reference}`,
-    );
+    const what = `manifest ${location.repository}:${reference}`;
+    const bytes = await readLimited(res.body, MAX_MANIFEST_BYTES, what).catch((error: unknown) => {
+      if (error instanceof SkiffError) throw error;
+      if (isIdleTimeout(error)) throw new StallError(res.url.host, this.http.retry.stallTimeoutMs, {}, error);
+      throw new NetworkError(`${what}: connection failed: ${(error as Error).message}`, {}, error);
+    });
     return {
       bytes,
       contentType: headerValue(res.headers, 'content-type'),

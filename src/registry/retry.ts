@@ -86,7 +86,7 @@ export function isRetriableNetworkError(error: unknown): boolean {
 }
 
 /** undici's per-read timeouts, which the HTTP client sets to the stall timeout. */
-function isIdleTimeout(error: unknown): boolean {
+export function isIdleTimeout(error: unknown): boolean {
   const code = errorCode(error);
   return code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT';
 }

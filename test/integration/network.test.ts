@@ -37,19 +37,18 @@ const pull = (args: string[] = [], env: Record<string, string> = {}) =>
   runCli(['pull', `${standin.host}/${IMAGE}`, ...args], { SKIFF_STORE: store(), ...env });
 
 /**
- * A slow loris on one blob: every GET of it (resumes included, whatever their Range) is answered
- * 200 with the blob's first `bytes` bytes, then nothing for `stallMs` (for ever if not given),
- * then a reset. After the first answer no byte is new.
+ * A slow loris on one path (`/blobs/DIGEST`, `/manifests/TAG`): every GET of it (resumes included,
+ * whatever their Range) is answered 200 with its first `bytes` bytes, then nothing for `stallMs`
+ * (for ever if not given), then a reset. After the first answer no byte is new.
  */
-function slowLoris(digest: string, options: { bytes: number; stallMs?: number }): Fault {
+function slowLoris(pathEnd: string, options: { bytes: number; stallMs?: number }): Fault {
   return (context) =>
     msw.get('*/v2/*', async ({ request }) => {
-      if (!new URL(request.url).pathname.endsWith(`/blobs/${digest}`)) return undefined;
+      if (!new URL(request.url).pathname.endsWith(pathEnd)) return undefined;
       const headers = new Headers(request.headers);
       headers.delete('range');
-      const whole = Buffer.from(
-        await (await context.next(new Request(request.url, { headers }))).arrayBuffer(),
-      );
+      const res = await context.next(new Request(request.url, { headers }));
+      const whole = Buffer.from(await res.arrayBuffer());
       let sent = false;
       const body = new ReadableStream<Uint8Array>({
         async pull(controller) {
@@ -63,9 +62,10 @@ function slowLoris(digest: string, options: { bytes: number; stallMs?: number })
           controller.error(new Error('slow loris: reset'));
         },
       });
+      const type = res.headers.get('content-type') ?? 'application/octet-stream';
       return new Response(body, {
         status: 200,
-        headers: { 'content-type': 'application/octet-stream', 'content-length': String(whole.length) },
+        headers: { 'content-type': type, 'content-length': String(whole.length) },
       });
     });
 }
@@ -76,15 +76,24 @@ const stallLine = (digest: string) =>
 describe('a host that stops sending', () => {
   it('a few bytes, then nothing: exit 5 after --stall-timeout, one line naming host, blob and image', async () => {
     const layer = layers[0]!;
-    standin.use(slowLoris(layer.digest, { bytes: 100 }));
+    standin.use(slowLoris(`/blobs/${layer.digest}`, { bytes: 100 }));
     const result = await pull(['--stall-timeout', '2']);
     expect(result.code, result.stderr).toBe(5);
     expect(result.stderr.trim().split('\n')).toEqual([stallLine(layer.digest)]);
   });
 
+  it('a manifest that stops after a few bytes: exit 5, the line names host and image', async () => {
+    standin.use(slowLoris('/manifests/latest', { bytes: 10 }));
+    const result = await pull(['--stall-timeout', '2']);
+    expect(result.code, result.stderr).toBe(5);
+    expect(result.stderr.trim().split('\n')).toEqual([
+      `skiff: no data from ${standin.host} for 2 s while fetching ${standin.host}/${IMAGE}`,
+    ]);
+  });
+
   it('stalls shorter than the timeout, each ended by a reset and a resume that brings no new byte: exit 5 (SKIFF_STALL_TIMEOUT)', async () => {
     const layer = layers[0]!;
-    standin.use(slowLoris(layer.digest, { bytes: 100, stallMs: 800 }));
+    standin.use(slowLoris(`/blobs/${layer.digest}`, { bytes: 100, stallMs: 800 }));
     const result = await pull(['--retry-times', '20'], { SKIFF_STALL_TIMEOUT: '2' });
     expect(result.code, result.stderr).toBe(5);
     const lines = result.stderr.trim().split('\n');
