@@ -229,6 +229,36 @@ async function recordingServer(answer: (req: http.IncomingMessage, res: http.Ser
   };
 }
 
+describe('a token realm on another host', () => {
+  it("gets the credentials when the registry's own challenge names it", async () => {
+    const realm = await recordingServer((req, res) => {
+      const ok = req.headers.authorization === basic(USER, PASSWORD);
+      res.writeHead(ok ? 200 : 401, { 'content-type': 'application/json' });
+      res.end(ok ? JSON.stringify({ token: TOKEN, expires_in: 300 }) : '{}');
+    });
+    try {
+      standin.use(
+        msw.all('*/v2/*', ({ request }) =>
+          request.headers.get('authorization') === `Bearer ${TOKEN}`
+            ? passthrough()
+            : new HttpResponse(null, {
+                status: 401,
+                headers: {
+                  'www-authenticate': `Bearer realm="http://${realm.host}/token",service="skiff-test"`,
+                },
+              }),
+        ),
+      );
+      const result = await pullWithCreds();
+      expect(result.code, result.stderr).toBe(0);
+      expect(realm.seen.length).toBeGreaterThan(0);
+      expect(realm.seen.every((s) => s.authorization === basic(USER, PASSWORD))).toBe(true);
+    } finally {
+      await realm.close();
+    }
+  });
+});
+
 describe('a challenge from a host the user never named', () => {
   // The registry (Bearer or Basic) redirects blob GETs to a second host, which answers 401 with a
   // Bearer challenge whose realm is on a third host. The registry's credentials belong to the

@@ -91,6 +91,50 @@ describe('a host that stops sending', () => {
     ]);
   });
 
+  it('a redirect target that stalls is the host named', async () => {
+    const layer = layers[0]!;
+    const storage = await startStandIn(registry);
+    try {
+      storage.use(slowLoris(`/blobs/${layer.digest}`, { bytes: 100 }));
+      standin.use(
+        msw.get('*/v2/*', ({ request }) => {
+          const url = new URL(request.url);
+          if (!url.pathname.endsWith(`/blobs/${layer.digest}`)) return undefined;
+          return new Response(null, {
+            status: 307,
+            headers: { location: `http://${storage.host}${url.pathname}` },
+          });
+        }),
+      );
+      const result = await pull(['--stall-timeout', '2']);
+      expect(result.code, result.stderr).toBe(5);
+      expect(result.stderr.trim().split('\n')).toEqual([
+        `skiff: no data from ${storage.host} for 2 s while fetching blob ${layer.digest.slice(0, 19)} of ${standin.host}/${IMAGE}`,
+      ]);
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it('mirror: a stalled source blob ends the image with exit 5, without copying the blob again', async () => {
+    const layer = layers[0]!;
+    standin.use(slowLoris(`/blobs/${layer.digest}`, { bytes: 100 }));
+    const result = await runCli([
+      'mirror',
+      '--stall-timeout',
+      '2',
+      `docker://${standin.host}/${IMAGE}`,
+      `oci:${path.join(work.dir, 'stalled-layout')}:x`,
+    ]);
+    expect(result.code, result.stderr).toBe(5);
+    expect(result.stderr.trim().split('\n')).toEqual([
+      expect.stringMatching(
+        new RegExp(`^skiff: failed .*: no data from ${standin.host.replace(/\./g, '\\.')} for 2 s`),
+      ),
+    ]);
+    expect(standin.blobRequests(layer.digest)).toHaveLength(1);
+  });
+
   it('stalls shorter than the timeout, each ended by a reset and a resume that brings no new byte: exit 5 (SKIFF_STALL_TIMEOUT)', async () => {
     const layer = layers[0]!;
     standin.use(slowLoris(`/blobs/${layer.digest}`, { bytes: 100, stallMs: 800 }));
