@@ -79,8 +79,8 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
       throw new UsageError('give SRC and DST, or --file LIST.yaml (not both)');
     if (flags.shard && !flags.file) throw new UsageError('--shard needs --file');
     const shard = flags.shard ? parseShard(flags.shard) : undefined;
-    const client = registryClient(flags, Math.max(8, flags.jobs * flags['blob-jobs']));
     const progress = await mirrorProgressBars(!flags.json);
+    const client = registryClient(flags, Math.max(8, flags.jobs * flags['blob-jobs']), progress.say);
     try {
       let jobs: MirrorJob[] = flags.file
         ? await expandList(await readMirrorList(flags.file), {

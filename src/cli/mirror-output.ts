@@ -3,7 +3,7 @@ import type cliProgressModule from 'cli-progress';
 import { shortDigest } from '../errors/index.js';
 import type { MirrorProgress, MirrorResult, MirrorSummary } from '../mirror/index.js';
 import { formatBytes } from '../pull/report.js';
-import { byteBars } from './progress.js';
+import { byteBars, sayOnStderr, type TerminalOutput } from './progress.js';
 
 export function printMirrorResult(result: MirrorResult): void {
   const route = `${result.source} -> ${result.destination}`;
@@ -39,13 +39,15 @@ export function printMirrorSummary(summary: MirrorSummary): void {
 }
 
 /** One bar per image in flight, counting bytes written to the destination; nothing off a TTY. */
-export async function mirrorProgressBars(enabled: boolean): Promise<MirrorProgress & { stop(): void }> {
+export async function mirrorProgressBars(enabled: boolean): Promise<MirrorProgress & TerminalOutput> {
   const multi = enabled
     ? await byteBars(' [{bar}] {value_formatted}/{total_formatted} {label}', 25)
     : undefined;
-  if (!multi) return { imageStart() {}, expect() {}, bytes() {}, imageDone() {}, stop() {} };
+  if (!multi)
+    return { imageStart() {}, expect() {}, bytes() {}, imageDone() {}, say: sayOnStderr, stop() {} };
   const bars = new Map<number, cliProgressModule.SingleBar>();
   return {
+    say: (line) => multi.log(`${line}\n`),
     imageStart(id, label) {
       bars.set(id, multi.create(1, 0, { label: label.length > 80 ? `…${label.slice(-79)}` : label }));
     },

@@ -3,6 +3,7 @@ import { Flags } from '@oclif/core';
 import { UsageError } from '../errors/index.js';
 import { RegistryClient } from '../registry/client.js';
 import { formatRetryNotice } from '../registry/retry.js';
+import { sayOnStderr } from './progress.js';
 
 export const registryFlags = {
   creds: Flags.string({ description: 'credentials USERNAME[:PASSWORD] for the registry' }),
@@ -34,7 +35,12 @@ export interface RegistryFlagValues {
   'stall-timeout': number;
 }
 
-export function registryClient(flags: RegistryFlagValues, connections = 8): RegistryClient {
+/** `say` prints a line on stderr (above the progress bars, when there are any). */
+export function registryClient(
+  flags: RegistryFlagValues,
+  connections = 8,
+  say: (line: string) => void = sayOnStderr,
+): RegistryClient {
   return new RegistryClient({
     insecure: flags.insecure,
     connections,
@@ -44,7 +50,7 @@ export function registryClient(flags: RegistryFlagValues, connections = 8): Regi
       stallTimeoutMs: flags['stall-timeout'] * 1000,
     },
     // On stderr, one line per wait: --json output on stdout stays a clean document.
-    onRetry: (notice) => process.stderr.write(`skiff: ${formatRetryNotice(notice)}\n`),
+    onRetry: (notice) => say(`skiff: ${formatRetryNotice(notice)}`),
     credentials: {
       ...(flags.creds ? { explicit: parseCreds(flags.creds) } : {}),
       ...(flags.authfile ? { authFile: flags.authfile } : {}),
