@@ -73,7 +73,6 @@ export async function uploadWithRetries(job: BlobJob, env: TransferEnv): Promise
       // The digest check's verdict wins over whatever the aborted request reported.
       const cause = verify.errored ?? error;
       await retries.next(cause, {
-        host: 'the destination',
         digest: job.digest,
         reason: `copying blob ${job.digest} failed (${cause instanceof SkiffError ? cause.oneLine() : (cause as Error).message})`,
         retriable,

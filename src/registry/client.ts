@@ -230,7 +230,11 @@ export class RegistryClient {
     let delivered = 0;
     // Progress resets the consecutive failures; the total is bounded too, so a server that always
     // drops after a few bytes cannot keep us forever.
-    const retries = this.http.retryBudget(signal, Math.max(1, this.http.retry.retries) * 4);
+    const retries = this.http.retryBudget({
+      signal,
+      maxFailures: Math.max(1, this.http.retry.retries) * 4,
+      watchesBytes: true,
+    });
     for (;;) {
       const reading = res;
       // A 200 to a resume means the server restarted from byte 0: skip what was already delivered.
@@ -283,7 +287,7 @@ export class RegistryClient {
     signal?: AbortSignal,
   ): Promise<void> {
     let pending = [...ranges].sort((a, b) => a.start - b.start);
-    const retries = this.http.retryBudget(signal);
+    const retries = this.http.retryBudget({ signal, watchesBytes: true });
     while (pending.length > 0) {
       const delivered: ByteRange[] = [];
       const answeredBy = { host: location.endpoint };

@@ -15,6 +15,7 @@ import {
 } from '../errors/index.js';
 import { isLoopbackHost } from '../reference/index.js';
 import {
+  type BudgetOptions,
   DEFAULT_RETRY,
   HttpStatusError,
   RETRIABLE_STATUS,
@@ -102,9 +103,9 @@ export class HttpClient {
     this.userAgent = options.userAgent ?? 'skiff/0.1';
   }
 
-  /** The retries of one operation (see RetryBudget); `maxFailures` bounds failures in total. */
-  retryBudget(signal?: AbortSignal, maxFailures?: number): RetryBudget {
-    return new RetryBudget(this.retry, this.options.onRetry, signal, maxFailures);
+  /** The retries of one operation, under this client's policy and retry listener. */
+  retryBudget(options: BudgetOptions = {}): RetryBudget {
+    return new RetryBudget(this.retry, this.options.onRetry, options);
   }
 
   async close(): Promise<void> {
@@ -157,7 +158,7 @@ export class HttpClient {
    */
   async send(request: HttpRequest, signal?: AbortSignal): Promise<HttpResponse> {
     const replayable = !request.body || Buffer.isBuffer(request.body);
-    const retries = this.retryBudget(signal, replayable ? undefined : 0);
+    const retries = this.retryBudget({ signal, maxFailures: replayable ? undefined : 0 });
     for (;;) {
       // The URL being talked to: a failure after a redirect is the redirect target's.
       const at = { url: request.url };

@@ -98,7 +98,7 @@ function errorCode(error: unknown): string {
 
 export interface RetryStep {
   /** The host the failed attempt talked to (after redirects), named in notices and stall errors. */
-  host: string;
+  host?: string | undefined;
   /** The blob concerned, for a stall error's context. */
   digest?: string | undefined;
   /** Overrides the notice's description of the failure. */
@@ -107,6 +107,18 @@ export interface RetryStep {
   retriable?: ((error: unknown) => boolean) | undefined;
   /** The error to throw when the failure is final (default: the failure itself). */
   final?: ((error: unknown) => unknown) | undefined;
+}
+
+export interface BudgetOptions {
+  signal?: AbortSignal | undefined;
+  /** Bounds all failures, progress or not (default: no bound beyond the consecutive ones). */
+  maxFailures?: number | undefined;
+  /**
+   * The operation receives bytes and reports them with progressed(): then failures that add up to
+   * the stall timeout without a new byte are a stall too. Off for requests (an upload sends for a
+   * long time without receiving a byte), where only undici's idle timeouts mean a stall.
+   */
+  watchesBytes?: boolean | undefined;
 }
 
 /**
@@ -118,13 +130,19 @@ export class RetryBudget {
   private failures = 0;
   private total = 0;
   private lastProgressAt = Date.now();
+  private readonly signal: AbortSignal | undefined;
+  private readonly maxFailures: number;
+  private readonly watchesBytes: boolean;
 
   constructor(
     private readonly policy: RetryPolicy,
     private readonly onRetry: RetryListener | undefined,
-    private readonly signal?: AbortSignal,
-    private readonly maxFailures = Number.POSITIVE_INFINITY,
-  ) {}
+    options: BudgetOptions = {},
+  ) {
+    this.signal = options.signal;
+    this.maxFailures = options.maxFailures ?? Number.POSITIVE_INFINITY;
+    this.watchesBytes = options.watchesBytes ?? false;
+  }
 
   /** New bytes arrived: the stall clock and the count of consecutive failures start again. */
   progressed(): void {
@@ -140,7 +158,7 @@ export class RetryBudget {
     const retriable = (step.retriable ?? isRetriableNetworkError)(error);
     if (retriable && this.stalled(error)) {
       throw new StallError(
-        step.host,
+        step.host ?? 'the server',
         this.policy.stallTimeoutMs,
         step.digest ? { digest: step.digest } : {},
         error,
@@ -167,7 +185,8 @@ export class RetryBudget {
   }
 
   private stalled(error: unknown): boolean {
-    return isIdleTimeout(error) || Date.now() - this.lastProgressAt >= this.policy.stallTimeoutMs;
+    if (isIdleTimeout(error)) return true;
+    return this.watchesBytes && Date.now() - this.lastProgressAt >= this.policy.stallTimeoutMs;
   }
 
   /** Exponential backoff with jitter; a Retry-After (capped) is a floor. */
@@ -187,7 +206,7 @@ function describeFailure(error: unknown, step: RetryStep): string {
   if (error instanceof SkiffError) return error.oneLine();
   const code = errorCode(error);
   const message = error instanceof Error ? error.message : String(error);
-  return `connection to ${step.host} failed${about}: ${code && !message.includes(code) ? `${code} ` : ''}${message}`;
+  return `connection to ${step.host ?? 'the server'} failed${about}: ${code && !message.includes(code) ? `${code} ` : ''}${message}`;
 }
 
 /** Parses Retry-After: delta-seconds or an HTTP date. */

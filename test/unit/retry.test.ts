@@ -19,7 +19,10 @@ const reset = () => Object.assign(new Error('socket hang up'), { code: 'ECONNRES
 
 function budget(overrides: Partial<RetryPolicy> = {}, maxFailures?: number) {
   const notices: RetryNotice[] = [];
-  const b = new RetryBudget({ ...policy, ...overrides }, (n) => notices.push(n), undefined, maxFailures);
+  const b = new RetryBudget({ ...policy, ...overrides }, (n) => notices.push(n), {
+    maxFailures,
+    watchesBytes: true,
+  });
   return { b, notices };
 }
 
@@ -95,6 +98,13 @@ describe('RetryBudget', () => {
     await b.next(reset(), { host: 'registry.test' });
     vi.setSystemTime(Date.now() + 1_000);
     await expect(b.next(reset(), { host: 'registry.test' })).rejects.toBeInstanceOf(StallError);
+  });
+
+  it('a request budget (no byte watching) is not a stall for time alone: a long upload that then fails is retried', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const b = new RetryBudget({ ...policy, stallTimeoutMs: 10_000 }, undefined, {});
+    vi.setSystemTime(Date.now() + 600_000);
+    await expect(b.next(reset(), { host: 'registry.test' })).resolves.toBeUndefined();
   });
 });
 
