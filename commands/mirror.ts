@@ -1,6 +1,11 @@
 import { Args, Flags } from '@oclif/core';
 import { SkiffCommand } from '../src/cli/base.js';
-import { mirrorProgressBars, printMirrorResult, printMirrorSummary } from '../src/cli/mirror-output.js';
+import {
+  mirrorProgressBars,
+  printMirrorFailure,
+  printMirrorResult,
+  printMirrorSummary,
+} from '../src/cli/mirror-output.js';
 import { registryClient, registryFlags } from '../src/cli/registry-flags.js';
 import { UsageError } from '../src/errors/index.js';
 import {
@@ -74,8 +79,8 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
       throw new UsageError('give SRC and DST, or --file LIST.yaml (not both)');
     if (flags.shard && !flags.file) throw new UsageError('--shard needs --file');
     const shard = flags.shard ? parseShard(flags.shard) : undefined;
-    const client = registryClient(flags, Math.max(8, flags.jobs * flags['blob-jobs']));
     const progress = await mirrorProgressBars(!flags.json);
+    const client = registryClient(flags, Math.max(8, flags.jobs * flags['blob-jobs']), progress.say);
     try {
       let jobs: MirrorJob[] = flags.file
         ? await expandList(await readMirrorList(flags.file), {
@@ -101,7 +106,11 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
         chunkSize: flags['chunk-size'] * 1024 * 1024,
         progress,
         shard: shard ? formatShard(shard) : undefined,
-        onResult: (result) => (flags.json ? this.printJson(resultJson(result)) : printMirrorResult(result)),
+        onResult: (result) => {
+          if (!flags.json) return printMirrorResult(result);
+          this.printJson(resultJson(result));
+          printMirrorFailure(result);
+        },
       });
       progress.stop();
       if (flags.json) this.printJson(summaryJson(summary));

@@ -51,8 +51,8 @@ Exit codes: 0 success, 1 usage, 2 not found or unauthorized, 3 convert-only viol
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Pull);
     const store = await this.openStore(flags.store);
-    const client = registryClient(flags, Math.max(8, flags.jobs * 2));
     const progress = await terminalProgress(!flags.json && !flags['dry-run']);
+    const client = registryClient(flags, Math.max(8, flags.jobs * 2), progress.say);
     try {
       const report = await pull({
         reference: args.ref,

@@ -3,15 +3,12 @@ import type cliProgressModule from 'cli-progress';
 import { shortDigest } from '../errors/index.js';
 import type { MirrorProgress, MirrorResult, MirrorSummary } from '../mirror/index.js';
 import { formatBytes } from '../pull/report.js';
-import { byteBars } from './progress.js';
+import { byteBars, sayOnStderr, type TerminalOutput } from './progress.js';
 
 export function printMirrorResult(result: MirrorResult): void {
   const route = `${result.source} -> ${result.destination}`;
   if (result.error) {
-    const { message, context } = result.error;
-    const layer =
-      context.digest && !message.includes(context.digest) ? ` (${shortDigest(context.digest)})` : '';
-    process.stderr.write(`skiff: failed ${route}: ${message.replace(/\s*\n\s*/g, '; ')}${layer}\n`);
+    printMirrorFailure(result);
     return;
   }
   const digest = result.manifestDigest ? shortDigest(result.manifestDigest) : '';
@@ -19,6 +16,17 @@ export function printMirrorResult(result: MirrorResult): void {
     ? `up to date ${route} ${digest} (no blob transferred)`
     : `mirrored ${route} ${digest} (${result.blobsCopied} blobs copied, ${result.blobsSkipped} skipped, ${result.blobsMounted} mounted, ${formatBytes(result.bytes)}, ${(result.durationMs / 1000).toFixed(1)} s)`;
   process.stdout.write(`${line}\n${result.notes.map((n) => `  note: ${n}\n`).join('')}`);
+}
+
+/** The one `skiff:` line on stderr for an image that failed (with or without --json). */
+export function printMirrorFailure(result: MirrorResult): void {
+  if (!result.error) return;
+  const { message, context } = result.error;
+  const layer =
+    context.digest && !message.includes(context.digest) ? ` (${shortDigest(context.digest)})` : '';
+  process.stderr.write(
+    `skiff: failed ${result.source} -> ${result.destination}: ${message.replace(/\s*\n\s*/g, '; ')}${layer}\n`,
+  );
 }
 
 export function printMirrorSummary(summary: MirrorSummary): void {
@@ -31,13 +39,15 @@ export function printMirrorSummary(summary: MirrorSummary): void {
 }
 
 /** One bar per image in flight, counting bytes written to the destination; nothing off a TTY. */
-export async function mirrorProgressBars(enabled: boolean): Promise<MirrorProgress & { stop(): void }> {
+export async function mirrorProgressBars(enabled: boolean): Promise<MirrorProgress & TerminalOutput> {
   const multi = enabled
     ? await byteBars(' [{bar}] {value_formatted}/{total_formatted} {label}', 25)
     : undefined;
-  if (!multi) return { imageStart() {}, expect() {}, bytes() {}, imageDone() {}, stop() {} };
+  if (!multi)
+    return { imageStart() {}, expect() {}, bytes() {}, imageDone() {}, say: sayOnStderr, stop() {} };
   const bars = new Map<number, cliProgressModule.SingleBar>();
   return {
+    say: (line) => multi.log(`${line}\n`),
     imageStart(id, label) {
       bars.set(id, multi.create(1, 0, { label: label.length > 80 ? `…${label.slice(-79)}` : label }));
     },

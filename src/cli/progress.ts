@@ -31,13 +31,25 @@ export async function byteBars(
   );
 }
 
-export async function terminalProgress(enabled: boolean): Promise<PullProgress & { stop(): void }> {
+/** Writes a line on stderr: where notices go when no progress bars are drawn. */
+export function sayOnStderr(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+/** Progress bars, and a way to print a line on stderr without tearing them. */
+export interface TerminalOutput {
+  say(line: string): void;
+  stop(): void;
+}
+
+export async function terminalProgress(enabled: boolean): Promise<PullProgress & TerminalOutput> {
   const multi = enabled
     ? await byteBars(' {digest} {method} [{bar}] {value_formatted}/{total_formatted}', 30)
     : undefined;
-  if (!multi) return { layerStart() {}, layerBytes() {}, layerDone() {}, stop() {} };
+  if (!multi) return { layerStart() {}, layerBytes() {}, layerDone() {}, say: sayOnStderr, stop() {} };
   const bars = new Map<number, cliProgressModule.SingleBar>();
   return {
+    say: (line) => multi.log(`${line}\n`),
     layerStart(index, digest, method, total) {
       const payload = { digest: shortDigest(digest), method: method.padEnd(7) };
       const existing = bars.get(index);

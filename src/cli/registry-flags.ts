@@ -2,6 +2,8 @@
 import { Flags } from '@oclif/core';
 import { UsageError } from '../errors/index.js';
 import { RegistryClient } from '../registry/client.js';
+import { formatRetryNotice } from '../registry/retry.js';
+import { sayOnStderr } from './progress.js';
 
 export const registryFlags = {
   creds: Flags.string({ description: 'credentials USERNAME[:PASSWORD] for the registry' }),
@@ -16,6 +18,12 @@ export const registryFlags = {
     default: 250,
     min: 0,
   }),
+  'stall-timeout': Flags.integer({
+    description: 'give up (exit 5) when a host sends no data for this many seconds, across retries',
+    env: 'SKIFF_STALL_TIMEOUT',
+    default: 60,
+    min: 1,
+  }),
 };
 
 export interface RegistryFlagValues {
@@ -24,13 +32,25 @@ export interface RegistryFlagValues {
   insecure: boolean;
   'retry-times': number;
   'retry-delay': number;
+  'stall-timeout': number;
 }
 
-export function registryClient(flags: RegistryFlagValues, connections = 8): RegistryClient {
+/** `say` prints a line on stderr (above the progress bars, when there are any). */
+export function registryClient(
+  flags: RegistryFlagValues,
+  connections = 8,
+  say: (line: string) => void = sayOnStderr,
+): RegistryClient {
   return new RegistryClient({
     insecure: flags.insecure,
     connections,
-    retry: { retries: flags['retry-times'], minDelayMs: flags['retry-delay'] },
+    retry: {
+      retries: flags['retry-times'],
+      minDelayMs: flags['retry-delay'],
+      stallTimeoutMs: flags['stall-timeout'] * 1000,
+    },
+    // On stderr, one line per wait: --json output on stdout stays a clean document.
+    onRetry: (notice) => say(`skiff: ${formatRetryNotice(notice)}`),
     credentials: {
       ...(flags.creds ? { explicit: parseCreds(flags.creds) } : {}),
       ...(flags.authfile ? { authFile: flags.authfile } : {}),

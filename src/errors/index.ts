@@ -107,6 +107,33 @@ export class NetworkError extends SkiffError {
   }
 }
 
+/**
+ * A host sent no new byte for the stall timeout (`--stall-timeout`), across resumes and retries:
+ * a network failure, said in words that name the host, the blob and the image.
+ */
+export class StallError extends NetworkError {
+  constructor(
+    readonly host: string,
+    readonly timeoutMs: number,
+    context: ErrorContext = {},
+    cause?: unknown,
+  ) {
+    super(`no data from ${host} for ${formatSeconds(timeoutMs)} s`, context, cause);
+  }
+
+  override oneLine(): string {
+    const { image, digest } = this.context;
+    const what = [digest && `blob ${shortDigest(digest)}`, image && (digest ? `of ${image}` : image)]
+      .filter(Boolean)
+      .join(' ');
+    return what ? `${this.message} while fetching ${what}` : this.message;
+  }
+}
+
+function formatSeconds(ms: number): string {
+  return Number.isInteger(ms / 1000) ? String(ms / 1000) : (ms / 1000).toFixed(1);
+}
+
 export class StoreBusyError extends SkiffError {
   constructor(message: string, context: ErrorContext = {}) {
     super('store-busy', ExitCode.usage, message, context);

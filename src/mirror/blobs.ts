@@ -6,10 +6,11 @@
  */
 import { pipeline, type Readable } from 'node:stream';
 import { type Digest, DigestStream } from '../digest/index.js';
-import { NetworkError, SkiffError } from '../errors/index.js';
+import { NetworkError, SkiffError, StallError } from '../errors/index.js';
 import { ByteCounter } from '../pull/progress.js';
 import type { RegistryReference } from '../reference/index.js';
-import { isRetriableNetworkError, sleep } from '../registry/http.js';
+import { isRetriableNetworkError } from '../registry/http.js';
+import type { RetryBudget } from '../registry/retry.js';
 import type { ImageDestination } from '../transport/index.js';
 
 export interface BlobJob {
@@ -23,8 +24,8 @@ export interface BlobJob {
 
 export interface TransferEnv {
   dst: ImageDestination;
-  retries: number;
-  minDelayMs: number;
+  /** The retries of one blob's transfer (the client's policy and retry notices). */
+  retryBudget(signal?: AbortSignal): RetryBudget;
   /** A transfer of this many bytes (0 if unknown) starts. */
   onStart(bytes: number): void;
   onBytes(bytes: number): void;
@@ -47,7 +48,8 @@ export async function transferBlob(job: BlobJob, env: TransferEnv): Promise<Blob
 /** Streams the blob into the destination; returns the bytes sent by the attempt that succeeded. */
 export async function uploadWithRetries(job: BlobJob, env: TransferEnv): Promise<number> {
   env.onStart(job.size ?? 0);
-  for (let attempt = 0; ; attempt++) {
+  const retries = env.retryBudget(env.signal);
+  for (;;) {
     const verify = new DigestStream({
       digest: job.digest,
       ...(job.size === undefined ? {} : { size: job.size }),
@@ -59,6 +61,7 @@ export async function uploadWithRetries(job: BlobJob, env: TransferEnv): Promise
       const raw = await job.open(env.signal);
       const counter = new ByteCounter((n) => {
         sent += n;
+        retries.progressed();
         env.onBytes(n);
       });
       body = pipeline(raw, verify, counter, () => {});
@@ -69,14 +72,19 @@ export async function uploadWithRetries(job: BlobJob, env: TransferEnv): Promise
       body?.destroy();
       // The digest check's verdict wins over whatever the aborted request reported.
       const cause = verify.errored ?? error;
-      if (!retriable(cause) || attempt >= env.retries || env.signal?.aborted)
-        throw withDigest(cause, job.digest);
-      await sleep(env.minDelayMs * 2 ** attempt, env.signal);
+      await retries.next(cause, {
+        digest: job.digest,
+        reason: `copying blob ${job.digest} failed (${cause instanceof SkiffError ? cause.oneLine() : (cause as Error).message})`,
+        retriable,
+        final: (e) => withDigest(e, job.digest),
+      });
     }
   }
 }
 
+/** A whole blob is copied again after a network failure, but not after a stall: that is final. */
 function retriable(error: unknown): boolean {
+  if (error instanceof StallError) return false;
   if (error instanceof SkiffError) return error instanceof NetworkError;
   return isRetriableNetworkError(error);
 }

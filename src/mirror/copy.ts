@@ -187,8 +187,7 @@ class ImageCopier {
     const id = options.id ?? 0;
     this.env = {
       dst,
-      retries: options.client.http.retry.retries,
-      minDelayMs: options.client.http.retry.minDelayMs,
+      retryBudget: (signal) => options.client.http.retryBudget({ signal }),
       onStart: (n) => progress.expect(id, n),
       onBytes: (n) => progress.bytes(id, n),
       signal: this.signal,

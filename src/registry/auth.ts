@@ -2,6 +2,12 @@
  * Registry authentication driven by WWW-Authenticate (SPEC §2): Bearer tokens per repository scope,
  * or Basic. Credentials are looked up lazily, only when a registry asks, and never leave this
  * module except inside an Authorization header to the host they belong to.
+ *
+ * Credentials are bound to the registry the user named: only a challenge answered by that
+ * registry's own origin is ever answered (and remembered), and a token realm receives them only
+ * because that challenge named it. A 401 from anywhere else, such as the storage host a blob GET
+ * was redirected to, is refused without contacting the realm it names (containers/image does not
+ * answer such challenges either): its realm was chosen by a host the user never named.
  */
 import { z } from 'zod';
 import { UnauthorizedError } from '../errors/index.js';
@@ -29,6 +35,17 @@ const TokenResponseSchema = z.object({
 const EXPIRY_MARGIN_MS = 10_000;
 const DEFAULT_TOKEN_LIFETIME_S = 60;
 
+/** A registry as the user named it (`host`, for credentials) and the origin its API answers on. */
+export interface RegistryOrigin {
+  host: string;
+  origin: string;
+}
+
+/** Why skiff will not answer a challenge from where a registry redirected it. */
+export function foreignChallengeMessage(registry: string, url: URL): string {
+  return `${url.host}, where registry ${registry} redirected the request, asks for credentials; skiff sends the credentials of ${registry} only to ${registry} and the token server it names`;
+}
+
 export function scopeString(scope: Scope): string {
   return `repository:${scope.repository}:${[...new Set(scope.actions)].sort().join(',')}`;
 }
@@ -46,26 +63,33 @@ export class Authenticator {
     private readonly credentialOptions: CredentialOptions = {},
   ) {}
 
-  /** The Authorization header to send proactively, once a host has challenged us before. */
-  async headerFor(host: string, scopes: Scope[]): Promise<string | undefined> {
-    const challenge = this.challenges.get(host);
+  /** The Authorization header to send proactively, once the registry has challenged us before. */
+  async headerFor(registry: RegistryOrigin, scopes: Scope[]): Promise<string | undefined> {
+    const challenge = this.challenges.get(registry.origin);
     if (!challenge) return undefined;
-    return this.authorize(host, scopes, challenge);
+    return this.authorize(registry.host, scopes, challenge);
   }
 
-  /** Handles a 401: remembers the challenge and returns the header to retry with. */
+  /**
+   * Handles a 401 answered by `answeredBy` (the URL after redirects): remembers the challenge and
+   * returns the header to retry with, if the registry itself sent it; refuses (exit 2) otherwise.
+   */
   async answerChallenge(
-    host: string,
+    registry: RegistryOrigin,
     scopes: Scope[],
+    answeredBy: URL,
     wwwAuthenticate: string | string[] | undefined,
   ): Promise<string> {
+    if (answeredBy.origin !== registry.origin)
+      throw new UnauthorizedError(foreignChallengeMessage(registry.host, answeredBy));
+    const host = registry.host;
     const challenges = parseWwwAuthenticate(wwwAuthenticate);
     const challenge =
       challenges.find((c) => c.scheme === 'bearer') ?? challenges.find((c) => c.scheme === 'basic');
     if (!challenge)
       throw new UnauthorizedError(`registry ${host} refused access without an authentication challenge`);
-    const previous = this.challenges.get(host);
-    this.challenges.set(host, challenge);
+    const previous = this.challenges.get(registry.origin);
+    this.challenges.set(registry.origin, challenge);
     // A 401 with a token in hand means the token no longer works: forget it and get a new one.
     if (previous) this.tokens.delete(tokenKey(host, scopes));
     return this.authorize(host, scopes, challenge);
@@ -110,6 +134,7 @@ export class Authenticator {
         url,
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
         body: Buffer.from(form.toString()),
+        credentialBody: true,
       });
     } else {
       if (service) url.searchParams.set('service', service);

@@ -5,10 +5,18 @@
  */
 import { Readable } from 'node:stream';
 import type { Digest } from '../digest/index.js';
-import { NetworkError, NotFoundError, UnauthorizedError, VerificationError } from '../errors/index.js';
+import {
+  NetworkError,
+  NotFoundError,
+  SkiffError,
+  StallError,
+  shortDigest,
+  UnauthorizedError,
+  VerificationError,
+} from '../errors/index.js';
 import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from '../manifest/index.js';
 import { type ByteRange, rangeHeaderValue } from '../transport/ranges.js';
-import { Authenticator, type Scope } from './auth.js';
+import { Authenticator, foreignChallengeMessage, type Scope } from './auth.js';
 import type { CredentialOptions } from './credentials.js';
 import {
   errorDetail,
@@ -18,7 +26,6 @@ import {
   type HttpResponse,
   headerValue,
   isRetriableNetworkError,
-  sleep,
   statusToSkiffError,
 } from './http.js';
 import {
@@ -28,6 +35,7 @@ import {
   readMultipartByteranges,
 } from './multipart.js';
 import { PartTruncatedError, type RangeConsumer, splitPart } from './range-split.js';
+import { isIdleTimeout } from './retry.js';
 
 export interface RegistryClientOptions extends HttpClientOptions {
   credentials?: CredentialOptions;
@@ -79,23 +87,28 @@ export class RegistryClient {
     request: Omit<HttpRequest, 'url'> & { path: string },
     signal?: AbortSignal,
   ): Promise<HttpResponse> {
-    const url = new URL(request.path, await this.http.baseUrl(endpoint));
+    const base = await this.http.baseUrl(endpoint);
+    const registry = { host: endpoint, origin: base.origin };
+    const url = new URL(request.path, base);
     const withAuth = (authorization: string | undefined): HttpRequest => ({
       method: request.method,
       url,
       headers: { ...request.headers, ...(authorization ? { authorization } : {}) },
       body: request.body ?? null,
     });
-    const first = await this.http.send(withAuth(await this.auth.headerFor(endpoint, scopes)), signal);
+    const first = await this.http.send(withAuth(await this.auth.headerFor(registry, scopes)), signal);
     if (first.status !== 401) return first;
     const challenge = first.headers['www-authenticate'];
     await first.body.dump();
-    const authorization = await this.auth.answerChallenge(endpoint, scopes, challenge);
+    // The 401 may come from where the registry redirected us: answerChallenge refuses that.
+    const authorization = await this.auth.answerChallenge(registry, scopes, first.url, challenge);
     const second = await this.http.send(withAuth(authorization), signal);
     if (second.status === 401) {
       const detail = await errorDetail(second);
       throw new UnauthorizedError(
-        `registry ${endpoint} refused the credentials for ${scopes[0]?.repository ?? '/v2/'}${detail ? `: ${detail}` : ''}`,
+        second.url.origin === registry.origin
+          ? `registry ${endpoint} refused the credentials for ${scopes[0]?.repository ?? '/v2/'}${detail ? `: ${detail}` : ''}`
+          : foreignChallengeMessage(registry.host, second.url),
       );
     }
     return second;
@@ -124,11 +137,12 @@ export class RegistryClient {
         `manifest ${location.repository}:${reference} is ${declared} bytes, more than the ${MAX_MANIFEST_BYTES}-byte limit`,
       );
     }
-    const bytes = await readLimited(
-      res.body,
-      MAX_MANIFEST_BYTES,
-      `manifest ${location.repository}:${reference}`,
-    );
+    const what = `manifest ${location.repository}:${reference}`;
+    const bytes = await readLimited(res.body, MAX_MANIFEST_BYTES, what).catch((error: unknown) => {
+      if (error instanceof SkiffError) throw error;
+      if (isIdleTimeout(error)) throw new StallError(res.url.host, this.http.retry.stallTimeoutMs, {}, error);
+      throw new NetworkError(`${what}: connection failed: ${(error as Error).message}`, {}, error);
+    });
     return {
       bytes,
       contentType: headerValue(res.headers, 'content-type'),
@@ -188,18 +202,22 @@ export class RegistryClient {
     offset: number,
     signal?: AbortSignal,
   ) {
-    const res = await this.request(
-      location.endpoint,
-      [{ repository: location.repository, actions: ['pull'] }],
-      {
-        method: 'GET',
-        path: `/v2/${location.repository}/blobs/${digest}`,
-        headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
-      },
-      signal,
-    );
-    if (res.status !== 200 && res.status !== 206) throw await failure(res, `blob ${digest}`);
-    return res;
+    try {
+      const res = await this.request(
+        location.endpoint,
+        [{ repository: location.repository, actions: ['pull'] }],
+        {
+          method: 'GET',
+          path: `/v2/${location.repository}/blobs/${digest}`,
+          headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
+        },
+        signal,
+      );
+      if (res.status !== 200 && res.status !== 206) throw await failure(res, `blob ${digest}`);
+      return res;
+    } catch (error) {
+      throw error instanceof SkiffError ? error.withContext({ digest }) : error;
+    }
   }
 
   private async *resumingBody(
@@ -210,11 +228,13 @@ export class RegistryClient {
   ) {
     let res = first;
     let delivered = 0;
-    // Consecutive failures without progress end the pull like any request's retries; the total is
-    // bounded too, so a server that always drops after a few bytes cannot keep us forever.
-    let failures = 0;
-    let resumes = 0;
-    const maxResumes = Math.max(1, this.http.retry.retries) * 4;
+    // Progress resets the consecutive failures; the total is bounded too, so a server that always
+    // drops after a few bytes cannot keep us forever.
+    const retries = this.http.retryBudget({
+      signal,
+      maxFailures: Math.max(1, this.http.retry.retries) * 4,
+      watchesBytes: true,
+    });
     for (;;) {
       const reading = res;
       // A 200 to a resume means the server restarted from byte 0: skip what was already delivered.
@@ -229,21 +249,22 @@ export class RegistryClient {
             if (piece.length === 0) continue;
           }
           delivered += piece.length;
-          failures = 0;
+          retries.progressed();
           yield piece;
         }
         return;
       } catch (error) {
-        if (!isRetriableNetworkError(error) || failures >= this.http.retry.retries || resumes >= maxResumes) {
-          throw new NetworkError(
-            `blob ${digest}: connection failed after ${delivered} bytes: ${(error as Error).message}`,
-            { digest },
-            error,
-          );
-        }
-        failures++;
-        resumes++;
-        await sleep(this.http.retry.minDelayMs * 2 ** (failures - 1), signal);
+        await retries.next(error, {
+          host: reading.url.host,
+          digest,
+          reason: `connection to ${reading.url.host} failed after ${delivered} bytes of blob ${shortDigest(digest)} (${(error as Error).message})`,
+          final: (cause) =>
+            new NetworkError(
+              `blob ${digest}: connection failed after ${delivered} bytes: ${(cause as Error).message}`,
+              { digest },
+              cause,
+            ),
+        });
         res = await this.blobResponse(location, digest, delivered, signal);
       } finally {
         // Only the body this turn was reading: `res` may already be the resumed response.
@@ -266,10 +287,12 @@ export class RegistryClient {
     signal?: AbortSignal,
   ): Promise<void> {
     let pending = [...ranges].sort((a, b) => a.start - b.start);
-    for (let failures = 0; pending.length > 0; ) {
+    const retries = this.http.retryBudget({ signal, watchesBytes: true });
+    while (pending.length > 0) {
       const delivered: ByteRange[] = [];
+      const answeredBy = { host: location.endpoint };
       try {
-        await this.fetchRangesOnce(location, digest, pending, onRange, delivered, signal);
+        await this.fetchRangesOnce(location, digest, pending, onRange, delivered, answeredBy, signal);
         const asked = pending;
         pending = pending.filter((r) => !delivered.includes(r));
         // One range asked for and a 206 without it: not a server that refuses several ranges (the
@@ -287,27 +310,14 @@ export class RegistryClient {
           );
         }
       } catch (error) {
+        if (delivered.length > 0) retries.progressed();
         pending = pending.filter((r) => !delivered.includes(r));
-        const transient =
-          isRetriableNetworkError(error) ||
-          error instanceof PartTruncatedError ||
-          error instanceof MultipartTruncatedError;
-        if (!transient || failures >= this.http.retry.retries) {
-          if (error instanceof PartTruncatedError || error instanceof MultipartTruncatedError) {
-            throw new VerificationError(`blob ${digest}: range answer truncated (${error.message})`, {
-              digest,
-            });
-          }
-          if (transient)
-            throw new NetworkError(
-              `blob ${digest}: range request failed: ${(error as Error).message}`,
-              { digest },
-              error,
-            );
-          throw error;
-        }
-        failures++;
-        await sleep(this.http.retry.minDelayMs * 2 ** (failures - 1), signal);
+        await retries.next(error, {
+          host: answeredBy.host,
+          digest,
+          retriable: isTransientRangeFailure,
+          final: (cause) => finalRangeError(cause, digest),
+        });
       }
     }
   }
@@ -318,6 +328,7 @@ export class RegistryClient {
     ranges: ByteRange[],
     onRange: RangeConsumer,
     delivered: ByteRange[],
+    answeredBy: { host: string },
     signal?: AbortSignal,
   ): Promise<void> {
     const res = await this.request(
@@ -330,6 +341,7 @@ export class RegistryClient {
       },
       signal,
     );
+    answeredBy.host = res.url.host;
     if (res.status === 200) {
       res.body.destroy();
       throw new RangesNotHonouredError(
@@ -356,6 +368,28 @@ export class RegistryClient {
       if (!res.body.destroyed) res.body.destroy();
     }
   }
+}
+
+function isTransientRangeFailure(error: unknown): boolean {
+  return (
+    isRetriableNetworkError(error) ||
+    error instanceof PartTruncatedError ||
+    error instanceof MultipartTruncatedError
+  );
+}
+
+/** A range fetch that failed for good, as the error the pull reports. */
+function finalRangeError(error: unknown, digest: Digest): unknown {
+  if (error instanceof PartTruncatedError || error instanceof MultipartTruncatedError) {
+    return new VerificationError(`blob ${digest}: range answer truncated (${error.message})`, { digest });
+  }
+  if (isTransientRangeFailure(error))
+    return new NetworkError(
+      `blob ${digest}: range request failed: ${(error as Error).message}`,
+      { digest },
+      error,
+    );
+  return error;
 }
 
 function within(

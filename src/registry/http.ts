@@ -1,11 +1,10 @@
 /**
  * The HTTP core every registry operation goes through: scheme choice (loopback and insecure hosts
  * may use plain HTTP), redirects (Authorization never crosses to another host), retries with
- * backoff that honour Retry-After, and mapping of final failures to skiff's exit codes.
+ * backoff that honour Retry-After (retry.ts), and mapping of final failures to skiff's exit codes.
  */
 import { createRequire } from 'node:module';
 import type { Readable } from 'node:stream';
-import pRetry, { AbortError } from 'p-retry';
 import type { Dispatcher, Agent as UndiciAgent } from 'undici';
 import {
   NetworkError,
@@ -15,6 +14,25 @@ import {
   VerificationError,
 } from '../errors/index.js';
 import { isLoopbackHost } from '../reference/index.js';
+import {
+  type BudgetOptions,
+  DEFAULT_RETRY,
+  HttpStatusError,
+  RETRIABLE_STATUS,
+  RetryBudget,
+  type RetryListener,
+  type RetryPolicy,
+  retryAfterMs,
+} from './retry.js';
+
+export {
+  DEFAULT_RETRY,
+  HttpStatusError,
+  isRetriableNetworkError,
+  type RetryPolicy,
+  retryAfterMs,
+  sleep,
+} from './retry.js';
 
 /**
  * undici's Agent and request API, required from their own modules: the package index also loads
@@ -37,6 +55,8 @@ export interface HttpRequest {
   headers?: Record<string, string>;
   /** Buffers can be re-sent on retry; a stream cannot, so a request with one is tried once. */
   body?: Buffer | Readable | null;
+  /** The body carries a credential (a refresh token): a redirect to another origin is refused. */
+  credentialBody?: boolean;
 }
 
 export interface HttpResponse {
@@ -46,42 +66,13 @@ export interface HttpResponse {
   url: URL;
 }
 
-export interface RetryPolicy {
-  /** Retries after the first attempt (skopeo's --retry-times). */
-  retries: number;
-  /** First backoff delay; doubles each time, with jitter. */
-  minDelayMs: number;
-  maxDelayMs: number;
-  /** Retry-After values above this are capped, so a hostile server cannot park us for hours. */
-  maxRetryAfterMs: number;
-}
-
-export const DEFAULT_RETRY: RetryPolicy = {
-  retries: 4,
-  minDelayMs: 250,
-  maxDelayMs: 10_000,
-  maxRetryAfterMs: 60_000,
-};
-
-/** Statuses worth retrying: the server or a proxy may recover. Other 4xx mean "no" and are final. */
-const RETRIABLE_STATUS = new Set([408, 425, 429, 500, 502, 503, 504]);
 const MAX_REDIRECTS = 5;
-
-/** An HTTP status that will not get better by retrying, or a retriable one after the last retry. */
-export class HttpStatusError extends Error {
-  constructor(
-    readonly status: number,
-    readonly url: URL,
-    readonly detail: string,
-    readonly retryAfterMs?: number,
-  ) {
-    super(`HTTP ${status} from ${url.host}${detail ? `: ${detail}` : ''}`);
-  }
-}
 
 export interface HttpClientOptions {
   insecure?: boolean;
   retry?: Partial<RetryPolicy>;
+  /** Told about every wait before a retry (the CLI prints it on stderr). */
+  onRetry?: RetryListener;
   /** Connections per origin; layers, ranges and uploads share them. */
   connections?: number;
   userAgent?: string;
@@ -98,9 +89,11 @@ export class HttpClient {
   constructor(private readonly options: HttpClientOptions = {}) {
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
     const connections = options.connections ?? 8;
+    // A read that waits the stall timeout for a byte (headers or body) fails; RetryBudget makes
+    // that final. Writing a request body refreshes undici's headers timer, so uploads are not cut.
     const settings = {
-      headersTimeout: 60_000,
-      bodyTimeout: 60_000,
+      headersTimeout: this.retry.stallTimeoutMs,
+      bodyTimeout: this.retry.stallTimeoutMs,
       connectTimeout: 15_000,
       keepAliveTimeout: 10_000,
       // undici 8 speaks HTTP/2 to TLS servers that offer it. Range requests, multipart answers and
@@ -111,6 +104,11 @@ export class HttpClient {
     this.lenientTls =
       options.dispatcher ?? new Agent({ connections, ...settings, connect: { rejectUnauthorized: false } });
     this.userAgent = options.userAgent ?? 'skiff/0.1';
+  }
+
+  /** The retries of one operation, under this client's policy and retry listener. */
+  retryBudget(options: BudgetOptions = {}): RetryBudget {
+    return new RetryBudget(this.retry, this.options.onRetry, options);
   }
 
   async close(): Promise<void> {
@@ -163,37 +161,28 @@ export class HttpClient {
    */
   async send(request: HttpRequest, signal?: AbortSignal): Promise<HttpResponse> {
     const replayable = !request.body || Buffer.isBuffer(request.body);
-    return pRetry(
-      async () => {
-        const res = await this.sendFollowingRedirects(request, signal);
+    const retries = this.retryBudget({ signal, maxFailures: replayable ? undefined : 0 });
+    for (;;) {
+      // The URL being talked to: a failure after a redirect is the redirect target's.
+      const at = { url: request.url };
+      try {
+        const res = await this.sendFollowingRedirects(request, at, signal);
         if (RETRIABLE_STATUS.has(res.status)) {
           const detail = await errorDetail(res);
           throw new HttpStatusError(res.status, res.url, detail, retryAfterMs(res.headers['retry-after']));
         }
         return res;
-      },
-      {
-        retries: replayable ? this.retry.retries : 0,
-        minTimeout: this.retry.minDelayMs,
-        maxTimeout: this.retry.maxDelayMs,
-        factor: 2,
-        randomize: true,
-        ...(signal ? { signal } : {}),
-        shouldRetry: ({ error }) => isRetriable(error),
-        onFailedAttempt: async ({ error, retriesLeft }) => {
-          // Retry-After is a floor for the next delay; p-retry's own backoff follows it.
-          const wait = error instanceof HttpStatusError ? error.retryAfterMs : undefined;
-          if (wait !== undefined && retriesLeft > 0 && isRetriable(error)) {
-            await sleep(Math.min(wait, this.retry.maxRetryAfterMs), signal);
-          }
-        },
-      },
-    ).catch((error: unknown) => {
-      throw toSkiffError(error);
-    });
+      } catch (error) {
+        await retries.next(error, { host: at.url.host, final: toSkiffError });
+      }
+    }
   }
 
-  private async sendFollowingRedirects(request: HttpRequest, signal?: AbortSignal): Promise<HttpResponse> {
+  private async sendFollowingRedirects(
+    request: HttpRequest,
+    at: { url: URL },
+    signal?: AbortSignal,
+  ): Promise<HttpResponse> {
     let url = request.url;
     let method = request.method;
     let headers: Record<string, string> = { 'user-agent': this.userAgent, ...request.headers };
@@ -214,6 +203,11 @@ export class HttpClient {
       await res.body.dump();
       if (hop >= MAX_REDIRECTS) throw new NetworkError(`too many redirects from ${request.url.host}`);
       const next = new URL(location, url);
+      if (next.origin !== url.origin && request.credentialBody && body) {
+        throw new UnauthorizedError(
+          `${url.host} redirected a request carrying credentials to ${next.host}; skiff does not follow it`,
+        );
+      }
       if (next.origin !== url.origin) {
         // Credentials for one host must never reach another (SPEC §2).
         headers = Object.fromEntries(
@@ -228,43 +222,9 @@ export class HttpClient {
         method = method === 'HEAD' ? 'HEAD' : 'GET';
       }
       url = next;
+      at.url = url;
     }
   }
-}
-
-function isRetriable(error: unknown): boolean {
-  if (error instanceof AbortError) return false;
-  if (error instanceof HttpStatusError) return RETRIABLE_STATUS.has(error.status);
-  if (error instanceof SkiffError) return false;
-  const code = (error as { code?: string } | undefined)?.code ?? '';
-  if (code === 'UND_ERR_ABORTED' || (error as Error | undefined)?.name === 'AbortError') return false;
-  return (
-    code.startsWith('UND_ERR_') ||
-    [
-      'ECONNRESET',
-      'ECONNREFUSED',
-      'EPIPE',
-      'ETIMEDOUT',
-      'EAI_AGAIN',
-      'ENOTFOUND',
-      'EHOSTUNREACH',
-      'ENETUNREACH',
-    ].includes(code) ||
-    error instanceof TypeError
-  );
-}
-
-export function isRetriableNetworkError(error: unknown): boolean {
-  return isRetriable(error);
-}
-
-/** Parses Retry-After: delta-seconds or an HTTP date. */
-export function retryAfterMs(value: string | string[] | undefined): number | undefined {
-  const text = Array.isArray(value) ? value[0] : value;
-  if (!text) return undefined;
-  if (/^\d+$/.test(text.trim())) return Number(text.trim()) * 1000;
-  const date = Date.parse(text);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
 }
 
 /** The distribution API's error JSON, condensed to one line (never includes request headers). */
@@ -289,7 +249,6 @@ export async function errorDetail(res: HttpResponse): Promise<string> {
 export function toSkiffError(error: unknown): SkiffError {
   if (error instanceof SkiffError) return error;
   if (error instanceof HttpStatusError) return statusToSkiffError(error.status, error.message);
-  if (error instanceof AbortError) return toSkiffError(error.originalError);
   return networkError('network failure', error);
 }
 
@@ -311,21 +270,6 @@ function networkError(what: string, cause: unknown): NetworkError {
       : String(cause);
   const code = (cause as { code?: string } | undefined)?.code;
   return new NetworkError(`${what}: ${code && !detail.includes(code) ? `${code} ` : ''}${detail}`, {}, cause);
-}
-
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(timer);
-        reject(signal.reason);
-      },
-      { once: true },
-    );
-  });
 }
 
 export function headerValue(headers: HttpResponse['headers'], name: string): string | undefined {

@@ -45,8 +45,11 @@ function basic(user: string, password: string): string {
   return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 }
 
-/** A registry requiring Bearer tokens from its token server, which wants Basic credentials. */
-function bearerRegistry() {
+/**
+ * A registry requiring Bearer tokens from its token server, which wants Basic credentials; blob
+ * GETs are redirected to `blobHost` (the storage server by default).
+ */
+function bearerRegistry(blobHost = storage.host) {
   standin.use(
     msw.get('*/token', ({ request }) => {
       const url = new URL(request.url);
@@ -71,7 +74,29 @@ function bearerRegistry() {
       if (request.method === 'GET' && /\/blobs\/sha256:/.test(url.pathname)) {
         return new HttpResponse(null, {
           status: 307,
-          headers: { location: `http://${storage.host}${url.pathname}` },
+          headers: { location: `http://${blobHost}${url.pathname}` },
+        });
+      }
+      return passthrough();
+    }),
+  );
+}
+
+/** The same with Basic auth on the registry itself. */
+function basicRegistry(blobHost: string) {
+  standin.use(
+    msw.all('*/v2/*', ({ request }) => {
+      if (request.headers.get('authorization') !== basic(USER, PASSWORD)) {
+        return new HttpResponse(null, {
+          status: 401,
+          headers: { 'www-authenticate': 'Basic realm="skiff-test"' },
+        });
+      }
+      const url = new URL(request.url);
+      if (request.method === 'GET' && /\/blobs\/sha256:/.test(url.pathname)) {
+        return new HttpResponse(null, {
+          status: 307,
+          headers: { location: `http://${blobHost}${url.pathname}` },
         });
       }
       return passthrough();
@@ -187,4 +212,88 @@ describe('Basic auth', () => {
     });
     expect(refused.code).toBe(2);
   });
+});
+
+/** A loopback server that records the Authorization header of every request and answers with `answer`. */
+async function recordingServer(answer: (req: http.IncomingMessage, res: http.ServerResponse) => void) {
+  const seen: Array<{ path: string; authorization: string | undefined }> = [];
+  const server = http.createServer((req, res) => {
+    seen.push({ path: req.url ?? '', authorization: req.headers.authorization });
+    answer(req, res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    host: `127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    seen,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+describe('a token realm on another host', () => {
+  it("gets the credentials when the registry's own challenge names it", async () => {
+    const realm = await recordingServer((req, res) => {
+      const ok = req.headers.authorization === basic(USER, PASSWORD);
+      res.writeHead(ok ? 200 : 401, { 'content-type': 'application/json' });
+      res.end(ok ? JSON.stringify({ token: TOKEN, expires_in: 300 }) : '{}');
+    });
+    try {
+      standin.use(
+        msw.all('*/v2/*', ({ request }) =>
+          request.headers.get('authorization') === `Bearer ${TOKEN}`
+            ? passthrough()
+            : new HttpResponse(null, {
+                status: 401,
+                headers: {
+                  'www-authenticate': `Bearer realm="http://${realm.host}/token",service="skiff-test"`,
+                },
+              }),
+        ),
+      );
+      const result = await pullWithCreds();
+      expect(result.code, result.stderr).toBe(0);
+      expect(realm.seen.length).toBeGreaterThan(0);
+      expect(realm.seen.every((s) => s.authorization === basic(USER, PASSWORD))).toBe(true);
+    } finally {
+      await realm.close();
+    }
+  });
+});
+
+describe('a challenge from a host the user never named', () => {
+  // The registry (Bearer or Basic) redirects blob GETs to a second host, which answers 401 with a
+  // Bearer challenge whose realm is on a third host. The registry's credentials belong to the
+  // registry and its own token server: neither the second host nor the third may see them, and the
+  // second's challenge must not be taken for the registry's.
+  for (const scheme of ['Bearer', 'Basic'] as const) {
+    it(`${scheme} registry: the redirect target's token realm never sees an Authorization header; exit 2`, async () => {
+      const realm = await recordingServer((_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ token: 'token-of-the-third-host', expires_in: 300 }));
+      });
+      const target = await recordingServer((_req, res) => {
+        res.writeHead(401, {
+          'www-authenticate': `Bearer realm="http://${realm.host}/token",service="elsewhere"`,
+          'content-type': 'application/json',
+        });
+        res.end('{"errors":[{"code":"UNAUTHORIZED"}]}');
+      });
+      try {
+        if (scheme === 'Bearer') bearerRegistry(target.host);
+        else basicRegistry(target.host);
+        const result = await pullWithCreds();
+        expect(realm.seen.filter((s) => s.authorization !== undefined)).toEqual([]);
+        expect(target.seen.length).toBeGreaterThan(0);
+        expect(target.seen.filter((s) => s.authorization !== undefined)).toEqual([]);
+        expect(result.code, result.stderr).toBe(2);
+        expect(result.stderr.trim().split('\n')).toHaveLength(1);
+        expect(result.stderr).toContain(`${target.host}, where registry ${standin.host} redirected`);
+        noSecrets(result.stderr);
+        // The registry's own token server was asked with the credentials, as usual.
+        if (scheme === 'Bearer') expect(tokenRequests.length).toBeGreaterThan(0);
+      } finally {
+        await realm.close();
+        await target.close();
+      }
+    });
+  }
 });
