@@ -11,7 +11,7 @@ import { PassThrough, pipeline, Readable, Transform, type TransformCallback } fr
 import { pipeline as pipelineAsync } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { type Digest, DigestStream, Hasher } from '../digest/index.js';
-import { SkiffError, VerificationError } from '../errors/index.js';
+import { SkiffError, VerificationError, writeRefusedErrno } from '../errors/index.js';
 import { decompressor } from '../formats/compression.js';
 import { writeZstdChunked } from '../formats/zstd-chunked-writer.js';
 import { zstd } from '../formats/zstd-native.js';
@@ -63,9 +63,14 @@ function verifiedStream(raw: Readable, blob: LayerSourceBlob): Readable {
 /** Errors raised by a decompressor: bad compressed data, which is a verification failure. */
 const decompressionErrors = new WeakSet<object>();
 
-/** Records the decompressor's errors (the listener runs before pipeline passes them downstream). */
+/**
+ * Records the decompressor's errors (the listener runs before pipeline passes them downstream).
+ * A refused write downstream (a full disk) is destroyed into it too, and is no decompression error.
+ */
 function watched(decompress: Transform | undefined): Transform | undefined {
-  decompress?.once('error', (error) => decompressionErrors.add(error));
+  decompress?.once('error', (error) => {
+    if (!writeRefusedErrno(error)) decompressionErrors.add(error);
+  });
   return decompress;
 }
 

@@ -15,6 +15,7 @@ import type { RegistryClient } from '../registry/client.js';
 import type { StagedLayer } from '../store/ingest.js';
 import type { ImageRecord, ManifestRecord } from '../store/records.js';
 import type { Store, StoreSession } from '../store/store.js';
+import { storeWriteFailure } from '../store/write-failure.js';
 import {
   decideLayer,
   type ImageFacts,
@@ -58,7 +59,7 @@ export async function pull(options: PullOptions): Promise<PullReport> {
   try {
     return await pullFrom(source, reference, options, started);
   } catch (error) {
-    throw asSkiffError(error, context);
+    throw asSkiffError(storeWriteFailure(error, options.store.root) ?? error, context);
   } finally {
     await source.close();
   }
@@ -209,7 +210,7 @@ async function runLayer(
     } catch (error) {
       if (!(error instanceof RuntimeFactError)) {
         env.progress.layerDone(g.layer.index, false);
-        throw error;
+        throw storeWriteFailure(error, env.session.store.root, { digest: g.layer.digest }) ?? error;
       }
       g.facts.runtime = { ...g.facts.runtime, ...error.fact };
       const next = decideLayer(image, g.facts);

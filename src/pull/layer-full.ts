@@ -4,7 +4,7 @@
  */
 import type { Transform } from 'node:stream';
 import { DigestStream } from '../digest/index.js';
-import { SkiffError, VerificationError } from '../errors/index.js';
+import { SkiffError, VerificationError, writeRefusedErrno } from '../errors/index.js';
 import { decompressor } from '../formats/compression.js';
 import { isRetriableNetworkError } from '../registry/http.js';
 import { ingestLayer, type StagedLayer } from '../store/ingest.js';
@@ -74,11 +74,13 @@ function withLayer(error: unknown, ctx: LayerContext, decompress: Transform | un
   // Bytes that do not decompress are the publisher's fault, not the network's: a verification
   // failure. pipeline() destroys every stage with the first error, so a network error reaches the
   // decompressor too; only an error of its own (never a SkiffError) is relabelled.
+  // A refused write (a full disk) reaches the decompressor the same way.
   if (
     decompress &&
     decompress.errored === error &&
     !(error instanceof SkiffError) &&
-    !isRetriableNetworkError(error)
+    !isRetriableNetworkError(error) &&
+    !writeRefusedErrno(error)
   ) {
     return new VerificationError(
       `layer ${digest} does not decompress as ${ctx.format.compression}: ${(error as Error).message}`,
