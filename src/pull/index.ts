@@ -7,6 +7,7 @@
 import pLimit from 'p-limit';
 import { type Digest, sha256 } from '../digest/index.js';
 import { asSkiffError, ConvertOnlyError, shortDigest, VerificationError } from '../errors/index.js';
+import { DEFAULT_MAX_LAYER_SIZE } from '../formats/compression.js';
 import type { DecryptionKey } from '../formats/encryption/keys.js';
 import { formatPlatform, hostPlatform, parsePlatform } from '../manifest/index.js';
 import { schema1ToOciConfig } from '../manifest/schema1.js';
@@ -28,7 +29,7 @@ import {
 import { type ImageSource, openSource } from '../transport/index.js';
 import type { LayerContext } from './context.js';
 import { type GatheredLayer, gatherLayerFacts } from './facts.js';
-import { pullFull } from './layer-full.js';
+import { pullFull, tarSizeBound } from './layer-full.js';
 import { chunkRefs, pullPartial, RuntimeFactError, tocDigestsByPath } from './partial.js';
 import { type PullProgress, SILENT_PROGRESS } from './progress.js';
 import type { LayerReport, PullReport } from './report.js';
@@ -49,6 +50,8 @@ export interface PullOptions {
   decryptionKeys?: DecryptionKey[];
   progress?: PullProgress;
   signal?: AbortSignal;
+  /** Bytes a layer's tar may have where nothing verified says (DEFAULT_MAX_LAYER_SIZE). */
+  maxLayerSize?: number;
 }
 
 export async function pull(options: PullOptions): Promise<PullReport> {
@@ -112,6 +115,7 @@ async function pullFrom(
       jobs: options.jobs ?? 3,
       signal,
       abort,
+      maxLayerSize: options.maxLayerSize ?? DEFAULT_MAX_LAYER_SIZE,
     });
     const configDigest = await commitAll(session, reference, resolved, gathered, outcomes);
     return buildReport({ ...base, decisions: outcomes.map((o) => o.decision), outcomes, configDigest });
@@ -129,6 +133,7 @@ interface ExecutionEnv {
   jobs: number;
   signal: AbortSignal;
   abort: AbortController;
+  maxLayerSize: number;
 }
 
 interface LayerOutcome {
@@ -186,6 +191,7 @@ async function runLayer(
       env.progress.layerBytes(g.layer.index, n);
     },
     signal: env.signal,
+    tarSizeBound: () => tarSizeBound(g.chunked, g.facts.runtime, env.maxLayerSize),
     ...(g.chunked
       ? {
           fullPullHints: {

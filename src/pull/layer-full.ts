@@ -5,9 +5,11 @@
 import type { Transform } from 'node:stream';
 import { DigestStream } from '../digest/index.js';
 import { SkiffError, VerificationError, writeRefusedErrno } from '../errors/index.js';
-import { decompressor } from '../formats/compression.js';
+import { decompressor, type TarSizeBound, TarSizeCap } from '../formats/compression.js';
+import { type ChunkedMetadata, tarSplitTarSize } from '../formats/zstd-chunked.js';
 import { isRetriableNetworkError } from '../registry/http.js';
 import { ingestLayer, type StagedLayer } from '../store/ingest.js';
+import type { RuntimeFacts } from '../strategy/index.js';
 import { pipeChain } from '../util/streams.js';
 import type { LayerContext } from './context.js';
 import { ByteCounter } from './progress.js';
@@ -29,6 +31,7 @@ export async function pullFull(ctx: LayerContext): Promise<StagedLayer> {
     const stages: [typeof blob, ...Transform[]] = [blob, counter, verify];
     if (decrypt) stages.push(decrypt);
     if (decompress) stages.push(decompress);
+    stages.push(new TarSizeCap(ctx.tarSizeBound(), layer.digest));
     await pipeChain(stages, async (tar) => {
       staged = await ingestLayer(tar, {
         session,
@@ -46,6 +49,25 @@ export async function pullFull(ctx: LayerContext): Promise<StagedLayer> {
     throw withLayer(error, ctx, decompress);
   }
   return checkDiffID(staged!, ctx);
+}
+
+/**
+ * What a layer's tar may grow to: the size its verified tar-split gives (a chunked layer), unless
+ * this run caught its TOC or tar-split out (then only the DiffID decides); never more than `cap`.
+ */
+export function tarSizeBound(
+  chunked: ChunkedMetadata | undefined,
+  runtime: RuntimeFacts | undefined,
+  cap: number,
+): TarSizeBound {
+  const byCap = { bytes: cap, by: '--max-layer-size' };
+  if (!chunked || runtime?.diffIDMismatch || runtime?.tocUnverifiable) return byCap;
+  try {
+    const size = tarSplitTarSize(chunked.tarSplit);
+    return size <= cap ? { bytes: size, by: 'its verified tar-split' } : byCap;
+  } catch {
+    return byCap;
+  }
 }
 
 /** The encryption module (and jose behind it) is loaded only for encrypted layers. */
