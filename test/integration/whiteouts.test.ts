@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Digest } from '../../src/digest/index.js';
+import type { StoredEntry } from '../../src/store/records.js';
 import { readTarSplit, TarSplitWriter } from '../../src/store/tarsplit.js';
 import { RootFs } from '../../src/unpack/rootfs.js';
 import { runCli, tempDir } from '../harness/cli.js';
@@ -79,7 +80,7 @@ describe('unpack of a store that already holds a hostile whiteout', () => {
 
   for (const [i, name] of HOSTILE_WHITEOUTS.entries()) {
     it(`"${name}": exit 4 naming it, nothing outside the target touched`, async () => {
-      await renameStoredEntry(upperTarSplit, original, '.wh.victim', name);
+      await rewriteStoredEntry(upperTarSplit, original, '.wh.victim', { path: name });
       const parent = path.join(work.dir, `unpack-${i}`);
       fs.mkdirSync(parent);
       fs.writeFileSync(path.join(parent, 'sentinel'), 'must survive\n');
@@ -94,6 +95,41 @@ describe('unpack of a store that already holds a hostile whiteout', () => {
       expect(diffSnapshots(outside, snapshot(work.dir))).toEqual([]);
     });
   }
+});
+
+describe('unpack of a store whose records name an object by a path, not a digest', () => {
+  it('exit 4 naming it; nothing outside the store is read', async () => {
+    const big = makeTar([{ name: 'big', content: Buffer.alloc(2 * 1024 * 1024, 7) }]);
+    const layout = writeTestLayout(path.join(work.dir, 'loose'), { layers: [{ tar: big }] });
+    const image = `oci:${layout.dir}:latest`;
+    expect((await runCli(['pull', image], { SKIFF_STORE: store })).code).toBe(0);
+    const tarSplit = path.join(
+      store,
+      'layers/sha256',
+      layout.layers[0]!.diffID.slice(7),
+      'tarsplit.jsonl.zst',
+    );
+    const original = fs.readFileSync(tarSplit);
+    const secret = path.join(work.dir, 'secret');
+    fs.writeFileSync(secret, 'not for the image\n');
+    // objects/sha256/<first two>/<digest>: ".." and enough "../" reach the root, then the secret.
+    const digest = `sha256:${'../'.repeat(40)}${secret.slice(1)}` as Digest;
+    try {
+      await rewriteStoredEntry(tarSplit, original, 'big', {
+        digest,
+        size: fs.statSync(secret).size + 2 * 1024 * 1024,
+      });
+      const target = path.join(work.dir, 'unpack-digest', 'target');
+      const result = await runCli(['unpack', image, target], { SKIFF_STORE: store });
+      expect(result.code, result.stderr).toBe(4);
+      expect(result.stderr.trim().split('\n')).toHaveLength(1);
+      expect(result.stderr).toContain('is not a sha256 digest');
+      expect(fs.existsSync(target)).toBe(false);
+    } finally {
+      fs.rmSync(tarSplit, { force: true });
+      fs.writeFileSync(tarSplit, original, { mode: 0o444 });
+    }
+  });
 });
 
 describe('RootFs never resolves outside its root', () => {
@@ -116,21 +152,21 @@ describe('RootFs never resolves outside its root', () => {
   });
 });
 
-/** Rewrites a stored layer's tar-split with one entry renamed, bypassing every pull-time check. */
-async function renameStoredEntry(file: string, from: Buffer, oldName: string, newName: string) {
+/** Rewrites a stored layer's tar-split with one entry changed, bypassing every pull-time check. */
+async function rewriteStoredEntry(file: string, from: Buffer, match: string, change: Partial<StoredEntry>) {
   const source = path.join(work.dir, 'original.tarsplit');
   fs.writeFileSync(source, from);
   fs.rmSync(file, { force: true });
   const writer = new TarSplitWriter(file);
-  let renamed = 0;
+  let changed = 0;
   for await (const record of readTarSplit(source)) {
     if ('r' in record) writer.raw(record.r);
-    else if (record.e.path === oldName) {
-      renamed++;
-      await writer.entry({ ...record.e, path: newName });
+    else if (record.e.path === match) {
+      changed++;
+      await writer.entry({ ...record.e, ...change });
     } else await writer.entry(record.e);
   }
   await writer.finish();
   fs.rmSync(source);
-  expect(renamed).toBe(1);
+  expect(changed).toBe(1);
 }
