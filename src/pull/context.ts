@@ -20,6 +20,8 @@ export interface LayerContext {
   signal: AbortSignal;
   /** How big the layer's tar may be (asked when a full pull starts: facts may have changed). */
   tarSizeBound(): TarSizeBound;
+  /** --max-layer-size: what any layer's tar may have at most. */
+  maxLayerSize: number;
   /**
    * For a chunked layer pulled in full (no-saving, or after a fallback): what its verified TOC
    * told us, so files already held are not rewritten and its chunks are indexed for later.

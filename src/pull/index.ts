@@ -192,6 +192,7 @@ async function runLayer(
     },
     signal: env.signal,
     tarSizeBound: () => tarSizeBound(g.chunked, g.facts.runtime, env.maxLayerSize),
+    maxLayerSize: env.maxLayerSize,
     ...(g.chunked
       ? {
           fullPullHints: {

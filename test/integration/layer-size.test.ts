@@ -128,6 +128,26 @@ describe("a chunked layer's tar is bounded by its verified tar-split", () => {
   });
 });
 
+describe('a partial pull whose TOC and tar-split describe more than --max-layer-size', () => {
+  it('exit 4 naming the layer and the limit before anything is fetched or written', async () => {
+    const partialStore = path.join(work.dir, 'partial-store');
+    const images = path.resolve(import.meta.dirname, '../../fixtures/images');
+    const v1 = `oci:${path.join(images, 'demo-v1')}:latest`;
+    const v2 = `oci:${path.join(images, 'demo-v2')}:latest`;
+    expect((await runCli(['pull', v1], { SKIFF_STORE: partialStore })).code).toBe(0);
+    const plan = await runCli(['pull', '--dry-run', '--json', v2], { SKIFF_STORE: partialStore });
+    const layers: Array<{ method: string; digest: string }> = JSON.parse(plan.stdout).layers;
+    expect(layers.map((l) => l.method)).toEqual(['partial']);
+    const before = snapshotStore(partialStore);
+    const result = await runCli(['pull', '--max-layer-size', '100KiB', v2], { SKIFF_STORE: partialStore });
+    expect(result.code, result.stderr).toBe(4);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    expect(result.stderr).toContain(layers[0]!.digest);
+    expect(result.stderr).toContain('more than 102400 bytes, the limit set by --max-layer-size');
+    expect(diffSnapshots(before, snapshotStore(partialStore))).toEqual([]);
+  });
+});
+
 describe('TarSizeCap', () => {
   it('hands on at most the bound, then fails', async () => {
     const digest = `sha256:${'ab'.repeat(32)}` as Digest;
