@@ -116,12 +116,12 @@ export class StoreBusyError extends SkiffError {
 }
 
 /** Why a file system refuses writes: no space, no quota, or mounted read-only. */
-const STORE_WRITE_ERRNOS = {
+const WRITE_REFUSED = {
   ENOSPC: 'no space left on',
   EDQUOT: 'disk quota exceeded on',
   EROFS: 'read-only file system on',
 } as const;
-export type WriteRefusedErrno = keyof typeof STORE_WRITE_ERRNOS;
+export type WriteRefusedErrno = keyof typeof WRITE_REFUSED;
 
 /**
  * The store cannot be written (exit 7): the file system is full, over quota or read-only. Not
@@ -135,7 +135,7 @@ export class StoreWriteError extends SkiffError {
     context: ErrorContext = {},
     cause?: unknown,
   ) {
-    const message = `${STORE_WRITE_ERRNOS[errno]} ${device} while writing the store at ${storeRoot}`;
+    const message = `${WRITE_REFUSED[errno]} ${device} while writing the store at ${storeRoot}`;
     super('store-write', ExitCode.storeWrite, message, context, cause);
   }
 
@@ -155,7 +155,7 @@ export class StoreWriteError extends SkiffError {
 export function writeRefusedErrno(error: unknown): WriteRefusedErrno | undefined {
   for (let e = error, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code && code in STORE_WRITE_ERRNOS) return code as WriteRefusedErrno;
+    if (code && code in WRITE_REFUSED) return code as WriteRefusedErrno;
   }
   return undefined;
 }
