@@ -51,9 +51,9 @@ function fillDisk(leave: number): string {
 }
 
 /** The pull must fail for want of space, say so on one line, and leave the store as it was. */
-async function expectNoSpace(store: string, args: string[], mentions: string[]) {
+async function expectNoSpace(store: string, args: string[], mentions: string[], leave = 16 * 1024) {
   const before = snapshotStore(store);
-  const filler = fillDisk(16 * 1024);
+  const filler = fillDisk(leave);
   try {
     const result = await runCli(['pull', ...args], { SKIFF_STORE: store });
     expect(result.code, result.stderr).toBe(7);
@@ -104,6 +104,20 @@ describe.skipIf(!isRoot)(
         await expectNoSpace(store, [v2], [v2, `layer ${layers[0]!.digest.slice(0, 19)}`]);
       },
     );
+
+    it('a pull that runs out while committing its records: exit 7, no temp file left', async () => {
+      // Same layers as the gzip image (reused), new blob records: the one free page takes the
+      // session file, and the first record written at commit finds the disk full.
+      const store = path.join(mount, 'store-commit');
+      expect((await runCli(['pull', `${registry}/fixtures/gzip:latest`], { SKIFF_STORE: store })).code).toBe(
+        0,
+      );
+      const zstd = `${registry}/fixtures/zstd:latest`;
+      const plan = await runCli(['pull', '--dry-run', '--json', zstd], { SKIFF_STORE: store });
+      const layers: Array<{ method: string }> = JSON.parse(plan.stdout).layers;
+      expect(layers.every((l) => l.method === 'reuse')).toBe(true);
+      await expectNoSpace(store, [zstd], [zstd], 4096);
+    });
 
     it('a read-only store: exit 7 saying so', async () => {
       const store = path.join(mount, 'store-full');
