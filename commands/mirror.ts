@@ -22,6 +22,7 @@ import {
   shardKey,
   summaryJson,
 } from '../src/mirror/index.js';
+import { parseSize } from '../src/util/size.js';
 
 export default class Mirror extends SkiffCommand {
   static override summary = 'Copy images between registries and local layouts, preserving every digest.';
@@ -66,6 +67,10 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
       description: 'copy schema1 manifests as they are instead of converting them to OCI',
       default: false,
     }),
+    'max-layer-size': Flags.string({
+      description: 'refuse a layer that decompresses (to convert it) to more than this, e.g. 500MB, 10GiB',
+      default: '64GiB',
+    }),
     'chunk-size': Flags.integer({
       description: 'upload blobs to registries in chunks of this many MiB (0: one request per blob)',
       default: 0,
@@ -78,6 +83,7 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
     if (flags.file ? args.source !== undefined : args.destination === undefined)
       throw new UsageError('give SRC and DST, or --file LIST.yaml (not both)');
     if (flags.shard && !flags.file) throw new UsageError('--shard needs --file');
+    const maxLayerSize = parseSize(flags['max-layer-size'], '--max-layer-size');
     const shard = flags.shard ? parseShard(flags.shard) : undefined;
     const progress = await mirrorProgressBars(!flags.json);
     const client = registryClient(flags, Math.max(8, flags.jobs * flags['blob-jobs']), progress.say);
@@ -104,6 +110,7 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
         convert: flags.convert as ConvertTarget | undefined,
         preserveSchema1: flags['preserve-schema1'],
         chunkSize: flags['chunk-size'] * 1024 * 1024,
+        maxLayerSize,
         progress,
         shard: shard ? formatShard(shard) : undefined,
         onResult: (result) => {

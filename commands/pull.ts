@@ -5,6 +5,7 @@ import { printPullReport } from '../src/cli/pull-output.js';
 import { registryClient, registryFlags } from '../src/cli/registry-flags.js';
 import { pull } from '../src/pull/index.js';
 import { MODES, type Mode } from '../src/strategy/index.js';
+import { parseSize } from '../src/util/size.js';
 
 /** Keys are loaded (with jose behind them) only when given. */
 async function decryptionKeys(specs: string[] | undefined) {
@@ -18,7 +19,7 @@ export default class Pull extends SkiffCommand {
   static override description =
     `Resolves REF (docker://, oci:DIR[:TAG] or dir:DIR; a bare name means docker://), picks the platform, decides per layer whether to reuse, pull partially or pull in full (and says why), verifies every digest and commits each layer under its DiffID.
 
-Exit codes: 0 success, 1 usage, 2 not found or unauthorized, 3 convert-only violation, 4 verification failure, 5 network failure.`;
+Exit codes: 0 success, 1 usage, 2 not found or unauthorized, 3 convert-only violation, 4 verification failure, 5 network failure, 7 the store cannot be written (no space, quota, read-only).`;
 
   static override examples = [
     '<%= config.bin %> pull alpine',
@@ -42,6 +43,11 @@ Exit codes: 0 success, 1 usage, 2 not found or unauthorized, 3 convert-only viol
       description: 'print the plan without fetching any layer body',
       default: false,
     }),
+    'max-layer-size': Flags.string({
+      description:
+        "refuse a layer whose tar is larger (e.g. 500MB, 10GiB) where no verified size is known; a chunked layer's tar-split gives one",
+      default: '64GiB',
+    }),
     'decryption-key': Flags.string({
       description: 'private key for encrypted layers, jwe:KEY.pem[:PASSWORD] (repeatable)',
       multiple: true,
@@ -50,6 +56,7 @@ Exit codes: 0 success, 1 usage, 2 not found or unauthorized, 3 convert-only viol
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Pull);
+    const maxLayerSize = parseSize(flags['max-layer-size'], '--max-layer-size');
     const store = await this.openStore(flags.store);
     const progress = await terminalProgress(!flags.json && !flags['dry-run']);
     const client = registryClient(flags, Math.max(8, flags.jobs * 2), progress.say);
@@ -64,6 +71,7 @@ Exit codes: 0 success, 1 usage, 2 not found or unauthorized, 3 convert-only viol
         dryRun: flags['dry-run'],
         decryptionKeys: await decryptionKeys(flags['decryption-key']),
         progress,
+        maxLayerSize,
       });
       progress.stop();
       if (flags.json) this.printJson(report);

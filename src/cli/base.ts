@@ -3,9 +3,12 @@
  * one line on stderr naming image, layer and cause, a distinct exit code, and with --json the
  * error as JSON on stdout too.
  */
+
+import { resolve } from 'node:path';
 import { Command, Errors, Flags } from '@oclif/core';
 import { asSkiffError, ExitCode, SkiffError, UsageError } from '../errors/index.js';
 import { defaultStorePath, Store } from '../store/store.js';
+import { storeWriteFailure } from '../store/write-failure.js';
 
 export abstract class SkiffCommand extends Command {
   static override baseFlags = {
@@ -18,9 +21,12 @@ export abstract class SkiffCommand extends Command {
   };
 
   private jsonOutput = false;
+  /** The store this command opened: a write refused under it is exit 7, whichever step failed. */
+  private storeRoot: string | undefined;
 
   protected async openStore(path: string | undefined): Promise<Store> {
-    return Store.open(path ?? defaultStorePath());
+    this.storeRoot = resolve(path ?? defaultStorePath());
+    return Store.open(this.storeRoot);
   }
 
   /** Remembers --json early so even parse errors can be reported as JSON. */
@@ -35,7 +41,8 @@ export abstract class SkiffCommand extends Command {
 
   protected override async catch(error: Error & { exitCode?: number }): Promise<never> {
     if (error instanceof Errors.ExitError) throw error;
-    const skiffError = toCliError(error);
+    const refused = this.storeRoot === undefined ? undefined : storeWriteFailure(error, this.storeRoot);
+    const skiffError = refused ?? toCliError(error);
     process.stderr.write(`skiff: ${skiffError.oneLine()}\n`);
     if (this.jsonOutput) this.printJson(skiffError.toJSON());
     const verbose = Boolean(process.env.SKIFF_DEBUG) || this.argv.includes('--verbose');

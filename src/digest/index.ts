@@ -20,7 +20,9 @@ export function parseDigest(value: string, what = 'digest'): Digest {
   throw new UsageError(`${what} ${JSON.stringify(value)} is not a valid sha256 digest`);
 }
 
+/** The hex part, which names files in the store and in layouts: anything else is refused, not joined. */
 export function hexOf(digest: Digest): string {
+  if (!isDigest(digest)) throw new VerificationError(`${JSON.stringify(digest)} is not a sha256 digest`);
   return digest.slice('sha256:'.length);
 }
 

@@ -9,6 +9,7 @@ export const ExitCode = {
   convertOnly: 3,
   verification: 4,
   network: 5,
+  storeWrite: 7,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -21,7 +22,8 @@ export type ErrorKind =
   | 'convert-only'
   | 'verification'
   | 'network'
-  | 'store-busy';
+  | 'store-busy'
+  | 'store-write';
 
 export interface ErrorContext {
   /** The image reference being worked on, as the user wrote it. */
@@ -138,6 +140,51 @@ export class StoreBusyError extends SkiffError {
   constructor(message: string, context: ErrorContext = {}) {
     super('store-busy', ExitCode.usage, message, context);
   }
+}
+
+/** Why a file system refuses writes: no space, no quota, or mounted read-only. */
+const WRITE_REFUSED = {
+  ENOSPC: 'no space left on',
+  EDQUOT: 'disk quota exceeded on',
+  EROFS: 'read-only file system on',
+} as const;
+export type WriteRefusedErrno = keyof typeof WRITE_REFUSED;
+
+/**
+ * The store cannot be written (exit 7): the file system is full, over quota or read-only. Not
+ * the input's fault, so never a verification failure, and said as the user can act on it.
+ */
+export class StoreWriteError extends SkiffError {
+  constructor(
+    readonly errno: WriteRefusedErrno,
+    device: string,
+    storeRoot: string,
+    context: ErrorContext = {},
+    cause?: unknown,
+  ) {
+    const message = `${WRITE_REFUSED[errno]} ${device} while writing the store at ${storeRoot}`;
+    super('store-write', ExitCode.storeWrite, message, context, cause);
+  }
+
+  /** The cause first (it is what the user acts on), then what was being written. */
+  override oneLine(): string {
+    const where = [this.context.image, this.context.digest && `layer ${shortDigest(this.context.digest)}`]
+      .filter(Boolean)
+      .join(', ');
+    return where ? `${this.message} (${where})` : this.message;
+  }
+}
+
+/**
+ * The errno of a write the file system refused for want of space or writability, looking through
+ * wrapped causes (a stream pipeline, a SkiffError around the original); undefined for anything else.
+ */
+export function writeRefusedErrno(error: unknown): WriteRefusedErrno | undefined {
+  for (let e = error, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code && code in WRITE_REFUSED) return code as WriteRefusedErrno;
+  }
+  return undefined;
 }
 
 /** Wraps anything thrown into a SkiffError, keeping SkiffErrors as they are. */

@@ -86,7 +86,7 @@ parentPort.on('message', (message) => {
     if (message.kind === 'batch') parentPort.postMessage({ kind: 'ack', bytes: message.data.length, ends: batch(message) });
     else parentPort.postMessage({ kind: 'done', ...finish(message.tail) });
   } catch (error) {
-    parentPort.postMessage({ kind: 'error', message: String(error && error.message || error) });
+    parentPort.postMessage({ kind: 'error', message: String(error && error.message || error), code: error && error.code });
   }
 });
 `;
@@ -103,7 +103,7 @@ export interface BlobResult {
 type BlobWorkerMessage =
   | { kind: 'ack'; bytes: number; ends: number[] }
   | { kind: 'done'; size: number; digest: Digest; diffID: Digest }
-  | { kind: 'error'; message: string };
+  | { kind: 'error'; message: string; code?: string };
 
 /** The main thread's handle on the worker: a frame writer whose offsets arrive later. */
 export class BlobWorker {
@@ -132,7 +132,11 @@ export class BlobWorker {
         onProgress();
       } else if (message.kind === 'done') {
         this.result = { size: message.size, digest: message.digest, diffID: message.diffID };
-      } else throw new Error(`writing the zstd:chunked blob failed: ${message.message}`);
+      } else {
+        // The errno (ENOSPC) travels with the message: it decides the exit code.
+        const error = new Error(`writing the zstd:chunked blob failed: ${message.message}`);
+        throw Object.assign(error, { code: message.code });
+      }
     };
     this.worker = new WorkerHandle(
       WORKER_SOURCE,

@@ -1,6 +1,8 @@
-/** Decompression streams for layer blobs. */
-import type { Transform } from 'node:stream';
+/** Decompression streams for layer blobs, and the bound on what they may produce. */
+import { Transform, type TransformCallback } from 'node:stream';
 import zlib from 'node:zlib';
+import type { Digest } from '../digest/index.js';
+import { VerificationError } from '../errors/index.js';
 import type { Compression } from '../manifest/media-types.js';
 import { zstd } from './zstd-native.js';
 
@@ -16,5 +18,40 @@ export function decompressor(compression: Compression): Transform | undefined {
       return new (zstd().DecompressStream)();
     case 'none':
       return undefined;
+  }
+}
+
+/** `--max-layer-size` when not given: far above any real layer, far below a disk-filling bomb. */
+export const DEFAULT_MAX_LAYER_SIZE = 64 * 1024 ** 3;
+
+/** How many bytes a layer's tar may have, and what says so (for the message). */
+export interface TarSizeBound {
+  bytes: number;
+  by: string;
+}
+
+/**
+ * Passes a layer's tar on until it exceeds its bound, then fails: a few megabytes of gzip can
+ * decompress to terabytes, and nothing past the bound is handed on to be written.
+ */
+export class TarSizeCap extends Transform {
+  private seen = 0;
+
+  constructor(
+    private readonly bound: TarSizeBound,
+    private readonly digest: Digest,
+  ) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    this.seen += chunk.length;
+    if (this.seen <= this.bound.bytes) {
+      done(null, chunk);
+      return;
+    }
+    const { bytes, by } = this.bound;
+    const message = `layer ${this.digest} decompresses to more than ${bytes} bytes, the limit set by ${by}`;
+    done(new VerificationError(message, { digest: this.digest }));
   }
 }

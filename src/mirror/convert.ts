@@ -11,8 +11,8 @@ import { PassThrough, pipeline, Readable, Transform, type TransformCallback } fr
 import { pipeline as pipelineAsync } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { type Digest, DigestStream, Hasher } from '../digest/index.js';
-import { SkiffError, VerificationError } from '../errors/index.js';
-import { decompressor } from '../formats/compression.js';
+import { SkiffError, VerificationError, writeRefusedErrno } from '../errors/index.js';
+import { DEFAULT_MAX_LAYER_SIZE, decompressor, TarSizeCap } from '../formats/compression.js';
 import { writeZstdChunked } from '../formats/zstd-chunked-writer.js';
 import { zstd } from '../formats/zstd-native.js';
 import type { Compression } from '../manifest/index.js';
@@ -24,6 +24,8 @@ export interface LayerSourceBlob {
   digest: Digest;
   size?: number | undefined;
   open(signal?: AbortSignal): Promise<Readable>;
+  /** Bytes its tar may decompress to (--max-layer-size; DEFAULT_MAX_LAYER_SIZE when absent). */
+  maxTarSize?: number | undefined;
 }
 
 export interface ConvertedLayer {
@@ -45,9 +47,15 @@ export function tarStream(
   compression: Compression | 'sniff',
 ): Readable {
   const verified = verifiedStream(raw, blob);
-  if (compression === 'sniff') return Readable.from(sniffDecompress(verified));
+  if (compression === 'sniff') return capped(Readable.from(sniffDecompress(verified)), blob);
   const decompress = watched(decompressor(compression));
-  return decompress ? pipeline(verified, decompress, () => {}) : verified;
+  return capped(decompress ? pipeline(verified, decompress, () => {}) : verified, blob);
+}
+
+/** The tar, failing once it grows past the blob's bound (a decompression bomb) before passing more on. */
+function capped(tar: Readable, blob: Pick<LayerSourceBlob, 'digest' | 'maxTarSize'>): Readable {
+  const bound = { bytes: blob.maxTarSize ?? DEFAULT_MAX_LAYER_SIZE, by: '--max-layer-size' };
+  return pipeline(tar, new TarSizeCap(bound, blob.digest), () => {});
 }
 
 /** The blob's bytes, failing at the end unless they hash to its digest. */
@@ -63,9 +71,14 @@ function verifiedStream(raw: Readable, blob: LayerSourceBlob): Readable {
 /** Errors raised by a decompressor: bad compressed data, which is a verification failure. */
 const decompressionErrors = new WeakSet<object>();
 
-/** Records the decompressor's errors (the listener runs before pipeline passes them downstream). */
+/**
+ * Records the decompressor's errors (the listener runs before pipeline passes them downstream).
+ * A refused write downstream (a full disk) is destroyed into it too, and is no decompression error.
+ */
 function watched(decompress: Transform | undefined): Transform | undefined {
-  decompress?.once('error', (error) => decompressionErrors.add(error));
+  decompress?.once('error', (error) => {
+    if (!writeRefusedErrno(error)) decompressionErrors.add(error);
+  });
   return decompress;
 }
 
@@ -133,8 +146,8 @@ export async function layerDiffID(
     const found = (c: Compression) => {
       compression = c;
     };
-    for await (const chunk of sniffDecompress(verifiedStream(await blob.open(signal), blob), found))
-      hasher.update(chunk);
+    const tar = sniffDecompress(verifiedStream(await blob.open(signal), blob), found);
+    for await (const chunk of capped(Readable.from(tar), blob)) hasher.update(chunk);
   } catch (error) {
     throw asLayerError(error, blob.digest);
   }
@@ -150,15 +163,15 @@ export class DiffIdTap extends Transform {
   private readonly hashing: Promise<{ diffID: Digest; compression: Compression }>;
   private result: { diffID: Digest; compression: Compression } | undefined;
 
-  constructor() {
+  constructor(blob: Pick<LayerSourceBlob, 'digest' | 'maxTarSize'>) {
     super();
     let compression: Compression = 'none';
     const hasher = new Hasher();
     this.hashing = (async () => {
-      for await (const chunk of sniffDecompress(this.side, (c) => {
+      const tar = sniffDecompress(this.side, (c) => {
         compression = c;
-      }))
-        hasher.update(chunk);
+      });
+      for await (const chunk of capped(Readable.from(tar), blob)) hasher.update(chunk);
       return { diffID: hasher.digest(), compression };
     })();
     // A broken layer fails the copy rather than stalling it behind a side stream nobody drains.

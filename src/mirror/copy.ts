@@ -93,6 +93,8 @@ export interface CopyOptions {
   /** Identifies the image in progress events. */
   id?: number | undefined;
   signal?: AbortSignal | undefined;
+  /** Bytes a layer may decompress to when converting (--max-layer-size). */
+  maxLayerSize?: number | undefined;
 }
 
 /** Copies one image; never throws for a failure of that image: it is in `result.error`. */
@@ -419,6 +421,7 @@ class ImageCopier {
       digest: layer.digest,
       size: layer.size,
       open: (signal) => this.src.openBlob(layer, signal),
+      maxTarSize: this.options.maxLayerSize,
     };
     if (to === 'tar' && diffID) return this.once(`tar ${diffID}`, () => this.streamTar(blob, from, diffID));
     return this.once(`convert ${layer.digest} ${to}`, () =>
@@ -518,7 +521,11 @@ class ImageCopier {
   private copyWithDiffID(layer: Descriptor): Promise<LayerOut> {
     return this.once(`diffid ${layer.digest}`, () =>
       this.limit(async () => {
-        const blob: LayerSourceBlob = { ...layer, open: (signal) => this.src.openBlob(layer, signal) };
+        const blob: LayerSourceBlob = {
+          ...layer,
+          open: (signal) => this.src.openBlob(layer, signal),
+          maxTarSize: this.options.maxLayerSize,
+        };
         let found: { diffID: Digest; compression: 'gzip' | 'zstd' | 'none' };
         if (await this.dst.hasBlob(layer.digest, layer.size)) {
           found = await (await converters()).layerDiffID(blob, this.signal);
@@ -528,7 +535,7 @@ class ImageCopier {
           const job: BlobJob = {
             ...blob,
             open: async (signal) => {
-              tap = new (await converters()).DiffIdTap();
+              tap = new (await converters()).DiffIdTap(blob);
               return pipeline(await blob.open(signal), tap, () => {});
             },
           };

@@ -1,4 +1,5 @@
 /** What one layer's execution needs to know, gathered once per pull. */
+import type { TarSizeBound } from '../formats/compression.js';
 import type { LayerFormat } from '../formats/detect.js';
 import type { DecryptionKey } from '../formats/encryption/keys.js';
 import type { IngestOptions } from '../store/ingest.js';
@@ -17,6 +18,10 @@ export interface LayerContext {
   /** Reports bytes received from the source (progress and the report's bytesFetched). */
   fetched(bytes: number): void;
   signal: AbortSignal;
+  /** How big the layer's tar may be (asked when a full pull starts: facts may have changed). */
+  tarSizeBound(): TarSizeBound;
+  /** --max-layer-size: what any layer's tar may have at most. */
+  maxLayerSize: number;
   /**
    * For a chunked layer pulled in full (no-saving, or after a fallback): what its verified TOC
    * told us, so files already held are not rewritten and its chunks are indexed for later.

@@ -13,6 +13,7 @@ import {
   shortDigest,
   VerificationError,
 } from '../errors/index.js';
+import { DEFAULT_MAX_LAYER_SIZE } from '../formats/compression.js';
 import type { DecryptionKey } from '../formats/encryption/keys.js';
 import { formatPlatform, hostPlatform, parsePlatform } from '../manifest/index.js';
 import { schema1ToOciConfig } from '../manifest/schema1.js';
@@ -21,6 +22,7 @@ import type { RegistryClient } from '../registry/client.js';
 import type { StagedLayer } from '../store/ingest.js';
 import type { ImageRecord, ManifestRecord } from '../store/records.js';
 import type { Store, StoreSession } from '../store/store.js';
+import { storeWriteFailure } from '../store/write-failure.js';
 import {
   decideLayer,
   type ImageFacts,
@@ -33,7 +35,7 @@ import {
 import { type ImageSource, openSource } from '../transport/index.js';
 import type { LayerContext } from './context.js';
 import { type GatheredLayer, gatherLayerFacts } from './facts.js';
-import { pullFull } from './layer-full.js';
+import { pullFull, tarSizeBound } from './layer-full.js';
 import { chunkRefs, pullPartial, RuntimeFactError, tocDigestsByPath } from './partial.js';
 import { type PullProgress, SILENT_PROGRESS } from './progress.js';
 import type { LayerReport, PullReport } from './report.js';
@@ -54,6 +56,8 @@ export interface PullOptions {
   decryptionKeys?: DecryptionKey[];
   progress?: PullProgress;
   signal?: AbortSignal;
+  /** Bytes a layer's tar may have where nothing verified says (DEFAULT_MAX_LAYER_SIZE). */
+  maxLayerSize?: number;
 }
 
 export async function pull(options: PullOptions): Promise<PullReport> {
@@ -64,7 +68,7 @@ export async function pull(options: PullOptions): Promise<PullReport> {
   try {
     return await pullFrom(source, reference, options, started);
   } catch (error) {
-    throw asSkiffError(error, context);
+    throw asSkiffError(storeWriteFailure(error, options.store.root) ?? error, context);
   } finally {
     await source.close();
   }
@@ -117,6 +121,7 @@ async function pullFrom(
       jobs: options.jobs ?? 3,
       signal,
       abort,
+      maxLayerSize: options.maxLayerSize ?? DEFAULT_MAX_LAYER_SIZE,
     });
     const configDigest = await commitAll(session, reference, resolved, gathered, outcomes);
     return buildReport({ ...base, decisions: outcomes.map((o) => o.decision), outcomes, configDigest });
@@ -134,6 +139,7 @@ interface ExecutionEnv {
   jobs: number;
   signal: AbortSignal;
   abort: AbortController;
+  maxLayerSize: number;
 }
 
 interface LayerOutcome {
@@ -191,6 +197,8 @@ async function runLayer(
       env.progress.layerBytes(g.layer.index, n);
     },
     signal: env.signal,
+    tarSizeBound: () => tarSizeBound(g.chunked, g.facts.runtime, env.maxLayerSize),
+    maxLayerSize: env.maxLayerSize,
     ...(g.chunked
       ? {
           fullPullHints: {
@@ -216,7 +224,8 @@ async function runLayer(
       if (!(error instanceof RuntimeFactError)) {
         env.progress.layerDone(g.layer.index, false);
         // Whatever failed, the one line names the layer it failed on.
-        throw error instanceof SkiffError ? error.withContext({ digest: g.layer.digest }) : error;
+        const failure = storeWriteFailure(error, env.session.store.root, { digest: g.layer.digest }) ?? error;
+        throw failure instanceof SkiffError ? failure.withContext({ digest: g.layer.digest }) : failure;
       }
       g.facts.runtime = { ...g.facts.runtime, ...error.fact };
       const next = decideLayer(image, g.facts);

@@ -3,11 +3,13 @@
  * convert it into the store's file-level form while hashing the DiffID.
  */
 import type { Transform } from 'node:stream';
-import { DigestStream } from '../digest/index.js';
-import { SkiffError, VerificationError } from '../errors/index.js';
-import { decompressor } from '../formats/compression.js';
+import { type Digest, DigestStream } from '../digest/index.js';
+import { SkiffError, VerificationError, writeRefusedErrno } from '../errors/index.js';
+import { decompressor, type TarSizeBound, TarSizeCap } from '../formats/compression.js';
+import { type ChunkedMetadata, tarSplitTarSize } from '../formats/zstd-chunked.js';
 import { isRetriableNetworkError } from '../registry/http.js';
 import { ingestLayer, type StagedLayer } from '../store/ingest.js';
+import type { RuntimeFacts } from '../strategy/index.js';
 import { pipeChain } from '../util/streams.js';
 import type { LayerContext } from './context.js';
 import { ByteCounter } from './progress.js';
@@ -29,6 +31,7 @@ export async function pullFull(ctx: LayerContext): Promise<StagedLayer> {
     const stages: [typeof blob, ...Transform[]] = [blob, counter, verify];
     if (decrypt) stages.push(decrypt);
     if (decompress) stages.push(decompress);
+    stages.push(new TarSizeCap(ctx.tarSizeBound(), layer.digest));
     await pipeChain(stages, async (tar) => {
       staged = await ingestLayer(tar, {
         session,
@@ -46,6 +49,37 @@ export async function pullFull(ctx: LayerContext): Promise<StagedLayer> {
     throw withLayer(error, ctx, decompress);
   }
   return checkDiffID(staged!, ctx);
+}
+
+/**
+ * What a layer's tar may grow to: the size its verified tar-split gives (a chunked layer), unless
+ * this run caught its TOC or tar-split out (then only the DiffID decides); never more than `cap`.
+ */
+export function tarSizeBound(
+  chunked: ChunkedMetadata | undefined,
+  runtime: RuntimeFacts | undefined,
+  cap: number,
+): TarSizeBound {
+  const byCap = { bytes: cap, by: '--max-layer-size' };
+  if (!chunked || runtime?.diffIDMismatch || runtime?.tocUnverifiable) return byCap;
+  try {
+    const size = tarSplitTarSize(chunked.tarSplit);
+    return size <= cap ? { bytes: size, by: 'its verified tar-split' } : byCap;
+  } catch {
+    return byCap;
+  }
+}
+
+/**
+ * A partial pull writes the files its TOC names and rebuilds the tar its tar-split describes:
+ * both are held to the cap before anything is fetched (zero chunks cost nothing to send).
+ */
+export function checkPartialSize(chunked: ChunkedMetadata, cap: number, digest: Digest): void {
+  const files = chunked.toc.files.reduce((sum, file) => sum + file.size, 0);
+  const size = Math.max(files, tarSplitTarSize(chunked.tarSplit));
+  if (size <= cap) return;
+  const message = `layer ${digest} decompresses to ${size} bytes by its TOC and tar-split, more than ${cap} bytes, the limit set by --max-layer-size`;
+  throw new VerificationError(message, { digest });
 }
 
 /** The encryption module (and jose behind it) is loaded only for encrypted layers. */
@@ -74,11 +108,13 @@ function withLayer(error: unknown, ctx: LayerContext, decompress: Transform | un
   // Bytes that do not decompress are the publisher's fault, not the network's: a verification
   // failure. pipeline() destroys every stage with the first error, so a network error reaches the
   // decompressor too; only an error of its own (never a SkiffError) is relabelled.
+  // A refused write (a full disk) reaches the decompressor the same way.
   if (
     decompress &&
     decompress.errored === error &&
     !(error instanceof SkiffError) &&
-    !isRetriableNetworkError(error)
+    !isRetriableNetworkError(error) &&
+    !writeRefusedErrno(error)
   ) {
     return new VerificationError(
       `layer ${digest} does not decompress as ${ctx.format.compression}: ${(error as Error).message}`,

@@ -33,7 +33,7 @@ import { type ByteRange, batchRanges, coalesceRanges } from '../transport/ranges
 import { asBuffer } from '../util/streams.js';
 import { FileAssembler, type LocalChunk } from './assembler.js';
 import type { LayerContext } from './context.js';
-import { checkDiffID } from './layer-full.js';
+import { checkDiffID, checkPartialSize } from './layer-full.js';
 import type { ResolvedLayer } from './resolve.js';
 
 /** A run-time fact for the strategy module; the executor re-plans the layer with it. */
@@ -188,6 +188,7 @@ export async function pullPartial(
   const hasher = new RebuildHasher();
   let staged: StagedLayer;
   try {
+    checkPartialSize(chunked, ctx.maxLayerSize, ctx.layer.digest);
     const assembler = new FileAssembler(ctx.session, chunked.fetchSet.files);
     await assembler.fillLocal(chunked.localChunks);
     await fetchMissing(ctx, chunked, assembler, decision.rangesPerRequest ?? RANGES_PER_REQUEST);

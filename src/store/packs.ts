@@ -49,6 +49,30 @@ export function encodeIndex(entries: Iterable<PackEntry>): Buffer {
   });
 }
 
+/**
+ * One vectored write per batch: the pieces go to the kernel without being joined first. A write
+ * may take only part of them (a file system filling up): the rest is written again, and the file
+ * system then says why it cannot take more (ENOSPC), which is what the user must be told.
+ */
+async function writeAll(handle: fsp.FileHandle, pieces: readonly Buffer[], position: number): Promise<void> {
+  let rest = pieces;
+  let at = position;
+  while (rest.length > 0) {
+    const { bytesWritten } = await handle.writev(rest as Buffer[], at);
+    at += bytesWritten;
+    rest = withoutFirst(rest, bytesWritten);
+  }
+}
+
+/** The pieces left after the first `bytes` bytes (views, not copies). */
+function withoutFirst(pieces: readonly Buffer[], bytes: number): readonly Buffer[] {
+  let skip = bytes;
+  let i = 0;
+  while (i < pieces.length && skip >= pieces[i]!.length) skip -= pieces[i++]!.length;
+  if (i === pieces.length) return [];
+  return [pieces[i]!.subarray(skip), ...pieces.slice(i + 1)];
+}
+
 /** A loaded pack index: binary search over the raw bytes, no per-entry objects. */
 export class PackIndex {
   readonly count: number;
@@ -203,10 +227,7 @@ export class PackWriter {
     this.pendingBytes = 0;
     this.chain = this.chain.then(async () => {
       this.handle ??= await fsp.open(this.packPath, 'wx', 0o444);
-      // One vectored write per batch: the pieces go to the kernel without being joined first.
-      const { bytesWritten } = await this.handle.writev(batch, this.written);
-      if (bytesWritten !== bytes)
-        throw new Error(`${this.packPath}: short write (${bytesWritten} of ${bytes} bytes)`);
+      await writeAll(this.handle, batch, this.written);
       this.written += bytes;
     });
     return this.chain;

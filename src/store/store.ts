@@ -361,11 +361,19 @@ export class Store {
 
   // ---- helpers -----------------------------------------------------------------------------
 
-  /** Writes a small file atomically: temp file in the same directory, then rename. */
+  /**
+   * Writes a small file atomically: temp file in the same directory, then rename. A failed write
+   * (a full disk) takes its temp file with it: the store stays as it was.
+   */
   async writeAtomic(file: string, data: string | Buffer): Promise<void> {
     const temp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-    await fsp.writeFile(temp, data, { mode: 0o444 });
-    await fsp.rename(temp, file);
+    try {
+      await fsp.writeFile(temp, data, { mode: 0o444 });
+      await fsp.rename(temp, file);
+    } catch (error) {
+      await fsp.rm(temp, { force: true });
+      throw error;
+    }
   }
 }
 

@@ -36,10 +36,15 @@ export class TarSplitWriter {
   private pendingBytes = 0;
   private rawRun: Buffer[] = [];
 
+  /** Why the file cannot be written (a full disk), once the pipeline has failed. */
+  private failure: unknown;
+
   constructor(path: string) {
     this.done = pipeline(this.compressor, fs.createWriteStream(path, { mode: 0o444 }));
-    // Surface write errors through `finish`, not as unhandled rejections.
-    this.done.catch(() => undefined);
+    // Surface write errors through `entry` and `finish`, not as unhandled rejections.
+    this.done.catch((error: unknown) => {
+      this.failure = error;
+    });
   }
 
   /** Raw bytes; consecutive ones become one frame. */
@@ -88,8 +93,10 @@ export class TarSplitWriter {
       }
       frames.push(frame(ENTRY, Buffer.from(JSON.stringify(record))));
     }
+    // A destroyed compressor takes no more writes and never drains: report why it was destroyed.
+    if (this.failure) return Promise.reject(this.failure);
     if (this.compressor.write(Buffer.concat(frames))) return undefined;
-    return once(this.compressor, 'drain').then(() => undefined);
+    return Promise.race([once(this.compressor, 'drain'), this.done]).then(() => undefined);
   }
 }
 

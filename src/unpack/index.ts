@@ -10,6 +10,12 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Digest } from '../digest/index.js';
 import { UsageError, VerificationError } from '../errors/index.js';
+import {
+  normalizeEntryPath,
+  normalizeLinkTarget,
+  OPAQUE_WHITEOUT,
+  WHITEOUT_PREFIX,
+} from '../formats/paths.js';
 import { ObjectReader } from '../store/packs.js';
 import { layerEntries } from '../store/rebuild.js';
 import type { StoredEntry } from '../store/records.js';
@@ -17,8 +23,6 @@ import type { Store } from '../store/store.js';
 import { RootFs } from './rootfs.js';
 
 const execFileAsync = promisify(execFile);
-const WHITEOUT = '.wh.';
-const OPAQUE = '.wh..wh..opq';
 
 export interface UnpackResult {
   target: string;
@@ -58,9 +62,9 @@ async function unpackWith(
   try {
     for (const diffID of diffIDs) {
       await applyWhiteouts(store, diffID, rootfs, dirs);
-      for await (const entry of layerEntries(store, diffID)) {
+      for await (const entry of checkedEntries(store, diffID)) {
         const base = path.posix.basename(entry.path);
-        if (base.startsWith(WHITEOUT)) continue;
+        if (base.startsWith(WHITEOUT_PREFIX)) continue;
         await applyEntry(store, reader, rootfs, entry, dirs, result);
         result.entries++;
       }
@@ -85,6 +89,25 @@ async function assertEmptyOrAbsent(dir: string): Promise<void> {
     throw new UsageError(`${dir} is not empty; unpack needs an empty or new directory`, { path: dir });
 }
 
+/**
+ * A layer's entries, their names checked again as at pull time (no "..", no invalid whiteout):
+ * unpack deletes and creates what they name, and a store's files can be edited behind skiff.
+ */
+async function* checkedEntries(store: Store, diffID: Digest): AsyncGenerator<StoredEntry> {
+  for await (const entry of layerEntries(store, diffID)) {
+    try {
+      if (normalizeEntryPath(entry.path, 'stored entry') !== entry.path)
+        throw new VerificationError(`stored entry "${entry.path}" is not a normalised path`, {
+          path: entry.path,
+        });
+      if (entry.type === 'hardlink') normalizeLinkTarget(entry.link ?? '', entry.path);
+    } catch (error) {
+      throw error instanceof VerificationError ? error.withContext({ digest: diffID }) : error;
+    }
+    yield entry;
+  }
+}
+
 /** Whiteouts apply to the layers below, so they go before this layer's own entries. */
 async function applyWhiteouts(
   store: Store,
@@ -92,19 +115,20 @@ async function applyWhiteouts(
   rootfs: RootFs,
   dirs: Map<string, StoredEntry>,
 ): Promise<void> {
-  for await (const entry of layerEntries(store, diffID)) {
+  for await (const entry of checkedEntries(store, diffID)) {
     const base = path.posix.basename(entry.path);
-    if (!base.startsWith(WHITEOUT)) continue;
+    if (!base.startsWith(WHITEOUT_PREFIX)) continue;
     const parent = path.posix.dirname(entry.path);
     const parentRel = parent === '.' ? '' : parent;
-    if (base === OPAQUE) {
+    if (base === OPAQUE_WHITEOUT) {
       const dir = await rootfs.followed(parentRel);
       for (const child of await fsp.readdir(dir).catch(() => [] as string[]))
         await fsp.rm(path.join(dir, child), { recursive: true, force: true });
       forgetBelow(dirs, parentRel);
       continue;
     }
-    const victim = path.posix.join(parentRel, base.slice(WHITEOUT.length));
+    const victim = path.posix.join(parentRel, base.slice(WHITEOUT_PREFIX.length));
+    // rootfs refuses a victim outside the root (the whiteout of "..", or of "" or "." in the root).
     await fsp.rm(await rootfs.existing(victim), { recursive: true, force: true });
     dirs.delete(victim);
     forgetBelow(dirs, victim);
@@ -127,8 +151,7 @@ async function applyEntry(
     dirs.set('', entry);
     return;
   }
-  const { dir, name } = await rootfs.parentOf(entry.path);
-  const dest = path.join(dir, name);
+  const dest = await rootfs.creatable(entry.path);
   const existing = await fsp.lstat(dest).catch(() => undefined);
   if (entry.type === 'dir') {
     if (existing && !existing.isDirectory()) await fsp.rm(dest, { recursive: true, force: true });

@@ -1,7 +1,8 @@
 /**
  * Path resolution inside a root filesystem being built, as if chrooted: symlinks are followed but
  * can never lead outside the root (`..` stops at the root, absolute targets start from it). Every
- * write of `unpack` goes through here, which is what keeps it inside DIR (SPEC §10).
+ * write and deletion of `unpack` goes through here, which is what keeps it inside DIR (SPEC §10),
+ * whatever the store holds.
  */
 import fsp from 'node:fs/promises';
 import path from 'node:path';
@@ -13,23 +14,23 @@ export class RootFs {
   constructor(readonly root: string) {}
 
   /**
-   * The host path of the directory that will hold `relative`'s last component, creating missing
-   * parents (tars may omit directory entries) and replacing non-directories in the way.
+   * The host path where `relative` will be created, creating missing parents (tars may omit
+   * directory entries) and replacing non-directories in the way.
    */
-  async parentOf(relative: string): Promise<{ dir: string; name: string }> {
+  async creatable(relative: string): Promise<string> {
     const parts = relative.split('/');
     const name = parts.pop()!;
-    return { dir: await this.resolveDir(parts), name };
+    return this.below(await this.walk(parts, true), name, relative);
   }
 
   /**
-   * Resolves a path that must already be there (hard-link targets, directories being finished):
-   * parents through symlinks, the last component as is. Creates nothing.
+   * Resolves a path that must already be there (hard-link targets, whiteouts, directories being
+   * finished): parents through symlinks, the last component as is. Creates nothing.
    */
   async existing(relative: string): Promise<string> {
     const parts = relative.split('/');
     const name = parts.pop()!;
-    return path.join(await this.walk(parts, false), name);
+    return this.below(await this.walk(parts, false), name, relative);
   }
 
   /** Resolves a path completely, last component included (an opaque directory may be a symlink). */
@@ -37,8 +38,23 @@ export class RootFs {
     return this.walk(relative.split('/'), false);
   }
 
-  private resolveDir(parts: string[]): Promise<string> {
-    return this.walk(parts, true);
+  /**
+   * Every path unpack creates or deletes is made here: one plain name in a directory the walk
+   * kept inside the root. A name of "", "." or ".." would be the root itself or its parent.
+   */
+  private below(dir: string, name: string, relative: string): string {
+    const host = path.join(dir, name);
+    const fromRoot = path.relative(this.root, host);
+    const plain = name !== '' && name !== '.' && name !== '..' && !name.includes('/');
+    if (
+      !plain ||
+      fromRoot === '' ||
+      fromRoot === '..' ||
+      fromRoot.startsWith('../') ||
+      path.isAbsolute(fromRoot)
+    )
+      throw new VerificationError(`entry "${relative}" resolves outside the unpack root`, { path: relative });
+    return host;
   }
 
   private async walk(parts: string[], create: boolean): Promise<string> {
