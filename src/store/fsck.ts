@@ -13,9 +13,9 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { type Digest, Hasher, sha256 } from '../digest/index.js';
 import { ObjectReader, PackIndex, packNames } from './packs.js';
-import { rebuildLayerTar } from './rebuild.js';
+import { layerEntries, rebuildLayerTar } from './rebuild.js';
 import { NameRecordSchema } from './records.js';
-import type { Store } from './store.js';
+import { LAYER_OBJECTS, type Store } from './store.js';
 
 export type DamageKind = 'name' | 'image' | 'layer' | 'pack' | 'object';
 
@@ -129,7 +129,7 @@ async function checkLayer(
   try {
     const record = await store.readLayer(diffID);
     if (record.diffID !== diffID) return { message: `layer.json names ${record.diffID}` };
-    const gap = await store.missingLayerParts(diffID);
+    const gap = await store.missingLayerParts(diffID, { thorough: true });
     if (gap?.part === 'record' || gap?.part === 'tar-split')
       return { message: `${path.basename(gap.file)} is missing`, file: gap.file };
     if (gap?.part === 'objects') {
@@ -138,6 +138,11 @@ async function checkLayer(
         message: `${gap.objects.length} object(s) missing, first ${first.digest} (${JSON.stringify(first.path)})`,
       };
     }
+    const unlisted = await unlistedObjects(store, diffID);
+    if (unlisted > 0)
+      return {
+        message: `${LAYER_OBJECTS} does not list ${unlisted} object(s) its entries name`,
+      };
     const hasher = new Hasher();
     for await (const piece of rebuildLayerTar(store, diffID)) hasher.update(piece);
     const actual = hasher.digest();
@@ -149,6 +154,17 @@ async function checkLayer(
   } catch (error) {
     return { message: `does not rebuild: ${(error as Error).message}` };
   }
+}
+
+/** Objects the tar-split names that the layer's objects.idx (which reuse trusts) does not list. */
+async function unlistedObjects(store: Store, diffID: Digest): Promise<number> {
+  const listed = store.layerObjectList(diffID);
+  if (!listed) return 0; // a layer from before objects.idx: reuse reads its tar-split
+  const known = new Set(listed);
+  let unlisted = 0;
+  for await (const entry of layerEntries(store, diffID))
+    if (entry.digest && entry.size > 0 && !known.has(entry.digest)) unlisted++;
+  return unlisted;
 }
 
 async function checkObjects(

@@ -141,6 +141,13 @@ describe('a pull never reuses a layer missing parts', () => {
   it.each([
     ['its tar-split', (store: string) => path.join(layerDir(store), 'tarsplit.jsonl.zst')],
     ['an object', looseObject],
+    [
+      'an object, in a layer committed before objects.idx existed',
+      (store: string) => {
+        fs.rmSync(path.join(layerDir(store), 'objects.idx'));
+        return looseObject(store);
+      },
+    ],
   ])('missing %s: the layer is pulled again and the store repaired', async (_what, victim) => {
     const store = await pulledStore();
     fs.rmSync(victim(store));
