@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Digest } from '../digest/index.js';
-import { StoreBusyError } from '../errors/index.js';
+import { NotFoundError, StoreBusyError } from '../errors/index.js';
 import { isRunning, LOCK_FILE, withStoreLock } from './lock.js';
 import { type PackEntry, PackWriter } from './packs.js';
 import type { Store } from './store.js';
@@ -86,7 +86,13 @@ async function mark(store: Store): Promise<Marks> {
       deadImages.push(image);
       continue;
     }
-    for (const d of (await store.readImage(image)).diffIDs) liveLayers.add(d);
+    // An image removed meanwhile (rmi takes no lock) uses nothing; a corrupt record stops gc,
+    // which cannot know what that image needs.
+    const record = await store.readImage(image).catch((error: unknown) => {
+      if (error instanceof NotFoundError) return undefined;
+      throw error;
+    });
+    for (const d of record?.diffIDs ?? []) liveLayers.add(d);
   }
   const deadLayers: Digest[] = [];
   const liveObjects = new Set<string>();

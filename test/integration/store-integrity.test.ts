@@ -282,4 +282,19 @@ describe('an image no name refers to (defect 7)', () => {
     expect(JSON.parse((await runCli(['images', '--json'], { SKIFF_STORE: store })).stdout)).toEqual([]);
     expect((await fsck(store)).code).toBe(0);
   });
+
+  it('is kept while a pull is in progress: gc refuses to run at all', async () => {
+    const store = await pulledStore();
+    for (const name of fs.readdirSync(path.join(store, 'names'))) fs.rmSync(path.join(store, 'names', name));
+    // A live process's session: this test's own (the pull that would name the image).
+    const session = path.join(store, 'sessions', `${process.pid}-live.json`);
+    fs.writeFileSync(session, JSON.stringify({ pid: process.pid }));
+    const refused = await runCli(['gc'], { SKIFF_STORE: store });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(
+      /^skiff: store .* is in use by 1 pull\(s\) in progress; run gc when they finish$/m,
+    );
+    expect(fs.readdirSync(path.join(store, 'images/sha256'))).toHaveLength(1);
+    fs.rmSync(session);
+  });
 });
