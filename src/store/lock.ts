@@ -2,13 +2,14 @@
  * The store lock (docs/store.md, "The lock"): held by gc for its whole run and by a pull while it
  * registers its session, so a session never starts while gc decides what is garbage.
  *
- * `store.lock` is a small JSON file naming its holder (pid, host, the process's start time, what
- * it is doing). It appears whole: the holder writes it under a name of its own and hard-links it to
- * `store.lock`, which fails if a lock is there. A holder that is no longer running (same host,
- * and its pid is gone or now belongs to a process started at another time) is taken over at once,
- * and said so; takeovers are serialised by `store.lock.takeover`, so one dead lock is removed by
- * one process and a live lock taken in the meantime is never removed. A live holder is waited for,
- * as long as it runs, after saying once whom we wait for.
+ * `store.lock` is a small JSON file naming its holder (pid, host, pid namespace, the process's
+ * start time, what it is doing). It appears whole: the holder writes it under a name of its own
+ * and hard-links it to `store.lock`, which fails if a lock is there. A holder that is no longer
+ * running (same host and pid namespace, and its pid is gone or now belongs to a process started
+ * at another time) is taken over at once, and said so; takeovers are serialised by
+ * `store.lock.takeover`, so one dead lock is removed by one process and a live lock taken in the
+ * meantime is never removed. A live holder is waited for, as long as it runs, after saying once
+ * whom we wait for.
  *
  * A `store.lock` directory is the lock of an older skiff (proper-lockfile, refreshed every 5 s):
  * it is taken over once it is 30 s old, the rule that skiff used.
@@ -29,6 +30,8 @@ const TAKEOVER_STALE_MS = 10_000;
 const HolderSchema = z.object({
   pid: z.number().int(),
   host: z.string(),
+  /** The holder's pid namespace (/proc/self/ns/pid): a pid means something only within it. */
+  pidns: z.string().optional(),
   /** The process's start time (/proc/PID/stat field 22), so a reused pid is not taken for it. */
   started: z.string().optional(),
   purpose: z.string(),
@@ -73,6 +76,7 @@ export async function acquireStoreLock(
   const mine: LockHolder = {
     pid: process.pid,
     host: os.hostname(),
+    ...optional('pidns', PID_NAMESPACE),
     ...optional('started', processStart(process.pid)),
     purpose: options.purpose,
     token: randomBytes(8).toString('hex'),
@@ -134,15 +138,17 @@ async function observe(lockPath: string): Promise<Observed> {
 }
 
 /**
- * A holder is gone when it ran on this host and its pid is free or now names a process started at
- * another time. A holder on another host (a shared store) is never judged: it is waited for.
+ * A holder is gone when it ran on this host, in this pid namespace, and its pid is free or now
+ * names a process started at another time. Any other holder (another host or container sharing the
+ * store) is never judged: it is waited for.
  */
 function isStale(seen: Exclude<Observed, { kind: 'absent' }>): boolean {
   if (seen.kind === 'legacy') return Date.now() - seen.mtimeMs > LEGACY_STALE_MS;
   const holder = seen.holder;
   // Unreadable: not written by skiff (a lock always appears whole). Judged by age, like a legacy one.
   if (!holder) return Date.now() - seen.mtimeMs > LEGACY_STALE_MS;
-  if (holder.host !== os.hostname()) return false;
+  // Containers may share a hostname and a store but not their pids.
+  if (holder.host !== os.hostname() || holder.pidns !== PID_NAMESPACE) return false;
   if (!isRunning(holder.pid)) return true;
   const started = processStart(holder.pid);
   return holder.started !== undefined && started !== undefined && started !== holder.started;
@@ -196,6 +202,16 @@ export function isRunning(pid: number): boolean {
     return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+const PID_NAMESPACE = readPidNamespace();
+
+function readPidNamespace(): string | undefined {
+  try {
+    return fs.readlinkSync('/proc/self/ns/pid');
+  } catch {
+    return undefined;
   }
 }
 

@@ -59,7 +59,13 @@ function deadPid(): number {
 
 function writeDeadLock(store: string): number {
   const pid = deadPid();
-  const holder = { pid, host: os.hostname(), purpose: 'gc', token: 'killed' };
+  const holder = {
+    pid,
+    host: os.hostname(),
+    pidns: fs.readlinkSync('/proc/self/ns/pid'),
+    purpose: 'gc',
+    token: 'killed',
+  };
   fs.writeFileSync(path.join(store, 'store.lock'), `${JSON.stringify(holder)}\n`);
   return pid;
 }

@@ -49,7 +49,13 @@ describe('store lock', () => {
   it('takes over a dead holder once, however many find it', async () => {
     const store = freshStore();
     const pid = deadPid();
-    const lock = { pid, host: os.hostname(), purpose: 'gc', token: 'dead' };
+    const lock = {
+      pid,
+      host: os.hostname(),
+      pidns: fs.readlinkSync('/proc/self/ns/pid'),
+      purpose: 'gc',
+      token: 'dead',
+    };
     fs.writeFileSync(path.join(store, 'store.lock'), JSON.stringify(lock));
     const { most, notices } = await contend(store, 6);
     expect(most).toBe(1);
@@ -61,7 +67,14 @@ describe('store lock', () => {
 
   it('knows a reused pid: a live process started at another time is not the holder', async () => {
     const store = freshStore();
-    const lock = { pid: process.pid, host: os.hostname(), started: '1', purpose: 'gc', token: 'old' };
+    const lock = {
+      pid: process.pid,
+      host: os.hostname(),
+      pidns: fs.readlinkSync('/proc/self/ns/pid'),
+      started: '1',
+      purpose: 'gc',
+      token: 'old',
+    };
     fs.writeFileSync(path.join(store, 'store.lock'), JSON.stringify(lock));
     const { notices } = await contend(store, 1);
     expect(notices).toEqual([
@@ -69,13 +82,34 @@ describe('store lock', () => {
     ]);
   });
 
-  it("takes over an older skiff's directory lock once it is stale, and not before", async () => {
+  it('never judges a holder in another pid namespace (a container sharing the store): it waits', async () => {
+    const store = freshStore();
+    const lockFile = path.join(store, 'store.lock');
+    const lock = { pid: deadPid(), host: os.hostname(), pidns: 'pid:[1]', purpose: 'gc', token: 'other' };
+    fs.writeFileSync(lockFile, JSON.stringify(lock));
+    const notices: string[] = [];
+    let held = false;
+    const waiting = withStoreLock(store, { purpose: 'test', notice: (l) => notices.push(l) }, async () => {
+      held = true;
+    });
+    while (notices.length === 0) await sleep(5);
+    expect(notices).toEqual([`waiting for the store lock held by process ${lock.pid} (gc)`]);
+    expect(held).toBe(false);
+    fs.rmSync(lockFile); // the other container's gc ends
+    await waiting;
+    expect(held).toBe(true);
+  });
+
+  it("takes over an older skiff's directory lock once it is stale (30 s, its own rule)", async () => {
     const store = freshStore();
     const legacy = path.join(store, 'store.lock');
     fs.mkdirSync(legacy);
     const old = new Date(Date.now() - 60_000);
     fs.utimesSync(legacy, old, old);
-    const { notices } = await contend(store, 2);
-    expect(notices).toEqual(['taking over the store lock of an older skiff, which is no longer running']);
+    const { most, notices } = await contend(store, 2);
+    expect(most).toBe(1);
+    expect(notices.filter((n) => n.startsWith('taking over'))).toEqual([
+      'taking over the store lock of an older skiff, which is no longer running',
+    ]);
   });
 });
