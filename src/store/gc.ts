@@ -5,7 +5,7 @@
  * the same lock (Store.beginSession), so no pull can start choosing what to reuse while gc decides
  * what is garbage or deletes it (docs/store.md, "The lock").
  *
- * Everything goes in the reverse of the commit order (names → images → blob records → layers →
+ * Everything goes in the reverse of the commit order (unnamed images → blob records → layers →
  * objects), and a directory goes by one rename into tmp/ before it is emptied, so a gc killed at
  * any moment leaves a store whose every record still has all its parts, plus garbage for the next
  * gc. A new kind of garbage (say, stale resume state) is one more sweep in `collectGarbage`.
