@@ -3,7 +3,8 @@ import { formatBytes } from '../src/pull/report.js';
 import { collectGarbage } from '../src/store/gc.js';
 
 export default class Gc extends SkiffCommand {
-  static override summary = 'Remove layers, objects and staging leftovers that no image references.';
+  static override summary =
+    'Remove images no name refers to, layers and objects no image references, and staging leftovers.';
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Gc);
@@ -12,7 +13,7 @@ export default class Gc extends SkiffCommand {
     if (flags.json) this.printJson(result);
     else
       process.stdout.write(
-        `removed ${result.layersRemoved} layer(s), ${result.objectsRemoved} object(s), ${result.packsRewritten} pack(s) rewritten, ${result.stagingRemoved} staging dir(s); freed ${formatBytes(result.bytesFreed)}\n`,
+        `removed ${result.imagesRemoved} unnamed image(s), ${result.layersRemoved} layer(s), ${result.objectsRemoved} object(s), ${result.packsRewritten} pack(s) rewritten, ${result.stagingRemoved} staging dir(s); freed ${formatBytes(result.bytesFreed)}\n`,
       );
   }
 }

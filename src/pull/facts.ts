@@ -34,7 +34,8 @@ export async function gatherLayerFacts(
   for (const layer of resolved.layers) {
     const format = detectLayerFormat(layer);
     const known = layer.diffID ?? (await store.blobDiffID(layer.digest))?.diffID;
-    const inStore = known !== undefined && store.hasLayer(known);
+    // Reused only when whole: a layer missing its tar-split or objects is pulled again.
+    const inStore = known !== undefined && (await store.hasCompleteLayer(known));
     const facts: LayerFacts = {
       index: layer.index,
       digest: layer.digest,

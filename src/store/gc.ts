@@ -1,20 +1,27 @@
 /**
- * `skiff gc`: removes what no image references (layers, objects, blob records) and what
- * interrupted pulls left behind. Mark and sweep, with pulls kept out: gc holds the store lock for
- * its whole run and refuses to start while a live pull has a session, and pulls register their
- * session under the same lock, so neither can see the other half-done.
+ * `skiff gc`: removes what no name reaches (images, layers, objects, blob records) and what
+ * interrupted pulls left behind. Mark, then sweep, with pulls kept out: gc holds the store lock
+ * from its check for live sessions to its last deletion, and a pull registers its session under
+ * the same lock (Store.beginSession), so no pull can start choosing what to reuse while gc decides
+ * what is garbage or deletes it (docs/store.md, "The lock").
+ *
+ * Everything goes in the reverse of the commit order (unnamed images → blob records → layers →
+ * objects), and a directory goes by one rename into tmp/ before it is emptied, so a gc killed at
+ * any moment leaves a store whose every record still has all its parts, plus garbage for the next
+ * gc. A new kind of garbage (say, stale resume state) is one more sweep in `collectGarbage`.
  */
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Digest } from '../digest/index.js';
-import { StoreBusyError } from '../errors/index.js';
-import { withStoreLock } from './lock.js';
+import { NotFoundError, StoreBusyError } from '../errors/index.js';
+import { isRunning, LOCK_FILE, withStoreLock } from './lock.js';
 import { type PackEntry, PackWriter } from './packs.js';
 import type { Store } from './store.js';
 import { readTarSplit } from './tarsplit.js';
 
 export interface GcResult {
+  imagesRemoved: number;
   layersRemoved: number;
   objectsRemoved: number;
   packsRewritten: number;
@@ -23,8 +30,15 @@ export interface GcResult {
   bytesFreed: number;
 }
 
+/**
+ * Test-only, documented in docs/store.md: with SKIFF_TEST_GC_PAUSE=DIR, gc creates DIR/paused once
+ * it has decided what is garbage (holding the lock) and waits for DIR/resume before deleting it,
+ * so a test can start a pull exactly then.
+ */
+const PAUSE_ENV = 'SKIFF_TEST_GC_PAUSE';
+
 export async function collectGarbage(store: Store): Promise<GcResult> {
-  return withStoreLock(store.root, async () => {
+  return withStoreLock(store.root, { purpose: 'gc' }, async () => {
     const live = await liveSessions(store);
     if (live.length > 0) {
       throw new StoreBusyError(
@@ -32,6 +46,7 @@ export async function collectGarbage(store: Store): Promise<GcResult> {
       );
     }
     const result: GcResult = {
+      imagesRemoved: 0,
       layersRemoved: 0,
       objectsRemoved: 0,
       packsRewritten: 0,
@@ -39,33 +54,83 @@ export async function collectGarbage(store: Store): Promise<GcResult> {
       stagingRemoved: 0,
       bytesFreed: 0,
     };
+    const marks = await mark(store);
+    await pauseForTests();
     result.stagingRemoved = await removeStaging(store, result);
-    const liveLayers = new Set<Digest>();
-    for (const image of await store.listImages())
-      for (const d of (await store.readImage(image)).diffIDs) liveLayers.add(d);
-    const liveObjects = await markLayers(store, liveLayers, result);
-    await sweepLoose(path.join(store.root, 'objects/sha256'), liveObjects, result);
-    await sweepPacks(store, liveObjects, result);
-    await sweepBlobRecords(store, liveLayers, result);
+    await sweepImages(store, marks.deadImages, result);
+    await sweepBlobRecords(store, marks.liveLayers, result);
+    await sweepLayers(store, marks.deadLayers, result);
+    await sweepLoose(path.join(store.root, 'objects/sha256'), marks.liveObjects, result);
+    await sweepPacks(store, marks.liveObjects, result);
     return result;
   });
 }
 
-/** Removes unreferenced layers; returns the digests (hex) of every object live layers use. */
-async function markLayers(store: Store, liveLayers: Set<Digest>, result: GcResult): Promise<Set<string>> {
+interface Marks {
+  /** Images no name refers to (a pull killed between its image and its name leaves one). */
+  deadImages: Digest[];
+  liveLayers: Set<Digest>;
+  /** Layer directories no live image uses, incomplete ones included. */
+  deadLayers: Digest[];
+  /** The hex digests of every object a live layer's entries name. */
+  liveObjects: Set<string>;
+}
+
+/** Names are the roots: what they reach lives, everything else is garbage. */
+async function mark(store: Store): Promise<Marks> {
+  const named = new Set((await store.listNames()).map((n) => n.configDigest));
+  const deadImages: Digest[] = [];
+  const liveLayers = new Set<Digest>();
+  for (const image of await store.listImages()) {
+    if (!named.has(image)) {
+      deadImages.push(image);
+      continue;
+    }
+    // An image removed meanwhile (rmi takes no lock) uses nothing; a corrupt record stops gc,
+    // which cannot know what that image needs.
+    const record = await store.readImage(image).catch((error: unknown) => {
+      if (error instanceof NotFoundError) return undefined;
+      throw error;
+    });
+    for (const d of record?.diffIDs ?? []) liveLayers.add(d);
+  }
+  const deadLayers: Digest[] = [];
   const liveObjects = new Set<string>();
   for (const hex of await fsp.readdir(path.join(store.root, 'layers/sha256'))) {
     const diffID = `sha256:${hex}` as Digest;
     if (!liveLayers.has(diffID)) {
-      result.bytesFreed += await removeTree(store.layerDir(diffID));
-      result.layersRemoved++;
+      deadLayers.push(diffID);
       continue;
     }
-    for await (const record of readTarSplit(store.layerTarSplitPath(diffID))) {
+    const tarSplit = store.layerTarSplitPath(diffID);
+    // A live layer without its tar-split is damage (fsck says so); its objects cannot be known.
+    if (!fs.existsSync(tarSplit)) continue;
+    for await (const record of readTarSplit(tarSplit)) {
       if ('e' in record && record.e.digest) liveObjects.add(record.e.digest.slice(7));
     }
   }
-  return liveObjects;
+  return { deadImages, liveLayers, deadLayers, liveObjects };
+}
+
+async function pauseForTests(): Promise<void> {
+  const dir = process.env[PAUSE_ENV];
+  if (!dir) return;
+  await fsp.writeFile(path.join(dir, 'paused'), `${process.pid}\n`);
+  while (!fs.existsSync(path.join(dir, 'resume'))) await new Promise((r) => setTimeout(r, 20));
+}
+
+async function sweepImages(store: Store, dead: Digest[], result: GcResult): Promise<void> {
+  for (const image of dead) {
+    result.bytesFreed += await removeDir(store, store.imageDir(image));
+    result.imagesRemoved++;
+  }
+}
+
+async function sweepLayers(store: Store, dead: Digest[], result: GcResult): Promise<void> {
+  for (const diffID of dead) {
+    result.bytesFreed += await removeDir(store, store.layerDir(diffID));
+    result.layersRemoved++;
+  }
 }
 
 /** Sessions whose process is still alive; dead ones (crashed, killed) are cleared as a side effect. */
@@ -74,20 +139,10 @@ export async function liveSessions(store: Store): Promise<string[]> {
   const live: string[] = [];
   for (const file of await fsp.readdir(dir)) {
     const pid = Number(file.split('-')[0]);
-    if (isAlive(pid)) live.push(file);
+    if (isRunning(pid)) live.push(file);
     else await fsp.rm(path.join(dir, file), { force: true });
   }
   return live;
-}
-
-function isAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 async function removeStaging(store: Store, result: GcResult): Promise<number> {
@@ -102,6 +157,13 @@ async function removeStaging(store: Store, result: GcResult): Promise<number> {
     for (const name of await fsp.readdir(path.join(store.root, sub))) {
       if (name.includes('.tmp-')) await fsp.rm(path.join(store.root, sub, name), { force: true });
     }
+  }
+  // And the lock files a killed process wrote before linking one into place (store.lock.TOKEN).
+  for (const name of await fsp.readdir(store.root)) {
+    if (!name.startsWith(`${LOCK_FILE}.`) || name === `${LOCK_FILE}.takeover`) continue;
+    const file = path.join(store.root, name);
+    const pid = Number(/"pid":(\d+)/.exec(await fsp.readFile(file, 'utf8').catch(() => ''))?.[1]);
+    if (!isRunning(pid)) await fsp.rm(file, { force: true });
   }
   return removed;
 }
@@ -182,6 +244,12 @@ async function sweepBlobRecords(store: Store, liveLayers: Set<Digest>, result: G
       result.blobRecordsRemoved++;
     }
   }
+}
+
+/** Moves a directory out of the store by one rename, then empties it; returns the bytes freed. */
+async function removeDir(store: Store, dir: string): Promise<number> {
+  const trash = await store.moveToTrash(dir);
+  return trash ? removeTree(trash) : 0;
 }
 
 async function removeTree(target: string): Promise<number> {
