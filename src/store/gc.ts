@@ -20,10 +20,20 @@ export interface GcResult {
   packsRewritten: number;
   blobRecordsRemoved: number;
   stagingRemoved: number;
+  /** Blobs whose resumable state (resume/) was removed. */
+  resumeRemoved: number;
   bytesFreed: number;
 }
 
-export async function collectGarbage(store: Store): Promise<GcResult> {
+export interface GcOptions {
+  /** Resumable state last written longer ago than this goes (Infinity keeps it; 0 removes all). */
+  resumeMaxAgeMs?: number;
+}
+
+/** How long what an interrupted pull fetched is kept for the next pull, unless gc is told otherwise. */
+export const DEFAULT_RESUME_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
+
+export async function collectGarbage(store: Store, options: GcOptions = {}): Promise<GcResult> {
   return withStoreLock(store.root, async () => {
     const live = await liveSessions(store);
     if (live.length > 0) {
@@ -37,9 +47,11 @@ export async function collectGarbage(store: Store): Promise<GcResult> {
       packsRewritten: 0,
       blobRecordsRemoved: 0,
       stagingRemoved: 0,
+      resumeRemoved: 0,
       bytesFreed: 0,
     };
     result.stagingRemoved = await removeStaging(store, result);
+    await removeStaleResume(store, options.resumeMaxAgeMs ?? DEFAULT_RESUME_MAX_AGE_MS, result);
     const liveLayers = new Set<Digest>();
     for (const image of await store.listImages())
       for (const d of (await store.readImage(image)).diffIDs) liveLayers.add(d);
@@ -104,6 +116,13 @@ async function removeStaging(store: Store, result: GcResult): Promise<number> {
     }
   }
   return removed;
+}
+
+/** Resumable state of dead pulls older than `maxAgeMs` (resume.ts); it is never referenced. */
+async function removeStaleResume(store: Store, maxAgeMs: number, result: GcResult): Promise<void> {
+  const removed = await store.resume.removeStale(Date.now() - maxAgeMs);
+  result.resumeRemoved += removed.blobs;
+  result.bytesFreed += removed.bytes;
 }
 
 async function sweepLoose(root: string, live: Set<string>, result: GcResult): Promise<void> {

@@ -10,6 +10,7 @@
  *   blobs/sha256/<hex>.json     a compressed blob → the DiffID it was verified to carry
  *   sessions/<id>.json          pulls in progress (gc waits for them)
  *   tmp/<id>/                   staging of in-progress pulls
+ *   resume/sha256/<blob hex>/   what interrupted pulls fetched and verified (resume.ts; never read as committed)
  *
  * Each content is stored once, addressed by its digest, whichever layers use it. Atomicity comes
  * from renames: everything is written under tmp/ and moved into place only when complete and
@@ -41,6 +42,7 @@ import {
   STORE_VERSION,
   StoreVersionSchema,
 } from './records.js';
+import { ResumeArea } from './resume.js';
 
 export const LAYER_RECORD = 'layer.json';
 export { PACK_THRESHOLD };
@@ -57,7 +59,11 @@ export class Store {
   readonly packs: PackSet;
   private readonly chunkIndex: ChunkIndexSet;
 
+  /** What interrupted pulls fetched and verified, for the next pull of the same blobs (resume.ts). */
+  readonly resume: ResumeArea;
+
   private constructor(readonly root: string) {
+    this.resume = new ResumeArea(path.join(root, 'resume'));
     this.packs = new PackSet(path.join(root, 'packs'));
     this.chunkIndex = new ChunkIndexSet(path.join(root, 'layers/sha256'));
   }
@@ -92,7 +98,16 @@ export class Store {
       return;
     }
     await fsp.mkdir(this.root, { recursive: true });
-    const dirs = ['packs', 'layers/sha256', 'images/sha256', 'names', 'blobs/sha256', 'sessions', 'tmp'];
+    const dirs = [
+      'packs',
+      'layers/sha256',
+      'images/sha256',
+      'names',
+      'blobs/sha256',
+      'sessions',
+      'tmp',
+      'resume/sha256',
+    ];
     await Promise.all(dirs.map((d) => fsp.mkdir(path.join(this.root, d), { recursive: true })));
     // The fan-out directories exist up front so the hot path never has to mkdir.
     const fanout = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
