@@ -15,6 +15,8 @@ export interface StallProxy {
   reset(): void;
   /** After `bytes` more blob bytes, stop forwarding; resolves when that point is reached. */
   stallAfter(bytes: number): Promise<void>;
+  /** Flips one bit of the blob byte at `offset` of every answer from now on (until reset). */
+  flipAt(offset: number): void;
   stop(): Promise<void>;
 }
 
@@ -22,6 +24,7 @@ export async function startStallProxy(target: string): Promise<StallProxy> {
   const [targetHost, targetPort] = target.split(':');
   let forwarded = 0;
   let stall: { left: number; reached: () => void } | undefined;
+  let flip: number | undefined;
   const sockets = new Set<import('node:net').Socket>();
 
   const server = http.createServer((req, res) => {
@@ -35,8 +38,14 @@ export async function startStallProxy(target: string): Promise<StallProxy> {
           answer.pipe(res);
           return;
         }
+        let at = 0;
         answer.on('data', (chunk: Buffer) => {
           let piece = chunk;
+          if (flip !== undefined && flip >= at && flip < at + piece.length) {
+            piece = Buffer.from(piece);
+            piece[flip - at] = piece[flip - at]! ^ 0x01;
+          }
+          at += chunk.length;
           if (stall) {
             if (stall.left <= 0) return;
             if (piece.length >= stall.left) {
@@ -70,12 +79,16 @@ export async function startStallProxy(target: string): Promise<StallProxy> {
     reset: () => {
       forwarded = 0;
       stall = undefined;
+      flip = undefined;
       for (const socket of sockets) socket.destroy();
     },
     stallAfter: (bytes) =>
       new Promise<void>((resolve) => {
         stall = { left: bytes, reached: resolve };
       }),
+    flipAt: (offset) => {
+      flip = offset;
+    },
     stop: () =>
       new Promise<void>((resolve) => {
         for (const socket of sockets) socket.destroy();

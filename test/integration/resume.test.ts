@@ -22,6 +22,8 @@ const MB = Number(process.env.SKIFF_RESUME_MB ?? 6);
 const FILE = 256 * 1024;
 const FILES = Math.round((MB * 1024 * 1024) / FILE);
 const ITERATIONS = 3;
+/** Each case runs several CLI pulls on a shared 2-core machine. */
+const SLOW = 600_000;
 
 /** Incompressible files, so the layer costs its size on the wire; v2 changes every other file. */
 function tree(version: 1 | 2): Tree {
@@ -164,50 +166,80 @@ describe('a killed full pull (gzip)', () => {
     };
     expect(report.bytesResumed).toBe(0);
     expect(resumeFiles(store)).toEqual([]);
-  });
+  }, SLOW);
 
-  it('resumes from the verified prefix: at most the missing bytes fetched again, the same tree', async () => {
-    const random = seeded(10);
-    for (let i = 0; i < ITERATIONS; i++) {
+  it(
+    'resumes from the verified prefix: at most the missing bytes fetched again, the same tree',
+    async () => {
+      const random = seeded(10);
+      for (let i = 0; i < ITERATIONS; i++) {
+        const store = newStore();
+        const at = Math.floor(clean.size * (0.1 + 0.8 * random()));
+        const sent = await killedPull(store, 'full:v1', at);
+        proxy.reset();
+        const report = await pullJson(store, 'full:v1');
+        const fetched = proxy.blobBytes();
+        const layer = report.layers[0]!;
+        console.log(
+          `full #${i}: size ${clean.size}, sent before the kill ${sent}, resumed ${layer.bytesResumed}, fetched on resume ${fetched}, clean pull ${clean.fetched}`,
+        );
+        // The prefix's record is rewritten every 256 KiB: a kill loses at most that of what arrived.
+        expect(layer.bytesResumed).toBeGreaterThanOrEqual(sent - 256 * 1024);
+        expect(layer.bytesResumed).toBeLessThanOrEqual(sent);
+        // Exactly the missing bytes (the clean run's count includes the config blob).
+        expect(fetched).toBe(clean.fetched - layer.bytesResumed);
+        expect(layer.bytesFetched).toBe(clean.size - layer.bytesResumed);
+        expect(diffSnapshots(clean.tree as never, (await proven(store, 'full:v1')) as never)).toEqual([]);
+        // Committed: nothing is kept for resuming any more.
+        expect(resumeFiles(store)).toEqual([]);
+      }
+    },
+    SLOW,
+  );
+
+  it(
+    'detects a damaged prefix on resume, discards it and fetches the blob again',
+    async () => {
       const store = newStore();
-      const at = Math.floor(clean.size * (0.1 + 0.8 * random()));
-      const sent = await killedPull(store, 'full:v1', at);
+      const at = Math.floor(clean.size / 2);
+      await killedPull(store, 'full:v1', at);
+      const prefix = resumeFiles(store).find((f) => f.file.endsWith('.prefix'))!;
+      expect(prefix.size).toBeGreaterThan(1000);
+      const bytes = fs.readFileSync(prefix.file);
+      bytes[500] = bytes[500]! ^ 0x01;
+      fs.writeFileSync(prefix.file, bytes);
       proxy.reset();
-      const report = await pullJson(store, 'full:v1');
-      const fetched = proxy.blobBytes();
-      const layer = report.layers[0]!;
-      console.log(
-        `full #${i}: size ${clean.size}, sent before the kill ${sent}, resumed ${layer.bytesResumed}, fetched on resume ${fetched}, clean pull ${clean.fetched}`,
-      );
-      // The prefix's record is rewritten every 256 KiB: a kill loses at most that of what arrived.
-      expect(layer.bytesResumed).toBeGreaterThanOrEqual(sent - 256 * 1024);
-      expect(layer.bytesResumed).toBeLessThanOrEqual(sent);
-      // Exactly the missing bytes (the clean run's count includes the config blob).
-      expect(fetched).toBe(clean.fetched - layer.bytesResumed);
-      expect(layer.bytesFetched).toBe(clean.size - layer.bytesResumed);
+      const result = await runCli(['pull', `${proxy.host}/full:v1`], { SKIFF_STORE: store });
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stderr).toContain('resumable state discarded');
+      expect(result.stdout).not.toContain('resumed:');
+      expect(proxy.blobBytes()).toBe(clean.fetched);
       expect(diffSnapshots(clean.tree as never, (await proven(store, 'full:v1')) as never)).toEqual([]);
-      // Committed: nothing is kept for resuming any more.
-      expect(resumeFiles(store)).toEqual([]);
-    }
-  });
+    },
+    SLOW,
+  );
 
-  it('detects a damaged prefix on resume, discards it and fetches the blob again', async () => {
-    const store = newStore();
-    const at = Math.floor(clean.size / 2);
-    await killedPull(store, 'full:v1', at);
-    const prefix = resumeFiles(store).find((f) => f.file.endsWith('.prefix'))!;
-    expect(prefix.size).toBeGreaterThan(1000);
-    const bytes = fs.readFileSync(prefix.file);
-    bytes[500] = bytes[500]! ^ 0x01;
-    fs.writeFileSync(prefix.file, bytes);
-    proxy.reset();
-    const result = await runCli(['pull', `${proxy.host}/full:v1`], { SKIFF_STORE: store });
-    expect(result.code, result.stderr).toBe(0);
-    expect(result.stderr).toContain('resumable state discarded');
-    expect(result.stdout).not.toContain('resumed:');
-    expect(proxy.blobBytes()).toBe(clean.fetched);
-    expect(diffSnapshots(clean.tree as never, (await proven(store, 'full:v1')) as never)).toEqual([]);
-  });
+  it(
+    'keeps nothing of a blob whose bytes turn out not to match its digest',
+    async () => {
+      const store = newStore();
+      const at = Math.floor(clean.size / 2);
+      await killedPull(store, 'full:v1', at);
+      expect(resumeFiles(store).length).toBeGreaterThan(0);
+      // The resumed run's bytes are wrong past the prefix: the blob fails its digest, and the
+      // prefix (which may be what is wrong, for all skiff can tell) goes with it.
+      proxy.flipAt(1000);
+      const result = await runCli(['pull', `${proxy.host}/full:v1`], { SKIFF_STORE: store });
+      proxy.reset();
+      expect(result.code, result.stderr).toBe(4);
+      expect(resumeFiles(store)).toEqual([]);
+      // And the next run fetches it whole, correctly.
+      const report = await pullJson(store, 'full:v1');
+      expect(report.bytesResumed).toBe(0);
+      expect(diffSnapshots(clean.tree as never, (await proven(store, 'full:v1')) as never)).toEqual([]);
+    },
+    SLOW,
+  );
 });
 
 describe('a killed partial pull (zstd:chunked)', () => {
@@ -226,75 +258,87 @@ describe('a killed partial pull (zstd:chunked)', () => {
     const report = await pullJson(store, 'chunked:v2');
     expect(report.layers[0]!.method).toBe('partial');
     clean = { fetched: proxy.blobBytes(), tree: await proven(store, 'chunked:v2'), report };
-  });
+  }, SLOW);
 
-  it('resumes from the verified chunks: at most the missing bytes and the TOC/tar-split fetched again', async () => {
-    const random = seeded(20);
-    const planned = clean.report.layers[0]!.bytesFetched;
-    for (let i = 0; i < ITERATIONS; i++) {
+  it(
+    'resumes from the verified chunks: at most the missing bytes and the TOC/tar-split fetched again',
+    async () => {
+      const random = seeded(20);
+      const planned = clean.report.layers[0]!.bytesFetched;
+      for (let i = 0; i < ITERATIONS; i++) {
+        const store = await storeWithV1();
+        const at = Math.floor(clean.fetched * (0.2 + 0.7 * random()));
+        const sent = await killedPull(store, 'chunked:v2', at);
+        proxy.reset();
+        const report = await pullJson(store, 'chunked:v2');
+        const fetched = proxy.blobBytes();
+        const layer = report.layers[0]!;
+        console.log(
+          `partial #${i}: layer ${layer.size}, sent before the kill ${sent}, resumed ${layer.bytesResumed}, fetched on resume ${fetched}, clean partial pull ${clean.fetched}`,
+        );
+        expect(layer.method).toBe('partial');
+        expect(layer.bytesResumed).toBeGreaterThan(0);
+        expect(layer.bytesResumed).toBeLessThanOrEqual(sent);
+        // Missing bytes + TOC/tar-split (both in `planned`, the clean run's fetch) + 5%.
+        expect(fetched).toBeLessThanOrEqual(planned - layer.bytesResumed + 0.05 * layer.size);
+        expect(diffSnapshots(clean.tree as never, (await proven(store, 'chunked:v2')) as never)).toEqual([]);
+        expect(resumeFiles(store)).toEqual([]);
+      }
+    },
+    SLOW,
+  );
+
+  it(
+    'drops pieces that no longer verify, and still pulls the exact image',
+    async () => {
       const store = await storeWithV1();
-      const at = Math.floor(clean.fetched * (0.2 + 0.7 * random()));
-      const sent = await killedPull(store, 'chunked:v2', at);
+      const at = Math.floor(clean.fetched * 0.8);
+      await killedPull(store, 'chunked:v2', at);
+      const pieces = resumeFiles(store).find((f) => f.file.endsWith('.pieces'))!;
+      expect(pieces.size).toBeGreaterThan(FILE);
+      const bytes = fs.readFileSync(pieces.file);
+      // Inside the second piece's content: the first piece stays valid, the rest is dropped.
+      const second = 44 + Number(bytes.readBigUInt64LE(4)) + 44 + 100;
+      bytes[second] = bytes[second]! ^ 0x01;
+      fs.writeFileSync(pieces.file, bytes);
       proxy.reset();
-      const report = await pullJson(store, 'chunked:v2');
-      const fetched = proxy.blobBytes();
-      const layer = report.layers[0]!;
-      console.log(
-        `partial #${i}: layer ${layer.size}, sent before the kill ${sent}, resumed ${layer.bytesResumed}, fetched on resume ${fetched}, clean partial pull ${clean.fetched}`,
-      );
-      expect(layer.method).toBe('partial');
-      expect(layer.bytesResumed).toBeGreaterThan(0);
-      expect(layer.bytesResumed).toBeLessThanOrEqual(sent);
-      // Missing bytes + TOC/tar-split (both in `planned`, the clean run's fetch) + 5%.
-      expect(fetched).toBeLessThanOrEqual(planned - layer.bytesResumed + 0.05 * layer.size);
+      const result = await runCli(['pull', '--json', `${proxy.host}/chunked:v2`], { SKIFF_STORE: store });
+      expect(result.code, result.stderr).toBe(0);
+      const report = JSON.parse(result.stdout) as ReportJson;
+      expect(report.warnings.join('\n')).toContain('do not verify');
+      expect(report.layers[0]!.bytesResumed).toBeGreaterThan(0);
+      expect(report.layers[0]!.bytesResumed).toBeLessThanOrEqual(FILE + 1024);
       expect(diffSnapshots(clean.tree as never, (await proven(store, 'chunked:v2')) as never)).toEqual([]);
-      expect(resumeFiles(store)).toEqual([]);
-    }
-  });
-
-  it('drops pieces that no longer verify, and still pulls the exact image', async () => {
-    const store = await storeWithV1();
-    const at = Math.floor(clean.fetched * 0.8);
-    await killedPull(store, 'chunked:v2', at);
-    const pieces = resumeFiles(store).find((f) => f.file.endsWith('.pieces'))!;
-    expect(pieces.size).toBeGreaterThan(FILE);
-    const bytes = fs.readFileSync(pieces.file);
-    // Inside the second piece's content: the first piece stays valid, the rest is dropped.
-    const second = 44 + Number(bytes.readBigUInt64LE(4)) + 44 + 100;
-    bytes[second] = bytes[second]! ^ 0x01;
-    fs.writeFileSync(pieces.file, bytes);
-    proxy.reset();
-    const result = await runCli(['pull', '--json', `${proxy.host}/chunked:v2`], { SKIFF_STORE: store });
-    expect(result.code, result.stderr).toBe(0);
-    const report = JSON.parse(result.stdout) as ReportJson;
-    expect(report.warnings.join('\n')).toContain('do not verify');
-    expect(report.layers[0]!.bytesResumed).toBeGreaterThan(0);
-    expect(report.layers[0]!.bytesResumed).toBeLessThanOrEqual(FILE + 1024);
-    expect(diffSnapshots(clean.tree as never, (await proven(store, 'chunked:v2')) as never)).toEqual([]);
-  });
+    },
+    SLOW,
+  );
 });
 
 describe('gc and resumable state', () => {
-  it('keeps recent state, removes state older than --resume-max-age, and all of it with --all', async () => {
-    const store = newStore();
-    const size = (await pullJson(newStore(), 'full:v1')).layers[0]!.size;
-    await killedPull(store, 'full:v1', Math.floor(size / 2));
-    expect(resumeFiles(store).length).toBeGreaterThan(0);
-    expect((await runCli(['gc'], { SKIFF_STORE: store })).code).toBe(0);
-    expect(resumeFiles(store).length).toBeGreaterThan(0);
-    const old = new Date(Date.now() - 2 * 3600 * 1000);
-    for (const { file } of resumeFiles(store)) fs.utimesSync(file, old, old);
-    expect((await runCli(['gc', '--resume-max-age', '3h'], { SKIFF_STORE: store })).code).toBe(0);
-    expect(resumeFiles(store).length).toBeGreaterThan(0);
-    const gc = await runCli(['gc', '--resume-max-age', '1h', '--json'], { SKIFF_STORE: store });
-    expect(gc.code, gc.stderr).toBe(0);
-    expect(JSON.parse(gc.stdout).resumeRemoved).toBe(1);
-    expect(resumeFiles(store)).toEqual([]);
+  it(
+    'keeps recent state, removes state older than --resume-max-age, and all of it with --all',
+    async () => {
+      const store = newStore();
+      const size = (await pullJson(newStore(), 'full:v1')).layers[0]!.size;
+      await killedPull(store, 'full:v1', Math.floor(size / 2));
+      expect(resumeFiles(store).length).toBeGreaterThan(0);
+      expect((await runCli(['gc'], { SKIFF_STORE: store })).code).toBe(0);
+      expect(resumeFiles(store).length).toBeGreaterThan(0);
+      const old = new Date(Date.now() - 2 * 3600 * 1000);
+      for (const { file } of resumeFiles(store)) fs.utimesSync(file, old, old);
+      expect((await runCli(['gc', '--resume-max-age', '3h'], { SKIFF_STORE: store })).code).toBe(0);
+      expect(resumeFiles(store).length).toBeGreaterThan(0);
+      const gc = await runCli(['gc', '--resume-max-age', '1h', '--json'], { SKIFF_STORE: store });
+      expect(gc.code, gc.stderr).toBe(0);
+      expect(JSON.parse(gc.stdout).resumeRemoved).toBe(1);
+      expect(resumeFiles(store)).toEqual([]);
 
-    await killedPull(store, 'full:v1', Math.floor(size / 2));
-    expect(resumeFiles(store).length).toBeGreaterThan(0);
-    expect((await runCli(['gc', '--all'], { SKIFF_STORE: store })).code).toBe(0);
-    expect(resumeFiles(store)).toEqual([]);
-    expect((await runCli(['gc', '--resume-max-age', 'soon'], { SKIFF_STORE: store })).code).toBe(1);
-  });
+      await killedPull(store, 'full:v1', Math.floor(size / 2));
+      expect(resumeFiles(store).length).toBeGreaterThan(0);
+      expect((await runCli(['gc', '--all'], { SKIFF_STORE: store })).code).toBe(0);
+      expect(resumeFiles(store)).toEqual([]);
+      expect((await runCli(['gc', '--resume-max-age', 'soon'], { SKIFF_STORE: store })).code).toBe(1);
+    },
+    SLOW,
+  );
 });
