@@ -17,6 +17,8 @@ export interface StallProxy {
   stallAfter(bytes: number): Promise<void>;
   /** Flips one bit of the blob byte at `offset` of every answer from now on (until reset). */
   flipAt(offset: number): void;
+  /** Drops Range headers from now on (until reset): the registry answers 200 with the whole blob. */
+  ignoreRanges(): void;
   stop(): Promise<void>;
 }
 
@@ -25,13 +27,16 @@ export async function startStallProxy(target: string): Promise<StallProxy> {
   let forwarded = 0;
   let stall: { left: number; reached: () => void } | undefined;
   let flip: number | undefined;
+  let noRanges = false;
   const sockets = new Set<import('node:net').Socket>();
 
   const server = http.createServer((req, res) => {
     const method = req.method ?? 'GET';
     const path = req.url ?? '/';
+    const headers = { ...req.headers };
+    if (noRanges) delete headers.range;
     const upstream = http.request(
-      { host: targetHost, port: Number(targetPort), method, path, headers: req.headers },
+      { host: targetHost, port: Number(targetPort), method, path, headers },
       (answer) => {
         res.writeHead(answer.statusCode ?? 502, answer.headers);
         if (!isBlobGet(method, path)) {
@@ -80,6 +85,7 @@ export async function startStallProxy(target: string): Promise<StallProxy> {
       forwarded = 0;
       stall = undefined;
       flip = undefined;
+      noRanges = false;
       for (const socket of sockets) socket.destroy();
     },
     stallAfter: (bytes) =>
@@ -88,6 +94,9 @@ export async function startStallProxy(target: string): Promise<StallProxy> {
       }),
     flipAt: (offset) => {
       flip = offset;
+    },
+    ignoreRanges: () => {
+      noRanges = true;
     },
     stop: () =>
       new Promise<void>((resolve) => {

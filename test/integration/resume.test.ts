@@ -103,14 +103,16 @@ async function pullJson(store: string, ref: string): Promise<ReportJson> {
   return JSON.parse(result.stdout) as ReportJson;
 }
 
-/** Files of the resumable state, with their sizes. */
+/** Files of the resumable state, with their sizes (a record's temp file may vanish meanwhile). */
 function resumeFiles(store: string): Array<{ file: string; size: number }> {
   const base = path.join(store, 'resume/sha256');
-  if (!fs.existsSync(base)) return [];
-  return fs
-    .readdirSync(base)
-    .flatMap((hex) => fs.readdirSync(path.join(base, hex)).map((f) => path.join(base, hex, f)))
-    .map((file) => ({ file, size: fs.statSync(file).size }));
+  const list = (dir: string) => (fs.existsSync(dir) ? fs.readdirSync(dir) : []);
+  return list(base)
+    .flatMap((hex) => list(path.join(base, hex)).map((f) => path.join(base, hex, f)))
+    .flatMap((file) => {
+      const stat = fs.statSync(file, { throwIfNoEntry: false });
+      return stat ? [{ file, size: stat.size }] : [];
+    });
 }
 
 /**
@@ -126,20 +128,22 @@ async function killedPull(store: string, ref: string, bytes: number): Promise<nu
     stdio: 'ignore',
   });
   const exited = new Promise((resolve) => child.on('exit', resolve));
-  await Promise.race([stalled, exited]);
-  expect(child.exitCode, 'the pull finished before the kill').toBeNull();
-  const written = () => resumeFiles(store).reduce((sum, f) => sum + f.size, 0);
-  for (let i = 0, last = -1, still = 0; i < 200 && still < 5; i++) {
-    await new Promise((r) => setTimeout(r, 100));
-    const now = written();
-    still = now > 0 && now === last ? still + 1 : 0;
-    last = now;
+  try {
+    await Promise.race([stalled, exited]);
+    expect(child.exitCode, 'the pull finished before the kill').toBeNull();
+    const written = () => resumeFiles(store).reduce((sum, f) => sum + f.size, 0);
+    for (let i = 0, last = -1, still = 0; i < 200 && still < 5; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      const now = written();
+      still = now > 0 && now === last ? still + 1 : 0;
+      last = now;
+    }
+    return proxy.blobBytes();
+  } finally {
+    child.kill('SIGKILL');
+    await exited;
+    proxy.reset();
   }
-  child.kill('SIGKILL');
-  await exited;
-  const sent = proxy.blobBytes();
-  proxy.reset();
-  return sent;
 }
 
 /** The pulled image unpacked, and saved (save rebuilds every layer and checks its DiffID). */
@@ -215,6 +219,24 @@ describe('a killed full pull (gzip)', () => {
       expect(result.stdout).not.toContain('resumed:');
       expect(proxy.blobBytes()).toBe(clean.fetched);
       expect(diffSnapshots(clean.tree as never, (await proven(store, 'full:v1')) as never)).toEqual([]);
+    },
+    SLOW,
+  );
+
+  it(
+    'starts over cleanly when the registry answers the resumed Range with the whole blob',
+    async () => {
+      const store = newStore();
+      await killedPull(store, 'full:v1', Math.floor(clean.size / 2));
+      expect(resumeFiles(store).length).toBeGreaterThan(0);
+      proxy.ignoreRanges();
+      const report = await pullJson(store, 'full:v1');
+      const fetched = proxy.blobBytes();
+      proxy.reset();
+      expect(report.bytesResumed).toBe(0);
+      expect(fetched).toBe(clean.fetched);
+      expect(diffSnapshots(clean.tree as never, (await proven(store, 'full:v1')) as never)).toEqual([]);
+      expect(resumeFiles(store)).toEqual([]);
     },
     SLOW,
   );
