@@ -75,13 +75,18 @@ async function openResumable(
   let held = Math.min(prefix.size, layer.size);
   let rest: AsyncIterable<Buffer> | Iterable<Buffer> = [];
   if (held < layer.size) {
-    const opened = await openFrom(layer, held, signal);
-    if (opened.start !== held) {
-      // The source would not serve the rest alone: start over, cleanly.
-      await prefix.restart();
-      held = 0;
+    try {
+      const opened = await openFrom(layer, held, signal);
+      if (opened.start !== held) {
+        // The source would not serve the rest alone: start over, cleanly.
+        await prefix.restart();
+        held = 0;
+      }
+      rest = opened.stream;
+    } catch (error) {
+      await prefix.close();
+      throw error;
     }
-    rest = opened.stream;
   }
   ctx.resumed(held);
   const blob = Readable.from(resumedBlob(prefix, held, rest, ctx), { objectMode: false });
