@@ -224,6 +224,18 @@ describe('a killed full pull (gzip)', () => {
   );
 
   it(
+    'says what it resumed',
+    async () => {
+      const store = newStore();
+      await killedPull(store, 'full:v1', Math.floor(clean.size / 2));
+      const result = await runCli(['pull', `${proxy.host}/full:v1`], { SKIFF_STORE: store });
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toMatch(/^resumed: \d+\.\d MB already verified$/m);
+    },
+    SLOW,
+  );
+
+  it(
     'starts over cleanly when the registry answers the resumed Range with the whole blob',
     async () => {
       const store = newStore();
