@@ -27,5 +27,6 @@ export function printPullReport(report: PullReport): void {
   out.push(
     `${report.dryRun ? 'would have ' : ''}${savingsLine(report)}${report.dryRun ? '' : ` in ${(report.durationMs / 1000).toFixed(1)} s`}`,
   );
+  if (report.bytesResumed > 0) out.push(`resumed: ${formatBytes(report.bytesResumed)} already verified`);
   process.stdout.write(`${out.join('\n')}\n`);
 }

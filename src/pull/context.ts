@@ -3,6 +3,7 @@ import type { TarSizeBound } from '../formats/compression.js';
 import type { LayerFormat } from '../formats/detect.js';
 import type { DecryptionKey } from '../formats/encryption/keys.js';
 import type { IngestOptions } from '../store/ingest.js';
+import type { ResumeSession } from '../store/resume.js';
 import type { StoreSession } from '../store/store.js';
 import type { ImageSource } from '../transport/index.js';
 import type { ResolvedLayer } from './resolve.js';
@@ -22,6 +23,12 @@ export interface LayerContext {
   tarSizeBound(): TarSizeBound;
   /** --max-layer-size: what any layer's tar may have at most. */
   maxLayerSize: number;
+  /** Where this pull keeps what it fetched for a later pull, when the source is worth resuming. */
+  resume?: ResumeSession | undefined;
+  /** Reports bytes a resumed layer did not fetch again (held from an interrupted pull, re-verified). */
+  resumed(bytes: number): void;
+  /** A warning for the report (stderr, and the --json report's warnings). */
+  warn(message: string): void;
   /**
    * For a chunked layer pulled in full (no-saving, or after a fallback): what its verified TOC
    * told us, so files already held are not rewritten and its chunks are indexed for later.

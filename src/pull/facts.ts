@@ -4,6 +4,7 @@
  */
 import type { Digest } from '../digest/index.js';
 import { detectLayerFormat, type LayerFormat } from '../formats/detect.js';
+import type { ResumeSession } from '../store/resume.js';
 import type { Store } from '../store/store.js';
 import type { ImageFacts, LayerFacts } from '../strategy/index.js';
 import { wantsToc } from '../strategy/index.js';
@@ -29,6 +30,7 @@ export async function gatherLayerFacts(
   store: Store,
   source: ImageSource,
   signal: AbortSignal,
+  resume?: { session: ResumeSession; warn(message: string): void },
 ): Promise<GatheredLayer[]> {
   const gathered: GatheredLayer[] = [];
   for (const layer of resolved.layers) {
@@ -51,7 +53,10 @@ export async function gatherLayerFacts(
   await Promise.all(
     gathered.map(async (g) => {
       if (!wantsToc(image, g.facts)) return;
-      const loaded = await loadChunkedLayer(source, g.layer, g.format, store, signal);
+      const pieces = resume ? await resume.session.openPieces(g.layer.digest) : undefined;
+      if (pieces?.discarded)
+        resume?.warn(`layer ${g.layer.digest}: part of its resumable state discarded (${pieces.discarded})`);
+      const loaded = await loadChunkedLayer(source, g.layer, g.format, store, signal, pieces?.pieces);
       if (loaded.toc) g.facts.toc = loaded.toc;
       if (loaded.runtime) g.facts.runtime = loaded.runtime;
       g.chunked = loaded.chunked;

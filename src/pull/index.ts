@@ -21,6 +21,7 @@ import { formatReference, type ImageReference, parseReference, storeName } from 
 import type { RegistryClient } from '../registry/client.js';
 import type { StagedLayer } from '../store/ingest.js';
 import type { ImageRecord, ManifestRecord } from '../store/records.js';
+import type { ResumeSession } from '../store/resume.js';
 import type { Store, StoreSession } from '../store/store.js';
 import { storeWriteFailure } from '../store/write-failure.js';
 import {
@@ -98,14 +99,26 @@ async function pullFrom(
   };
   // The session starts before the store is consulted, so gc cannot remove what the plan reuses.
   const session = options.dryRun ? undefined : await options.store.beginSession();
+  const warnings: string[] = [];
+  const warn = (message: string) => warnings.push(message);
+  // Only what is costly to fetch again is kept for a later pull: a remote source's bytes.
+  const resume = session && source.openBlobFrom ? options.store.resume.forSession(session.id) : undefined;
+  let gathered: GatheredLayer[] = [];
   try {
-    const gathered = await gatherLayerFacts(resolved, image, options.store, source, signal);
+    gathered = await gatherLayerFacts(
+      resolved,
+      image,
+      options.store,
+      source,
+      signal,
+      resume && { session: resume, warn },
+    );
     const plan = planPull(
       image,
       gathered.map((g) => g.facts),
     );
     if (plan.violations.length > 0) throw violationError(plan.violations, mode);
-    const base = { reference, resolved, mode, started, gathered };
+    const base = { reference, resolved, mode, started, gathered, warnings };
     if (!session)
       return buildReport({
         ...base,
@@ -122,11 +135,16 @@ async function pullFrom(
       signal,
       abort,
       maxLayerSize: options.maxLayerSize ?? DEFAULT_MAX_LAYER_SIZE,
+      resume,
+      warn,
     });
     const configDigest = await commitAll(session, reference, resolved, gathered, outcomes);
+    // Committed: what was kept for a resume is in the store now.
+    if (resume) await Promise.all(gathered.map((g) => resume.forget(g.layer.digest).catch(() => undefined)));
     return buildReport({ ...base, decisions: outcomes.map((o) => o.decision), outcomes, configDigest });
   } finally {
     abort.abort();
+    await Promise.all(gathered.map((g) => g.chunked?.pieces?.close()));
     await session?.end();
   }
 }
@@ -140,6 +158,8 @@ interface ExecutionEnv {
   signal: AbortSignal;
   abort: AbortController;
   maxLayerSize: number;
+  resume: ResumeSession | undefined;
+  warn(message: string): void;
 }
 
 interface LayerOutcome {
@@ -148,6 +168,8 @@ interface LayerOutcome {
   /** The DiffID the layer is committed (or reused) under. */
   diffID: Digest;
   bytesFetched: number;
+  /** Bytes held from an interrupted pull, verified again, not fetched. */
+  bytesResumed: number;
 }
 
 /** Runs every layer's decision, a bounded number at once; the first failure stops the others. */
@@ -185,6 +207,7 @@ async function runLayer(
 ): Promise<LayerOutcome> {
   let decision = initial;
   let bytesFetched = g.planningBytes;
+  let bytesResumed = 0;
   const ctx: LayerContext = {
     layer: g.layer,
     format: g.format,
@@ -199,6 +222,11 @@ async function runLayer(
     signal: env.signal,
     tarSizeBound: () => tarSizeBound(g.chunked, g.facts.runtime, env.maxLayerSize),
     maxLayerSize: env.maxLayerSize,
+    resume: env.resume,
+    resumed: (n) => {
+      bytesResumed += n;
+    },
+    warn: env.warn,
     ...(g.chunked
       ? {
           fullPullHints: {
@@ -212,14 +240,16 @@ async function runLayer(
     if (decision.method === 'reuse') {
       env.progress.layerStart(g.layer.index, g.layer.digest, 'reuse', 0);
       env.progress.layerDone(g.layer.index, true);
-      return { decision, diffID: g.storedDiffID!, bytesFetched };
+      return { decision, diffID: g.storedDiffID!, bytesFetched, bytesResumed };
     }
     env.progress.layerStart(g.layer.index, g.layer.digest, decision.method, decision.fetchBytes);
     try {
+      // A retry of the layer (after a run-time fact) counts only what that attempt held.
+      bytesResumed = decision.method === 'partial' ? g.chunked!.resumedBytes : 0;
       const staged =
         decision.method === 'partial' ? await pullPartial(ctx, g.chunked!, decision) : await pullFull(ctx);
       env.progress.layerDone(g.layer.index, true);
-      return { decision, staged, diffID: staged.diffID, bytesFetched };
+      return { decision, staged, diffID: staged.diffID, bytesFetched, bytesResumed };
     } catch (error) {
       if (!(error instanceof RuntimeFactError)) {
         env.progress.layerDone(g.layer.index, false);
@@ -316,6 +346,7 @@ interface ReportInput {
   decisions: LayerDecision[];
   outcomes: LayerOutcome[] | undefined;
   configDigest: Digest | undefined;
+  warnings: string[];
 }
 
 function buildReport(input: ReportInput): PullReport {
@@ -333,6 +364,7 @@ function buildReport(input: ReportInput): PullReport {
       // A dry run reports what the plan would fetch; a real run what it did fetch.
       bytesFetched: outcome ? outcome.bytesFetched : decision.fetchBytes,
       bytesReused: decision.reuseBytes,
+      bytesResumed: outcome?.bytesResumed ?? 0,
       size: g.layer.size,
     };
   });
@@ -348,7 +380,8 @@ function buildReport(input: ReportInput): PullReport {
     layers,
     bytesFetched: layers.reduce((sum, l) => sum + l.bytesFetched, 0),
     bytesReused: layers.reduce((sum, l) => sum + l.bytesReused, 0),
+    bytesResumed: layers.reduce((sum, l) => sum + l.bytesResumed, 0),
     durationMs: Math.round(performance.now() - input.started),
-    warnings: resolved.warnings,
+    warnings: [...resolved.warnings, ...input.warnings],
   };
 }

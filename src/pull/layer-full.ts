@@ -2,33 +2,38 @@
  * The `full` method: fetch the whole blob, verify its digest, decrypt and decompress it, and
  * convert it into the store's file-level form while hashing the DiffID.
  */
-import type { Transform } from 'node:stream';
+import fs from 'node:fs';
+import { Readable, type Transform } from 'node:stream';
 import { type Digest, DigestStream } from '../digest/index.js';
 import { SkiffError, VerificationError, writeRefusedErrno } from '../errors/index.js';
 import { decompressor, type TarSizeBound, TarSizeCap } from '../formats/compression.js';
 import { type ChunkedMetadata, tarSplitTarSize } from '../formats/zstd-chunked.js';
 import { isRetriableNetworkError } from '../registry/http.js';
 import { ingestLayer, type StagedLayer } from '../store/ingest.js';
+import type { PrefixWriter } from '../store/resume.js';
 import type { RuntimeFacts } from '../strategy/index.js';
 import { pipeChain } from '../util/streams.js';
 import type { LayerContext } from './context.js';
 import { ByteCounter } from './progress.js';
 
 export async function pullFull(ctx: LayerContext): Promise<StagedLayer> {
-  const { layer, format, session, source, signal } = ctx;
+  const { layer, format, session } = ctx;
   const decompress = decompressor(format.compression);
   let staged: StagedLayer | undefined;
+  let prefix: PrefixWriter | undefined;
   try {
     // Unwrap the key before fetching anything: a missing or wrong key fails without a download.
     const decrypt = format.encrypted ? await decryptStream(ctx) : undefined;
-    const blob = await source.openBlob(layer, signal);
-    const counter = new ByteCounter((n) => ctx.fetched(n));
+    const opened = await openResumable(ctx);
+    prefix = opened.prefix;
     const verify = new DigestStream({
       digest: layer.digest,
       size: layer.size,
       what: `layer ${layer.digest}`,
     });
-    const stages: [typeof blob, ...Transform[]] = [blob, counter, verify];
+    const stages: [Readable, ...Transform[]] = opened.counted
+      ? [opened.blob, verify]
+      : [opened.blob, new ByteCounter((n) => ctx.fetched(n)), verify];
     if (decrypt) stages.push(decrypt);
     if (decompress) stages.push(decompress);
     stages.push(new TarSizeCap(ctx.tarSizeBound(), layer.digest));
@@ -46,7 +51,12 @@ export async function pullFull(ctx: LayerContext): Promise<StagedLayer> {
       });
     });
   } catch (error) {
-    throw withLayer(error, ctx, decompress);
+    const labelled = withLayer(error, ctx, decompress);
+    // Bytes that are not the blob (or a prefix that no longer is) must not be resumed from.
+    if (labelled instanceof VerificationError) await prefix?.discard();
+    throw labelled;
+  } finally {
+    await prefix?.close();
   }
   return checkDiffID(staged!, ctx);
 }
@@ -80,6 +90,58 @@ export function checkPartialSize(chunked: ChunkedMetadata, cap: number, digest: 
   if (size <= cap) return;
   const message = `layer ${digest} decompresses to ${size} bytes by its TOC and tar-split, more than ${cap} bytes, the limit set by --max-layer-size`;
   throw new VerificationError(message, { digest });
+}
+
+/**
+ * The blob as one stream: the prefix an interrupted pull left (hashed again against its record
+ * first), then the rest from the source, which is recorded as it arrives. Only the rest counts
+ * as fetched. Without a resume area (a local source, a dry run) it is simply the source's stream.
+ */
+async function openResumable(
+  ctx: LayerContext,
+): Promise<{ blob: Readable; counted: boolean; prefix?: PrefixWriter }> {
+  const { layer, source, signal } = ctx;
+  const openFrom = source.openBlobFrom?.bind(source);
+  if (!ctx.resume || !openFrom) return { blob: await source.openBlob(layer, signal), counted: false };
+  const { prefix, discarded } = await ctx.resume.openPrefix(layer.digest);
+  if (discarded)
+    ctx.warn(`layer ${layer.digest}: resumable state discarded (${discarded}); fetching it again`);
+  let held = Math.min(prefix.size, layer.size);
+  let rest: AsyncIterable<Buffer> | Iterable<Buffer> = [];
+  if (held < layer.size) {
+    try {
+      const opened = await openFrom(layer, held, signal);
+      if (opened.start !== held) {
+        // The source would not serve the rest alone: start over, cleanly.
+        await prefix.restart();
+        held = 0;
+      }
+      rest = opened.stream;
+    } catch (error) {
+      await prefix.close();
+      throw error;
+    }
+  }
+  ctx.resumed(held);
+  const blob = Readable.from(resumedBlob(prefix, held, rest, ctx), { objectMode: false });
+  return { blob, counted: true, prefix };
+}
+
+async function* resumedBlob(
+  prefix: PrefixWriter,
+  held: number,
+  rest: AsyncIterable<Buffer> | Iterable<Buffer>,
+  ctx: LayerContext,
+): AsyncGenerator<Buffer> {
+  if (held > 0) {
+    const reading = fs.createReadStream(prefix.dataPath, { start: 0, end: held - 1, highWaterMark: 1 << 20 });
+    for await (const piece of reading) yield piece as Buffer;
+  }
+  for await (const piece of rest) {
+    await prefix.append(piece);
+    ctx.fetched(piece.length);
+    yield piece;
+  }
 }
 
 /** The encryption module (and jose behind it) is loaded only for encrypted layers. */

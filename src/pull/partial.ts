@@ -25,6 +25,7 @@ import { PartTruncatedError } from '../registry/range-split.js';
 import { ingestLayer, type RebuildPiece, type StagedLayer } from '../store/ingest.js';
 import { RebuildHasher } from '../store/rebuild-hasher.js';
 import type { ChunkRef } from '../store/records.js';
+import type { PieceLog } from '../store/resume.js';
 import type { Store, StoreSession } from '../store/store.js';
 import { type FetchSet, type PlannedChunk, type PlannedFile, planFetchSet } from '../strategy/fetch-set.js';
 import type { LayerDecision, RuntimeFacts, TocFacts } from '../strategy/index.js';
@@ -52,6 +53,10 @@ export interface ChunkedLayer extends ChunkedMetadata {
   localChunks: ReadonlyMap<Digest, LocalChunk>;
   /** Bytes fetched to read the TOC, tar-split and footer. */
   metadataBytes: number;
+  /** Where fetched chunks are kept for a later pull if this one is interrupted. */
+  pieces?: PieceLog | undefined;
+  /** Compressed bytes the plan does not fetch because an interrupted pull already verified them. */
+  resumedBytes: number;
 }
 
 export interface LoadedChunkedLayer {
@@ -76,6 +81,7 @@ export async function loadChunkedLayer(
   format: LayerFormat,
   store: Store,
   signal: AbortSignal,
+  pieces?: PieceLog,
 ): Promise<LoadedChunkedLayer> {
   const info = format.chunked as ZstdChunkedInfo;
   const wanted = coalesceRanges(metadataRanges(info, layer.size), { maxGap: 64 });
@@ -124,19 +130,23 @@ export async function loadChunkedLayer(
       metadataBytes,
     };
   }
-  const { available, locations } = availability(metadata.toc, store);
+  const { available, locations } = availability(metadata.toc, store, pieces);
   const fetchSet = planFetchSet(metadata.toc, available);
   const fetchBytes = metadataBytes + fetchSet.rangeBytes;
+  const resumedBytes = pieces ? heldBy(fetchSet, locations, pieces.dataPath) : 0;
   return {
     toc: { state: 'ok', fetchBytes, reuseBytes: Math.max(0, layer.size - fetchBytes) },
-    chunked: { ...metadata, fetchSet, localChunks: locations, metadataBytes },
+    chunked: { ...metadata, fetchSet, localChunks: locations, metadataBytes, pieces, resumedBytes },
     ...(runtime ? { runtime } : {}),
     metadataBytes,
   };
 }
 
-/** What the store already holds of this TOC's files and chunks. */
-function availability(toc: ValidatedToc, store: Store) {
+/**
+ * What the store already holds of this TOC's files and chunks, and what an interrupted pull of
+ * this blob verified (its pieces: chunks, and single-chunk files, which are their one chunk).
+ */
+function availability(toc: ValidatedToc, store: Store, pieces: PieceLog | undefined) {
   const objects = new Set<Digest>();
   const chunks = new Set<Digest>();
   const locations = new Map<Digest, LocalChunk>();
@@ -145,11 +155,11 @@ function availability(toc: ValidatedToc, store: Store) {
       objects.add(file.digest);
       continue;
     }
-    if (file.chunks.length < 2) continue;
+    const multiChunk = file.chunks.length > 1;
+    if (!multiChunk && !pieces) continue;
     for (const chunk of file.chunks) {
       if (chunk.zeros || locations.has(chunk.digest)) continue;
-      const whole = store.locate(chunk.digest, chunk.size);
-      const found = whole ? { location: whole, offset: 0, size: chunk.size } : store.findChunk(chunk.digest);
+      const found = (multiChunk ? storedChunk(store, chunk) : undefined) ?? resumedChunk(pieces, chunk);
       if (found && found.size === chunk.size) {
         chunks.add(chunk.digest);
         locations.set(chunk.digest, found);
@@ -157,6 +167,26 @@ function availability(toc: ValidatedToc, store: Store) {
     }
   }
   return { available: { objects, chunks }, locations };
+}
+
+function storedChunk(store: Store, chunk: { digest: Digest; size: number }): LocalChunk | undefined {
+  const whole = store.locate(chunk.digest, chunk.size);
+  return whole ? { location: whole, offset: 0, size: chunk.size } : store.findChunk(chunk.digest);
+}
+
+function resumedChunk(pieces: PieceLog | undefined, chunk: { digest: Digest; size: number }) {
+  const location = pieces?.find(chunk.digest, chunk.size);
+  return location ? { location, offset: 0, size: chunk.size } : undefined;
+}
+
+/** Compressed bytes of the planned chunks an interrupted pull's pieces hold (not fetched again). */
+function heldBy(fetchSet: FetchSet, locations: ReadonlyMap<Digest, LocalChunk>, piecesPath: string): number {
+  let bytes = 0;
+  for (const file of fetchSet.files)
+    for (const chunk of file.chunks)
+      if (chunk.source === 'local' && locations.get(chunk.digest)?.location.path === piecesPath)
+        bytes += chunk.end - chunk.start;
+  return bytes;
 }
 
 /** Chunk references of a layer's files, for the store's chunk index (later partial pulls reuse them). */
@@ -250,7 +280,10 @@ async function fetchMissing(
     await carveChunks(range, data, inside, async ({ file, chunk }, compressed) => {
       counted += compressed.length;
       ctx.fetched(compressed.length);
-      await assembler.put(file, chunk, await decompressFetched(file, chunk, compressed));
+      const content = await decompressFetched(file, chunk, compressed);
+      await assembler.put(file, chunk, content);
+      // Verified by put(): kept for a later pull should this one be interrupted.
+      chunked.pieces?.append(chunk.digest, content);
     });
     // Gap bytes between chunks of a coalesced range were fetched too.
     ctx.fetched(range.end - range.start - counted);

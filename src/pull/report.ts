@@ -13,6 +13,11 @@ export interface LayerReport {
   reasons: ReasonCode[];
   bytesFetched: number;
   bytesReused: number;
+  /**
+   * Bytes of the blob not fetched because an interrupted pull had fetched them (hashed again
+   * before use); not in bytesFetched. 0 when nothing was resumed.
+   */
+  bytesResumed: number;
   size: number;
 }
 
@@ -28,6 +33,7 @@ export interface PullReport {
   layers: LayerReport[];
   bytesFetched: number;
   bytesReused: number;
+  bytesResumed: number;
   durationMs: number;
   warnings: string[];
 }

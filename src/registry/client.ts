@@ -196,6 +196,33 @@ export class RegistryClient {
     });
   }
 
+  /**
+   * Opens a blob from byte `offset` (a resumed pull holds the bytes before it). `start` is where
+   * the stream actually begins: `offset` when the registry honoured the Range, 0 when it answered
+   * with the whole blob (200) or a range other than the one asked for, in which case the caller
+   * starts over.
+   */
+  async openBlobFrom(
+    location: RepositoryLocation,
+    digest: Digest,
+    offset: number,
+    signal?: AbortSignal,
+  ): Promise<{ stream: Readable; start: number }> {
+    let res = await this.blobResponse(location, digest, offset, signal);
+    let start = offset;
+    if (res.status === 200) start = 0;
+    else if (!answersFrom(res, offset)) {
+      res.body.destroy();
+      res = await this.blobResponse(location, digest, 0, signal);
+      start = 0;
+    }
+    const stream = Readable.from(this.resumingBody(location, digest, res, signal, start), {
+      objectMode: false,
+      highWaterMark: 1 << 20,
+    });
+    return { stream, start };
+  }
+
   private async blobResponse(
     location: RepositoryLocation,
     digest: Digest,
@@ -225,6 +252,8 @@ export class RegistryClient {
     digest: Digest,
     first: HttpResponse,
     signal?: AbortSignal,
+    /** Where `first`'s body starts in the blob. */
+    base = 0,
   ) {
     let res = first;
     let delivered = 0;
@@ -238,7 +267,7 @@ export class RegistryClient {
     for (;;) {
       const reading = res;
       // A 200 to a resume means the server restarted from byte 0: skip what was already delivered.
-      let skip = delivered > 0 && reading.status === 200 ? delivered : 0;
+      let skip = reading.status === 200 ? base + delivered : 0;
       try {
         for await (const chunk of reading.body as AsyncIterable<Buffer>) {
           let piece = chunk;
@@ -265,7 +294,7 @@ export class RegistryClient {
               cause,
             ),
         });
-        res = await this.blobResponse(location, digest, delivered, signal);
+        res = await this.blobResponse(location, digest, base + delivered, signal);
       } finally {
         // Only the body this turn was reading: `res` may already be the resumed response.
         if (!reading.body.destroyed) reading.body.destroy();
@@ -390,6 +419,15 @@ function finalRangeError(error: unknown, digest: Digest): unknown {
       error,
     );
   return error;
+}
+
+/** Whether a 206 answer starts at `offset` (a server may answer another range than asked for). */
+function answersFrom(res: HttpResponse, offset: number): boolean {
+  try {
+    return parseContentRange(headerValue(res.headers, 'content-range') ?? '').start === offset;
+  } catch {
+    return false;
+  }
 }
 
 function within(

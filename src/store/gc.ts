@@ -27,6 +27,8 @@ export interface GcResult {
   packsRewritten: number;
   blobRecordsRemoved: number;
   stagingRemoved: number;
+  /** Blobs whose resumable state (resume/) was removed. */
+  resumeRemoved: number;
   bytesFreed: number;
 }
 
@@ -37,7 +39,15 @@ export interface GcResult {
  */
 const PAUSE_ENV = 'SKIFF_TEST_GC_PAUSE';
 
-export async function collectGarbage(store: Store): Promise<GcResult> {
+export interface GcOptions {
+  /** Resumable state last written longer ago than this goes (Infinity keeps it; 0 removes all). */
+  resumeMaxAgeMs?: number;
+}
+
+/** How long what an interrupted pull fetched is kept for the next pull, unless gc is told otherwise. */
+export const DEFAULT_RESUME_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
+
+export async function collectGarbage(store: Store, options: GcOptions = {}): Promise<GcResult> {
   return withStoreLock(store.root, { purpose: 'gc' }, async () => {
     const live = await liveSessions(store);
     if (live.length > 0) {
@@ -52,11 +62,13 @@ export async function collectGarbage(store: Store): Promise<GcResult> {
       packsRewritten: 0,
       blobRecordsRemoved: 0,
       stagingRemoved: 0,
+      resumeRemoved: 0,
       bytesFreed: 0,
     };
     const marks = await mark(store);
     await pauseForTests();
     result.stagingRemoved = await removeStaging(store, result);
+    await removeStaleResume(store, options.resumeMaxAgeMs ?? DEFAULT_RESUME_MAX_AGE_MS, result);
     await sweepImages(store, marks.deadImages, result);
     await sweepBlobRecords(store, marks.liveLayers, result);
     await sweepLayers(store, marks.deadLayers, result);
@@ -166,6 +178,13 @@ async function removeStaging(store: Store, result: GcResult): Promise<number> {
     if (!isRunning(pid)) await fsp.rm(file, { force: true });
   }
   return removed;
+}
+
+/** Resumable state of dead pulls older than `maxAgeMs` (resume.ts); it is never referenced. */
+async function removeStaleResume(store: Store, maxAgeMs: number, result: GcResult): Promise<void> {
+  const removed = await store.resume.removeStale(Date.now() - maxAgeMs);
+  result.resumeRemoved += removed.blobs;
+  result.bytesFreed += removed.bytes;
 }
 
 async function sweepLoose(root: string, live: Set<string>, result: GcResult): Promise<void> {

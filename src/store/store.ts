@@ -11,6 +11,7 @@
  *   sessions/<id>.json          pulls in progress (gc refuses to run while a live one exists)
  *   tmp/<id>/                   staging of in-progress pulls; tmp/rm-*: directories being removed
  *   store.lock                  the store lock (lock.ts): gc for its run, a pull while it registers
+ *   resume/sha256/<blob hex>/   what interrupted pulls fetched and verified (resume.ts; never read as committed)
  *
  * Each content is stored once, addressed by its digest, whichever layers use it. Atomicity comes
  * from renames: everything is written under tmp/ and moved into place only when complete and
@@ -45,6 +46,7 @@ import {
   StoreVersionSchema,
 } from './records.js';
 import { readTarSplit } from './tarsplit.js';
+import { ResumeArea } from './resume.js';
 
 export const LAYER_RECORD = 'layer.json';
 export { PACK_THRESHOLD };
@@ -63,7 +65,11 @@ export class Store {
   readonly packs: PackSet;
   private readonly chunkIndex: ChunkIndexSet;
 
+  /** What interrupted pulls fetched and verified, for the next pull of the same blobs (resume.ts). */
+  readonly resume: ResumeArea;
+
   private constructor(readonly root: string) {
+    this.resume = new ResumeArea(path.join(root, 'resume'));
     this.packs = new PackSet(path.join(root, 'packs'));
     this.chunkIndex = new ChunkIndexSet(path.join(root, 'layers/sha256'));
   }
@@ -106,7 +112,16 @@ export class Store {
       return;
     }
     await fsp.mkdir(this.root, { recursive: true });
-    const dirs = ['packs', 'layers/sha256', 'images/sha256', 'names', 'blobs/sha256', 'sessions', 'tmp'];
+    const dirs = [
+      'packs',
+      'layers/sha256',
+      'images/sha256',
+      'names',
+      'blobs/sha256',
+      'sessions',
+      'tmp',
+      'resume/sha256',
+    ];
     await Promise.all(dirs.map((d) => fsp.mkdir(path.join(this.root, d), { recursive: true })));
     // The fan-out directories exist up front so the hot path never has to mkdir.
     const fanout = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));

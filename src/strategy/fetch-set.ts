@@ -5,13 +5,13 @@
  * What remains is fetched as coalesced byte ranges.
  */
 import type { Digest } from '../digest/index.js';
-import type { TocChunk, TocFile, ValidatedToc } from '../formats/zstd-chunked.js';
+import type { TocChunk, ValidatedToc } from '../formats/zstd-chunked.js';
 import { type ByteRange, coalesceRanges, totalBytes } from '../transport/ranges.js';
 
 export interface Availability {
   /** File digests whose content the store holds. */
   objects: ReadonlySet<Digest>;
-  /** Chunk digests the store can serve from an object it holds. */
+  /** Chunk digests served locally: from an object the store holds, or an interrupted pull's pieces. */
   chunks: ReadonlySet<Digest>;
 }
 
@@ -56,7 +56,7 @@ export function planFetchSet(toc: ValidatedToc, available: Availability, maxGap 
       continue;
     }
     if (planned.has(file.digest)) continue; // the same content twice in one layer is fetched once
-    const chunks = file.chunks.map((chunk) => ({ ...chunk, source: chunkSource(file, chunk, available) }));
+    const chunks = file.chunks.map((chunk) => ({ ...chunk, source: chunkSource(chunk, available) }));
     localChunks += chunks.filter((c) => c.source !== 'fetch').length;
     planned.set(file.digest, { digest: file.digest, size: file.size, path: file.path, chunks });
   }
@@ -68,9 +68,10 @@ export function planFetchSet(toc: ValidatedToc, available: Availability, maxGap 
   return { files, ranges, rangeBytes: totalBytes(ranges), reusedFiles, localChunks };
 }
 
-function chunkSource(file: TocFile, chunk: TocChunk, available: Availability): ChunkSource {
+function chunkSource(chunk: TocChunk, available: Availability): ChunkSource {
   if (chunk.zeros) return 'zeros';
-  // A single-chunk file's chunk digest is its file digest, already known to be missing.
-  if (file.chunks.length > 1 && available.chunks.has(chunk.digest)) return 'local';
+  // A single-chunk file's chunk digest is its file digest: not a stored object, but an interrupted
+  // pull may hold it as a verified piece (pull/partial.ts lists those among the chunks).
+  if (available.chunks.has(chunk.digest)) return 'local';
   return 'fetch';
 }

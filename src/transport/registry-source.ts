@@ -38,6 +38,10 @@ export class RegistrySource implements ImageSource {
     return this.client.openBlob(this.location, blob.digest, signal);
   }
 
+  openBlobFrom(blob: BlobRef, offset: number, signal?: AbortSignal) {
+    return this.client.openBlobFrom(this.location, blob.digest, offset, signal);
+  }
+
   fetchRanges(
     blob: BlobRef,
     ranges: readonly ByteRange[],

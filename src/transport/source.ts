@@ -41,6 +41,15 @@ export interface ImageSource {
   /** The whole blob as a stream; unverified (callers hash it). */
   openBlob(blob: BlobRef, signal?: AbortSignal): Promise<Readable>;
   /**
+   * Sources worth resuming (remote ones): the blob from byte `offset`, or from `start` 0 when the
+   * source would not serve that range. Local sources leave it out.
+   */
+  openBlobFrom?(
+    blob: BlobRef,
+    offset: number,
+    signal?: AbortSignal,
+  ): Promise<{ stream: Readable; start: number }>;
+  /**
    * Byte ranges of a blob, handed to `onRange` one at a time in ascending order. Throws
    * RangesNotHonouredError (registry/client.ts) when the source turns out not to serve ranges.
    */

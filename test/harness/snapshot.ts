@@ -46,11 +46,15 @@ export function snapshot(root: string, options: { mtimes?: boolean } = {}): Map<
   return out;
 }
 
-/** The store's content: everything but the transient staging and session areas (empty between pulls). */
+/**
+ * The store's content: everything but the lock and the resumable state a failed pull may leave
+ * (resume/, never read as content).
+ */
 export function snapshotStore(root: string): Map<string, FileRecord> {
   const all = snapshot(root);
   for (const key of [...all.keys()]) {
     if (key === 'store.lock' || key.startsWith('store.lock/')) all.delete(key);
+    if (key === 'resume' || key.startsWith('resume/')) all.delete(key);
   }
   return all;
 }

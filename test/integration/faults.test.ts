@@ -62,12 +62,16 @@ interface Entry {
   link?: string;
 }
 
-/** Every path under a store with its type, mode, size and content hash (no times: they say nothing). */
+/**
+ * Every path under a store with its type, mode, size and content hash (no times: they say
+ * nothing). Resumable state (resume/) is not the store's content: a failed pull may leave some.
+ */
 function snapshotStore(dir: string): Map<string, Entry> {
   const out = new Map<string, Entry>();
   const walk = (rel: string) => {
     for (const name of fs.readdirSync(path.join(dir, rel)).sort()) {
       const relPath = rel ? `${rel}/${name}` : name;
+      if (relPath === 'resume') continue;
       const full = path.join(dir, relPath);
       const st = fs.lstatSync(full);
       const type = st.isFile()
