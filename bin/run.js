@@ -10,5 +10,6 @@ v8.setFlagsFromString('--liftoff-only');
 // package.json already requires Node 20.
 process.env.OCLIF_DISABLE_ENGINE_WARNING ??= '1';
 
-const { execute } = await import('@oclif/core');
-await execute({ dir: import.meta.url });
+// One `skiff: …` line for every error, those that escape a command included (src/cli/main.ts).
+const { main } = await import('../dist/src/cli/main.js');
+await main(import.meta.url);

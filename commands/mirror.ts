@@ -1,7 +1,8 @@
 import { Args, Flags } from '@oclif/core';
-import { SkiffCommand } from '../src/cli/base.js';
-import { mirrorProgressBars, printMirrorResult, printMirrorSummary } from '../src/cli/mirror-output.js';
-import { registryClient, registryFlags } from '../src/cli/registry-flags.js';
+import { jsonFlag, SkiffCommand } from '../src/cli/base.js';
+import { printMirrorResult, printMirrorSummary } from '../src/cli/mirror-output.js';
+import { mirrorProgress, progressFlag, resolveMode } from '../src/cli/progress.js';
+import { endClients, endFlags, registryFlags } from '../src/cli/registry-flags.js';
 import { UsageError } from '../src/errors/index.js';
 import {
   CONVERT_TARGETS,
@@ -40,8 +41,12 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
     destination: Args.string({ description: 'where to copy it (omit with --file)' }),
   };
 
+  /** mirror never touches the store: no --store. */
+  static override baseFlags = { json: jsonFlag };
+
   static override flags = {
     ...registryFlags,
+    ...endFlags,
     all: Flags.boolean({ description: 'copy the whole index (every platform)', default: false }),
     platform: Flags.string({ description: 'os/arch[/variant] to copy from an index (default: this host)' }),
     file: Flags.string({ description: 'YAML list of images and their destinations' }),
@@ -66,6 +71,7 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
       default: 0,
       min: 0,
     }),
+    progress: progressFlag,
   };
 
   async run(): Promise<void> {
@@ -74,12 +80,13 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
       throw new UsageError('give SRC and DST, or --file LIST.yaml (not both)');
     if (flags.shard && !flags.file) throw new UsageError('--shard needs --file');
     const shard = flags.shard ? parseShard(flags.shard) : undefined;
-    const client = registryClient(flags, Math.max(8, flags.jobs * flags['blob-jobs']));
-    const progress = await mirrorProgressBars(!flags.json);
+    const clients = await endClients(flags, Math.max(8, flags.jobs * flags['blob-jobs']));
+    const progress = mirrorProgress(resolveMode(flags.progress, { json: flags.json }));
+    const json = (value: unknown) => progress.write(process.stdout, `${JSON.stringify(value)}\n`);
     try {
       let jobs: MirrorJob[] = flags.file
         ? await expandList(await readMirrorList(flags.file), {
-            client,
+            client: clients.source,
             all: flags.all,
             platform: flags.platform,
           })
@@ -93,7 +100,8 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
           ];
       if (shard) jobs = jobs.filter((job) => inShard(shardKey(job.source, job.destination), shard));
       const { summary } = await runMirror(jobs, {
-        client,
+        client: clients.source,
+        destinationClient: clients.destination,
         jobs: flags.jobs,
         blobJobs: flags['blob-jobs'],
         convert: flags.convert as ConvertTarget | undefined,
@@ -101,7 +109,8 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
         chunkSize: flags['chunk-size'] * 1024 * 1024,
         progress,
         shard: shard ? formatShard(shard) : undefined,
-        onResult: (result) => (flags.json ? this.printJson(resultJson(result)) : printMirrorResult(result)),
+        onResult: (result) =>
+          flags.json ? json(resultJson(result)) : printMirrorResult(result, progress.write),
       });
       progress.stop();
       if (flags.json) this.printJson(summaryJson(summary));
@@ -109,7 +118,8 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
       if (summary.exitCode !== 0) this.exit(summary.exitCode);
     } finally {
       progress.stop();
-      await client.close();
+      await clients.source.close();
+      if (clients.destination !== clients.source) await clients.destination.close();
     }
   }
 }

@@ -4,16 +4,22 @@
  * error as JSON on stdout too.
  */
 import { Command, Errors, Flags } from '@oclif/core';
-import { asSkiffError, ExitCode, SkiffError, UsageError } from '../errors/index.js';
 import { defaultStorePath, Store } from '../store/store.js';
+import { cliError } from './usage-errors.js';
+
+export const storeFlag = Flags.string({
+  description: 'store directory (default: $SKIFF_STORE, else $XDG_DATA_HOME/skiff or ~/.local/share/skiff)',
+});
+export const jsonFlag = Flags.boolean({
+  description: 'print machine-readable JSON on stdout',
+  default: false,
+});
 
 export abstract class SkiffCommand extends Command {
-  static override baseFlags = {
-    store: Flags.string({
-      description:
-        'store directory (default: $SKIFF_STORE, else $XDG_DATA_HOME/skiff or ~/.local/share/skiff)',
-    }),
-    json: Flags.boolean({ description: 'print machine-readable JSON on stdout', default: false }),
+  /** A command that never opens the store (mirror) overrides this with `{ json: jsonFlag }`. */
+  static override baseFlags: { store?: typeof storeFlag; json: typeof jsonFlag } = {
+    store: storeFlag,
+    json: jsonFlag,
   };
 
   private jsonOutput = false;
@@ -25,6 +31,7 @@ export abstract class SkiffCommand extends Command {
   /** Remembers --json early so even parse errors can be reported as JSON. */
   override async init(): Promise<void> {
     await super.init();
+    this.argv = goStyleBooleans(this.argv, { ...this.ctor.baseFlags, ...this.ctor.flags });
     this.jsonOutput = this.argv.includes('--json');
   }
 
@@ -34,7 +41,7 @@ export abstract class SkiffCommand extends Command {
 
   protected override async catch(error: Error & { exitCode?: number }): Promise<never> {
     if (error instanceof Errors.ExitError) throw error;
-    const skiffError = toCliError(error);
+    const skiffError = cliError(error, this.id);
     process.stderr.write(`skiff: ${skiffError.oneLine()}\n`);
     if (this.jsonOutput) this.printJson(skiffError.toJSON());
     if (process.env.SKIFF_DEBUG && skiffError.cause instanceof Error)
@@ -43,13 +50,20 @@ export abstract class SkiffCommand extends Command {
   }
 }
 
-/** oclif's own errors (bad flags, missing arguments) are usage errors: exit 1, not oclif's 2. */
-function toCliError(error: Error): SkiffError {
-  if (error instanceof SkiffError) return error;
-  if (error instanceof Errors.CLIError || (error as { oclif?: unknown }).oclif !== undefined) {
-    return new UsageError(error.message.split('\n')[0]!.replace(/\s+See more help with --help$/, ''));
-  }
-  const wrapped = asSkiffError(error);
-  if (wrapped.exitCode === ExitCode.ok) return new UsageError(wrapped.message);
-  return wrapped;
+/**
+ * skopeo (Go's pflag) writes a boolean's value after `=`: `--tls-verify=false`. oclif reads
+ * `--X=false` as `--X` and a stray argument "false", so such words become `--X` / `--no-X` for the
+ * boolean flags that have a `--no-` form.
+ */
+export function goStyleBooleans(
+  argv: string[],
+  flags: Record<string, { type: string; allowNo?: boolean }>,
+): string[] {
+  const end = argv.indexOf('--');
+  return argv.map((word, i) => {
+    const match = /^--([\w-]+)=(true|false)$/.exec(word);
+    const flag = match && flags[match[1]!];
+    if (!match || !flag || flag.type !== 'boolean' || !flag.allowNo || (end >= 0 && i > end)) return word;
+    return match[2] === 'true' ? `--${match[1]}` : `--no-${match[1]}`;
+  });
 }
