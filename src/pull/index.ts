@@ -201,6 +201,10 @@ async function runLayer(
       return { decision, diffID: g.storedDiffID!, bytesFetched };
     }
     env.progress.layerStart(g.layer.index, g.layer.digest, decision.method, decision.fetchBytes);
+    // A partial plan's bytes include the TOC and tar-split, fetched while planning: count them
+    // as done, so the bar and the report say the same.
+    if (decision.method === 'partial' && g.planningBytes > 0)
+      env.progress.layerBytes(g.layer.index, g.planningBytes);
     try {
       const staged =
         decision.method === 'partial' ? await pullPartial(ctx, g.chunked!, decision) : await pullFull(ctx);

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { http as msw, passthrough } from 'msw';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { runCli, tempDir } from '../harness/cli.js';
-import { FIXTURES } from '../harness/registry.js';
+import { FIXTURES, pushFixture } from '../harness/registry.js';
 import { type StandIn, startStandIn } from '../harness/standin.js';
 import { runInTerminal, type TerminalRun } from '../harness/terminal.js';
 
@@ -75,7 +75,7 @@ describe('on a terminal', () => {
     const ref = `${standin.host}/fixtures/gzip:latest`;
     const t = await terminal(['pull', ref], { SKIFF_STORE: fresh() });
     // Both layers have bytes in (each is held at its half).
-    const middle = await t.waitFor(/( kB \/ [\d.]+ kB\n?[^]*){2}/);
+    const middle = await t.waitFor(/ kB \/ [\d.]+ kB[\s\S]* kB \/ [\d.]+ kB/);
     release();
     expect(middle).toContain(`Pulling ${ref}`);
     const bars = middle.split('\n').filter((line) => BAR.test(line));
@@ -288,6 +288,30 @@ describe('--progress', () => {
       expect(mine[0]).toMatchObject({ phase: 'start', bytesDone: 0, bytesTotal: layer.size });
       expect(mine.at(-1)).toMatchObject({ phase: 'done', bytesDone: layer.bytesFetched });
     }
+  });
+
+  it('ndjson: a partial pull counts its TOC as done, so the last event and the report agree', async () => {
+    await pushFixture(registry, 'demo-v1', 'cli/app:v1');
+    await pushFixture(registry, 'demo-v2', 'cli/app:v2');
+    const store = fresh();
+    const v1 = await runCli(['pull', '--progress=none', `${registry}/cli/app:v1`], { SKIFF_STORE: store });
+    expect(v1.code, v1.stderr).toBe(0);
+    const v2 = await runCli(['pull', '--progress=ndjson', '--json', `${registry}/cli/app:v2`], {
+      SKIFF_STORE: store,
+    });
+    expect(v2.code, v2.stderr).toBe(0);
+    const [layer] = JSON.parse(v2.stdout).layers;
+    expect(layer.method).toBe('partial');
+    const events = v2.stderr
+      .trimEnd()
+      .split('\n')
+      .map((line) => JSON.parse(line));
+    expect(events[0]).toMatchObject({ phase: 'start', method: 'partial', bytesTotal: layer.bytesFetched });
+    expect(events.at(-1)).toMatchObject({
+      phase: 'done',
+      bytesDone: layer.bytesFetched,
+      bytesTotal: layer.bytesFetched,
+    });
   });
 
   it('ndjson: mirror reports each image', async () => {
