@@ -13,9 +13,11 @@ export async function main(root: string, argv = process.argv.slice(2)): Promise<
   } catch (error) {
     // A command that already reported its error exits through ExitError; oclif ends the process.
     if (error instanceof Errors.ExitError) return handle(error);
-    const notFound = /^command (\S+) not found$/.exec((error as Error).message ?? '');
-    if (notFound && notFound[1] === argv[0]) {
-      await unknownCommand(root, argv);
+    // Whatever said so (oclif's "command X not found", a not-found plugin's hook), a first word
+    // that names no command gets skiff's own line.
+    const config = await Config.load(root).catch(() => undefined);
+    if (config && argv[0] !== undefined && !config.findCommand(argv[0])) {
+      await unknownCommand(config, argv);
       return;
     }
     const skiffError = cliError(error);
@@ -28,8 +30,7 @@ export async function main(root: string, argv = process.argv.slice(2)): Promise<
  * `skiff help CMD` without a help plugin shows CMD's help; anything else is a usage error that
  * names the word typed (never glued to its arguments) and the nearest command.
  */
-async function unknownCommand(root: string, argv: string[]): Promise<void> {
-  const config = await Config.load(root);
+async function unknownCommand(config: Config, argv: string[]): Promise<void> {
   const [typed = '', ...rest] = argv;
   if (typed === 'help') {
     const Help = await loadHelpClass(config);
