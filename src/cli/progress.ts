@@ -107,7 +107,9 @@ export function mirrorProgress(mode: Concrete): MirrorProgress & ProgressView {
     dropFinished: true,
     plainLabel: (op) => `mirroring ${op.image}`,
     ttyLine: (op, width) => {
-      const head = ` ${bar(op, 25)} ${amount(op).padEnd(AMOUNT_WIDTH)}  `;
+      // The bar narrows (down to 10) before the route is cut.
+      const barWidth = width - AMOUNT_WIDTH - 5 - op.image.length;
+      const head = ` ${bar(op, Math.max(12, Math.min(27, barWidth)))} ${amount(op).padEnd(AMOUNT_WIDTH)}  `;
       return `${head}${keepEnd(op.image, width - head.length)}`;
     },
   });
