@@ -5,6 +5,7 @@
  * Recognised by shape, not class, so the same words come out of oclif 4 and 5.
  */
 import { stripVTControlCharacters } from 'node:util';
+import { Errors } from '@oclif/core';
 import { asSkiffError, ExitCode, SkiffError, UsageError } from '../errors/index.js';
 
 interface OclifArg {
@@ -21,7 +22,10 @@ export function cliError(error: unknown, command?: string): SkiffError {
 }
 
 function isOclifError(error: unknown): error is Error & Record<string, unknown> {
-  return error instanceof Error && (error as { oclif?: unknown }).oclif !== undefined;
+  return (
+    error instanceof Errors.CLIError ||
+    (error instanceof Error && (error as { oclif?: unknown }).oclif !== undefined)
+  );
 }
 
 function usageMessage(error: Error & Record<string, unknown>, command: string | undefined): string {
