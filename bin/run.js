@@ -47,8 +47,9 @@ async function start() {
 
   process.on('unhandledRejection', internalError);
   process.on('uncaughtException', internalError);
-  const { execute } = await import('@oclif/core');
-  await execute({ dir: import.meta.url });
+  // One `skiff: …` line for every error, those that escape a command included (src/cli/main.ts).
+  const { main } = await import('../dist/src/cli/main.js');
+  await main(import.meta.url);
 }
 
 /** Runs this same command line on another Node, as a child that stands in for this process. */

@@ -2,7 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { SkiffCommand } from '../src/cli/base.js';
 import { registryClient, registryFlags } from '../src/cli/registry-flags.js';
 import { table } from '../src/cli/table.js';
-import { shortDigest } from '../src/errors/index.js';
+import { asSkiffError, shortDigest } from '../src/errors/index.js';
 import { type InspectReport, inspect } from '../src/inspect/index.js';
 import { formatBytes } from '../src/pull/report.js';
 
@@ -27,7 +27,7 @@ export default class Inspect extends SkiffCommand {
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Inspect);
     const store = await this.openStore(flags.store);
-    const client = registryClient(flags);
+    const client = await registryClient(flags);
     try {
       const report = await inspect(store, client, args.ref, {
         platform: flags.platform,
@@ -35,6 +35,9 @@ export default class Inspect extends SkiffCommand {
       });
       if (flags.json) this.printJson(report);
       else process.stdout.write(`${describe(report)}\n`);
+    } catch (error) {
+      // Named as pull names it: the image as the user wrote it, then the cause.
+      throw asSkiffError(error, { image: args.ref });
     } finally {
       await client.close();
     }

@@ -1,12 +1,8 @@
 import { Args, Flags } from '@oclif/core';
-import { SkiffCommand } from '../src/cli/base.js';
-import {
-  mirrorProgressBars,
-  printMirrorFailure,
-  printMirrorResult,
-  printMirrorSummary,
-} from '../src/cli/mirror-output.js';
-import { registryClient, registryFlags } from '../src/cli/registry-flags.js';
+import { jsonFlag, SkiffCommand } from '../src/cli/base.js';
+import { printMirrorResult, printMirrorSummary } from '../src/cli/mirror-output.js';
+import { mirrorProgress, progressFlag, resolveMode } from '../src/cli/progress.js';
+import { endClients, endFlags, registryFlags } from '../src/cli/registry-flags.js';
 import { UsageError } from '../src/errors/index.js';
 import {
   CONVERT_TARGETS,
@@ -46,8 +42,12 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
     destination: Args.string({ description: 'where to copy it (omit with --file)' }),
   };
 
+  /** mirror never touches the store: no --store. */
+  static override baseFlags = { json: jsonFlag };
+
   static override flags = {
     ...registryFlags,
+    ...endFlags,
     all: Flags.boolean({ description: 'copy the whole index (every platform)', default: false }),
     platform: Flags.string({ description: 'os/arch[/variant] to copy from an index (default: this host)' }),
     file: Flags.string({ description: 'YAML list of images and their destinations' }),
@@ -76,6 +76,7 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
       default: 0,
       min: 0,
     }),
+    progress: progressFlag,
   };
 
   async run(): Promise<void> {
@@ -85,12 +86,14 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
     if (flags.shard && !flags.file) throw new UsageError('--shard needs --file');
     const maxLayerSize = parseSize(flags['max-layer-size'], '--max-layer-size');
     const shard = flags.shard ? parseShard(flags.shard) : undefined;
-    const progress = await mirrorProgressBars(!flags.json);
-    const client = registryClient(flags, Math.max(8, flags.jobs * flags['blob-jobs']), progress.say);
+    const progress = mirrorProgress(resolveMode(flags.progress, { json: flags.json }));
+    const say = (line: string) => progress.write(process.stderr, `${line}\n`);
+    const clients = await endClients(flags, Math.max(8, flags.jobs * flags['blob-jobs']), say);
+    const json = (value: unknown) => progress.write(process.stdout, `${JSON.stringify(value)}\n`);
     try {
       let jobs: MirrorJob[] = flags.file
         ? await expandList(await readMirrorList(flags.file), {
-            client,
+            client: clients.source,
             all: flags.all,
             platform: flags.platform,
           })
@@ -104,7 +107,8 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
           ];
       if (shard) jobs = jobs.filter((job) => inShard(shardKey(job.source, job.destination), shard));
       const { summary } = await runMirror(jobs, {
-        client,
+        client: clients.source,
+        destinationClient: clients.destination,
         jobs: flags.jobs,
         blobJobs: flags['blob-jobs'],
         convert: flags.convert as ConvertTarget | undefined,
@@ -114,9 +118,10 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
         progress,
         shard: shard ? formatShard(shard) : undefined,
         onResult: (result) => {
-          if (!flags.json) return printMirrorResult(result);
-          this.printJson(resultJson(result));
-          printMirrorFailure(result);
+          if (!flags.json) return printMirrorResult(result, progress.write);
+          json(resultJson(result));
+          // A failed image also gets its one `skiff:` line on stderr, as pull's errors do.
+          if (result.error) printMirrorResult(result, progress.write);
         },
       });
       progress.stop();
@@ -125,7 +130,8 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
       if (summary.exitCode !== 0) this.exit(summary.exitCode);
     } finally {
       progress.stop();
-      await client.close();
+      await clients.source.close();
+      if (clients.destination !== clients.source) await clients.destination.close();
     }
   }
 }

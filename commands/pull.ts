@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { SkiffCommand } from '../src/cli/base.js';
-import { terminalProgress } from '../src/cli/progress.js';
+import { progressFlag, pullProgress, resolveMode } from '../src/cli/progress.js';
 import { printPullReport } from '../src/cli/pull-output.js';
 import { registryClient, registryFlags } from '../src/cli/registry-flags.js';
 import { pull } from '../src/pull/index.js';
@@ -49,17 +49,22 @@ Exit codes: 0 success, 1 usage, 2 not found or unauthorized, 3 convert-only viol
       default: '64GiB',
     }),
     'decryption-key': Flags.string({
-      description: 'private key for encrypted layers, jwe:KEY.pem[:PASSWORD] (repeatable)',
+      description: 'private key for encrypted layers, jwe:KEY.pem[:PASSWORD] (repeat the flag for more keys)',
       multiple: true,
+      // One value per flag, as skopeo takes it: the reference after it stays the reference.
+      multipleNonGreedy: true,
     }),
+    progress: progressFlag,
   };
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Pull);
     const maxLayerSize = parseSize(flags['max-layer-size'], '--max-layer-size');
     const store = await this.openStore(flags.store);
-    const progress = await terminalProgress(!flags.json && !flags['dry-run']);
-    const client = registryClient(flags, Math.max(8, flags.jobs * 2), progress.say);
+    const mode = flags['dry-run'] ? 'none' : resolveMode(flags.progress, { json: flags.json });
+    const progress = pullProgress(mode, args.ref);
+    const say = (line: string) => progress.write(process.stderr, `${line}\n`);
+    const client = await registryClient(flags, Math.max(8, flags.jobs * 2), say);
     try {
       const report = await pull({
         reference: args.ref,

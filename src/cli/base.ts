@@ -6,18 +6,28 @@
 
 import { resolve } from 'node:path';
 import { Command, Errors, Flags } from '@oclif/core';
-import { asSkiffError, ExitCode, SkiffError, UsageError } from '../errors/index.js';
 import { defaultStorePath, Store } from '../store/store.js';
 import { storeWriteFailure } from '../store/write-failure.js';
+import { cliError } from './usage-errors.js';
+
+export const storeFlag = Flags.string({
+  description: 'store directory (default: $SKIFF_STORE, else $XDG_DATA_HOME/skiff or ~/.local/share/skiff)',
+});
+export const verboseFlag = Flags.boolean({
+  description: 'print the stack trace of an unexpected error',
+  default: false,
+});
+export const jsonFlag = Flags.boolean({
+  description: 'print machine-readable JSON on stdout',
+  default: false,
+});
 
 export abstract class SkiffCommand extends Command {
-  static override baseFlags = {
-    store: Flags.string({
-      description:
-        'store directory (default: $SKIFF_STORE, else $XDG_DATA_HOME/skiff or ~/.local/share/skiff)',
-    }),
-    json: Flags.boolean({ description: 'print machine-readable JSON on stdout', default: false }),
-    verbose: Flags.boolean({ description: 'print the stack trace of an unexpected error', default: false }),
+  /** A command that never opens the store (mirror) overrides this with `{ json: jsonFlag }`. */
+  static override baseFlags: { store?: typeof storeFlag; json: typeof jsonFlag; verbose?: typeof verboseFlag } = {
+    store: storeFlag,
+    json: jsonFlag,
+    verbose: verboseFlag,
   };
 
   private jsonOutput = false;
@@ -32,6 +42,7 @@ export abstract class SkiffCommand extends Command {
   /** Remembers --json early so even parse errors can be reported as JSON. */
   override async init(): Promise<void> {
     await super.init();
+    this.argv = goStyleBooleans(this.argv, { ...this.ctor.baseFlags, ...this.ctor.flags });
     this.jsonOutput = this.argv.includes('--json');
   }
 
@@ -42,7 +53,7 @@ export abstract class SkiffCommand extends Command {
   protected override async catch(error: Error & { exitCode?: number }): Promise<never> {
     if (error instanceof Errors.ExitError) throw error;
     const refused = this.storeRoot === undefined ? undefined : storeWriteFailure(error, this.storeRoot);
-    const skiffError = refused ?? toCliError(error);
+    const skiffError = refused ?? cliError(error, this.id);
     process.stderr.write(`skiff: ${skiffError.oneLine()}\n`);
     if (this.jsonOutput) this.printJson(skiffError.toJSON());
     const verbose = Boolean(process.env.SKIFF_DEBUG) || this.argv.includes('--verbose');
@@ -51,13 +62,20 @@ export abstract class SkiffCommand extends Command {
   }
 }
 
-/** oclif's own errors (bad flags, missing arguments) are usage errors: exit 1, not oclif's 2. */
-function toCliError(error: Error): SkiffError {
-  if (error instanceof SkiffError) return error;
-  if (error instanceof Errors.CLIError || (error as { oclif?: unknown }).oclif !== undefined) {
-    return new UsageError(error.message.split('\n')[0]!.replace(/\s+See more help with --help$/, ''));
-  }
-  const wrapped = asSkiffError(error);
-  if (wrapped.exitCode === ExitCode.ok) return new UsageError(wrapped.message);
-  return wrapped;
+/**
+ * skopeo (Go's pflag) writes a boolean's value after `=`: `--tls-verify=false`. oclif reads
+ * `--X=false` as `--X` and a stray argument "false", so such words become `--X` / `--no-X` for the
+ * boolean flags that have a `--no-` form.
+ */
+export function goStyleBooleans(
+  argv: string[],
+  flags: Record<string, { type: string; allowNo?: boolean }>,
+): string[] {
+  const end = argv.indexOf('--');
+  return argv.map((word, i) => {
+    const match = /^--([\w-]+)=(true|false)$/.exec(word);
+    const flag = match && flags[match[1]!];
+    if (!match || !flag || flag.type !== 'boolean' || !flag.allowNo || (end >= 0 && i > end)) return word;
+    return match[2] === 'true' ? `--${match[1]}` : `--no-${match[1]}`;
+  });
 }

@@ -1,21 +1,26 @@
-/** Human output of `skiff mirror`: a line per image, a summary, and progress bars on a TTY. */
-import type cliProgressModule from 'cli-progress';
+/** Human output of `skiff mirror`: a line per image and a summary (progress: ./progress.ts). */
 import { shortDigest } from '../errors/index.js';
-import type { MirrorProgress, MirrorResult, MirrorSummary } from '../mirror/index.js';
+import type { MirrorResult, MirrorSummary } from '../mirror/index.js';
 import { formatBytes } from '../pull/report.js';
-import { byteBars, sayOnStderr, type TerminalOutput } from './progress.js';
 
-export function printMirrorResult(result: MirrorResult): void {
+/** Where output goes: straight to the stream, or around a live progress display. */
+export type Write = (stream: NodeJS.WriteStream, text: string) => void;
+const direct: Write = (stream, text) => stream.write(text);
+
+export function printMirrorResult(result: MirrorResult, write: Write = direct): void {
   const route = `${result.source} -> ${result.destination}`;
   if (result.error) {
-    printMirrorFailure(result);
+    const { message, context } = result.error;
+    const layer =
+      context.digest && !message.includes(context.digest) ? ` (${shortDigest(context.digest)})` : '';
+    write(process.stderr, `skiff: failed ${route}: ${message.replace(/\s*\n\s*/g, '; ')}${layer}\n`);
     return;
   }
   const digest = result.manifestDigest ? shortDigest(result.manifestDigest) : '';
   const line = result.upToDate
     ? `up to date ${route} ${digest} (no blob transferred)`
     : `mirrored ${route} ${digest} (${result.blobsCopied} blobs copied, ${result.blobsSkipped} skipped, ${result.blobsMounted} mounted, ${formatBytes(result.bytes)}, ${(result.durationMs / 1000).toFixed(1)} s)`;
-  process.stdout.write(`${line}\n${result.notes.map((n) => `  note: ${n}\n`).join('')}`);
+  write(process.stdout, `${line}\n${result.notes.map((n) => `  note: ${n}\n`).join('')}`);
 }
 
 /** The one `skiff:` line on stderr for an image that failed (with or without --json). */
@@ -36,37 +41,4 @@ export function printMirrorSummary(summary: MirrorSummary): void {
     `${summary.blobsCopied} blobs copied, ${summary.blobsSkipped} skipped, ${summary.blobsMounted} mounted, ${formatBytes(summary.bytes)}`,
   ];
   process.stdout.write(`${parts.join('; ')}\n`);
-}
-
-/** One bar per image in flight, counting bytes written to the destination; nothing off a TTY. */
-export async function mirrorProgressBars(enabled: boolean): Promise<MirrorProgress & TerminalOutput> {
-  const multi = enabled
-    ? await byteBars(' [{bar}] {value_formatted}/{total_formatted} {label}', 25)
-    : undefined;
-  if (!multi)
-    return { imageStart() {}, expect() {}, bytes() {}, imageDone() {}, say: sayOnStderr, stop() {} };
-  const bars = new Map<number, cliProgressModule.SingleBar>();
-  return {
-    say: (line) => multi.log(`${line}\n`),
-    imageStart(id, label) {
-      bars.set(id, multi.create(1, 0, { label: label.length > 80 ? `…${label.slice(-79)}` : label }));
-    },
-    expect(id, bytes) {
-      const bar = bars.get(id);
-      if (bar && bytes > 0) bar.setTotal(bar.getTotal() + bytes);
-    },
-    bytes(id, bytes) {
-      bars.get(id)?.increment(bytes);
-    },
-    imageDone(id) {
-      const bar = bars.get(id);
-      if (bar) {
-        bar.update(bar.getTotal());
-        bar.stop();
-      }
-    },
-    stop() {
-      multi.stop();
-    },
-  };
 }

@@ -1,16 +1,26 @@
-/** Flags for commands that talk to registries, and the client they configure. */
+/**
+ * Flags for commands that talk to registries, and the clients they configure. skopeo's spellings
+ * (`--tls-verify=false`, `--src-creds`, …) work beside skiff's own (`--insecure`, `--creds`).
+ */
 import { Flags } from '@oclif/core';
 import { UsageError } from '../errors/index.js';
 import { RegistryClient } from '../registry/client.js';
 import { formatRetryNotice } from '../registry/retry.js';
-import { sayOnStderr } from './progress.js';
+import { readSecret } from './prompt.js';
 
 export const registryFlags = {
-  creds: Flags.string({ description: 'credentials USERNAME[:PASSWORD] for the registry' }),
+  creds: Flags.string({
+    description: 'credentials USERNAME[:PASSWORD] for the registry (asked for on a terminal if omitted)',
+  }),
   authfile: Flags.string({ description: 'auth file to use instead of $REGISTRY_AUTH_FILE' }),
   insecure: Flags.boolean({
     description: 'allow plain HTTP and unverified TLS for non-loopback registries',
     default: false,
+  }),
+  'tls-verify': Flags.boolean({
+    description:
+      'require HTTPS and verified certificates (skopeo spelling: --tls-verify=false is --insecure)',
+    allowNo: true,
   }),
   'retry-times': Flags.integer({ description: 'retries of a failed request', default: 4, min: 0 }),
   'retry-delay': Flags.integer({
@@ -26,23 +36,90 @@ export const registryFlags = {
   }),
 };
 
+/** `mirror` talks to two registries: each end may have its own credentials and TLS policy. */
+export const endFlags = {
+  'src-creds': Flags.string({ description: 'credentials USERNAME[:PASSWORD] for the source registry' }),
+  'dest-creds': Flags.string({ description: 'credentials USERNAME[:PASSWORD] for the destination registry' }),
+  'src-tls-verify': Flags.boolean({
+    description: 'require HTTPS and verified certificates from the source (default: --tls-verify)',
+    allowNo: true,
+  }),
+  'dest-tls-verify': Flags.boolean({
+    description: 'require HTTPS and verified certificates from the destination (default: --tls-verify)',
+    allowNo: true,
+  }),
+};
+
 export interface RegistryFlagValues {
   creds?: string | undefined;
   authfile?: string | undefined;
   insecure: boolean;
+  'tls-verify'?: boolean | undefined;
   'retry-times': number;
   'retry-delay': number;
   'stall-timeout': number;
 }
 
-/** `say` prints a line on stderr (above the progress bars, when there are any). */
-export function registryClient(
+export interface EndFlagValues {
+  'src-creds'?: string | undefined;
+  'dest-creds'?: string | undefined;
+  'src-tls-verify'?: boolean | undefined;
+  'dest-tls-verify'?: boolean | undefined;
+}
+
+interface ClientSettings {
+  creds: string | undefined;
+  credsFlag: string;
+  tlsVerify: boolean | undefined;
+}
+
+/** Where notices (a retry's wait) go: a line on stderr, above the progress display when there is one. */
+export type Say = (line: string) => void;
+const sayOnStderr: Say = (line) => process.stderr.write(`${line}\n`);
+
+export async function registryClient(
   flags: RegistryFlagValues,
   connections = 8,
-  say: (line: string) => void = sayOnStderr,
-): RegistryClient {
+  say: Say = sayOnStderr,
+): Promise<RegistryClient> {
+  return clientFor(flags, { creds: flags.creds, credsFlag: '--creds', tlsVerify: undefined }, connections, say);
+}
+
+/** The source's and the destination's clients; one shared client when both ends are alike. */
+export async function endClients(
+  flags: RegistryFlagValues & EndFlagValues,
+  connections = 8,
+  say: Say = sayOnStderr,
+): Promise<{ source: RegistryClient; destination: RegistryClient }> {
+  const source: ClientSettings = {
+    creds: flags['src-creds'] ?? flags.creds,
+    credsFlag: flags['src-creds'] ? '--src-creds' : '--creds',
+    tlsVerify: flags['src-tls-verify'],
+  };
+  const destination: ClientSettings = {
+    creds: flags['dest-creds'] ?? flags.creds,
+    credsFlag: flags['dest-creds'] ? '--dest-creds' : '--creds',
+    tlsVerify: flags['dest-tls-verify'],
+  };
+  const sourceClient = await clientFor(flags, source, connections, say);
+  const alike = source.creds === destination.creds && source.tlsVerify === destination.tlsVerify;
+  return {
+    source: sourceClient,
+    destination: alike ? sourceClient : await clientFor(flags, destination, connections, say),
+  };
+}
+
+async function clientFor(
+  flags: RegistryFlagValues,
+  end: ClientSettings,
+  connections: number,
+  say: Say,
+): Promise<RegistryClient> {
+  const tlsVerify = end.tlsVerify ?? flags['tls-verify'];
+  if (flags.insecure && tlsVerify === true)
+    throw new UsageError('--insecure and --tls-verify contradict each other: give one');
   return new RegistryClient({
-    insecure: flags.insecure,
+    insecure: flags.insecure || tlsVerify === false,
     connections,
     retry: {
       retries: flags['retry-times'],
@@ -52,17 +129,25 @@ export function registryClient(
     // On stderr, one line per wait: --json output on stdout stays a clean document.
     onRetry: (notice) => say(`skiff: ${formatRetryNotice(notice)}`),
     credentials: {
-      ...(flags.creds ? { explicit: parseCreds(flags.creds) } : {}),
+      ...(end.creds ? { explicit: await parseCreds(end.creds, end.credsFlag) } : {}),
       ...(flags.authfile ? { authFile: flags.authfile } : {}),
     },
   });
 }
 
-/** USERNAME:PASSWORD; the password may contain colons; a missing password is read from $SKIFF_PASSWORD. */
-function parseCreds(value: string): { username: string; password: string } {
+/**
+ * USERNAME:PASSWORD (the password may contain colons). Without a password: $SKIFF_PASSWORD, else
+ * asked for on the terminal without echo, else (no terminal: CI, a pipe) a usage error.
+ */
+async function parseCreds(value: string, flag: string): Promise<{ username: string; password: string }> {
   const colon = value.indexOf(':');
   const username = colon < 0 ? value : value.slice(0, colon);
-  const password = colon < 0 ? (process.env.SKIFF_PASSWORD ?? '') : value.slice(colon + 1);
-  if (!username) throw new UsageError('--creds needs USERNAME[:PASSWORD]');
-  return { username, password };
+  if (!username) throw new UsageError(`${flag} needs USERNAME[:PASSWORD]`);
+  if (colon >= 0) return { username, password: value.slice(colon + 1) };
+  if (process.env.SKIFF_PASSWORD !== undefined) return { username, password: process.env.SKIFF_PASSWORD };
+  if (!process.stdin.isTTY || !process.stderr.isTTY)
+    throw new UsageError(
+      `${flag} ${username} has no password and there is no terminal to ask on: give ${flag} ${username}:PASSWORD or set $SKIFF_PASSWORD`,
+    );
+  return { username, password: await readSecret(`Password for ${username} (${flag}): `) };
 }

@@ -77,7 +77,10 @@ import { emptyCounters, type MirrorResult } from './result.js';
 const converters = () => import('./convert.js');
 
 export interface CopyOptions {
+  /** The client for the source; for the destination too unless destinationClient is given. */
   client: RegistryClient;
+  /** The destination's own client (its credentials and TLS policy: mirror --dest-creds). */
+  destinationClient?: RegistryClient | undefined;
   /** Copy the whole index rather than one platform's image. */
   all?: boolean | undefined;
   /** os/arch[/variant] to take from an index; the host's platform by default. */
@@ -123,7 +126,7 @@ export async function copyImage(
     const dstRef = parseReference(destination);
     checkOptions(options, dstRef);
     src = openSource(srcRef, options.client);
-    dst = openDestination(dstRef, options.client, {
+    dst = openDestination(dstRef, options.destinationClient ?? options.client, {
       chunkSize: options.chunkSize,
       archiveName: archiveName(srcRef),
     });

@@ -243,6 +243,10 @@ async function runLayer(
       return { decision, diffID: g.storedDiffID!, bytesFetched, bytesResumed };
     }
     env.progress.layerStart(g.layer.index, g.layer.digest, decision.method, decision.fetchBytes);
+    // A partial plan's bytes include the TOC and tar-split, fetched while planning: count them
+    // as done, so the bar and the report say the same.
+    if (decision.method === 'partial' && g.planningBytes > 0)
+      env.progress.layerBytes(g.layer.index, g.planningBytes);
     try {
       // A retry of the layer (after a run-time fact) counts only what that attempt held.
       bytesResumed = decision.method === 'partial' ? g.chunked!.resumedBytes : 0;

@@ -57,9 +57,14 @@ export function parseReference(input: string): ImageReference {
   if (text.startsWith('dir:')) return { transport: 'dir', dir: requirePath(text.slice(4), input) };
   if (text.startsWith('docker-archive:'))
     return parseArchiveReference(text.slice('docker-archive:'.length), input);
-  const transport = /^([a-z][a-z0-9-]*):(?!\d)/.exec(text)?.[1];
-  if (transport && !text.includes('/') && !text.includes('.')) {
-    throw new UsageError(`image reference ${input}: unknown transport "${transport}:"`);
+  // `scheme://` is never a registry host (a port is digits), so any scheme but docker:// is a
+  // mistyped or unsupported transport, not a host with a bad port.
+  const scheme = /^([A-Za-z][\w+.-]*):\/\//.exec(text)?.[1];
+  const transport = scheme ?? /^([a-z][a-z0-9-]*):(?!\d)/.exec(text)?.[1];
+  if (transport && (scheme || (!text.includes('/') && !text.includes('.')))) {
+    throw new UsageError(
+      `image reference ${input}: unknown transport "${transport}:" (use docker://, oci:, dir: or docker-archive:)`,
+    );
   }
   return parseRegistryReference(text, input);
 }

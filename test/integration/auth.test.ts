@@ -9,6 +9,7 @@ import path from 'node:path';
 import { HttpResponse, http as msw, passthrough } from 'msw';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { runCli, tempDir } from '../harness/cli.js';
+import { type RunningRegistry, startRegistry } from '../harness/registry.js';
 import { type StandIn, startStandIn } from '../harness/standin.js';
 
 const registry = inject('registry');
@@ -296,4 +297,64 @@ describe('a challenge from a host the user never named', () => {
       }
     });
   }
+});
+
+describe('mirror between two registries with different credentials', () => {
+  const DEST_USER = 'bob';
+  const DEST_PASSWORD = 'd3st:pässword';
+  let destination: RunningRegistry;
+  let guard: StandIn;
+
+  /** Basic auth for exactly one user in front of a stand-in. */
+  const requireBasic = (target: StandIn, user: string, password: string) =>
+    target.use(
+      msw.all('*/v2/*', ({ request }) =>
+        request.headers.get('authorization') === basic(user, password)
+          ? passthrough()
+          : new HttpResponse(null, {
+              status: 401,
+              headers: { 'www-authenticate': 'Basic realm="skiff-test"' },
+            }),
+      ),
+    );
+
+  beforeAll(async () => {
+    destination = await startRegistry();
+    guard = await startStandIn(destination.host);
+  });
+  afterAll(async () => {
+    await guard?.close();
+    await destination?.stop();
+  });
+
+  it('--src-creds and --dest-creds each go to their own end; one --creds cannot serve both', async () => {
+    requireBasic(standin, USER, PASSWORD);
+    requireBasic(guard, DEST_USER, DEST_PASSWORD);
+    const src = `docker://${standin.host}/fixtures/gzip:latest`;
+    const env = { HOME: work.dir, XDG_RUNTIME_DIR: work.dir };
+    const ok = await runCli(
+      [
+        'mirror',
+        '--src-creds',
+        `${USER}:${PASSWORD}`,
+        '--dest-creds',
+        `${DEST_USER}:${DEST_PASSWORD}`,
+        src,
+        `docker://${guard.host}/copied/gzip:latest`,
+      ],
+      env,
+    );
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/^mirrored /);
+    noSecrets(ok.stdout + ok.stderr);
+    expect(ok.stdout + ok.stderr).not.toContain(DEST_PASSWORD);
+
+    const one = await runCli(
+      ['mirror', '--creds', `${USER}:${PASSWORD}`, src, `docker://${guard.host}/copied/other:latest`],
+      env,
+    );
+    expect(one.code).toBe(2);
+    expect(one.stderr.trim().split('\n')).toHaveLength(1);
+    expect(one.stderr).toContain(guard.host);
+  });
 });
