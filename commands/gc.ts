@@ -7,7 +7,7 @@ export default class Gc extends SkiffCommand {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Gc);
-    const store = await this.openStore(flags.store);
+    const store = await this.openExistingStore(flags.store);
     const result = await collectGarbage(store);
     if (flags.json) this.printJson(result);
     else

@@ -5,7 +5,7 @@
  */
 import { Command, Errors, Flags } from '@oclif/core';
 import { asSkiffError, ExitCode, SkiffError, UsageError } from '../errors/index.js';
-import { defaultStorePath, Store } from '../store/store.js';
+import { defaultStorePath, openExistingStore, Store } from '../store/store.js';
 
 export abstract class SkiffCommand extends Command {
   static override baseFlags = {
@@ -18,8 +18,14 @@ export abstract class SkiffCommand extends Command {
 
   private jsonOutput = false;
 
+  /** The store a writing command (pull) fills, created if absent. */
   protected async openStore(path: string | undefined): Promise<Store> {
     return Store.open(path ?? defaultStorePath());
+  }
+
+  /** The store a reading command works on: refused, and never created, where there is none. */
+  protected async openExistingStore(path: string | undefined): Promise<Store> {
+    return openExistingStore(path ?? defaultStorePath());
   }
 
   /** Remembers --json early so even parse errors can be reported as JSON. */
