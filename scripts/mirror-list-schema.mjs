@@ -1,0 +1,10 @@
+// Writes docs/mirror-list.schema.json from the zod schema that validates `skiff mirror --file`
+// lists (src/mirror/list.ts), so editors check lists by the same rules skiff does. Run after
+// `npm run build`; test/unit/mirror-list-schema.test.ts fails when the file is out of date.
+import fs from 'node:fs';
+import path from 'node:path';
+import { mirrorListJsonSchema } from '../dist/src/mirror/list.js';
+
+const target = path.resolve(import.meta.dirname, '../docs/mirror-list.schema.json');
+fs.writeFileSync(target, `${JSON.stringify(mirrorListJsonSchema(), null, 2)}\n`);
+console.log(`wrote ${path.relative(process.cwd(), target)}`);
