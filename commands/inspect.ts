@@ -2,7 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { SkiffCommand } from '../src/cli/base.js';
 import { registryClient, registryFlags } from '../src/cli/registry-flags.js';
 import { table } from '../src/cli/table.js';
-import { shortDigest } from '../src/errors/index.js';
+import { shortDigest, UsageError } from '../src/errors/index.js';
 import { namesDigest } from '../src/images/index.js';
 import { type InspectReport, inspect, inspectRaw } from '../src/inspect/index.js';
 import { formatBytes } from '../src/pull/report.js';
@@ -30,7 +30,6 @@ Inspecting never creates a store: without one, only the source is looked at.`;
     raw: Flags.boolean({
       description: 'print the manifest bytes exactly as served',
       default: false,
-      exclusive: ['config'],
     }),
     config: Flags.boolean({ description: 'print the config bytes exactly as served', default: false }),
     remote: Flags.boolean({
@@ -41,6 +40,7 @@ Inspecting never creates a store: without one, only the source is looked at.`;
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Inspect);
+    if (flags.raw && flags.config) throw new UsageError('give --raw or --config, not both');
     const storePath = flags.store ?? defaultStorePath();
     const store = await Store.find(storePath);
     // A digest can only name a stored image: without a store there is nothing to look at.
