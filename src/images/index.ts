@@ -133,34 +133,31 @@ async function findByName(
   };
 }
 
-/** The record of a name for `wanted`, or by default for this host, else the latest pulled. */
+/**
+ * The record of a name for the platform wanted (an explicit --platform), else for this host, scored
+ * as pull scores an index's entries (`linux/arm` takes the best of v7, v6, v5); among equals, the
+ * one pulled last. Without --platform and no record this host runs, the one pulled last.
+ */
 function chooseName(text: string, records: NameRecord[], wanted: Platform | undefined): NameRecord {
-  const latest = (candidates: NameRecord[]) =>
-    candidates.reduce((a, b) => (b.updatedAt > a.updatedAt ? b : a));
-  if (wanted) {
-    const exact = records.filter((r) => samePlatform(r.platform, wanted));
-    if (exact.length > 0) return latest(exact);
+  const target = wanted ?? hostPlatform();
+  const scored = records.map((r) => ({ r, score: platformScore(parseStoredPlatform(r.platform), target) }));
+  const best = Math.max(...scored.map((s) => s.score));
+  if (best === 0 && wanted)
     throw new NotFoundError(
       `image ${text} is not in the store for ${formatPlatform(wanted)} (it is for ${records.map((r) => r.platform).join(', ')})`,
       { image: text },
     );
-  }
-  const host = hostPlatform();
-  const scored = records.map((r) => ({ r, score: platformScore(parseStoredPlatform(r.platform), host) }));
-  const best = Math.max(...scored.map((s) => s.score));
-  return latest(best > 0 ? scored.filter((s) => s.score === best).map((s) => s.r) : records);
+  const candidates = best > 0 ? scored.filter((s) => s.score === best).map((s) => s.r) : records;
+  return candidates.reduce((a, b) => (b.updatedAt > a.updatedAt ? b : a));
 }
 
+/** An image found by digest, checked against an explicit --platform. */
 function checkPlatform(text: string, found: FoundImage, wanted: Platform | undefined): FoundImage {
-  if (!wanted || samePlatform(formatPlatform(found.record.platform), wanted)) return found;
+  if (!wanted || platformScore(found.record.platform, wanted) > 0) return found;
   throw new NotFoundError(
     `image ${text} is for ${formatPlatform(found.record.platform)}, not ${formatPlatform(wanted)}`,
     { image: text },
   );
-}
-
-function samePlatform(stored: string, wanted: Platform): boolean {
-  return formatPlatform(parseStoredPlatform(stored)) === formatPlatform(normalizePlatform(wanted));
 }
 
 /** A stored platform text back to a platform (normalised, as --platform is). */

@@ -140,6 +140,16 @@ describe('one name, several platforms', () => {
     const v7 = await skiffJson(['pull', MULTI, '--platform', 'linux/arm/v7'], store);
     const s390x = await skiffJson(['pull', MULTI, '--platform', 'linux/s390x'], store);
     expect((await skiffJson(['inspect', MULTI], store)).configDigest).toBe(s390x.configDigest);
+    // --platform is matched as pull matches an index: linux/arm means the best arm variant stored.
+    const arm = await skiffJson(['unpack', MULTI, fresh('rootfs'), '--platform', 'linux/arm'], store);
+    expect(arm.image).toBe(v7.configDigest);
+    // By digest, --platform is checked against the image's.
+    const wrong = await skiff(
+      ['unpack', s390x.configDigest, fresh('rootfs'), '--platform', 'linux/arm'],
+      store,
+    );
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toMatch(/is for linux\/s390x, not linux\/arm\n$/);
     await skiffJson(['pull', MULTI, '--platform', 'linux/arm/v7'], store);
     expect((await skiffJson(['inspect', MULTI], store)).configDigest).toBe(v7.configDigest);
     const untagged = await skiffJson(['rmi', MULTI], store);
