@@ -204,7 +204,9 @@ async function sourceTags(source: ImageReference, client: RegistryClient): Promi
       .filter((n) => n !== undefined);
     return [...new Set(names)].sort();
   }
-  throw new UsageError(`all-tags: ${source.transport}: sources have no tags`);
+  throw new UsageError(
+    `${source.transport}: sources have no tags (only docker:// repositories and oci: layouts do)`,
+  );
 }
 
 function withVersion(source: ImageReference, version: string): ImageReference {

@@ -119,6 +119,13 @@ describe('list-tags', () => {
     const tagged = await runCli(['list-tags', `docker://${own.host}/org/app:1.0`]);
     expect(tagged.code).toBe(1);
     expect(tagged.stderr).toMatch(/^skiff: .*names a tag or digest; list-tags takes a repository\n$/);
+    const dir = await runCli(['list-tags', `dir:${work.dir}`]);
+    expect(dir.code).toBe(1);
+    expect(dir.stderr).toBe(
+      'skiff: dir: sources have no tags (only docker:// repositories and oci: layouts do)\n',
+    );
+    const layout = await runCli(['list-tags', '--json', `oci:${LAYOUT}`]);
+    expect(JSON.parse(layout.stdout)).toEqual({ repository: `oci:${LAYOUT}`, tags: ['latest'] });
     const missing = await runCli(['list-tags', `docker://${own.host}/org/nothing`]);
     expect(missing.code).toBe(2);
     expect(missing.stderr.split('\n')).toHaveLength(2);
