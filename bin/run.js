@@ -80,4 +80,3 @@ function internalError(error) {
   if (verbose && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
   process.exit(1);
 }
-

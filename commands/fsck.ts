@@ -1,7 +1,6 @@
 import { SkiffCommand } from '../src/cli/base.js';
 import { ExitCode } from '../src/errors/index.js';
 import { checkStore, formatDamage } from '../src/store/fsck.js';
-import { defaultStorePath, Store } from '../src/store/store.js';
 
 export default class Fsck extends SkiffCommand {
   static override summary =
@@ -10,7 +9,7 @@ export default class Fsck extends SkiffCommand {
   async run(): Promise<void> {
     const { flags } = await this.parse(Fsck);
     // Checking never creates: a mistyped --store is an error, not an empty, healthy store.
-    const store = await Store.openExisting(flags.store ?? defaultStorePath());
+    const store = await this.openExistingStore(flags.store);
     const result = await checkStore(store);
     if (flags.json) this.printJson(result);
     else {

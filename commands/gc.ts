@@ -20,7 +20,7 @@ export default class Gc extends SkiffCommand {
   async run(): Promise<void> {
     const { flags } = await this.parse(Gc);
     const resumeMaxAgeMs = flags.all ? 0 : parseAge(flags['resume-max-age']);
-    const store = await this.openStore(flags.store);
+    const store = await this.openExistingStore(flags.store);
     const result = await collectGarbage(store, { resumeMaxAgeMs });
     if (flags.json) this.printJson(result);
     else

@@ -6,10 +6,12 @@ import { formatBytes } from '../src/pull/report.js';
 
 export default class Images extends SkiffCommand {
   static override summary = 'List the images in the store.';
+  static override description =
+    "One row per name and platform. SIZE is compressed, as the registry stores the layers (the same quantity as pull's and inspect's SIZE; JSON `size`); UNPACKED is the layers' tar size (JSON `unpackedSize`).";
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Images);
-    const store = await this.openStore(flags.store);
+    const store = await this.openExistingStore(flags.store);
     const images = await listImages(store);
     if (flags.json) {
       this.printJson(images);
@@ -22,9 +24,12 @@ export default class Images extends SkiffCommand {
         image.platform,
         String(image.layers),
         formatBytes(image.size),
+        formatBytes(image.unpackedSize),
         image.diffIDsComputed ? 'computed' : 'publisher',
       ]),
     );
-    process.stdout.write(`${table(['NAME', 'IMAGE', 'PLATFORM', 'LAYERS', 'SIZE', 'DIFFIDS'], rows)}\n`);
+    process.stdout.write(
+      `${table(['NAME', 'IMAGE', 'PLATFORM', 'LAYERS', 'SIZE', 'UNPACKED', 'DIFFIDS'], rows)}\n`,
+    );
   }
 }

@@ -19,6 +19,8 @@ export default class Pull extends SkiffCommand {
   static override description =
     `Resolves REF (docker://, oci:DIR[:TAG] or dir:DIR; a bare name means docker://), picks the platform, decides per layer whether to reuse, pull partially or pull in full (and says why), verifies every digest and commits each layer under its DiffID.
 
+SIZE is a layer's compressed size, as the registry stores it (as in images and inspect); FETCHED counts every byte asked for, the TOC and tar-split of a chunked layer included, and NOTE says when those made FETCHED exceed SIZE.
+
 Exit codes: 0 success, 1 usage, 2 not found or unauthorized, 3 convert-only violation, 4 verification failure, 5 network failure, 7 the store cannot be written (no space, quota, read-only).`;
 
   static override examples = [

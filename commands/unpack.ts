@@ -1,5 +1,6 @@
 import { Args } from '@oclif/core';
 import { SkiffCommand } from '../src/cli/base.js';
+import { storePlatformFlag } from '../src/cli/store-flags.js';
 import { findImage } from '../src/images/index.js';
 import { unpack } from '../src/unpack/index.js';
 
@@ -11,10 +12,12 @@ export default class Unpack extends SkiffCommand {
     dir: Args.string({ description: 'target directory (new or empty)', required: true }),
   };
 
+  static override flags = { platform: storePlatformFlag };
+
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Unpack);
-    const store = await this.openStore(flags.store);
-    const image = await findImage(store, args.ref);
+    const store = await this.openExistingStore(flags.store);
+    const image = await findImage(store, args.ref, flags.platform);
     const result = await unpack(store, image.record.diffIDs, args.dir);
     if (flags.json) {
       this.printJson({ image: image.configDigest, ...result });

@@ -6,7 +6,7 @@
 
 import { resolve } from 'node:path';
 import { Command, Errors, Flags } from '@oclif/core';
-import { defaultStorePath, Store } from '../store/store.js';
+import { defaultStorePath, openExistingStore, Store } from '../store/store.js';
 import { storeWriteFailure } from '../store/write-failure.js';
 import { cliError } from './usage-errors.js';
 
@@ -24,7 +24,11 @@ export const jsonFlag = Flags.boolean({
 
 export abstract class SkiffCommand extends Command {
   /** A command that never opens the store (mirror) overrides this with `{ json: jsonFlag }`. */
-  static override baseFlags: { store?: typeof storeFlag; json: typeof jsonFlag; verbose?: typeof verboseFlag } = {
+  static override baseFlags: {
+    store?: typeof storeFlag;
+    json: typeof jsonFlag;
+    verbose?: typeof verboseFlag;
+  } = {
     store: storeFlag,
     json: jsonFlag,
     verbose: verboseFlag,
@@ -34,9 +38,16 @@ export abstract class SkiffCommand extends Command {
   /** The store this command opened: a write refused under it is exit 7, whichever step failed. */
   private storeRoot: string | undefined;
 
+  /** The store a writing command (pull) fills, created if absent. */
   protected async openStore(path: string | undefined): Promise<Store> {
     this.storeRoot = resolve(path ?? defaultStorePath());
     return Store.open(this.storeRoot);
+  }
+
+  /** The store a reading command works on: refused, and never created, where there is none. */
+  protected async openExistingStore(path: string | undefined): Promise<Store> {
+    this.storeRoot = resolve(path ?? defaultStorePath());
+    return openExistingStore(this.storeRoot);
   }
 
   /** Remembers --json early so even parse errors can be reported as JSON. */

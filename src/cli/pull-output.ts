@@ -1,6 +1,6 @@
 /** Human output of `skiff pull`: the plan per layer, the image, and what the pull saved. */
 import { shortDigest } from '../errors/index.js';
-import { formatBytes, type PullReport, savingsLine } from '../pull/report.js';
+import { fetchNote, formatBytes, type PullReport, savingsLine } from '../pull/report.js';
 import { table } from './table.js';
 
 export function printPullReport(report: PullReport): void {
@@ -9,16 +9,20 @@ export function printPullReport(report: PullReport): void {
   out.push(
     `${report.dryRun ? 'Plan for' : 'Pulled'} ${report.reference} (${report.platform}, mode ${report.mode})`,
   );
+  // SIZE is compressed (as in images and inspect); a NOTE says what FETCHED holds beyond it.
+  const notes = report.layers.map(fetchNote);
+  const noted = notes.some((n) => n !== undefined);
   out.push(
     table(
-      ['LAYER', 'FORMAT', 'METHOD', 'REASONS', 'FETCHED', 'SIZE'],
-      report.layers.map((l) => [
+      ['LAYER', 'FORMAT', 'METHOD', 'REASONS', 'FETCHED', 'SIZE', ...(noted ? ['NOTE'] : [])],
+      report.layers.map((l, i) => [
         shortDigest(l.digest),
         l.format,
         l.method,
         l.reasons.join(',') || '-',
         formatBytes(l.bytesFetched),
         formatBytes(l.size),
+        ...(noted ? [notes[i] ?? '-'] : []),
       ]),
     ),
   );

@@ -82,7 +82,12 @@ export async function registryClient(
   connections = 8,
   say: Say = sayOnStderr,
 ): Promise<RegistryClient> {
-  return clientFor(flags, { creds: flags.creds, credsFlag: '--creds', tlsVerify: undefined }, connections, say);
+  return clientFor(
+    flags,
+    { creds: flags.creds, credsFlag: '--creds', tlsVerify: undefined },
+    connections,
+    say,
+  );
 }
 
 /** The source's and the destination's clients; one shared client when both ends are alike. */

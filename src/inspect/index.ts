@@ -2,10 +2,11 @@
  * `skiff inspect`: what an image is, locally or at its source: manifest kind, the platforms an
  * index offers, and per layer the media type and the format skiff detects (chunked? encrypted?).
  */
-import type { Digest } from '../digest/index.js';
+import { type Digest, sha256 } from '../digest/index.js';
+import { UsageError, VerificationError } from '../errors/index.js';
 import { detectLayerFormat, type ReportFormat } from '../formats/detect.js';
 import { readEncryptionInfo } from '../formats/encryption/index.js';
-import { findImage } from '../images/index.js';
+import { type FoundImage, findImage } from '../images/index.js';
 import {
   formatPlatform,
   hostPlatform,
@@ -70,28 +71,85 @@ export interface InspectOptions {
   toc?: boolean;
 }
 
+/** Describes `text` from the store (if given and holding it, unless `remote`), else at its source. */
 export async function inspect(
-  store: Store,
+  store: Store | undefined,
   client: RegistryClient,
   text: string,
   options: InspectOptions = {},
 ): Promise<InspectReport> {
-  if (!options.remote) {
-    const local = await inspectLocal(store, text).catch(() => undefined);
+  if (store && !options.remote) {
+    const local = await inspectLocal(store, text, options.platform).catch(() => undefined);
     if (local) return local;
   }
   return inspectSource(client, text, options);
 }
 
-async function inspectLocal(store: Store, text: string): Promise<InspectReport> {
-  const found = await findImage(store, text);
+export type RawDocument = 'manifest' | 'config';
+
+/**
+ * The bytes of an image's manifest or config exactly as they were served (`inspect --raw`,
+ * `--config`). At the source, the manifest is the document REF names (an index, for a multi-arch
+ * tag) unless a platform is asked for; in the store, the manifest the image was pulled through.
+ */
+export async function inspectRaw(
+  store: Store | undefined,
+  client: RegistryClient,
+  text: string,
+  what: RawDocument,
+  options: InspectOptions = {},
+): Promise<Buffer> {
+  if (store && !options.remote) {
+    const found = await findImage(store, text, options.platform).catch(() => undefined);
+    if (found)
+      return what === 'config'
+        ? store.readImageConfig(found.configDigest)
+        : (await storedManifest(store, found)).bytes;
+  }
+  const reference = parseReference(text);
+  const source = openSource(reference, client);
+  try {
+    const pinnedDigest = reference.transport === 'docker' ? reference.digest : undefined;
+    if (what === 'manifest' && options.platform === undefined) {
+      const raw = await source.getManifest();
+      if (pinnedDigest && sha256(raw.bytes) !== pinnedDigest)
+        throw new VerificationError(`manifest of ${text} does not hash to ${pinnedDigest}`, { image: text });
+      return raw.bytes;
+    }
+    const resolved = await resolveImage(source, {
+      platform: options.platform ? parsePlatform(options.platform) : hostPlatform(),
+      explicitPlatform: options.platform !== undefined,
+      pinnedDigest,
+    });
+    if (what === 'manifest') return resolved.manifest.bytes;
+    if (!resolved.config)
+      throw new UsageError(`${text}: a schema1 manifest has no config document`, { image: text });
+    return resolved.config.bytes;
+  } finally {
+    await source.close();
+  }
+}
+
+/** The manifest a found image was pulled through: its name's, else the first by digest. */
+async function storedManifest(store: Store, found: FoundImage) {
   const manifests = await store.readImageManifests(found.configDigest);
-  const chosen = manifests.find((m) => m.record.digest === found.name?.manifestDigest) ?? manifests[0]!;
+  return manifests.find((m) => m.record.digest === found.name?.manifestDigest) ?? manifests[0]!;
+}
+
+async function inspectLocal(
+  store: Store,
+  text: string,
+  platform: string | undefined,
+): Promise<InspectReport> {
+  const found = await findImage(store, text, platform);
+  const chosen = await storedManifest(store, found);
   const doc = parseManifest(chosen.bytes, chosen.record.mediaType);
   const config = parseDocument(ImageConfigSchema, await store.readImageConfig(found.configDigest), 'config');
-  const names = (await store.listNames())
-    .filter((n) => n.configDigest === found.configDigest)
-    .map((n) => n.name);
+  const names = [
+    ...new Set(
+      (await store.listNames()).filter((n) => n.configDigest === found.configDigest).map((n) => n.name),
+    ),
+  ];
   return {
     reference: text,
     location: 'store',

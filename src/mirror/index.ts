@@ -4,7 +4,9 @@ export { CONVERT_TARGETS, type ConvertTarget } from './layers.js';
 export {
   expandList,
   type ListItem,
+  listSourceTags,
   type MirrorJob,
+  mirrorListJsonSchema,
   parseMirrorList,
   readMirrorList,
   referenceText,

@@ -14,7 +14,8 @@
  *       platform: linux/arm64
  *
  * A destination without a tag takes the source's tag (or digest); one naming a tag, and the
- * single-image transports dir: and docker-archive:, accept a single image only.
+ * single-image transports dir: and docker-archive:, accept a single image only. The same document
+ * may be written as JSON (a YAML parser reads both); docs/mirror-list.schema.json describes it.
  */
 import fsp from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -34,17 +35,50 @@ const TAG_OR_DIGEST = /^(?:[\w][\w.-]{0,127}|sha256:[a-f0-9]{64})$/;
 
 const ItemSchema = z
   .strictObject({
-    source: z.string().min(1),
-    destination: z.string().min(1),
-    tags: z.array(z.string().regex(TAG_OR_DIGEST, 'expected a tag or a sha256: digest')).min(1).optional(),
-    'all-tags': z.boolean().optional(),
-    all: z.boolean().optional(),
-    platform: z.string().min(1).optional(),
+    source: z
+      .string()
+      .min(1)
+      .describe('image to copy: docker://HOST/NAME[:TAG][@DIGEST], oci:DIR[:TAG], dir:DIR'),
+    destination: z
+      .string()
+      .min(1)
+      .describe(
+        'where to copy it; without a tag it takes the source\'s, a trailing "/" appends the source\'s repository path',
+      ),
+    tags: z
+      .array(z.string().regex(TAG_OR_DIGEST, 'expected a tag or a sha256: digest'))
+      .min(1)
+      .optional()
+      .describe('tags or sha256: digests of the source repository to copy (the source names none)'),
+    'all-tags': z.boolean().optional().describe('copy every tag of the source repository'),
+    all: z.boolean().optional().describe('copy the whole index, every platform (default: the --all flag)'),
+    platform: z.string().min(1).optional().describe('os/arch[/variant] to copy from an index'),
   })
   .refine((item) => !(item.tags && item['all-tags']), { message: 'give tags or all-tags, not both' })
   .refine((item) => !(item.all && item.platform), { message: 'give all or platform, not both' });
 
-const ListSchema = z.strictObject({ images: z.array(ItemSchema).min(1, 'the list names no image') });
+const ListSchema = z
+  .strictObject({
+    $schema: z.string().optional().describe('the JSON Schema of this file, for editors'),
+    images: z.array(ItemSchema).min(1, 'the list names no image').describe('the images to mirror, in order'),
+  })
+  .describe('skiff mirror --file: the images to mirror (YAML or JSON)');
+
+/**
+ * The list format as a JSON Schema (docs/mirror-list.schema.json is this, written by
+ * scripts/mirror-list-schema.mjs): zod's rendering, plus the two either-or rules its refinements
+ * state, which zod cannot render.
+ */
+export function mirrorListJsonSchema(): Record<string, unknown> {
+  const schema = z.toJSONSchema(ListSchema, { io: 'input' }) as unknown as Record<string, unknown> & {
+    properties: { images: { items: Record<string, unknown> } };
+  };
+  const either = (flag: string, other: string) => ({
+    not: { required: [flag, other], properties: { [flag]: { const: true } } },
+  });
+  schema.properties.images.items.allOf = [either('all-tags', 'tags'), either('all', 'platform')];
+  return { $schema: schema.$schema, title: 'skiff mirror list', ...schema };
+}
 
 export type ListItem = z.infer<typeof ItemSchema>;
 
@@ -141,6 +175,24 @@ async function expandItem(item: ListItem, client: RegistryClient): Promise<Mirro
   }));
 }
 
+/**
+ * `skiff list-tags`: every tag of a registry repository (all pages) or every ref name of an OCI
+ * layout, sorted. The text names a repository, so a tag or digest in it is refused.
+ */
+export async function listSourceTags(
+  text: string,
+  client: RegistryClient,
+): Promise<{ repository: string; tags: string[] }> {
+  const source = parseReference(text);
+  if (hasExplicitVersion(text, source))
+    throw new UsageError(`${text}: names a tag or digest; list-tags takes a repository`, { image: text });
+  const repository =
+    source.transport === 'docker'
+      ? `docker://${source.registry}/${source.repository}`
+      : formatReference(source);
+  return { repository, tags: await sourceTags(source, client) };
+}
+
 /** Every tag of a repository (registry) or every ref name of an OCI layout, sorted. */
 async function sourceTags(source: ImageReference, client: RegistryClient): Promise<string[]> {
   if (source.transport === 'docker') return listTags(client, source);
@@ -152,7 +204,9 @@ async function sourceTags(source: ImageReference, client: RegistryClient): Promi
       .filter((n) => n !== undefined);
     return [...new Set(names)].sort();
   }
-  throw new UsageError(`all-tags: ${source.transport}: sources have no tags`);
+  throw new UsageError(
+    `${source.transport}: sources have no tags (only docker:// repositories and oci: layouts do)`,
+  );
 }
 
 function withVersion(source: ImageReference, version: string): ImageReference {

@@ -317,7 +317,12 @@ async function commitAll(
     record: manifest,
     bytes: resolved.manifest.bytes,
   });
-  await store.setName(storeName(reference), config.digest, resolved.manifest.digest);
+  await store.setName(
+    storeName(reference),
+    formatPlatform(resolved.platform),
+    config.digest,
+    resolved.manifest.digest,
+  );
   return config.digest;
 }
 
@@ -365,8 +370,12 @@ function buildReport(input: ReportInput): PullReport {
       format: g.format.report,
       method: decision.method,
       reasons: decision.reasons,
-      // A dry run reports what the plan would fetch; a real run what it did fetch.
-      bytesFetched: outcome ? outcome.bytesFetched : decision.fetchBytes,
+      // A real run reports what it did fetch; a dry run what it fetched to plan (TOC, tar-split)
+      // and what the plan would fetch besides (a partial plan's figure counts the TOC already).
+      bytesFetched: outcome
+        ? outcome.bytesFetched
+        : decision.fetchBytes + (decision.method === 'partial' ? 0 : g.planningBytes),
+      tocBytesFetched: g.planningBytes,
       bytesReused: decision.reuseBytes,
       bytesResumed: outcome?.bytesResumed ?? 0,
       size: g.layer.size,

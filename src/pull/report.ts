@@ -11,13 +11,17 @@ export interface LayerReport {
   format: ReportFormat;
   method: Method;
   reasons: ReasonCode[];
+  /** Every byte skiff asked the source for: TOC, tar-split and footer included. */
   bytesFetched: number;
+  /** Of bytesFetched, the bytes read to plan a partial pull (TOC, tar-split, footer); 0 if none. */
+  tocBytesFetched: number;
   bytesReused: number;
   /**
    * Bytes of the blob not fetched because an interrupted pull had fetched them (hashed again
    * before use); not in bytesFetched. 0 when nothing was resumed.
    */
   bytesResumed: number;
+  /** Compressed size, as the registry stores the blob and the manifest states it. */
   size: number;
 }
 
@@ -47,6 +51,20 @@ export function formatBytes(bytes: number): string {
     unit++;
   }
   return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+/**
+ * Why a layer's FETCHED is what it is when its TOC was read, e.g. `TOC+tar-split 45.6 kB, then
+ * no saving: fetched whole` (which is how a layer can fetch more than its size).
+ */
+export function fetchNote(layer: LayerReport): string | undefined {
+  if (layer.tocBytesFetched === 0) return undefined;
+  const toc = `TOC+tar-split ${formatBytes(layer.tocBytesFetched)}`;
+  if (layer.method === 'partial')
+    return `${toc} + ${formatBytes(layer.bytesFetched - layer.tocBytesFetched)} of contents`;
+  if (layer.method === 'full')
+    return `${toc}, then ${layer.reasons.join(', ').replaceAll('-', ' ')}: fetched whole`;
+  return toc;
 }
 
 /**

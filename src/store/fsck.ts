@@ -14,7 +14,7 @@ import path from 'node:path';
 import { type Digest, Hasher, sha256 } from '../digest/index.js';
 import { ObjectReader, PackIndex, packNames } from './packs.js';
 import { layerEntries, rebuildLayerTar } from './rebuild.js';
-import { NameRecordSchema } from './records.js';
+import { NameRecordFileSchema } from './records.js';
 import { LAYER_OBJECTS, type Store } from './store.js';
 
 export type DamageKind = 'name' | 'image' | 'layer' | 'pack' | 'object';
@@ -59,7 +59,7 @@ async function checkNames(store: Store, damage: StoreDamage[]): Promise<number> 
   for (const file of files) {
     const full = path.join(dir, file);
     const subject = decodeURIComponent(file.slice(0, -'.json'.length));
-    const parsed = NameRecordSchema.safeParse(safeJson(await fsp.readFile(full, 'utf8')));
+    const parsed = NameRecordFileSchema.safeParse(safeJson(await fsp.readFile(full, 'utf8')));
     if (!parsed.success) {
       damage.push({ kind: 'name', subject, message: 'name record is corrupt', file: full });
     } else if (!store.hasImage(parsed.data.configDigest)) {

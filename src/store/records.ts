@@ -82,13 +82,21 @@ export const ImageRecordSchema = z.object({
 });
 export type ImageRecord = z.infer<typeof ImageRecordSchema>;
 
-export const NameRecordSchema = z.object({
+/**
+ * A name file: names/<name>@<platform>.json. Files written before names carried a platform
+ * (names/<name>.json, no `platform` field) are still read: their platform is their image's.
+ */
+export const NameRecordFileSchema = z.object({
   name: z.string(),
+  /** os/arch[/variant], as formatPlatform writes it. */
+  platform: z.string().optional(),
   configDigest: DigestSchema,
   manifestDigest: DigestSchema,
   updatedAt: z.string(),
 });
-export type NameRecord = z.infer<typeof NameRecordSchema>;
+export type LegacyNameRecord = z.infer<typeof NameRecordFileSchema>;
+/** A name for one platform, as the store hands it out (the platform always known). */
+export type NameRecord = LegacyNameRecord & { platform: string };
 
 export const BlobRecordSchema = z.object({
   diffID: DigestSchema,

@@ -26,6 +26,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { type Digest, hexOf } from '../digest/index.js';
 import { NotFoundError, UsageError, VerificationError } from '../errors/index.js';
+import { formatPlatform } from '../manifest/platform.js';
 import { CHUNK_INDEX, ChunkIndexSet, encodeChunkIndex } from './chunk-index.js';
 import { withStoreLock } from './lock.js';
 import { decodeObjectList, encodeObjectList } from './object-list.js';
@@ -37,22 +38,41 @@ import {
   ImageRecordSchema,
   type LayerRecord,
   LayerRecordSchema,
+  type LegacyNameRecord,
   type ManifestRecord,
   ManifestRecordSchema,
   type NameRecord,
-  NameRecordSchema,
+  NameRecordFileSchema,
   STORE_FORMAT,
   STORE_VERSION,
   StoreVersionSchema,
 } from './records.js';
-import { readTarSplit } from './tarsplit.js';
 import { ResumeArea } from './resume.js';
+import { readTarSplit } from './tarsplit.js';
 
 export const LAYER_RECORD = 'layer.json';
 export { PACK_THRESHOLD };
 export const LAYER_TARSPLIT = 'tarsplit.jsonl.zst';
 /** Every object a layer's entries name, so a pull can check a layer is whole without its tar-split. */
 export const LAYER_OBJECTS = 'objects.idx';
+/** The file whose presence makes a directory a store. */
+const STORE_VERSION_FILE = 'skiff-store.json';
+
+/**
+ * The store at `root` for commands that only read it (images, inspect, unpack, save, rmi, gc,
+ * fsck): a path holding no store is refused (`no store at PATH`, exit 1) and nothing is created,
+ * so a mistyped --store never leaves an empty store behind; a file is refused as not a store.
+ */
+export async function openExistingStore(root: string): Promise<Store> {
+  const store = await Store.find(root);
+  if (!store) throw noStoreError(root);
+  return store;
+}
+
+export function noStoreError(root: string): UsageError {
+  const resolved = path.resolve(root);
+  return new UsageError(`no store at ${resolved}`, { path: resolved });
+}
 
 /** Where the store lives when neither --store nor $SKIFF_STORE says. */
 export function defaultStorePath(env: NodeJS.ProcessEnv = process.env): string {
@@ -81,16 +101,21 @@ export class Store {
     return store;
   }
 
-  /** Opens the store at `root` only if one is there (for commands that must not create one). */
-  static async openExisting(root: string): Promise<Store> {
+  /** The store at `root` if one is there (never creating it), undefined if none; a file is refused. */
+  static async find(root: string): Promise<Store | undefined> {
     const resolved = path.resolve(root);
-    if (!fs.existsSync(path.join(resolved, 'skiff-store.json')))
-      throw new UsageError(`no store at ${resolved}`, { path: resolved });
+    const stat = await fsp.stat(resolved).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return undefined;
+      throw error;
+    });
+    if (stat && !stat.isDirectory())
+      throw new UsageError(`${resolved} is not a store (a file)`, { path: resolved });
+    if (!stat || !fs.existsSync(path.join(resolved, STORE_VERSION_FILE))) return undefined;
     return Store.open(resolved);
   }
 
   private async initialise(): Promise<void> {
-    const versionFile = path.join(this.root, 'skiff-store.json');
+    const versionFile = path.join(this.root, STORE_VERSION_FILE);
     let existing: string | undefined;
     try {
       existing = await fsp.readFile(versionFile, 'utf8');
@@ -150,7 +175,16 @@ export class Store {
     return path.join(this.root, 'images/sha256', hexOf(configDigest));
   }
 
-  private nameFile(name: string): string {
+  /**
+   * names/<name>@<platform>.json, both URI-encoded: encoding never produces "@", so the file of
+   * one name and platform can be told from another's, and from the older form below.
+   */
+  private nameFile(name: string, platform: string): string {
+    return path.join(this.root, 'names', `${encodeURIComponent(name)}@${encodeURIComponent(platform)}.json`);
+  }
+
+  /** names/<name>.json: the form skiff wrote before names carried a platform (still read). */
+  private legacyNameFile(name: string): string {
     return path.join(this.root, 'names', `${encodeURIComponent(name)}.json`);
   }
 
@@ -364,38 +398,76 @@ export class Store {
     }
   }
 
-  async setName(name: string, configDigest: Digest, manifestDigest: Digest): Promise<void> {
-    const record: NameRecord = { name, configDigest, manifestDigest, updatedAt: new Date().toISOString() };
-    await this.writeAtomic(this.nameFile(name), `${JSON.stringify(record)}\n`);
+  /**
+   * Points `name` for `platform` at an image: one file per name and platform, so a tag pulled for
+   * two platforms keeps both, and concurrent pulls never race on a shared list. A file of the
+   * older form (the name alone) naming an image of the same platform is superseded and removed.
+   */
+  async setName(name: string, platform: string, configDigest: Digest, manifestDigest: Digest): Promise<void> {
+    const record: NameRecord = {
+      name,
+      platform,
+      configDigest,
+      manifestDigest,
+      updatedAt: new Date().toISOString(),
+    };
+    await this.writeAtomic(this.nameFile(name, platform), `${JSON.stringify(record)}\n`);
+    const legacy = await this.readNameFile(this.legacyNameFile(name));
+    if (legacy && legacy.platform === platform) await unlinkIfPresent(this.legacyNameFile(name));
   }
 
-  async removeName(name: string): Promise<boolean> {
-    try {
-      await fsp.unlink(this.nameFile(name));
-      return true;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
-      throw error;
-    }
+  /** Removes `name` for `platform` (in either file form); false if the store had no such name. */
+  async removeName(name: string, platform: string): Promise<boolean> {
+    let removed = await unlinkIfPresent(this.nameFile(name, platform));
+    const legacy = await this.readNameFile(this.legacyNameFile(name));
+    if (legacy && legacy.platform === platform)
+      removed = (await unlinkIfPresent(this.legacyNameFile(name))) || removed;
+    return removed;
   }
 
+  /**
+   * Every name, one record per name and platform, sorted by name then platform. Records of the
+   * older form have the platform of the image they name filled in (an image has one platform).
+   */
   async listNames(): Promise<NameRecord[]> {
-    const dir = path.join(this.root, 'names');
-    const files = (await fsp.readdir(dir)).filter((f) => f.endsWith('.json')).sort();
-    const records = await Promise.all(
-      files.map((f) =>
-        readRecord(NameRecordSchema, path.join(dir, f), () => new Error('vanished')).catch(() => undefined),
-      ),
-    );
-    return records.filter((r): r is NameRecord => r !== undefined);
+    return this.readNameFiles(() => true);
   }
 
-  async readName(name: string): Promise<NameRecord | undefined> {
+  /** The records of one name, one per platform it was pulled for. */
+  async readNames(name: string): Promise<NameRecord[]> {
+    const encoded = encodeURIComponent(name);
+    return this.readNameFiles((file) => file === `${encoded}.json` || file.startsWith(`${encoded}@`));
+  }
+
+  private async readNameFiles(wanted: (file: string) => boolean): Promise<NameRecord[]> {
+    const dir = path.join(this.root, 'names');
+    const files = (await fsp.readdir(dir)).filter((f) => f.endsWith('.json') && wanted(f));
+    const records = (await Promise.all(files.map((f) => this.readNameFile(path.join(dir, f))))).filter(
+      (r): r is NameRecord => r !== undefined,
+    );
+    // Both file forms may name the same name and platform (a store written by an older skiff and
+    // then pulled into): the newer record wins.
+    const unique = new Map<string, NameRecord>();
+    for (const record of records) {
+      const key = `${record.name}\u0000${record.platform}`;
+      const seen = unique.get(key);
+      if (!seen || seen.updatedAt < record.updatedAt) unique.set(key, record);
+    }
+    const key = (r: NameRecord) => `${r.name}\u0000${r.platform}`;
+    return [...unique.values()].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+  }
+
+  /** A name file of either form, its platform filled in; undefined if absent, unreadable or dangling. */
+  private async readNameFile(file: string): Promise<NameRecord | undefined> {
+    let record: LegacyNameRecord;
     try {
-      return await readRecord(NameRecordSchema, this.nameFile(name), () => new Error('absent'));
+      record = await readRecord(NameRecordFileSchema, file, () => new Error('absent'));
     } catch {
       return undefined;
     }
+    if (record.platform !== undefined) return { ...record, platform: record.platform };
+    const image = await this.readImage(record.configDigest).catch(() => undefined);
+    return image ? { ...record, platform: formatPlatform(image.platform) } : undefined;
   }
 
   async listImages(): Promise<Digest[]> {
@@ -638,6 +710,16 @@ async function readRecord<T>(
   const parsed = schema.safeParse(safeJson(text));
   if (!parsed.success) throw new VerificationError(`store record ${file} is corrupt`, { path: file });
   return parsed.data;
+}
+
+async function unlinkIfPresent(file: string): Promise<boolean> {
+  try {
+    await fsp.unlink(file);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw error;
+  }
 }
 
 function safeJson(text: string): unknown {
