@@ -17,7 +17,8 @@ export default class Version extends Command {
     process.stdout.write(
       flags.json
         ? `${JSON.stringify(version)}\n`
-        : `skiff ${version.skiff} on Node.js ${process.version} (${version.platform}-${version.arch})\n`,
+        : // The same line as `skiff --version`: skiff/VERSION PLATFORM-ARCH node-vNODE.
+          `${this.config.userAgent}\n`,
     );
   }
 }

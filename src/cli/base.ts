@@ -1,5 +1,5 @@
 /**
- * What every skiff command shares: the store location, --json, and error reporting by SPEC §9:
+ * What every skiff command shares: the store location, --json, and error reporting by docs/design.md §9:
  * one line on stderr naming image, layer and cause, a distinct exit code, and with --json the
  * error as JSON on stdout too.
  */

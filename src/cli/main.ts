@@ -4,7 +4,8 @@
  * `skiff: …` line and a documented exit code, not oclif's multi-line ` ›   Error:` block.
  */
 import { Config, Errors, flush, handle, loadHelpClass, run } from '@oclif/core';
-import { cliError, closestCommand } from './usage-errors.js';
+import { unknownCommandLine } from './not-found.js';
+import { cliError } from './usage-errors.js';
 
 export async function main(root: string, argv = process.argv.slice(2)): Promise<void> {
   try {
@@ -37,14 +38,6 @@ async function unknownCommand(config: Config, argv: string[]): Promise<void> {
     await new Help(config).showHelp(rest);
     return;
   }
-  const commands = config.commands.filter((c) => !c.hidden).map((c) => c.id);
-  const suggestion = typed.startsWith('-') ? undefined : closestCommand(typed, commands);
-  const what = typed.startsWith('-')
-    ? `unknown flag ${typed} before the command`
-    : `unknown command "${typed}"`;
-  const hint = suggestion ? `did you mean "${suggestion}"? ` : '';
-  process.stderr.write(
-    `skiff: ${what}; ${hint}commands: ${commands.sort().join(', ')} (see 'skiff --help')\n`,
-  );
+  process.stderr.write(`${unknownCommandLine(config, typed)}\n`);
   process.exit(1);
 }

@@ -4,7 +4,7 @@
  * you mean …?" on a terminal and then runs the guess (skiff's commands write to stores and
  * registries), and off a terminal it exits 127 without a suggestion.
  */
-import type { Hook } from '@oclif/core';
+import type { Config, Hook } from '@oclif/core';
 import { ExitCode } from '../errors/index.js';
 
 /** What skopeo and podman call the things skiff does. */
@@ -22,14 +22,22 @@ const hook: Hook.CommandNotFound = async function ({ id, config }) {
   // With spaces as the topic separator oclif joins the words it could not match into the id
   // (`copy SRC DST` arrives as `copy:SRC:DST`): the command the user typed is the first word.
   const typed = id.split(':')[0] ?? id;
-  const commands = config.commands.filter((c) => !c.hidden).flatMap((c) => [c.id, ...c.aliases]);
-  const suggestion = suggest(typed, commands);
-  const hint = suggestion ? `did you mean '${config.bin} ${suggestion}'?` : `'${config.bin} help' lists them`;
-  process.stderr.write(`${config.bin}: '${typed}' is not a ${config.bin} command; ${hint}\n`);
+  process.stderr.write(`${unknownCommandLine(config, typed)}\n`);
   this.exit(ExitCode.usage);
 };
 
 export default hook;
+
+/** The one line for a first word that names no command (src/cli/main.ts says it too, for flags). */
+export function unknownCommandLine(config: Config, typed: string): string {
+  const { bin } = config;
+  if (typed.startsWith('-'))
+    return `${bin}: unknown flag ${typed} before the command; '${bin} help' lists them`;
+  const commands = config.commands.filter((c) => !c.hidden).flatMap((c) => [c.id, ...c.aliases]);
+  const suggestion = suggest(typed, commands);
+  const hint = suggestion ? `did you mean '${bin} ${suggestion}'?` : `'${bin} help' lists them`;
+  return `${bin}: '${typed}' is not a ${bin} command; ${hint}`;
+}
 
 /** The command `typed` most likely meant: another tool's word for it, or the nearest by edits. */
 export function suggest(typed: string, commands: string[]): string | undefined {

@@ -56,28 +56,3 @@ function usageMessage(error: Error & Record<string, unknown>, command: string | 
 function lowerFirst(text: string): string {
   return /^[A-Z][a-z]/.test(text) ? `${text[0]!.toLowerCase()}${text.slice(1)}` : text;
 }
-
-/** The closest command name to a mistyped one (edit distance ≤ 2 or a prefix), for "did you mean". */
-export function closestCommand(typed: string, commands: readonly string[]): string | undefined {
-  let best: { id: string; distance: number } | undefined;
-  for (const id of commands) {
-    const distance = id.startsWith(typed) ? 1 : editDistance(typed, id);
-    if (distance <= 2 && (!best || distance < best.distance)) best = { id, distance };
-  }
-  return best?.id;
-}
-
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++)
-      row[j] = Math.min(
-        previous[j]! + 1,
-        row[j - 1]! + 1,
-        previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
-      );
-    previous = row;
-  }
-  return previous[b.length]!;
-}

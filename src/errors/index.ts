@@ -1,5 +1,5 @@
 /**
- * Every failure skiff reports is a SkiffError carrying the exit code of SPEC §9, so the CLI can
+ * Every failure skiff reports is a SkiffError carrying the exit code of docs/design.md §9, so the CLI can
  * print one line and exit with a code a script can branch on.
  */
 export const ExitCode = {

@@ -1,6 +1,6 @@
 /**
  * Which format a layer is in, decided from its descriptor alone (media type and annotations, both
- * covered by the manifest digest). FORMATS.md: "Decide from the manifest annotations first, then
+ * covered by the manifest digest). docs/formats.md: "Decide from the manifest annotations first, then
  * confirm with the footer. Never guess from the footer alone."
  */
 import { type Digest, isDigest } from '../digest/index.js';
@@ -20,7 +20,7 @@ export const ESTARGZ = {
   uncompressedSize: 'io.containers.estargz.uncompressed-size',
 } as const;
 
-/** The formats of the JSON report (SPEC §8). */
+/** The formats of the JSON report (docs/design.md §8). */
 export type ReportFormat = 'tar' | 'gzip' | 'zstd' | 'zstd:chunked' | 'estargz' | 'encrypted';
 
 export interface Position {
@@ -106,7 +106,7 @@ function readChunkedAnnotations(
     const legacyChecksum = a[ZSTD_CHUNKED.legacyTocChecksum];
     const legacyToc = a[ZSTD_CHUNKED.legacyTocPosition];
     // stargz-snapshotter's zstd variant writes the older zstd:chunked annotations too; its
-    // toc.digest says what it really is (FORMATS.md: treat it as eStargz).
+    // toc.digest says what it really is (docs/formats.md: treat it as eStargz).
     if (legacyChecksum && legacyToc && !a[ESTARGZ.tocDigest]) {
       return {
         kind: 'zstd:chunked',
@@ -149,7 +149,7 @@ function tocPosition(layer: LayerDescriptorLike, key: string, value: string): Po
   return { ...p, type };
 }
 
-/** `offset:length:uncompressedLength[:type]`, checked to lie inside the blob (SPEC §10). */
+/** `offset:length:uncompressedLength[:type]`, checked to lie inside the blob (docs/design.md §10). */
 function position(layer: LayerDescriptorLike, key: string, value: string, fields: number): Position {
   const parts = value.split(':');
   if (parts.length !== fields || !parts.every((p) => /^\d{1,15}$/.test(p))) {

@@ -1,5 +1,5 @@
 /**
- * eStargz (FORMATS.md): a gzip (or zstd) stream whose last tar entry, `stargz.index.json`, is the
+ * eStargz (docs/formats.md): a gzip (or zstd) stream whose last tar entry, `stargz.index.json`, is the
  * TOC, located by a footer. Read for `inspect` (entry count, TOC digest check); a partial pull is
  * never attempted (no tar-split: reason no-tarsplit).
  */

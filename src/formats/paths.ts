@@ -1,5 +1,5 @@
 /**
- * Layer entry paths (SPEC §10): entries may not escape the root. Absolute names, `..` components
+ * Layer entry paths (docs/design.md §10): entries may not escape the root. Absolute names, `..` components
  * and NUL bytes reject the layer; `./` prefixes, `.` components and trailing slashes are normalised.
  * Whiteouts (`.wh.NAME`) must hide a plain sibling NAME: unpack deletes what they name.
  */

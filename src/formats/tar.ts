@@ -54,7 +54,7 @@ const TYPEFLAGS: Record<string, EntryType> = {
   '6': 'fifo',
 };
 
-/** Bounds for metadata read from the archive itself (SPEC §10: bound every size from untrusted input). */
+/** Bounds for metadata read from the archive itself (docs/design.md §10: bound every size from untrusted input). */
 const MAX_EXTENSION_BYTES = 1024 * 1024;
 
 /** Accumulates input and hands out exact byte counts without copying more than needed. */

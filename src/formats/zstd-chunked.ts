@@ -1,5 +1,5 @@
 /**
- * zstd:chunked (FORMATS.md): the TOC, the footer, the tar-split, and bounded decompression of the
+ * zstd:chunked (docs/formats.md): the TOC, the footer, the tar-split, and bounded decompression of the
  * per-file frames. Two kinds of failure are kept apart on purpose:
  *  - TocUnverifiableError: the TOC or tar-split could not be fetched, decoded or matched to their
  *    digests. Not fatal: the strategy module falls back to a full pull (reason toc-unverifiable).
@@ -16,7 +16,7 @@ import { zstd, zstdBinding } from './zstd-native.js';
 
 export class TocUnverifiableError extends Error {}
 
-/** SPEC §10: a sane cap on sizes read from the blob itself. */
+/** docs/design.md §10: a sane cap on sizes read from the blob itself. */
 export const MAX_TOC_BYTES = 512 * 1024 * 1024;
 export const MAX_TOC_ENTRIES = 10_000_000;
 const FOOTER_CURRENT = 72;
@@ -143,7 +143,7 @@ export function metadataRanges(
   return ranges;
 }
 
-/** The footer repeats the annotations' numbers (FORMATS.md): trust the annotations, check they agree. */
+/** The footer repeats the annotations' numbers (docs/formats.md): trust the annotations, check they agree. */
 function checkFooter(info: ZstdChunkedInfo, blobSize: number, footer: Buffer): void {
   if (blobSize < FOOTER_CURRENT || footer.readUInt32LE(0) !== 0x184d2a50 || footer.readUInt32LE(4) !== 64) {
     throw new TocUnverifiableError('footer missing or not a skippable frame');
@@ -337,7 +337,7 @@ export async function decompressChunk(compressed: Buffer, size: number): Promise
   return Buffer.concat(parts);
 }
 
-/** One record of the containers tar-split format (FORMATS.md). */
+/** One record of the containers tar-split format (docs/formats.md). */
 export type TarSplitEntry = { kind: 'segment'; bytes: Buffer } | { kind: 'file'; name: string; size: number };
 
 /**

@@ -1,5 +1,5 @@
 /**
- * Manifests (SPEC §3): one entry point that recognises and validates every kind of document a
+ * Manifests (docs/design.md §3): one entry point that recognises and validates every kind of document a
  * registry or layout can hand us, and the platform selection that turns an index into one image.
  */
 import { type Digest, sha256 } from '../digest/index.js';
@@ -12,7 +12,7 @@ export * from './media-types.js';
 export * from './platform.js';
 export * from './schemas.js';
 
-/** SPEC §10: a manifest larger than this is refused before it is parsed. */
+/** docs/design.md §10: a manifest larger than this is refused before it is parsed. */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 /** Image configs are small too; bound them the same way. */
 export const MAX_CONFIG_BYTES = 4 * 1024 * 1024;

@@ -1,5 +1,5 @@
 /**
- * Deterministic platform selection (SPEC §3). The stacker seed is why this is so strict: a choice
+ * Deterministic platform selection (docs/design.md §3). The stacker seed is why this is so strict: a choice
  * made by map iteration order broke builds at random. Here the same index and the same wanted
  * platform always give the same manifest: candidates are ranked, and among equal ranks the first
  * in index order wins.

@@ -1,5 +1,5 @@
 /**
- * Docker image manifest schema 1 (SPEC §3): parsing, layer order and conversion to an OCI config.
+ * Docker image manifest schema 1 (docs/design.md §3): parsing, layer order and conversion to an OCI config.
  *
  * Schema1 lists layers top-first, marks empty layers with `throwaway: true` inside JSON-in-a-string
  * `v1Compatibility` entries, and may carry a JWS "signatures" block. The signature is never verified
@@ -16,7 +16,7 @@ export const SCHEMA1_MEDIA_TYPES: readonly string[] = Object.freeze([
   'application/vnd.docker.distribution.manifest.v1+json',
 ]);
 
-/** SPEC §10: manifests are bounded before they are parsed. */
+/** docs/design.md §10: manifests are bounded before they are parsed. */
 export const MAX_SCHEMA1_BYTES = 4 * 1024 * 1024;
 
 const WHAT = 'schema1 manifest';

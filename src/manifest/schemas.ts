@@ -1,4 +1,4 @@
-/** zod schemas for the registry documents skiff reads (SPEC §3): validated once, at the boundary. */
+/** zod schemas for the registry documents skiff reads (docs/design.md §3): validated once, at the boundary. */
 import { z } from 'zod';
 import { type Digest, isDigest } from '../digest/index.js';
 import { VerificationError } from '../errors/index.js';

@@ -1,6 +1,6 @@
 /**
  * manifest → facts: everything the strategy module needs about each layer, gathered without
- * fetching any layer body (TOCs and tar-splits of partial candidates excepted, as SPEC §5 allows).
+ * fetching any layer body (TOCs and tar-splits of partial candidates excepted, as docs/design.md §5 allows).
  */
 import type { Digest } from '../digest/index.js';
 import { detectLayerFormat, type LayerFormat } from '../formats/detect.js';

@@ -150,7 +150,7 @@ async function decryptStream(ctx: LayerContext): Promise<Transform> {
   return createDecryptStream(await unwrapLayerKey(ctx.layer.annotations ?? {}, ctx.keys));
 }
 
-/** The rebuilt or decompressed tar must hash to the DiffID the config commits to (SPEC §4, §5). */
+/** The rebuilt or decompressed tar must hash to the DiffID the config commits to (docs/design.md §4, §5). */
 export function checkDiffID(staged: StagedLayer, ctx: LayerContext): StagedLayer {
   const expected = ctx.layer.diffID;
   if (expected && staged.diffID !== expected) {

@@ -1,5 +1,5 @@
 /**
- * The `partial` method (SPEC §5): fetch the TOC and only the missing files and chunks, rebuild the
+ * The `partial` method (docs/design.md §5): fetch the TOC and only the missing files and chunks, rebuild the
  * exact tar with the tar-split, and prove the DiffID. Nothing here decides a fallback: what it
  * learns (ranges ignored, TOC unverifiable, DiffID mismatch) goes back to the strategy module as a
  * RuntimeFactError.

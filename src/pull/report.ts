@@ -1,4 +1,4 @@
-/** The machine-readable pull report (SPEC §8) and its one-line human summary. */
+/** The machine-readable pull report (docs/design.md §8) and its one-line human summary. */
 import type { Digest } from '../digest/index.js';
 import type { ReportFormat } from '../formats/detect.js';
 import type { Method, Mode, ReasonCode } from '../strategy/index.js';

@@ -1,5 +1,5 @@
 /**
- * Image references (SPEC §2): registry references with Docker's normalisation rules, and the local
+ * Image references (docs/design.md §2): registry references with Docker's normalisation rules, and the local
  * transports `oci:`, `dir:` and `docker-archive:`.
  */
 import path from 'node:path';

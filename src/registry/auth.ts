@@ -1,5 +1,5 @@
 /**
- * Registry authentication driven by WWW-Authenticate (SPEC §2): Bearer tokens per repository scope,
+ * Registry authentication driven by WWW-Authenticate (docs/design.md §2): Bearer tokens per repository scope,
  * or Basic. Credentials are looked up lazily, only when a registry asks, and never leave this
  * module except inside an Authorization header to the host they belong to.
  *

@@ -1,7 +1,7 @@
 /**
  * Credential lookup for a registry host, as containers/image (skopeo, podman) and docker do it:
  * command-line flags, then the containers auth files, then docker's config.json with its
- * `credHelpers`/`credsStore` helpers (SPEC §2). Secrets never reach an error message or `source`.
+ * `credHelpers`/`credsStore` helpers (docs/design.md §2). Secrets never reach an error message or `source`.
  */
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';

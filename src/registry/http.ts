@@ -115,7 +115,7 @@ export class HttpClient {
     await Promise.allSettled([this.dispatcher.close(), this.lenientTls.close()]);
   }
 
-  /** The base URL of a registry host: https, or http where SPEC §2 allows and the host speaks it. */
+  /** The base URL of a registry host: https, or http where docs/design.md §2 allows and the host speaks it. */
   baseUrl(host: string): Promise<URL> {
     let scheme = this.schemes.get(host);
     if (!scheme) {
@@ -209,7 +209,7 @@ export class HttpClient {
         );
       }
       if (next.origin !== url.origin) {
-        // Credentials for one host must never reach another (SPEC §2).
+        // Credentials for one host must never reach another (docs/design.md §2).
         headers = Object.fromEntries(
           Object.entries(headers).filter(([k]) => k.toLowerCase() !== 'authorization'),
         );

@@ -214,7 +214,7 @@ class LayerSink {
 }
 
 /**
- * Refuses entries that could write outside the root (SPEC §10): absolute names, `..`, and paths
+ * Refuses entries that could write outside the root (docs/design.md §10): absolute names, `..`, and paths
  * through a symlink created earlier in the same layer. Hard-link targets obey the same rules.
  */
 class PathGuard {

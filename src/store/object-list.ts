@@ -1,6 +1,6 @@
 /**
  * A layer's objects.idx: every content object its entries name, so "is this layer whole?" is an
- * index lookup per object instead of a read of the tar-split (SPEC §6; docs/store.md).
+ * index lookup per object instead of a read of the tar-split (docs/design.md §6; docs/store.md).
  *   "SKIFFOBJ" u32 version u32 count, then count × 32-byte sha256, sorted.
  */
 import type { Digest } from '../digest/index.js';

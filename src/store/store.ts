@@ -1,5 +1,5 @@
 /**
- * The content-addressed store (SPEC §6).
+ * The content-addressed store (docs/design.md §6).
  *
  *   skiff-store.json            format and version
  *   packs/NAME.pack, NAME.idx   file contents up to 1 MiB, packed (see packs.ts)
@@ -526,11 +526,17 @@ export class Store {
     const id = `${process.pid}-${randomBytes(6).toString('hex')}`;
     const session = new StoreSession(this, id);
     await withStoreLock(this.root, { purpose: 'pull', ...options }, async () => {
-      await fsp.writeFile(
-        path.join(this.root, 'sessions', `${id}.json`),
-        JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString() }),
-      );
-      await fsp.mkdir(session.tmpDir, { recursive: true });
+      try {
+        await fsp.writeFile(
+          path.join(this.root, 'sessions', `${id}.json`),
+          JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString() }),
+        );
+        await fsp.mkdir(session.tmpDir, { recursive: true });
+      } catch (error) {
+        // A session that could not start (a full disk) leaves no trace for gc to wait on.
+        await session.end().catch(() => undefined);
+        throw error;
+      }
     });
     return session;
   }
@@ -642,7 +648,7 @@ export class StoreSession {
   }
 
   /**
-   * Commits a staged layer under the DiffID the caller expects (SPEC §6: commit is explicit). The
+   * Commits a staged layer under the DiffID the caller expects (docs/design.md §6: commit is explicit). The
    * staged layer carries the DiffID its bytes actually hashed to; anything else is refused.
    * The session's objects are moved into place first, so the layer never references missing content.
    */
@@ -688,10 +694,22 @@ export class StoreSession {
   }
 
   /** Ends the session: whatever was staged and not committed goes, and so does the registration. */
+  /** Ends the session; each step runs even if one before it failed (a full disk), the first failure wins. */
   async end(): Promise<void> {
-    await this.pack?.abort();
-    await fsp.rm(this.tmpDir, { recursive: true, force: true });
-    await fsp.rm(path.join(this.store.root, 'sessions', `${this.id}.json`), { force: true });
+    const steps = [
+      () => this.pack?.abort(),
+      () => fsp.rm(this.tmpDir, { recursive: true, force: true }),
+      () => fsp.rm(path.join(this.store.root, 'sessions', `${this.id}.json`), { force: true }),
+    ];
+    let failure: unknown;
+    for (const step of steps) {
+      try {
+        await step();
+      } catch (error) {
+        failure ??= error;
+      }
+    }
+    if (failure !== undefined) throw failure;
   }
 }
 

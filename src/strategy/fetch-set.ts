@@ -1,5 +1,5 @@
 /**
- * What a partial pull must fetch (SPEC §5, FORMATS.md "Partial fetches"): pure, so the plan knows
+ * What a partial pull must fetch (docs/design.md §5, docs/formats.md "Partial fetches"): pure, so the plan knows
  * its byte counts before any body is fetched. A file whose content the store already holds costs
  * nothing; so does a chunk held locally (from any stored file of any layer) and a chunk of zeros.
  * What remains is fetched as coalesced byte ranges.

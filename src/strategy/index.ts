@@ -1,5 +1,5 @@
 /**
- * The strategy module (SPEC §5): the one place that decides, for each layer, whether it is reused,
+ * The strategy module (docs/design.md §5): the one place that decides, for each layer, whether it is reused,
  * pulled partially or pulled in full, and why. It is pure: facts in, plan out, no I/O, no clock,
  * no randomness, so the same facts always give the same plan, byte for byte.
  *
@@ -7,7 +7,7 @@
  * ignored Range, a TOC failed to verify, a rebuilt tar did not hash to its DiffID), it adds that to
  * the layer's facts and asks `decideLayer` again.
  *
- * This exists because of containers/storage#2180 (see shared/seeds): there, five code paths
+ * This exists because of containers/storage#2180 (see docs/design.md §5): there, five code paths
  * bypassed the chunked pipeline and nobody was told. Here every path has a reason code, and
  * convert-only fails before anything is committed instead of quietly doing something else.
  */
@@ -19,7 +19,7 @@ export const MODES: readonly Mode[] = ['auto', 'full', 'convert-only'];
 
 export type Method = 'reuse' | 'partial' | 'full';
 
-/** Reason codes, in the order they are reported (SPEC §5's table order). */
+/** Reason codes, in the order they are reported (docs/design.md §5's table order). */
 export const REASON_CODES = [
   'reused',
   'mode-full',

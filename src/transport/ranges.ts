@@ -1,5 +1,5 @@
 /**
- * Byte-range arithmetic for partial blob fetches (FORMATS.md "Partial fetches"): merge the ranges a
+ * Byte-range arithmetic for partial blob fetches (docs/formats.md "Partial fetches"): merge the ranges a
  * partial pull wants into few, larger ones, and split them into requests whose Range header a server
  * will accept. Pure: no I/O.
  */

@@ -19,7 +19,7 @@ export interface TarMember {
   linkname: string;
 }
 
-/** Bounds on what an archive may make us hold (SPEC §10). */
+/** Bounds on what an archive may make us hold (docs/design.md §10). */
 const MAX_MEMBERS = 200_000;
 const MAX_EXTENSION_BYTES = 1024 * 1024;
 const MAX_LINK_HOPS = 8;

@@ -1,7 +1,7 @@
 /**
  * Path resolution inside a root filesystem being built, as if chrooted: symlinks are followed but
  * can never lead outside the root (`..` stops at the root, absolute targets start from it). Every
- * write and deletion of `unpack` goes through here, which is what keeps it inside DIR (SPEC §10),
+ * write and deletion of `unpack` goes through here, which is what keeps it inside DIR (docs/design.md §10),
  * whatever the store holds.
  */
 import fsp from 'node:fs/promises';

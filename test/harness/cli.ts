@@ -40,16 +40,20 @@ export function tempDir(prefix = 'skiff-test-'): { dir: string; cleanup: () => v
   return { dir, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
 
+/** `skiff: HOST answered 503; retrying in 0.5 s (attempt 2 of 5)`: said while waiting, not an error. */
+export const RETRY_NOTICE = /; retrying in [\d.]+ s \(attempt \d+ of \d+\)$/;
+
 /**
  * Checks that a run did not crash: stderr has no internal-error line (bin/run.js's last-resort
- * handler), no stack trace and at most one `skiff:` line, complete. Returns that line.
+ * handler), no stack trace and at most one `skiff:` line, complete, besides the notices of waits
+ * before a retry (registry/retry.ts). Returns that line.
  */
 export function expectCleanStderr(result: CliResult, options: { allowNone?: boolean } = {}): string {
   const where = `stderr was:\n${result.stderr}`;
   expect(result.stderr, where).not.toContain('internal error');
   expect(result.stderr, where).not.toMatch(/^\s+at .+:\d+:\d+\)?$/m);
   expect(result.signal, where).toBeNull();
-  const lines = result.stderr.split('\n').filter((l) => l.startsWith('skiff:'));
+  const lines = result.stderr.split('\n').filter((l) => l.startsWith('skiff:') && !RETRY_NOTICE.test(l));
   if (options.allowNone && lines.length === 0) return '';
   expect(lines, where).toHaveLength(1);
   expect(result.stderr.endsWith('\n'), where).toBe(true);

@@ -1,4 +1,4 @@
-// Registry authentication as registries do it (SPEC §2): Bearer tokens from a token server driven
+// Registry authentication as registries do it (docs/design.md §2): Bearer tokens from a token server driven
 // by WWW-Authenticate, Basic auth, credentials from flags and auth files, and Authorization never
 // sent to another host on a redirect. An msw stand-in in front of the real registry plays the
 // token server and the redirecting storage; the registry behind it serves the bytes.

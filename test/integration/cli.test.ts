@@ -139,10 +139,14 @@ describe('errors: one whole skiff: line and the documented exit code', () => {
     {
       args: ['copy', `${registry}/fixtures/gzip:latest`, 'oci:/nonexistent/layout'],
       code: 1,
-      says: /^skiff: unknown command "copy"; commands: .*mirror.*pull/,
+      says: /^skiff: 'copy' is not a skiff command; did you mean 'skiff mirror'\?/,
       never: /copy:|not found/,
     },
-    { args: ['pul', 'alpine'], code: 1, says: /^skiff: unknown command "pul"; did you mean "pull"\?/ },
+    {
+      args: ['pul', 'alpine'],
+      code: 1,
+      says: /^skiff: 'pul' is not a skiff command; did you mean 'skiff pull'\?/,
+    },
     { args: ['--bogus'], code: 1, says: /^skiff: unknown flag --bogus/ },
     {
       args: ['pull', 'htp://127.0.0.1:5000/app:v1'],

@@ -372,7 +372,7 @@ describe('broken range answers', () => {
   });
 
   it('one corrupted byte in a part → exit 4 (chunk digest), no fallback, store unchanged', async () => {
-    // SPEC §5/§10: every fetched chunk is checked against the TOC, and a digest mismatch is never
+    // docs/design.md §5, §10: every fetched chunk is checked against the TOC, and a digest mismatch is never
     // retried into success: a verification failure, not a run-time fact for a fallback.
     // The first range request reads the TOC (a corrupt TOC is another case, below): skip it.
     standin.use(corruptPart({ digest: v2Layer.digest, part: 0, skip: 1 }));
@@ -521,7 +521,7 @@ describe('chunked metadata that does not verify', () => {
   });
 
   it('wrong bytes at the TOC position under convert-only → exit 3 before any layer body is fetched, store unchanged', async () => {
-    // SPEC §5: convert-only fails hard, before anything is committed, with exit 3 for a layer that
+    // docs/design.md §5: convert-only fails hard, before anything is committed, with exit 3 for a layer that
     // cannot go through the chunked pipeline; auto recovers from the same fact, so it is a mode
     // violation (3), not a verification failure (4).
     standin.use(corruptBlob({ digest: v2Layer.digest, offset: tocMiddle(), rangesOnly: true }));

@@ -1,4 +1,4 @@
-// Issue 2: hostile and broken inputs each give the SPEC §9 exit code and one clear line, and leave
+// Issue 2: hostile and broken inputs each give the docs/design.md §9 exit code and one clear line, and leave
 // the store byte-for-byte as it was.
 import fs from 'node:fs';
 import path from 'node:path';

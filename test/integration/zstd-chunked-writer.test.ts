@@ -34,9 +34,7 @@ const execFileAsync = promisify(execFile);
 const SKOPEO = '/opt/skopeo-modern/skopeo';
 const hasSkopeo = fs.existsSync(SKOPEO);
 if (!hasSkopeo) {
-  console.log(
-    `skipping the skopeo partial-pull tests: ${SKOPEO} is absent (bash ../shared/tools/modern-skopeo.sh)`,
-  );
+  console.log(`skipping the skopeo partial-pull tests: ${SKOPEO} is absent (bash scripts/modern-skopeo.sh)`);
 }
 const MTIME = 1_700_000_000;
 const random = (seed: string, size: number) => pseudoRandom(seed, size) as Buffer;

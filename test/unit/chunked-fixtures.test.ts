@@ -463,8 +463,8 @@ describe('estargz-zstd (zstd eStargz, stargz-snapshotter zstdchunked)', () => {
     }
   });
 
-  // The real converter also sets the older zstd:chunked annotations; toc.digest must win (FORMATS.md).
-  it('is reported as zstd eStargz, as FORMATS.md says', () => {
+  // The real converter also sets the older zstd:chunked annotations; toc.digest must win (docs/formats.md).
+  it('is reported as zstd eStargz, as docs/formats.md says', () => {
     for (const layer of fx.layers) {
       expect(detectLayerFormat(layer)).toMatchObject({
         compression: 'zstd',
@@ -500,7 +500,7 @@ describe('estargz-zstd (zstd eStargz, stargz-snapshotter zstdchunked)', () => {
     }
   });
 
-  // With only toc.digest (the form FORMATS.md describes) the TOC is found by the 48-byte footer.
+  // With only toc.digest (the form docs/formats.md describes) the TOC is found by the 48-byte footer.
   it('inspects a zstd eStargz layer that carries only the toc.digest annotation', async () => {
     const source = new OciLayoutSource({ transport: 'oci', dir: fx.dir, tag: 'latest' });
     for (const layer of fx.layers) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { goStyleBooleans } from '../../src/cli/base.js';
-import { closestCommand } from '../../src/cli/usage-errors.js';
+import { suggest } from '../../src/cli/not-found.js';
 
 describe('goStyleBooleans', () => {
   const flags = {
@@ -34,12 +34,13 @@ describe('goStyleBooleans', () => {
   });
 });
 
-describe('closestCommand', () => {
+describe('suggest (did you mean)', () => {
   const commands = ['pull', 'mirror', 'images', 'inspect', 'unpack', 'save', 'rmi', 'gc'];
-  it('suggests the nearest command within two edits, or a command the word begins', () => {
-    expect(closestCommand('pul', commands)).toBe('pull');
-    expect(closestCommand('mirorr', commands)).toBe('mirror');
-    expect(closestCommand('insp', commands)).toBe('inspect');
-    expect(closestCommand('copy', commands)).toBeUndefined();
+  it("suggests another tool's word for a command, or the nearest command within a few edits", () => {
+    expect(suggest('pul', commands)).toBe('pull');
+    expect(suggest('mirorr', commands)).toBe('mirror');
+    expect(suggest('copy', commands)).toBe('mirror');
+    expect(suggest('ls', commands)).toBe('images');
+    expect(suggest('xyzzy', commands)).toBeUndefined();
   });
 });

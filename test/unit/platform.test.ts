@@ -1,4 +1,4 @@
-// Deterministic platform selection (SPEC §3, the stacker seed): the same index and the same wanted
+// Deterministic platform selection (docs/design.md §3, the stacker seed): the same index and the same wanted
 // platform always select the same manifest; among equal matches, the first in index order.
 import { describe, expect, it } from 'vitest';
 import { NotFoundError } from '../../src/errors/index.js';

@@ -1,4 +1,4 @@
-// Issue 4: every row and every mode of SPEC §5's table, the run-time re-decisions, and determinism.
+// Issue 4: every row and every mode of docs/design.md §5's table, the run-time re-decisions, and determinism.
 import { describe, expect, it } from 'vitest';
 import type { Digest } from '../../src/digest/index.js';
 import { detectLayerFormat } from '../../src/formats/detect.js';
@@ -195,7 +195,7 @@ const ROWS: Array<{
   },
 ];
 
-describe('the strategy table (SPEC §5)', () => {
+describe('the strategy table (docs/design.md §5)', () => {
   for (const r of ROWS) {
     for (const [mode, expected] of [
       ['auto', r.auto],

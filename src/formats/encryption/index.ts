@@ -1,5 +1,5 @@
 /**
- * ocicrypt-encrypted layers (SPEC §4 "Encrypted"): media types ending in `+encrypted`, the layer key
+ * ocicrypt-encrypted layers (docs/design.md §4 "Encrypted"): media types ending in `+encrypted`, the layer key
  * wrapped in JWEs for each recipient, the body AES-256-CTR with an HMAC-SHA256 over the ciphertext.
  * The pipeline: `readEncryptionInfo` to describe, `loadDecryptionKeys` once per run, `unwrapLayerKey`
  * per layer, then pipe the verified blob through `createDecryptStream` before decompressing.
