@@ -4,7 +4,7 @@
  * you mean …?" on a terminal and then runs the guess (skiff's commands write to stores and
  * registries), and off a terminal it exits 127 without a suggestion.
  */
-import type { Config, Hook } from '@oclif/core';
+import type { Hook, Interfaces } from '@oclif/core';
 import { ExitCode } from '../errors/index.js';
 
 /** What skopeo and podman call the things skiff does. */
@@ -29,7 +29,7 @@ const hook: Hook.CommandNotFound = async function ({ id, config }) {
 export default hook;
 
 /** The one line for a first word that names no command (src/cli/main.ts says it too, for flags). */
-export function unknownCommandLine(config: Config, typed: string): string {
+export function unknownCommandLine(config: Interfaces.Config, typed: string): string {
   const { bin } = config;
   if (typed.startsWith('-'))
     return `${bin}: unknown flag ${typed} before the command; '${bin} help' lists them`;
