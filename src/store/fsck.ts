@@ -11,7 +11,8 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { type Digest, Hasher, sha256 } from '../digest/index.js';
+import { type Digest, Hasher, isDigest, sha256 } from '../digest/index.js';
+import { safeJson } from '../util/files.js';
 import { ObjectReader, PackIndex, packNames } from './packs.js';
 import { layerEntries, rebuildLayerTar } from './rebuild.js';
 import { NameRecordFileSchema } from './records.js';
@@ -257,14 +258,7 @@ async function hashFile(file: string): Promise<Digest> {
   return hasher.digest();
 }
 
+/** A directory or file named by a digest's hex. */
 function isHex(name: string): boolean {
-  return /^[a-f0-9]{64}$/.test(name);
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
+  return isDigest(`sha256:${name}`);
 }

@@ -21,6 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
+import { safeJson } from '../util/files.js';
 
 export const LOCK_FILE = 'store.lock';
 const LEGACY_STALE_MS = 30_000;
@@ -228,12 +229,4 @@ function processStart(pid: number): string | undefined {
 
 function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
   return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }

@@ -17,7 +17,9 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { type Digest, hexOf, isDigest } from '../digest/index.js';
+import { type Digest, hexOf, isDigest, sha256 } from '../digest/index.js';
+import { readdirOrEmpty, safeJson, writeFileAtomic } from '../util/files.js';
+import { isRunning } from './lock.js';
 import type { ObjectLocation } from './packs.js';
 
 /** A prefix record is rewritten after every this many new bytes (a kill loses at most this much). */
@@ -76,7 +78,7 @@ export class ResumeArea {
       const dir = path.join(base, hex);
       const files = await readdirOrEmpty(dir);
       const stats = await Promise.all(files.map((f) => fsp.lstat(path.join(dir, f)).catch(() => undefined)));
-      const live = files.some((f) => f.endsWith('.json') && isAlive(ownerPid(f)));
+      const live = files.some((f) => f.endsWith('.json') && isRunning(ownerPid(f)));
       const newest = Math.max(0, ...stats.map((s) => s?.mtimeMs ?? 0));
       if (live || newest > olderThan) continue;
       removed.bytes += stats.reduce((sum, s) => sum + (s?.size ?? 0), 0);
@@ -161,7 +163,7 @@ export class ResumeSession {
     const dir = this.area.blobDir(blob);
     const files = await readdirOrEmpty(dir);
     const records = files.filter((f) => f.endsWith('.json'));
-    const others = records.filter((f) => !f.startsWith(`${this.owner}.`) && isAlive(ownerPid(f)));
+    const others = records.filter((f) => !f.startsWith(`${this.owner}.`) && isRunning(ownerPid(f)));
     if (others.length > 0) {
       // Another live pull writes state for the same blob: leave it; drop only ours.
       for (const f of files.filter((f) => f.startsWith(`${this.owner}`)))
@@ -192,7 +194,7 @@ export class ResumeSession {
     const suffix = `.${kind}.json`;
     const candidates: Array<{ file: string; record: T; size: number }> = [];
     for (const file of await readdirOrEmpty(dir)) {
-      if (!file.endsWith(suffix) || isAlive(ownerPid(file))) continue;
+      if (!file.endsWith(suffix) || isRunning(ownerPid(file))) continue;
       const text = await fsp.readFile(path.join(dir, file), 'utf8').catch(() => undefined);
       const record = text === undefined ? undefined : parse(safeJson(text));
       if (!record) {
@@ -284,7 +286,7 @@ export class PrefixWriter {
       size: this.size,
       sha256: `sha256:${this.hash.copy().digest('hex')}`,
     };
-    await writeAtomic(this.recordPath, `${JSON.stringify(record)}\n`);
+    await writeFileAtomic(this.recordPath, `${JSON.stringify(record)}\n`);
     this.checkpointed = this.size;
   }
 
@@ -379,7 +381,7 @@ export class PieceLog {
     await fsp.mkdir(path.dirname(this.dataPath), { recursive: true });
     const handle = await fsp.open(this.dataPath, 'wx');
     const record = { schema: 1, kind: 'pieces', blob: this.blob, data: path.basename(this.dataPath) };
-    await writeAtomic(this.recordPath, `${JSON.stringify(record)}\n`);
+    await writeFileAtomic(this.recordPath, `${JSON.stringify(record)}\n`);
     return handle;
   }
 
@@ -432,29 +434,13 @@ async function scanPieces(file: string) {
       const content = Buffer.allocUnsafe(size);
       const { bytesRead } = await handle.read(content, 0, size, at + PIECE_HEADER);
       const digest = `sha256:${header.toString('hex', 12, 44)}` as Digest;
-      if (bytesRead !== size || `sha256:${createHash('sha256').update(content).digest('hex')}` !== digest)
-        break;
+      if (bytesRead !== size || sha256(content) !== digest) break;
       index.set(digest, { offset: at + PIECE_HEADER, size });
       at += PIECE_HEADER + size;
     }
     return { index, validBytes: at, fileBytes };
   } finally {
     await handle.close();
-  }
-}
-
-async function writeAtomic(file: string, data: string): Promise<void> {
-  const temp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  await fsp.writeFile(temp, data);
-  await fsp.rename(temp, file);
-}
-
-async function readdirOrEmpty(dir: string): Promise<string[]> {
-  try {
-    return await fsp.readdir(dir);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw error;
   }
 }
 
@@ -466,23 +452,4 @@ async function removeQuietly(...files: string[]): Promise<void> {
 
 function ownerPid(file: string): number {
   return Number(file.split('-')[0]);
-}
-
-function isAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }

@@ -27,6 +27,7 @@ import path from 'node:path';
 import { type Digest, hexOf } from '../digest/index.js';
 import { NotFoundError, UsageError, VerificationError } from '../errors/index.js';
 import { formatPlatform } from '../manifest/platform.js';
+import { safeJson, writeFileAtomic } from '../util/files.js';
 import { CHUNK_INDEX, ChunkIndexSet, encodeChunkIndex } from './chunk-index.js';
 import { withStoreLock } from './lock.js';
 import { decodeObjectList, encodeObjectList } from './object-list.js';
@@ -548,14 +549,7 @@ export class Store {
    * (a full disk) takes its temp file with it: the store stays as it was.
    */
   async writeAtomic(file: string, data: string | Buffer): Promise<void> {
-    const temp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-    try {
-      await fsp.writeFile(temp, data, { mode: 0o444 });
-      await fsp.rename(temp, file);
-    } catch (error) {
-      await fsp.rm(temp, { force: true });
-      throw error;
-    }
+    await writeFileAtomic(file, data, { mode: 0o444 });
   }
 }
 
@@ -737,13 +731,5 @@ async function unlinkIfPresent(file: string): Promise<boolean> {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
     throw error;
-  }
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
   }
 }
