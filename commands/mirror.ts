@@ -18,7 +18,7 @@ import {
   shardKey,
   summaryJson,
 } from '../src/mirror/index.js';
-import { parseSize } from '../src/util/size.js';
+import { parseSize } from '../src/util/quantities.js';
 
 export default class Mirror extends SkiffCommand {
   static override summary = 'Copy images between registries and local layouts, preserving every digest.';

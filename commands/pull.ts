@@ -5,7 +5,7 @@ import { printPullReport } from '../src/cli/pull-output.js';
 import { registryClient, registryFlags } from '../src/cli/registry-flags.js';
 import { pull } from '../src/pull/index.js';
 import { MODES, type Mode } from '../src/strategy/index.js';
-import { parseSize } from '../src/util/size.js';
+import { parseSize } from '../src/util/quantities.js';
 
 /** Keys are loaded (with jose behind them) only when given. */
 async function decryptionKeys(specs: string[] | undefined) {

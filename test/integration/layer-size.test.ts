@@ -10,7 +10,7 @@ import { TarSizeCap } from '../../src/formats/compression.js';
 import { detectLayerFormat, type ZstdChunkedInfo } from '../../src/formats/detect.js';
 import { metadataRanges, parseChunkedMetadata } from '../../src/formats/zstd-chunked.js';
 import { tarSizeBound } from '../../src/pull/layer-full.js';
-import { parseSize } from '../../src/util/size.js';
+import { parseSize } from '../../src/util/quantities.js';
 import { runCli, tempDir } from '../harness/cli.js';
 import { writeTestLayout } from '../harness/layout.js';
 import { diffSnapshots, snapshotStore } from '../harness/snapshot.js';

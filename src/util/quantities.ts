@@ -1,4 +1,7 @@
-/** Sizes as people write them on a command line: `500MB`, `10GiB`, `64g`, `1048576`. */
+/**
+ * Quantities as people write them on a command line: sizes (`500MB`, `10GiB`, `64g`, `1048576`)
+ * and ages (`7d`, `12h`, `30m`, `45s`, `0`).
+ */
 import { UsageError } from '../errors/index.js';
 
 const UNITS: Record<string, number> = {
@@ -27,4 +30,16 @@ export function parseSize(text: string, flag: string): number {
   if (!Number.isSafeInteger(bytes) || bytes <= 0)
     throw new UsageError(`${flag} ${JSON.stringify(text)} is not a size (e.g. 500MB, 10GiB, 1048576)`);
   return bytes;
+}
+
+const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Milliseconds for `7d`, `12h`, `30m`, `45s` or `0`; a UsageError naming `flag` for anything else. */
+export function parseAge(text: string, flag: string): number {
+  const match = /^(\d+)([smhd])?$/.exec(text.trim());
+  if (!match || (match[2] === undefined && match[1] !== '0'))
+    throw new UsageError(
+      `${flag} ${JSON.stringify(text)}: expected a number and a unit (s, m, h, d), e.g. 7d`,
+    );
+  return Number(match[1]) * (match[2] ? UNIT_MS[match[2]]! : 0);
 }
