@@ -283,7 +283,7 @@ async function fetchMissing(
       const content = await decompressFetched(file, chunk, compressed);
       await assembler.put(file, chunk, content);
       // Verified by put(): kept for a later pull should this one be interrupted.
-      chunked.pieces?.append(chunk.digest, content);
+      await chunked.pieces?.append(chunk.digest, content);
     });
     // Gap bytes between chunks of a coalesced range were fetched too.
     ctx.fetched(range.end - range.start - counted);

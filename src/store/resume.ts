@@ -338,8 +338,12 @@ export class PieceLog {
     return this.index.size;
   }
 
-  /** Queues content already verified against `digest`; written in batches, best effort. */
-  append(digest: Digest, content: Buffer): void {
+  /**
+   * Queues content already verified against `digest`; written in batches, best effort. The
+   * promise settles once a full batch is written, so a caller that awaits it holds at most one
+   * batch in memory however fast the network is.
+   */
+  async append(digest: Digest, content: Buffer): Promise<void> {
     if (this.failed || this.index.has(digest)) return;
     const header = Buffer.alloc(PIECE_HEADER);
     header.write(PIECE_MAGIC, 0, 'latin1');
@@ -348,7 +352,7 @@ export class PieceLog {
     this.index.set(digest, { offset: this.size + this.pendingBytes + PIECE_HEADER, size: content.length });
     this.pending.push(header, content);
     this.pendingBytes += PIECE_HEADER + content.length;
-    if (this.pendingBytes >= PIECES_FLUSH) this.flush();
+    if (this.pendingBytes >= PIECES_FLUSH) await this.flush();
   }
 
   private flush(): Promise<void> {
