@@ -11,12 +11,13 @@ import {
   formatShard,
   inShard,
   type MirrorJob,
-  parseShard,
   readMirrorList,
+  resolveShard,
   resultJson,
   runMirror,
   shardKey,
   summaryJson,
+  writeResultsFile,
 } from '../src/mirror/index.js';
 import { parseSize } from '../src/util/quantities.js';
 
@@ -27,7 +28,7 @@ export default class Mirror extends SkiffCommand {
 
 Digests change only where they must: --convert, schema1 sources (converted to OCI unless --preserve-schema1), and docker-archive destinations (plain tar layers). Converted manifests are OCI and carry the source digest in an annotation.
 
---shard I/N takes the items whose sha256("SOURCE DESTINATION") falls in shard I of N: any job runner can spread one list over N machines, each item done exactly once.
+--shard I/N takes the items whose sha256("SOURCE DESTINATION") falls in shard I of N: any job runner can spread one list over N machines, each item done exactly once. --shard auto reads I and N from the job runner (Kubernetes Indexed Jobs, GitLab CI parallel, or SKIFF_SHARD_INDEX/SKIFF_SHARD_COUNT). Each shard's --results FILE is merged by \`skiff mirror-report\` (docs/mirror-shards.md).
 
 Exit code: 0 when every image succeeded, otherwise the code of the first failed image in list order (1 usage, 2 not found or unauthorized, 4 verification, 5 network).`;
 
@@ -51,7 +52,17 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
     all: Flags.boolean({ description: 'copy the whole index (every platform)', default: false }),
     platform: Flags.string({ description: 'os/arch[/variant] to copy from an index (default: this host)' }),
     file: Flags.string({ description: 'YAML list of images and their destinations' }),
-    shard: Flags.string({ description: 'take share I of N of the list, e.g. 2/4 (with --file)' }),
+    shard: Flags.string({
+      description: 'take share I of N of the list, e.g. 2/4, or auto: from the job runner (with --file)',
+    }),
+    'shard-count': Flags.integer({
+      description: 'N for --shard auto where the runner exports only an index (Kubernetes Indexed Jobs)',
+      min: 1,
+    }),
+    results: Flags.string({
+      description:
+        'write every result and the summary to this JSON file when the run ends (for mirror-report)',
+    }),
     jobs: Flags.integer({ description: 'images copied in parallel', default: 4, min: 1, max: 64 }),
     'blob-jobs': Flags.integer({
       description: 'blobs copied in parallel per image',
@@ -84,8 +95,10 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
     if (flags.file ? args.source !== undefined : args.destination === undefined)
       throw new UsageError('give SRC and DST, or --file LIST.yaml (not both)');
     if (flags.shard && !flags.file) throw new UsageError('--shard needs --file');
+    if (flags['shard-count'] !== undefined && flags.shard !== 'auto')
+      throw new UsageError('--shard-count goes with --shard auto');
     const maxLayerSize = parseSize(flags['max-layer-size'], '--max-layer-size');
-    const shard = flags.shard ? parseShard(flags.shard) : undefined;
+    const shard = flags.shard ? resolveShard(flags.shard, process.env, flags['shard-count']) : undefined;
     const progress = mirrorProgress(resolveMode(flags.progress, { json: flags.json }));
     const say = (line: string) => progress.write(process.stderr, `${line}\n`);
     const clients = await endClients(flags, Math.max(8, flags.jobs * flags['blob-jobs']), say);
@@ -105,8 +118,12 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
               platform: flags.platform,
             },
           ];
-      if (shard) jobs = jobs.filter((job) => inShard(shardKey(job.source, job.destination), shard));
-      const { summary } = await runMirror(jobs, {
+      const listKeys = jobs.map((job) => shardKey(job.source, job.destination));
+      const positions = listKeys.flatMap((key, position) =>
+        !shard || inShard(key, shard) ? [position] : [],
+      );
+      jobs = positions.map((position) => jobs[position]!);
+      const { results, summary } = await runMirror(jobs, {
         client: clients.source,
         destinationClient: clients.destination,
         jobs: flags.jobs,
@@ -125,6 +142,13 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
         },
       });
       progress.stop();
+      if (flags.results)
+        await writeResultsFile(flags.results, {
+          shard,
+          listKeys,
+          results: results.map((result, i) => ({ position: positions[i]!, result })),
+          summary,
+        });
       if (flags.json) this.printJson(summaryJson(summary));
       else printMirrorSummary(summary);
       if (summary.exitCode !== 0) this.exit(summary.exitCode);

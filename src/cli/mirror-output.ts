@@ -1,6 +1,6 @@
 /** Human output of `skiff mirror`: a line per image and a summary (progress: ./progress.ts). */
 import { shortDigest } from '../errors/index.js';
-import type { MirrorResult, MirrorSummary } from '../mirror/index.js';
+import type { MergedReport, MirrorResult, MirrorSummary } from '../mirror/index.js';
 import { formatBytes } from '../pull/report.js';
 
 /** Where output goes: straight to the stream, or around a live progress display. */
@@ -41,4 +41,23 @@ export function printMirrorSummary(summary: MirrorSummary): void {
     `${summary.blobsCopied} blobs copied, ${summary.blobsSkipped} skipped, ${summary.blobsMounted} mounted, ${formatBytes(summary.bytes)}`,
   ];
   process.stdout.write(`${parts.join('; ')}\n`);
+}
+
+/** Human output of `skiff mirror-report`: what went wrong, item by item, then one summary line. */
+export function printMergedReport(report: MergedReport): void {
+  const out = (line: string) => process.stdout.write(`${line}\n`);
+  for (const problem of report.problems) out(`problem: ${problem}`);
+  for (const note of report.notes) out(`note: ${note}`);
+  for (const item of report.items) {
+    const error = item.result.error;
+    if (error)
+      out(
+        `failed ${item.source} -> ${item.destination} (shard ${item.shard}): ${error.message} (exit ${error.exitCode})`,
+      );
+  }
+  for (const item of report.unaccounted) out(`not mirrored ${item.key.replace(' ', ' -> ')}: ${item.why}`);
+  const s = report.summary;
+  out(
+    `${s.items} item(s) in ${report.shardCount} shard(s): ${s.succeeded - s.upToDate} mirrored, ${s.upToDate} up to date, ${s.failed} failed, ${s.unaccounted} not accounted for; ${s.blobsCopied} blobs copied, ${s.blobsSkipped} skipped, ${s.blobsMounted} mounted, ${formatBytes(s.bytes)}`,
+  );
 }

@@ -16,6 +16,14 @@ export interface Shard {
   count: number;
 }
 
+/**
+ * `--shard I/N`, or `--shard auto`: the share a job runner gave this process (shardFromEnvironment).
+ * `count` is `--shard-count` for runners that export an index but no count (Kubernetes).
+ */
+export function resolveShard(text: string, env: NodeJS.ProcessEnv, count?: number): Shard {
+  return text.trim() === 'auto' ? shardFromEnvironment(env, count) : parseShard(text);
+}
+
 export function parseShard(text: string): Shard {
   const match = /^(\d+)\/(\d+)$/.exec(text.trim());
   const index = Number(match?.[1]);
@@ -41,4 +49,42 @@ export function inShard(key: string, shard: Shard): boolean {
 
 export function formatShard(shard: Shard): string {
   return `${shard.index}/${shard.count}`;
+}
+
+/**
+ * The variables job runners set for the N copies of one job, in the order they are consulted. The
+ * first whose index variable is set wins; a 0-based index is turned into shard index + 1.
+ *  - SKIFF_SHARD_INDEX (0-based) with SKIFF_SHARD_COUNT: set them from any runner, e.g. GitHub
+ *    Actions `${{ strategy.job-index }}` and `${{ strategy.job-total }}` (GitHub exports neither).
+ *  - Kubernetes Indexed Jobs: JOB_COMPLETION_INDEX (0-based); the completion count is not exported,
+ *    so it comes from --shard-count or SKIFF_SHARD_COUNT.
+ *  - GitLab CI `parallel:`: CI_NODE_INDEX (1-based) and CI_NODE_TOTAL.
+ */
+const RUNNERS = [
+  { name: 'SKIFF_SHARD_INDEX', index: 'SKIFF_SHARD_INDEX', base: 0, count: 'SKIFF_SHARD_COUNT' },
+  { name: 'Kubernetes', index: 'JOB_COMPLETION_INDEX', base: 0, count: 'SKIFF_SHARD_COUNT' },
+  { name: 'GitLab CI', index: 'CI_NODE_INDEX', base: 1, count: 'CI_NODE_TOTAL' },
+] as const;
+
+export function shardFromEnvironment(env: NodeJS.ProcessEnv, countFlag?: number): Shard {
+  const runner = RUNNERS.find((r) => env[r.index] !== undefined && env[r.index] !== '');
+  if (!runner)
+    throw new UsageError(
+      `--shard auto: no shard index in the environment (looked for ${RUNNERS.map((r) => r.index).join(', ')}); give --shard I/N`,
+    );
+  const rawIndex = env[runner.index] ?? '';
+  const rawCount = countFlag !== undefined ? String(countFlag) : (env[runner.count] ?? '');
+  if (!/^\d+$/.test(rawIndex))
+    throw new UsageError(`--shard auto: ${runner.index}=${rawIndex} is not a number`);
+  if (!/^\d+$/.test(rawCount))
+    throw new UsageError(
+      `--shard auto: ${runner.name} gives the index (${runner.index}=${rawIndex}) but no shard count: give --shard-count N or ${runner.count}`,
+    );
+  const index = Number(rawIndex) + 1 - runner.base;
+  const count = Number(rawCount);
+  if (count < 1 || index < 1 || index > count)
+    throw new UsageError(
+      `--shard auto: ${runner.index}=${rawIndex} is outside ${count} shard(s) (${runner.name} counts from ${runner.base})`,
+    );
+  return { index, count };
 }
