@@ -1,0 +1,250 @@
+// registries.conf against real registries: two docker-registry instances, one the primary and one
+// a mirror, each behind a counting proxy so the test sees which one was asked for what. Mirrors
+// are tried in order, then the primary; the name the image is stored under is the one asked for;
+// pull-from-mirror, blocked registries and aliases; and a zstd:chunked partial pull whose v1 came
+// from the primary and whose v2's ranges are served by the mirror.
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pushChunkedPair } from '../harness/chunked-pair.js';
+import { runCli, tempDir } from '../harness/cli.js';
+import { type CountingProxy, startCountingProxy } from '../harness/counting-proxy.js';
+import {
+  fixtureRef,
+  freePort,
+  type RunningRegistry,
+  skopeoCopy,
+  startRegistry,
+} from '../harness/registry.js';
+
+let primary: RunningRegistry;
+let mirror: RunningRegistry;
+let primaryProxy: CountingProxy;
+let mirrorProxy: CountingProxy;
+let work: { dir: string; cleanup: () => void };
+let deadHost: string;
+let appDigest: string;
+
+beforeAll(async () => {
+  work = tempDir('skiff-regconf-');
+  [primary, mirror] = await Promise.all([startRegistry(), startRegistry()]);
+  [primaryProxy, mirrorProxy] = await Promise.all([
+    startCountingProxy(primary.host),
+    startCountingProxy(mirror.host),
+  ]);
+  deadHost = `127.0.0.1:${await freePort()}`;
+  // The same image on both: as app:v1 on the primary, under cache/ on the mirror.
+  await skopeoCopy(fixtureRef('gzip'), `docker://${primary.host}/team/app:v1`, ['--preserve-digests']);
+  await skopeoCopy(`docker://${primary.host}/team/app:v1`, `docker://${mirror.host}/cache/team/app:v1`, [
+    '--preserve-digests',
+  ]);
+  const inspected = await runCli(['inspect', '--json', `${primary.host}/team/app:v1`]);
+  appDigest = JSON.parse(inspected.stdout).manifestDigest;
+  // A zstd:chunked v1 and v2 on the primary; only v2 on the mirror, with the same digests.
+  await pushChunkedPair(primary.host, 'team/chunked', work.dir);
+  await skopeoCopy(
+    `docker://${primary.host}/team/chunked:v2`,
+    `docker://${mirror.host}/cache/team/chunked:v2`,
+    ['--preserve-digests'],
+    '/opt/skopeo-modern/skopeo',
+  );
+});
+afterAll(async () => {
+  await Promise.all([primaryProxy?.stop(), mirrorProxy?.stop()]);
+  await Promise.all([primary?.stop(), mirror?.stop()]);
+  work?.cleanup();
+});
+
+/** A registries.conf in the work directory; its path. */
+function conf(name: string, text: string): string {
+  const file = path.join(work.dir, `${name}.conf`);
+  fs.writeFileSync(file, text);
+  return file;
+}
+
+/** The primary's location is its counting proxy; `prefix` is what users write. */
+function mirrored(mirrorLocation: string, extra = ''): string {
+  return `
+[[registry]]
+prefix = "${primaryProxy.host}/team"
+location = "${primaryProxy.host}/team"
+
+[[registry.mirror]]
+location = "${mirrorLocation}/cache/team"
+${extra}
+`;
+}
+
+function freshStore(): string {
+  return fs.mkdtempSync(path.join(work.dir, 'store-'));
+}
+
+async function pull(store: string, ref: string, confFile: string, ...flags: string[]) {
+  const result = await runCli(
+    ['pull', '--json', '--retry-times', '0', '--registries-conf', confFile, ...flags, ref],
+    { SKIFF_STORE: store },
+  );
+  return { ...result, report: result.code === 0 ? JSON.parse(result.stdout) : undefined };
+}
+
+async function storedNames(store: string): Promise<string[]> {
+  const images = JSON.parse((await runCli(['images', '--json'], { SKIFF_STORE: store })).stdout);
+  return images.flatMap((image: { names: string[] }) => image.names).sort();
+}
+
+function reset(): void {
+  primaryProxy.reset();
+  mirrorProxy.reset();
+}
+
+describe('mirrors from registries.conf', () => {
+  it('pulls from the mirror when it has the image; the primary is not asked; the name is the one asked for', async () => {
+    reset();
+    const store = freshStore();
+    const result = await pull(
+      store,
+      `${primaryProxy.host}/team/app:v1`,
+      conf('mirror-up', mirrored(mirrorProxy.host)),
+    );
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toBe('');
+    expect(result.report.endpoints).toEqual([
+      { outcome: 'served', endpoint: `${mirrorProxy.host}/cache/team/app`, mirror: true },
+    ]);
+    expect(mirrorProxy.blobGets().length).toBeGreaterThan(0);
+    expect(primaryProxy.requests).toEqual([]);
+    expect(await storedNames(store)).toEqual([`${primaryProxy.host}/team/app:v1`]);
+  });
+
+  it('falls back to the primary when the mirror is down, and says so on stderr and in the report', async () => {
+    reset();
+    const store = freshStore();
+    const result = await pull(
+      store,
+      `${primaryProxy.host}/team/app:v1`,
+      conf('mirror-down', mirrored(deadHost)),
+    );
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toMatch(
+      new RegExp(
+        `^skiff: ${primaryProxy.host}/team/app:v1: mirror ${deadHost}/cache/team/app failed for manifest \\(cannot reach registry ${deadHost}: .*\\); trying ${primaryProxy.host}/team/app\\n$`,
+      ),
+    );
+    expect(result.report.endpoints).toEqual([
+      {
+        outcome: 'failed',
+        endpoint: `${deadHost}/cache/team/app`,
+        mirror: true,
+        what: 'manifest',
+        error: expect.stringContaining(`cannot reach registry ${deadHost}`),
+        next: `${primaryProxy.host}/team/app`,
+      },
+      { outcome: 'served', endpoint: `${primaryProxy.host}/team/app`, mirror: false },
+    ]);
+    expect(primaryProxy.blobGets().length).toBeGreaterThan(0);
+    expect(await storedNames(store)).toEqual([`${primaryProxy.host}/team/app:v1`]);
+  });
+
+  it('a mirror without the image: not found there, served by the primary', async () => {
+    reset();
+    const empty = `
+[[registry]]
+location = "${primaryProxy.host}/team"
+[[registry.mirror]]
+location = "${mirrorProxy.host}/nothing-here"
+`;
+    const result = await pull(freshStore(), `${primaryProxy.host}/team/app:v1`, conf('mirror-empty', empty));
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.report.endpoints[0]).toMatchObject({
+      outcome: 'failed',
+      what: 'manifest',
+      error: expect.stringContaining('not found'),
+    });
+    expect(mirrorProxy.blobGets()).toEqual([]);
+  });
+
+  it('a digest-only mirror is not asked for a tag, and serves the digest', async () => {
+    const digestOnly = conf('digest-only', mirrored(mirrorProxy.host, 'pull-from-mirror = "digest-only"'));
+    reset();
+    const byTag = await pull(freshStore(), `${primaryProxy.host}/team/app:v1`, digestOnly);
+    expect(byTag.code, byTag.stderr).toBe(0);
+    expect(mirrorProxy.requests).toEqual([]);
+    expect(byTag.report.endpoints).toEqual([
+      { outcome: 'served', endpoint: `${primaryProxy.host}/team/app`, mirror: false },
+    ]);
+    reset();
+    const store = freshStore();
+    const byDigest = await pull(store, `${primaryProxy.host}/team/app@${appDigest}`, digestOnly);
+    expect(byDigest.code, byDigest.stderr).toBe(0);
+    expect(byDigest.report.endpoints).toEqual([
+      { outcome: 'served', endpoint: `${mirrorProxy.host}/cache/team/app`, mirror: true },
+    ]);
+    expect(primaryProxy.requests).toEqual([]);
+    expect(await storedNames(store)).toEqual([`${primaryProxy.host}/team/app@${appDigest}`]);
+  });
+
+  it('refuses a blocked registry before any request (exit 2, one line naming the file)', async () => {
+    const file = conf('blocked', `[[registry]]\nprefix = "${primaryProxy.host}"\nblocked = true\n`);
+    reset();
+    const store = freshStore();
+    const result = await pull(store, `${primaryProxy.host}/team/app:v1`, file);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe(
+      `skiff: registry ${primaryProxy.host} is blocked in ${file}: skiff does not pull ${primaryProxy.host}/team/app:v1\n`,
+    );
+    expect(primaryProxy.requests).toEqual([]);
+    expect(await storedNames(store)).toEqual([]);
+  });
+
+  it('resolves a short name by its alias, and stores the aliased name', async () => {
+    const file = conf('alias', `[aliases]\n"skiff-test-app" = "${primaryProxy.host}/team/app"\n`);
+    const store = freshStore();
+    const result = await pull(store, 'skiff-test-app:v1', file);
+    expect(result.code, result.stderr).toBe(0);
+    expect(await storedNames(store)).toEqual([`${primaryProxy.host}/team/app:v1`]);
+  });
+
+  it('a bad registries.conf is one line naming the file and the key (exit 1)', async () => {
+    const file = conf(
+      'bad',
+      `[[registry]]\nlocation = "${primaryProxy.host}"\n[[registry.mirror]]\nlocation = "x"\npull-from-mirror = "never"\n`,
+    );
+    reset();
+    const result = await pull(freshStore(), `${primaryProxy.host}/team/app:v1`, file);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(
+      new RegExp(
+        `^skiff: registries configuration ${file}: registry\\[0\\]\\.mirror\\[0\\]\\.pull-from-mirror: .*\\n$`,
+      ),
+    );
+    expect(primaryProxy.requests).toEqual([]);
+  });
+
+  it('pulls a zstd:chunked v2 partially from the mirror, over a v1 that came from the primary', async () => {
+    const store = freshStore();
+    const plain = conf('none', '');
+    const v1 = await pull(store, `${primaryProxy.host}/team/chunked:v1`, plain);
+    expect(v1.code, v1.stderr).toBe(0);
+    reset();
+    const v2 = await pull(
+      store,
+      `${primaryProxy.host}/team/chunked:v2`,
+      conf('chunked', mirrored(mirrorProxy.host)),
+    );
+    expect(v2.code, v2.stderr).toBe(0);
+    expect(v2.report.layers.map((l: { method: string }) => l.method)).toEqual(['partial']);
+    expect(v2.report.endpoints).toEqual([
+      { outcome: 'served', endpoint: `${mirrorProxy.host}/cache/team/chunked`, mirror: true },
+    ]);
+    // Every range came from the mirror; the primary was not asked at all.
+    const ranged = mirrorProxy.blobGets().filter((r) => r.status === 206);
+    expect(ranged.length).toBeGreaterThan(0);
+    expect(primaryProxy.requests).toEqual([]);
+    const layer = v2.report.layers[0];
+    expect(layer.bytesFetched).toBeLessThan(layer.size);
+    expect(await storedNames(store)).toEqual([
+      `${primaryProxy.host}/team/chunked:v1`,
+      `${primaryProxy.host}/team/chunked:v2`,
+    ]);
+  });
+});
