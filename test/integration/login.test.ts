@@ -7,6 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CliResult, expectCleanStderr, runCli, tempDir } from '../harness/cli.js';
 import { fixtureRef, type RunningRegistry, skopeoCopy, startRegistry } from '../harness/registry.js';
+import { runInTerminal } from '../harness/terminal.js';
 
 const USER = 'alice';
 const PASSWORD = 'Pw-7f3kq9-never-shown';
@@ -134,6 +135,27 @@ describe('login and logout against an htpasswd registry', () => {
     );
     expect(wrongJson.code).toBe(2);
     expect(JSON.parse(wrongJson.stdout).error.kind).toBe('unauthorized');
+  });
+
+  it('asks for the user name and the password on a terminal, the password without echo', async () => {
+    const authFile = path.join(work.dir, 'tty-auth.json');
+    const terminal = await runInTerminal(['login', '--authfile', authFile, registry.host]);
+    try {
+      await terminal.waitFor(/Username:$/);
+      await terminal.type(USER, true);
+      await terminal.waitFor(/Password:$/);
+      await terminal.type(PASSWORD, true);
+      const { code, screen } = await terminal.finished();
+      expect(code, screen).toBe(0);
+      expect(screen).toContain(`Username: ${USER}`);
+      expect(screen).toContain('Login Succeeded!');
+      expect(screen).not.toContain(PASSWORD);
+      expect(JSON.parse(fs.readFileSync(authFile, 'utf8')).auths[registry.host].auth).toBe(
+        Buffer.from(`${USER}:${PASSWORD}`).toString('base64'),
+      );
+    } finally {
+      await terminal.close();
+    }
   });
 
   it('never shows the password in any output', () => {

@@ -4,6 +4,8 @@
 // pull-from-mirror, blocked registries and aliases; and a zstd:chunked partial pull whose v1 came
 // from the primary and whose v2's ranges are served by the mirror.
 import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pushChunkedPair } from '../harness/chunked-pair.js';
@@ -95,6 +97,35 @@ async function storedNames(store: string): Promise<string[]> {
 function reset(): void {
   primaryProxy.reset();
   mirrorProxy.reset();
+}
+
+/** This machine's first address that is not loopback (skiff allows plain HTTP to loopback anyway). */
+const outsideAddress = Object.values(os.networkInterfaces())
+  .flat()
+  .find((i) => i && !i.internal && i.family === 'IPv4')?.address;
+
+/** A TCP forwarder on `address` to a loopback registry: a registry that is not on loopback. */
+async function forwarder(address: string, target: string): Promise<{ host: string; close(): Promise<void> }> {
+  const [targetHost, targetPort] = target.split(':');
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    const upstream = net.connect(Number(targetPort), targetHost);
+    for (const s of [socket, upstream]) {
+      sockets.add(s);
+      s.on('error', () => s.destroy());
+      s.on('close', () => sockets.delete(s));
+    }
+    socket.pipe(upstream).pipe(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, address, resolve));
+  return {
+    host: `${address}:${(server.address() as net.AddressInfo).port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
 }
 
 describe('mirrors from registries.conf', () => {
@@ -247,4 +278,39 @@ location = "${mirrorProxy.host}/nothing-here"
       `${primaryProxy.host}/team/chunked:v2`,
     ]);
   });
+
+  it.skipIf(!outsideAddress)(
+    'insecure = true lets a registry off loopback speak plain HTTP, a mirror too',
+    async () => {
+      const outside = await forwarder(outsideAddress!, primary.host);
+      const outsideMirror = await forwarder(outsideAddress!, mirror.host);
+      try {
+        const ref = `${outside.host}/team/app:v1`;
+        const refused = await pull(freshStore(), ref, conf('secure', ''));
+        expect(refused.code, refused.stderr).not.toBe(0);
+        const file = conf('insecure', `[[registry]]\nlocation = "${outside.host}"\ninsecure = true\n`);
+        const allowed = await pull(freshStore(), ref, file);
+        expect(allowed.code, allowed.stderr).toBe(0);
+
+        const viaMirror = (insecure: boolean) =>
+          conf(
+            `insecure-mirror-${insecure}`,
+            `[[registry]]\nlocation = "${primaryProxy.host}/team"\n[[registry.mirror]]\nlocation = "${outsideMirror.host}/cache/team"\ninsecure = ${insecure}\n`,
+          );
+        const served = await pull(freshStore(), `${primaryProxy.host}/team/app:v1`, viaMirror(true));
+        expect(served.code, served.stderr).toBe(0);
+        expect(served.report.endpoints).toEqual([
+          { outcome: 'served', endpoint: `${outsideMirror.host}/cache/team/app`, mirror: true },
+        ]);
+        const fellBack = await pull(freshStore(), `${primaryProxy.host}/team/app:v1`, viaMirror(false));
+        expect(fellBack.code, fellBack.stderr).toBe(0);
+        expect(fellBack.report.endpoints.map((e: { outcome: string }) => e.outcome)).toEqual([
+          'failed',
+          'served',
+        ]);
+      } finally {
+        await Promise.all([outside.close(), outsideMirror.close()]);
+      }
+    },
+  );
 });
