@@ -313,4 +313,50 @@ location = "${mirrorProxy.host}/nothing-here"
       }
     },
   );
+
+  it('a layer the mirror lacks is read from the primary: TOC and ranges, each chunk still verified', async () => {
+    // The same v2 in a repository of its own on both, then its layer deleted from the mirror.
+    await skopeoCopy(`docker://${primary.host}/team/chunked:v2`, `docker://${primary.host}/team/lost:v2`, [
+      '--preserve-digests',
+    ]);
+    await skopeoCopy(`docker://${primary.host}/team/lost:v2`, `docker://${mirror.host}/cache/team/lost:v2`, [
+      '--preserve-digests',
+    ]);
+    const manifest = await (
+      await fetch(`http://${mirror.host}/v2/cache/team/lost/manifests/v2`, {
+        headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+      })
+    ).json();
+    const layer: string = manifest.layers[0].digest;
+    const deleted = await fetch(`http://${mirror.host}/v2/cache/team/lost/blobs/${layer}`, {
+      method: 'DELETE',
+    });
+    expect(deleted.status).toBe(202);
+
+    const store = freshStore();
+    const v1 = await pull(store, `${primaryProxy.host}/team/chunked:v1`, conf('none', ''));
+    expect(v1.code, v1.stderr).toBe(0);
+    reset();
+    const v2 = await pull(
+      store,
+      `${primaryProxy.host}/team/lost:v2`,
+      conf('lost', mirrored(mirrorProxy.host)),
+    );
+    expect(v2.code, v2.stderr).toBe(0);
+    expect(v2.report.layers.map((l: { method: string }) => l.method)).toEqual(['partial']);
+    expect(v2.report.endpoints).toEqual([
+      { outcome: 'served', endpoint: `${mirrorProxy.host}/cache/team/lost`, mirror: true },
+      expect.objectContaining({
+        outcome: 'failed',
+        endpoint: `${mirrorProxy.host}/cache/team/lost`,
+        what: expect.stringContaining(layer),
+        next: `${primaryProxy.host}/team/lost`,
+      }),
+    ]);
+    expect(v2.stderr).toContain(`mirror ${mirrorProxy.host}/cache/team/lost failed for`);
+    // The manifest from the mirror; every range of the layer from the primary.
+    expect(primaryProxy.requests.some((r) => r.path.includes('/manifests/'))).toBe(false);
+    expect(primaryProxy.blobGets().filter((r) => r.status === 206).length).toBeGreaterThan(0);
+    expect(mirrorProxy.blobGets().filter((r) => r.status === 206)).toEqual([]);
+  });
 });
