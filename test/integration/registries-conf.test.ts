@@ -235,6 +235,30 @@ location = "${mirrorProxy.host}/nothing-here"
     expect(await storedNames(store)).toEqual([`${primaryProxy.host}/team/app:v1`]);
   });
 
+  it('a short name tries the search registries in order (permissive), and is refused when enforcing', async () => {
+    const search = `unqualified-search-registries = ["${deadHost}", "${primaryProxy.host}"]\n`;
+    const store = freshStore();
+    const permissive = await pull(store, 'team/app:v1', conf('permissive', search));
+    expect(permissive.code, permissive.stderr).toBe(0);
+    expect(permissive.stderr).toMatch(
+      new RegExp(
+        `^skiff: ${deadHost}/team/app:v1: cannot reach registry ${deadHost}.*; trying ${primaryProxy.host}/team/app:v1\\n$`,
+      ),
+    );
+    expect(await storedNames(store)).toEqual([`${primaryProxy.host}/team/app:v1`]);
+    reset();
+    const enforcing = await pull(
+      freshStore(),
+      'team/app:v1',
+      conf('enforcing', `${search}short-name-mode = "enforcing"\n`),
+    );
+    expect(enforcing.code).toBe(1);
+    expect(enforcing.stderr).toMatch(
+      /^skiff: short name "team\/app:v1" is ambiguous .*skiff does not prompt.*\n$/,
+    );
+    expect(primaryProxy.requests).toEqual([]);
+  });
+
   it('a bad registries.conf is one line naming the file and the key (exit 1)', async () => {
     const file = conf(
       'bad',
