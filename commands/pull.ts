@@ -50,7 +50,7 @@ export default class Pull extends SkiffCommand {
 
 SIZE is a layer's compressed size, as the registry stores it (as in images and inspect); FETCHED counts every byte asked for, the TOC and tar-split of a chunked layer included, and NOTE says when those made FETCHED exceed SIZE.
 
-Exit codes: 0 success, 1 usage, 2 not found or unauthorized, 3 convert-only violation, 4 verification failure, 5 network failure, 7 the store cannot be written (no space, quota, read-only).`;
+Exit codes: 0 success, 1 usage, 2 not found, unauthorized or blocked by registries.conf, 3 convert-only violation, 4 verification failure, 5 network failure, 7 the store cannot be written (no space, quota, read-only).`;
 
   static override examples = [
     '<%= config.bin %> pull alpine',
