@@ -3,7 +3,10 @@ import { SkiffCommand } from '../src/cli/base.js';
 import { progressFlag, pullProgress, resolveMode } from '../src/cli/progress.js';
 import { printPullReport } from '../src/cli/pull-output.js';
 import { registryClient, registryFlags } from '../src/cli/registry-flags.js';
+import { ExitCode, SkiffError } from '../src/errors/index.js';
 import { pull } from '../src/pull/index.js';
+import type { SourceEvent } from '../src/registry/client.js';
+import { resolveShortName } from '../src/registry/pull-sources.js';
 import { MODES, type Mode } from '../src/strategy/index.js';
 import { parseSize } from '../src/util/quantities.js';
 
@@ -14,6 +17,32 @@ async function decryptionKeys(specs: string[] | undefined) {
   return loadDecryptionKeys(specs);
 }
 
+/**
+ * A short name may resolve to several candidates (registries.conf's search registries, in
+ * permissive or disabled mode): the first that pulls wins, and each that fails is said.
+ */
+async function pullFirstOf<T>(
+  candidates: string[],
+  say: (line: string) => void,
+  pullOne: (reference: string) => Promise<T>,
+): Promise<T> {
+  for (const [i, candidate] of candidates.entries()) {
+    const next = candidates[i + 1];
+    try {
+      return await pullOne(candidate);
+    } catch (error) {
+      if (!next || !(error instanceof SkiffError) || error.exitCode === ExitCode.storeWrite) throw error;
+      say(`skiff: ${candidate}: ${error.message}; trying ${next}`);
+    }
+  }
+  throw new Error('unreachable: no candidate to pull');
+}
+
+function endpointJson(event: SourceEvent) {
+  const { kind, image: _image, ...rest } = event;
+  return { outcome: kind === 'used' ? 'served' : 'failed', ...rest };
+}
+
 export default class Pull extends SkiffCommand {
   static override summary = 'Pull an image into the local store, partially where the layer format allows.';
   static override description =
@@ -21,7 +50,7 @@ export default class Pull extends SkiffCommand {
 
 SIZE is a layer's compressed size, as the registry stores it (as in images and inspect); FETCHED counts every byte asked for, the TOC and tar-split of a chunked layer included, and NOTE says when those made FETCHED exceed SIZE.
 
-Exit codes: 0 success, 1 usage, 2 not found or unauthorized, 3 convert-only violation, 4 verification failure, 5 network failure, 7 the store cannot be written (no space, quota, read-only).`;
+Exit codes: 0 success, 1 usage, 2 not found, unauthorized or blocked by registries.conf, 3 convert-only violation, 4 verification failure, 5 network failure, 7 the store cannot be written (no space, quota, read-only).`;
 
   static override examples = [
     '<%= config.bin %> pull alpine',
@@ -66,22 +95,31 @@ Exit codes: 0 success, 1 usage, 2 not found or unauthorized, 3 convert-only viol
     const mode = flags['dry-run'] ? 'none' : resolveMode(flags.progress, { json: flags.json });
     const progress = pullProgress(mode, args.ref);
     const say = (line: string) => progress.write(process.stderr, `${line}\n`);
-    const client = await registryClient(flags, Math.max(8, flags.jobs * 2), say);
+    const keys = await decryptionKeys(flags['decryption-key']);
+    const sources: SourceEvent[] = [];
+    const client = await registryClient(flags, Math.max(8, flags.jobs * 2), say, sources);
     try {
-      const report = await pull({
-        reference: args.ref,
-        store,
-        client,
-        platform: flags.platform,
-        mode: flags.mode as Mode,
-        jobs: flags.jobs,
-        dryRun: flags['dry-run'],
-        decryptionKeys: await decryptionKeys(flags['decryption-key']),
-        progress,
-        maxLayerSize,
-      });
+      const report = await pullFirstOf(
+        resolveShortName(args.ref, client.registries).candidates,
+        say,
+        (reference) =>
+          pull({
+            reference,
+            store,
+            client,
+            platform: flags.platform,
+            mode: flags.mode as Mode,
+            jobs: flags.jobs,
+            dryRun: flags['dry-run'],
+            decryptionKeys: keys,
+            progress,
+            maxLayerSize,
+          }),
+      );
       progress.stop();
-      if (flags.json) this.printJson(report);
+      // Which registries.conf endpoints failed and which one served, when the pull went through one.
+      if (flags.json)
+        this.printJson(sources.length > 0 ? { ...report, endpoints: sources.map(endpointJson) } : report);
       else printPullReport(report);
     } finally {
       progress.stop();

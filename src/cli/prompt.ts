@@ -33,3 +33,19 @@ export function readSecret(prompt: string): Promise<string> {
     input.on('data', onData);
   });
 }
+
+/** Reads one line from the terminal, echoed (a user name), prompting on stderr. */
+export async function readLine(prompt: string): Promise<string> {
+  const { createInterface } = await import('node:readline/promises');
+  const lines = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+  try {
+    return (await lines.question(prompt)).trim();
+  } finally {
+    lines.close();
+  }
+}
+
+/** Whether a prompt can be shown and answered (stdin and stderr are a terminal). */
+export function canPrompt(): boolean {
+  return Boolean(process.stdin.isTTY && process.stderr.isTTY);
+}

@@ -4,7 +4,8 @@
  */
 import { Flags } from '@oclif/core';
 import { UsageError } from '../errors/index.js';
-import { RegistryClient } from '../registry/client.js';
+import { RegistryClient, type SourceEvent } from '../registry/client.js';
+import { loadRegistriesConf } from '../registry/registries-conf.js';
 import { formatRetryNotice } from '../registry/retry.js';
 import { readSecret } from './prompt.js';
 
@@ -13,6 +14,10 @@ export const registryFlags = {
     description: 'credentials USERNAME[:PASSWORD] for the registry (asked for on a terminal if omitted)',
   }),
   authfile: Flags.string({ description: 'auth file to use instead of $REGISTRY_AUTH_FILE' }),
+  'registries-conf': Flags.string({
+    description:
+      'registries.conf to use instead of $CONTAINERS_REGISTRIES_CONF, ~/.config/containers/registries.conf or /etc/containers/registries.conf',
+  }),
   insecure: Flags.boolean({
     description: 'allow plain HTTP and unverified TLS for non-loopback registries',
     default: false,
@@ -53,6 +58,7 @@ export const endFlags = {
 export interface RegistryFlagValues {
   creds?: string | undefined;
   authfile?: string | undefined;
+  'registries-conf'?: string | undefined;
   insecure: boolean;
   'tls-verify'?: boolean | undefined;
   'retry-times': number;
@@ -81,12 +87,15 @@ export async function registryClient(
   flags: RegistryFlagValues,
   connections = 8,
   say: Say = sayOnStderr,
+  /** Collects which registries.conf endpoints failed and which served (for a --json report). */
+  sources?: SourceEvent[],
 ): Promise<RegistryClient> {
   return clientFor(
     flags,
     { creds: flags.creds, credsFlag: '--creds', tlsVerify: undefined },
     connections,
     say,
+    sources,
   );
 }
 
@@ -119,6 +128,7 @@ async function clientFor(
   end: ClientSettings,
   connections: number,
   say: Say,
+  sources?: SourceEvent[],
 ): Promise<RegistryClient> {
   const tlsVerify = end.tlsVerify ?? flags['tls-verify'];
   if (flags.insecure && tlsVerify === true)
@@ -133,11 +143,22 @@ async function clientFor(
     },
     // On stderr, one line per wait: --json output on stdout stays a clean document.
     onRetry: (notice) => say(`skiff: ${formatRetryNotice(notice)}`),
+    registries: await loadRegistriesConf({ file: flags['registries-conf'] }),
+    onSource: (event) => {
+      sources?.push(event);
+      if (event.kind === 'failed') say(`skiff: ${formatSourceFailure(event)}`);
+    },
     credentials: {
       ...(end.creds ? { explicit: await parseCreds(end.creds, end.credsFlag) } : {}),
       ...(flags.authfile ? { authFile: flags.authfile } : {}),
     },
   });
+}
+
+/** `mirror 127.0.0.1:5001/app failed for the manifest (…); trying 127.0.0.1:5000/app`. */
+export function formatSourceFailure(event: Extract<SourceEvent, { kind: 'failed' }>): string {
+  const which = event.mirror ? 'mirror' : 'registry';
+  return `${event.image}: ${which} ${event.endpoint} failed for ${event.what} (${event.error}); trying ${event.next}`;
 }
 
 /**

@@ -19,6 +19,7 @@ export type ErrorKind =
   | 'internal'
   | 'not-found'
   | 'unauthorized'
+  | 'blocked'
   | 'convert-only'
   | 'verification'
   | 'network'
@@ -88,6 +89,13 @@ export class NotFoundError extends SkiffError {
 export class UnauthorizedError extends SkiffError {
   constructor(message: string, context: ErrorContext = {}, cause?: unknown) {
     super('unauthorized', ExitCode.notFound, message, context, cause);
+  }
+}
+
+/** registries.conf blocks the registry: refused before any request, like a refused login (exit 2). */
+export class RegistryBlockedError extends SkiffError {
+  constructor(message: string, context: ErrorContext = {}) {
+    super('blocked', ExitCode.notFound, message, context);
   }
 }
 

@@ -34,12 +34,32 @@ import {
   parseContentRange,
   readMultipartByteranges,
 } from './multipart.js';
+import { isInsecureHost } from './pull-sources.js';
 import { PartTruncatedError, type RangeConsumer, splitPart } from './range-split.js';
+import type { RegistriesConfig } from './registries-conf.js';
 import { isIdleTimeout } from './retry.js';
 
 export interface RegistryClientOptions extends HttpClientOptions {
   credentials?: CredentialOptions;
+  /** registries.conf: mirrors, locations, insecure and blocked registries (registries-conf.ts). */
+  registries?: RegistriesConfig | undefined;
+  /** Told when a registries.conf endpoint fails and which one serves (the CLI says and reports it). */
+  onSource?: SourceListener;
 }
+
+/** An endpoint of registries.conf that failed (and what the source does next), or the one that served. */
+export type SourceEvent =
+  | {
+      kind: 'failed';
+      image: string;
+      endpoint: string;
+      mirror: boolean;
+      what: string;
+      error: string;
+      next?: string;
+    }
+  | { kind: 'used'; image: string; endpoint: string; mirror: boolean };
+export type SourceListener = (event: SourceEvent) => void;
 
 /** Where a repository lives: the API host and the repository path. */
 export interface RepositoryLocation {
@@ -69,10 +89,18 @@ export class RangesNotHonouredError extends Error {
 
 export class RegistryClient {
   readonly http: HttpClient;
+  readonly registries: RegistriesConfig | undefined;
+  readonly onSource: SourceListener | undefined;
   private readonly auth: Authenticator;
 
   constructor(options: RegistryClientOptions = {}) {
-    this.http = new HttpClient(options);
+    const registries = options.registries;
+    this.http = new HttpClient({
+      ...options,
+      insecureHost: (host) => Boolean(options.insecureHost?.(host)) || isInsecureHost(registries, host),
+    });
+    this.registries = registries;
+    this.onSource = options.onSource;
     this.auth = new Authenticator(this.http, options.credentials);
   }
 

@@ -70,6 +70,8 @@ const MAX_REDIRECTS = 5;
 
 export interface HttpClientOptions {
   insecure?: boolean;
+  /** Hosts allowed plain HTTP and unverified TLS besides `insecure` (registries.conf `insecure`). */
+  insecureHost?: (host: string) => boolean;
   retry?: Partial<RetryPolicy>;
   /** Told about every wait before a retry (the CLI prints it on stderr). */
   onRetry?: RetryListener;
@@ -128,7 +130,7 @@ export class HttpClient {
 
   private async probeScheme(host: string): Promise<'https' | 'http'> {
     const loopback = isLoopbackHost(host);
-    if (!loopback && !this.options.insecure) return 'https';
+    if (!loopback && !this.isInsecure(host)) return 'https';
     // Loopback registries are usually plain HTTP; other insecure hosts usually TLS with a self-signed cert.
     const order: Array<'https' | 'http'> = loopback ? ['http', 'https'] : ['https', 'http'];
     let lastError: unknown;
@@ -150,9 +152,13 @@ export class HttpClient {
   }
 
   private dispatcherFor(url: URL): Dispatcher {
-    return url.protocol === 'https:' && (this.options.insecure || isLoopbackHost(url.host))
+    return url.protocol === 'https:' && (this.isInsecure(url.host) || isLoopbackHost(url.host))
       ? this.lenientTls
       : this.dispatcher;
+  }
+
+  private isInsecure(host: string): boolean {
+    return Boolean(this.options.insecure || this.options.insecureHost?.(host));
   }
 
   /**
