@@ -5,7 +5,12 @@ import { NotFoundError, VerificationError } from '../errors/index.js';
 import type { RegistryReference } from '../reference/index.js';
 import type { RegistryClient } from '../registry/client.js';
 import { cancelUpload, putManifest, startUpload, uploadChunked, uploadMonolithic } from '../registry/push.js';
-import type { DestinationTraits, ImageDestination, ManifestToWrite } from './destination.js';
+import {
+  checkManifestDigest,
+  type DestinationTraits,
+  type ImageDestination,
+  type ManifestToWrite,
+} from './destination.js';
 import type { RawManifest } from './source.js';
 
 export interface RegistryDestinationOptions {
@@ -79,6 +84,7 @@ export class RegistryDestination implements ImageDestination {
   }
 
   async putManifest(manifest: ManifestToWrite, role: 'child' | 'top'): Promise<void> {
+    checkManifestDigest(manifest);
     if (role === 'top' && this.reference.digest && this.reference.digest !== manifest.digest) {
       throw new VerificationError(
         `destination pins ${this.reference.digest}, but the manifest to write is ${manifest.digest}`,
