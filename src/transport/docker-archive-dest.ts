@@ -64,8 +64,9 @@ export class DockerArchiveDestination implements ImageDestination {
     }
   }
 
-  async hasBlob(digest: Digest): Promise<boolean> {
-    return fs.existsSync(path.join(this.stagingDir, hexOf(digest)));
+  async hasBlob(digest: Digest, size?: number): Promise<boolean> {
+    const stat = await fsp.stat(path.join(this.stagingDir, hexOf(digest))).catch(() => undefined);
+    return stat !== undefined && (size === undefined || stat.size === size);
   }
 
   putBlob(blob: { digest: Digest; size?: number | undefined }, content: Readable): Promise<void> {

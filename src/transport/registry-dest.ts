@@ -47,8 +47,10 @@ export class RegistryDestination implements ImageDestination {
     }
   }
 
-  async hasBlob(digest: Digest): Promise<boolean> {
-    return (await this.client.headBlob(this.location, digest, ['pull', 'push'])) !== undefined;
+  /** A blob of another size than the descriptor says is not the blob the copy means to skip. */
+  async hasBlob(digest: Digest, size?: number): Promise<boolean> {
+    const found = await this.client.headBlob(this.location, digest, ['pull', 'push']);
+    return found !== undefined && (size === undefined || Number.isNaN(found.size) || found.size === size);
   }
 
   async mountBlob(digest: Digest, from: RegistryReference): Promise<boolean> {

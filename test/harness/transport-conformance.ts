@@ -282,6 +282,24 @@ function describeSource(factory: SourceFactory): void {
       }
     });
 
+    it('refuses a range beyond the end of the blob (where it serves ranges)', async () => {
+      const image = makeTestImage(uniqueName('src-range-end'));
+      const layer = image.layers[0]!;
+      const source = await factory.open({ kind: 'image', image });
+      try {
+        const beyond = [{ start: layer.bytes.length - 4, end: layer.bytes.length + 4 }];
+        const parts: Buffer[] = [];
+        const fetching = source.fetchRanges(blobRef(layer), beyond, async (_range, data) => {
+          parts.push(await readAll(data));
+        });
+        // Handing out 4 bytes for an 8-byte range would pass a short read off as the range.
+        await expect(fetching).rejects.toThrow();
+        expect(parts.every((part) => part.length !== 8)).toBe(true);
+      } finally {
+        await source.close();
+      }
+    });
+
     if (factory.indexes) {
       const kept = factory.indexes;
       it(`serves an index (${kept}) and each of its images by digest, their platforms named`, async () => {
@@ -383,6 +401,35 @@ function describeDestination(factory: DestinationFactory): void {
         await destination.close();
       }
       expect(await visible(fresh)).toBe(false);
+    });
+
+    it('keeps nothing of a blob whose stream failed part way, and answers hasBlob by size too', async () => {
+      const image = makeTestImage(uniqueName('dst-broken-stream'));
+      const fresh = await factory.fresh();
+      const { destination } = fresh;
+      await destination.init();
+      const [layer, other] = image.layers as [TestBlob, TestBlob];
+      try {
+        async function* failing() {
+          yield layer.bytes.subarray(0, 4096);
+          throw new Error('the source went away');
+        }
+        await expect(
+          destination.putBlob(
+            { digest: layer.digest, size: layer.bytes.length },
+            ReadableStream.from(failing()),
+          ),
+        ).rejects.toThrow();
+        expect(await destination.hasBlob(layer.digest)).toBe(false);
+        await destination.putBlob(
+          { digest: other.digest, size: other.bytes.length },
+          ReadableStream.from([other.bytes]),
+        );
+        expect(await destination.hasBlob(other.digest, other.bytes.length)).toBe(true);
+        expect(await destination.hasBlob(other.digest, other.bytes.length + 1)).toBe(false);
+      } finally {
+        await destination.close();
+      }
     });
 
     it('refuses a manifest whose bytes do not match the digest it is written under', async () => {

@@ -2,15 +2,17 @@
 // Sources are filled by tools other than the code under test: skopeo for the registry, dir: and
 // docker-archive:, the seed layout itself for oci:, and `skiff pull` for the store.
 import { execFile } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { inject } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { parseReference } from '../../src/reference/index.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { openDestination, openSource } from '../../src/transport/index.js';
 import { runCli, tempDir } from '../harness/cli.js';
 import {
   describeTransportConformance,
+  makeTestImage,
   type Seed,
   uniqueName,
   writeSeedLayout,
@@ -151,3 +153,39 @@ describeTransportConformance('skiff store (store:)', () => {
 //       destination: { manifests: 'preserved', visibleAt: 'commit', fresh: async () => memory.fresh() },
 //     };
 //   });
+
+describe('store: as a source, proven as it streams', () => {
+  it('fails the stream of a layer that no longer rebuilds to its DiffID', async () => {
+    const store = fresh('store');
+    const image = makeTestImage(uniqueName('damaged'));
+    const layout = seedLayout({ kind: 'image', image });
+    expect((await runCli(['pull', layout, '--store', store])).code).toBe(0);
+    // Flip bytes of every stored file content (packed or loose): each rebuilt tar changes.
+    const objects = fs
+      .readdirSync(store, { recursive: true, withFileTypes: true })
+      .filter((f) => f.isFile() && /\/(packs|objects\/sha256\/[a-f0-9]{2})$/.test(f.parentPath))
+      .filter((f) => !f.name.endsWith('.idx'));
+    expect(objects.length).toBeGreaterThan(0);
+    for (const object of objects) {
+      const file = path.join(object.parentPath, object.name);
+      const bytes = fs.readFileSync(file);
+      fs.chmodSync(file, 0o644);
+      // Every 1000th byte: a pack holds many objects, each must change.
+      for (let i = 500; i < bytes.length; i += 1000) bytes[i]! ^= 0xff;
+      fs.writeFileSync(file, bytes);
+    }
+    const source = open(`store:[${store}]${layout}`);
+    try {
+      for (const layer of image.layers) {
+        const reading = source
+          .openBlob({ digest: layer.digest, size: layer.bytes.length })
+          .then(async (stream) => {
+            for await (const _ of stream);
+          });
+        await expect(reading).rejects.toThrow(/rebuilt from the store.*digest mismatch/);
+      }
+    } finally {
+      await source.close();
+    }
+  });
+});
