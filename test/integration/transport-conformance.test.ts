@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { describe, expect, inject, it } from 'vitest';
+import { afterAll, describe, expect, inject, it } from 'vitest';
 import { parseReference } from '../../src/reference/index.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { openDestination, openSource } from '../../src/transport/index.js';
@@ -22,6 +22,11 @@ const execFileAsync = promisify(execFile);
 const registry = inject('registry');
 const client = new RegistryClient({ retry: { retries: 0, minDelayMs: 0 } });
 const work = tempDir('skiff-conformance-');
+
+afterAll(async () => {
+  await client.close();
+  work.cleanup();
+});
 
 const fresh = (what: string) => path.join(work.dir, uniqueName(what));
 
@@ -81,7 +86,6 @@ describeTransportConformance('OCI layout (oci:)', () => ({
     visibleAt: 'manifest',
     fresh: async () => destination(`oci:${fresh('oci')}:v1`),
   },
-  cleanup: () => work.cleanup(),
 }));
 
 describeTransportConformance('skopeo directory (dir:)', () => ({
