@@ -158,6 +158,8 @@ export interface FreshDestination {
   destination: ImageDestination;
   /** A source on what the destination holds now (after a commit, or to see that nothing is there). */
   readBack(): ImageSource;
+  /** Another destination on the same reference: a later copy to the same place. */
+  again(): ImageDestination;
 }
 
 export interface DestinationFactory {
@@ -467,6 +469,39 @@ function describeDestination(factory: DestinationFactory): void {
       }
       await destination.close();
       expect(await visible(fresh)).toBe(false);
+    });
+
+    it('a second image copied to the same reference replaces the first', async () => {
+      const [first, second] = [
+        makeTestImage(uniqueName('dst-first')),
+        makeTestImage(uniqueName('dst-second')),
+      ];
+      const fresh = await factory.fresh();
+      for (const [destination, image] of [
+        [fresh.destination, first],
+        [fresh.again(), second],
+      ] as const) {
+        await destination.init();
+        await writeImage(destination, image, 'top');
+        await destination.commit();
+        await destination.close();
+      }
+      const source = fresh.readBack();
+      try {
+        const raw = await source.getManifest();
+        expect(JSON.parse(raw.bytes.toString()).config.digest).toBe(second.config.digest);
+        for (const blob of [second.config, ...second.layers])
+          expect((await readAll(await source.openBlob(blobRef(blob)))).equals(blob.bytes)).toBe(true);
+      } finally {
+        await source.close();
+      }
+      const reopened = fresh.again();
+      try {
+        const existing = await reopened.existingManifest();
+        expect(existing && JSON.parse(existing.bytes.toString()).config.digest).toBe(second.config.digest);
+      } finally {
+        await reopened.close();
+      }
     });
 
     it('keeps an index with its images where it holds indexes, and refuses one where it does not', async () => {

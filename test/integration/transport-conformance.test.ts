@@ -55,7 +55,11 @@ async function skopeoCopy(seed: Seed, destination: string): Promise<void> {
 const open = (text: string) => openSource(parseReference(text), client);
 const destination = (text: string) => {
   const ref = parseReference(text);
-  return { destination: openDestination(ref, client), readBack: () => openSource(ref, client) };
+  return {
+    destination: openDestination(ref, client),
+    readBack: () => openSource(ref, client),
+    again: () => openDestination(ref, client),
+  };
 };
 
 describeTransportConformance('registry (docker://)', () => ({
