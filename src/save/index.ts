@@ -56,7 +56,7 @@ export async function copyFromStore(
   // as an index, and the chosen image's platform picks the same entry.
   const platform = options.all ? undefined : formatPlatform(images[0]!.record.platform);
   const source = formatReference({ transport: 'store', root: store.root, image: text });
-  const result = await copyImage(source, withArchiveName(destination, dst, images[0]!), {
+  const result = await copyImage(source, named(destination, dst, images[0]!), {
     ...options,
     platform,
   });
@@ -72,11 +72,17 @@ function checkDestination(command: keyof typeof WRITES, dst: ImageReference, tex
   );
 }
 
-/** A docker archive is named after the stored image's tag, as `docker save` names it. */
-function withArchiveName(text: string, dst: ImageReference, image: FoundImage): string {
-  if (dst.transport !== 'docker-archive' || dst.image !== undefined) return text;
+/**
+ * A destination without a name gets the stored image's: an OCI layout its tag (else `latest`, as
+ * save has always tagged it), a docker archive its `registry/repository:tag`, as `docker save`
+ * names it.
+ */
+function named(text: string, dst: ImageReference, image: FoundImage): string {
   const name = image.name && registryTag(image.name.name);
-  return name ? `${text}:${name}` : text;
+  if (dst.transport === 'oci' && dst.tag === undefined)
+    return `${text}:${name ? name.slice(name.lastIndexOf(':') + 1) : 'latest'}`;
+  if (dst.transport === 'docker-archive' && dst.image === undefined && name) return `${text}:${name}`;
+  return text;
 }
 
 /** `registry/repository:tag` when a stored name is one (not a digest, not a local layout's name). */

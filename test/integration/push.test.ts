@@ -144,6 +144,8 @@ describe('skiff save to every local transport', () => {
     expect(JSON.parse(stdout)[0].RepoTags).toEqual([GZIP]);
     const oci = `oci:${fresh('oci')}`;
     await skiffJson(['save', GZIP, oci], store);
+    // Without a tag, the layout is tagged as the stored name is (here `latest`).
+    expect(JSON.parse(await skopeo('inspect', `${oci}:latest`)).Layers).toEqual(config.rootfs.diff_ids);
     expect(await skiffJson(['save', GZIP, oci], store)).toMatchObject({
       upToDate: true,
       layersWritten: 0,
