@@ -115,15 +115,7 @@ async function findByName(
   text: string,
   wanted: Platform | undefined,
 ): Promise<FoundImage | undefined> {
-  let name: string;
-  try {
-    name = storeName(parseReference(text));
-  } catch {
-    return undefined;
-  }
-  let records = await store.readNames(name);
-  if (records.length === 0) records = await store.readNames(text);
-  records = records.filter((r) => store.hasImage(r.configDigest));
+  const records = await nameRecords(store, text);
   if (records.length === 0) return undefined;
   const record = chooseName(text, records, wanted);
   return {
@@ -131,6 +123,34 @@ async function findByName(
     record: await store.readImage(record.configDigest),
     name: record,
   };
+}
+
+/**
+ * Every image a name holds, one per platform it was pulled for (sorted by platform); empty when
+ * `text` names no stored image by name (it may still be a digest: see findImage).
+ */
+export async function findImagesByName(store: Store, text: string): Promise<FoundImage[]> {
+  const records = await nameRecords(store, text);
+  return Promise.all(
+    records.map(async (name) => ({
+      configDigest: name.configDigest,
+      record: await store.readImage(name.configDigest),
+      name,
+    })),
+  );
+}
+
+/** The records of a name (normalised like a pull reference, else as written) whose image is stored. */
+async function nameRecords(store: Store, text: string): Promise<NameRecord[]> {
+  let name: string;
+  try {
+    name = storeName(parseReference(text));
+  } catch {
+    return [];
+  }
+  let records = await store.readNames(name);
+  if (records.length === 0) records = await store.readNames(text);
+  return records.filter((r) => store.hasImage(r.configDigest));
 }
 
 /**

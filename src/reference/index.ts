@@ -1,6 +1,6 @@
 /**
- * Image references (docs/design.md §2): registry references with Docker's normalisation rules, and the local
- * transports `oci:`, `dir:` and `docker-archive:`.
+ * Image references (docs/design.md §2): registry references with Docker's normalisation rules, the local
+ * transports `oci:`, `dir:` and `docker-archive:`, and `store:`, an image in skiff's own store.
  */
 import path from 'node:path';
 import { type Digest, parseDigest } from '../digest/index.js';
@@ -41,7 +41,25 @@ export interface DockerArchiveReference {
   image?: string;
 }
 
-export type ImageReference = RegistryReference | OciLayoutReference | DirReference | DockerArchiveReference;
+/**
+ * An image in a skiff store: `store:IMAGE` in the default store, `store:[ROOT]IMAGE` in the store at
+ * ROOT (the bracket form is containers-storage's, and is how commands pass their --store on).
+ * IMAGE is whatever names a stored image: `NAME[:TAG]`, `NAME@sha256:…`, a config or manifest
+ * digest, or a digest prefix (src/images findImage).
+ */
+export interface StoreReference {
+  transport: 'store';
+  /** The store's directory; absent: the default store ($SKIFF_STORE, else the XDG data home). */
+  root?: string;
+  image: string;
+}
+
+export type ImageReference =
+  | RegistryReference
+  | OciLayoutReference
+  | DirReference
+  | DockerArchiveReference
+  | StoreReference;
 
 // Docker's reference grammar (distribution/reference), anchored per part.
 const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
@@ -57,13 +75,16 @@ export function parseReference(input: string): ImageReference {
   if (text.startsWith('dir:')) return { transport: 'dir', dir: requirePath(text.slice(4), input) };
   if (text.startsWith('docker-archive:'))
     return parseArchiveReference(text.slice('docker-archive:'.length), input);
+  // `store:5000/app` stays a registry host named "store" with a port, as Docker reads it.
+  if (text.startsWith('store:') && !/^store:\d{1,5}\//.test(text))
+    return parseStoreReference(text.slice('store:'.length), input);
   // `scheme://` is never a registry host (a port is digits), so any scheme but docker:// is a
   // mistyped or unsupported transport, not a host with a bad port.
   const scheme = /^([A-Za-z][\w+.-]*):\/\//.exec(text)?.[1];
   const transport = scheme ?? /^([a-z][a-z0-9-]*):(?!\d)/.exec(text)?.[1];
   if (transport && (scheme || (!text.includes('/') && !text.includes('.')))) {
     throw new UsageError(
-      `image reference ${input}: unknown transport "${transport}:" (use docker://, oci:, dir: or docker-archive:)`,
+      `image reference ${input}: unknown transport "${transport}:" (use docker://, oci:, dir:, docker-archive: or store:)`,
     );
   }
   return parseRegistryReference(text, input);
@@ -157,6 +178,24 @@ function parseArchiveReference(spec: string, original: string): DockerArchiveRef
   };
 }
 
+function parseStoreReference(spec: string, original: string): StoreReference {
+  let image = spec;
+  let root: string | undefined;
+  if (spec.startsWith('[')) {
+    const close = spec.indexOf(']');
+    if (close < 0) throw new UsageError(`image reference ${original}: "[" without "]" around the store path`);
+    root = requirePath(spec.slice(1, close), original);
+    image = spec.slice(close + 1);
+  }
+  if (image.trim() === '') throw new UsageError(`image reference ${original}: missing image name or digest`);
+  return { transport: 'store', ...(root === undefined ? {} : { root }), image };
+}
+
+/** The same stored image in the store at `root` (a command's --store), unless the reference names one. */
+export function inStore(ref: StoreReference, root: string): StoreReference {
+  return ref.root === undefined ? { ...ref, root: path.resolve(root) } : ref;
+}
+
 /**
  * `PATH[:SUFFIX]`, split at the first colon as containers/image does: the suffix may itself hold
  * colons (`docker.io/library/alpine:latest` inside an archive), a path may not.
@@ -184,6 +223,8 @@ export function formatReference(ref: ImageReference): string {
       return `dir:${ref.dir}`;
     case 'docker-archive':
       return `docker-archive:${ref.file}${ref.image ? `:${ref.image}` : ''}`;
+    case 'store':
+      return `store:${ref.root === undefined ? '' : `[${ref.root}]`}${ref.image}`;
   }
 }
 

@@ -4,7 +4,9 @@
  * is stated in `traits`.
  */
 import type { Readable } from 'node:stream';
-import type { Digest } from '../digest/index.js';
+import { type Digest, sha256 } from '../digest/index.js';
+import { VerificationError } from '../errors/index.js';
+import { parseManifest } from '../manifest/index.js';
 import type { ImageReference, RegistryReference } from '../reference/index.js';
 import type { RawManifest } from './source.js';
 
@@ -26,6 +28,24 @@ export interface ManifestToWrite {
   digest: Digest;
 }
 
+/**
+ * Refuses a manifest whose bytes are not what its digest names: a destination stores (and a registry
+ * tags) the bytes, while the copy goes on with the digest, so the two must agree before anything
+ * is written.
+ */
+export function checkManifestDigest(manifest: ManifestToWrite): void {
+  let actual: Digest;
+  try {
+    actual = parseManifest(manifest.bytes, manifest.mediaType).digest;
+  } catch {
+    actual = sha256(manifest.bytes);
+  }
+  if (actual !== manifest.digest)
+    throw new VerificationError(`manifest ${manifest.digest} does not match its bytes (they are ${actual})`, {
+      digest: manifest.digest,
+    });
+}
+
 export interface ImageDestination {
   readonly reference: ImageReference;
   readonly traits: DestinationTraits;
@@ -45,7 +65,10 @@ export interface ImageDestination {
     content: Readable,
     signal?: AbortSignal,
   ): Promise<void>;
-  /** 'child': an index's entry, by digest only. 'top': under the reference's tag (or digest). */
+  /**
+   * 'child': an index's entry, by digest only. 'top': under the reference's tag (or digest).
+   * Refuses bytes that do not hash to `manifest.digest` (checkManifestDigest), writing nothing.
+   */
   putManifest(manifest: ManifestToWrite, role: 'child' | 'top'): Promise<void>;
   /** Makes the written image visible where that is a separate step (docker-archive writes its file). */
   commit(): Promise<void>;

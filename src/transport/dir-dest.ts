@@ -11,7 +11,12 @@ import type { Readable } from 'node:stream';
 import { type Digest, hexOf } from '../digest/index.js';
 import { SkiffError, UsageError } from '../errors/index.js';
 import type { DirReference } from '../reference/index.js';
-import type { DestinationTraits, ImageDestination, ManifestToWrite } from './destination.js';
+import {
+  checkManifestDigest,
+  type DestinationTraits,
+  type ImageDestination,
+  type ManifestToWrite,
+} from './destination.js';
 import { DirSource } from './dir-source.js';
 import { writeFileAtomic, writeVerifiedFile } from './local-files.js';
 import type { RawManifest } from './source.js';
@@ -69,6 +74,7 @@ export class DirDestination implements ImageDestination {
   }
 
   async putManifest(manifest: ManifestToWrite, role: 'child' | 'top'): Promise<void> {
+    checkManifestDigest(manifest);
     if (role === 'child') {
       const name = `${hexOf(manifest.digest)}.manifest.json`;
       this.referenced.add(name);

@@ -14,7 +14,12 @@ import { type Digest, hexOf } from '../digest/index.js';
 import { SkiffError, UsageError } from '../errors/index.js';
 import { type Descriptor, ImageManifestSchema, parseDocument } from '../manifest/index.js';
 import type { DockerArchiveReference } from '../reference/index.js';
-import type { DestinationTraits, ImageDestination, ManifestToWrite } from './destination.js';
+import {
+  checkManifestDigest,
+  type DestinationTraits,
+  type ImageDestination,
+  type ManifestToWrite,
+} from './destination.js';
 import { DockerArchiveSource, normalizeRepoTag } from './docker-archive.js';
 import { writeVerifiedFile } from './local-files.js';
 import type { RawManifest } from './source.js';
@@ -59,8 +64,9 @@ export class DockerArchiveDestination implements ImageDestination {
     }
   }
 
-  async hasBlob(digest: Digest): Promise<boolean> {
-    return fs.existsSync(path.join(this.stagingDir, hexOf(digest)));
+  async hasBlob(digest: Digest, size?: number): Promise<boolean> {
+    const stat = await fsp.stat(path.join(this.stagingDir, hexOf(digest))).catch(() => undefined);
+    return stat !== undefined && (size === undefined || stat.size === size);
   }
 
   putBlob(blob: { digest: Digest; size?: number | undefined }, content: Readable): Promise<void> {
@@ -68,6 +74,7 @@ export class DockerArchiveDestination implements ImageDestination {
   }
 
   async putManifest(manifest: ManifestToWrite, role: 'child' | 'top'): Promise<void> {
+    checkManifestDigest(manifest);
     if (role === 'child') throw new UsageError('a docker archive holds single images, not an index');
     const parsed = parseDocument(ImageManifestSchema, manifest.bytes, `manifest ${manifest.digest}`);
     this.image = { config: parsed.config, layers: parsed.layers };

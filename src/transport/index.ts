@@ -1,5 +1,6 @@
 /** Opens the right source or destination for a reference. */
-import type { ImageReference } from '../reference/index.js';
+import { UsageError } from '../errors/index.js';
+import { formatReference, type ImageReference } from '../reference/index.js';
 import type { RegistryClient } from '../registry/client.js';
 import type { ImageDestination } from './destination.js';
 import { DirDestination } from './dir-dest.js';
@@ -11,6 +12,7 @@ import { OciLayoutSource } from './oci-layout.js';
 import { RegistryDestination } from './registry-dest.js';
 import { RegistrySource } from './registry-source.js';
 import type { ImageSource } from './source.js';
+import { StoreSource } from './store-source.js';
 
 export type { DestinationTraits, ImageDestination, ManifestToWrite } from './destination.js';
 export type { BlobRef, ImageSource, RangeConsumer, RawManifest } from './source.js';
@@ -25,6 +27,8 @@ export function openSource(reference: ImageReference, client: RegistryClient): I
       return new DirSource(reference);
     case 'docker-archive':
       return new DockerArchiveSource(reference);
+    case 'store':
+      return new StoreSource(reference);
   }
 }
 
@@ -49,5 +53,10 @@ export function openDestination(
       return new DirDestination(reference);
     case 'docker-archive':
       return new DockerArchiveDestination(reference, options.archiveName);
+    case 'store':
+      // TODO(engine): the store as a destination (issue 12 item 2); until then `skiff pull` fills it.
+      throw new UsageError(
+        `${formatReference(reference)}: the store is written by skiff pull, not as a copy's destination`,
+      );
   }
 }

@@ -3,7 +3,12 @@ import type { Readable } from 'node:stream';
 import type { Digest } from '../digest/index.js';
 import { SkiffError } from '../errors/index.js';
 import type { OciLayoutReference } from '../reference/index.js';
-import type { DestinationTraits, ImageDestination, ManifestToWrite } from './destination.js';
+import {
+  checkManifestDigest,
+  type DestinationTraits,
+  type ImageDestination,
+  type ManifestToWrite,
+} from './destination.js';
 import { OciLayoutSource } from './oci-layout.js';
 import { OciLayoutDestination } from './oci-layout-dest.js';
 import type { RawManifest } from './source.js';
@@ -39,6 +44,7 @@ export class OciDestination implements ImageDestination {
   }
 
   async putManifest(manifest: ManifestToWrite, role: 'child' | 'top'): Promise<void> {
+    checkManifestDigest(manifest);
     if (role === 'child') {
       // An index's children are plain blobs; only the top manifest gets an index.json entry.
       if (!(await this.layout.hasBlob(manifest.digest, manifest.bytes.length)))

@@ -5,7 +5,12 @@ import { NotFoundError, VerificationError } from '../errors/index.js';
 import type { RegistryReference } from '../reference/index.js';
 import type { RegistryClient } from '../registry/client.js';
 import { cancelUpload, putManifest, startUpload, uploadChunked, uploadMonolithic } from '../registry/push.js';
-import type { DestinationTraits, ImageDestination, ManifestToWrite } from './destination.js';
+import {
+  checkManifestDigest,
+  type DestinationTraits,
+  type ImageDestination,
+  type ManifestToWrite,
+} from './destination.js';
 import type { RawManifest } from './source.js';
 
 export interface RegistryDestinationOptions {
@@ -42,8 +47,10 @@ export class RegistryDestination implements ImageDestination {
     }
   }
 
-  async hasBlob(digest: Digest): Promise<boolean> {
-    return (await this.client.headBlob(this.location, digest, ['pull', 'push'])) !== undefined;
+  /** A blob of another size than the descriptor says is not the blob the copy means to skip. */
+  async hasBlob(digest: Digest, size?: number): Promise<boolean> {
+    const found = await this.client.headBlob(this.location, digest, ['pull', 'push']);
+    return found !== undefined && (size === undefined || Number.isNaN(found.size) || found.size === size);
   }
 
   async mountBlob(digest: Digest, from: RegistryReference): Promise<boolean> {
@@ -79,6 +86,7 @@ export class RegistryDestination implements ImageDestination {
   }
 
   async putManifest(manifest: ManifestToWrite, role: 'child' | 'top'): Promise<void> {
+    checkManifestDigest(manifest);
     if (role === 'top' && this.reference.digest && this.reference.digest !== manifest.digest) {
       throw new VerificationError(
         `destination pins ${this.reference.digest}, but the manifest to write is ${manifest.digest}`,
