@@ -58,7 +58,7 @@ import { type MirrorProgress, SILENT_MIRROR_PROGRESS } from '../mirror/progress.
 import { emptyCounters, type MirrorResult } from '../mirror/result.js';
 import { formatReference, type ImageReference, parseReference } from '../reference/index.js';
 import type { RegistryClient } from '../registry/client.js';
-import { type CopyLayerDecision, decideCopyLayer } from '../strategy/copy.js';
+import { type CopyLayerDecision, decideCopyLayer, decideSchema1Layer } from '../strategy/copy.js';
 import { type ImageDestination, type ImageSource, openDestination, openSource } from '../transport/index.js';
 import type { BlobLedger } from './ledger.js';
 import {
@@ -199,7 +199,6 @@ type Prepared =
   | { kind: 'schema1'; doc: Schema1Document; preserve: boolean; rewrite: boolean };
 
 class ImageCopier {
-  private readonly target: LayerTarget | undefined;
   private readonly limit: LimitFunction;
   private readonly tasks = new Map<string, Promise<unknown>>();
   readonly notes = new Set<string>();
@@ -216,7 +215,6 @@ class ImageCopier {
     private readonly options: CopyOptions,
     private readonly result: MirrorResult,
   ) {
-    this.target = dst.traits.layers === 'uncompressed' ? 'tar' : options.convert;
     this.limit = pLimit(options.blobJobs ?? 4);
     this.signal = options.signal ? AbortSignal.any([options.signal, this.abort.signal]) : this.abort.signal;
     const progress = options.progress ?? SILENT_MIRROR_PROGRESS;
@@ -505,9 +503,12 @@ class ImageCopier {
 
   private async convertSchema1(doc: Schema1Document): Promise<Written> {
     const layers = await schema1SizedLayers(this.src, doc, this.signal);
+    const decision = decideSchema1Layer({ layers: this.dst.traits.layers }, this.options.convert);
     const outs = await Promise.all(
       layers.map((layer) =>
-        this.target ? this.convertBlob(layer, this.target, 'sniff', undefined) : this.copyWithDiffID(layer),
+        decision.action === 'convert'
+          ? this.convertBlob(layer, decision.to, decision.from, undefined)
+          : this.copyWithDiffID(layer),
       ),
     );
     const { bytes } = schema1ToOciConfig(

@@ -95,6 +95,23 @@ export function decideCopyLayer(
   return { action: 'convert', to: target, from: layer.compression, reasons: [asked] };
 }
 
+/**
+ * A layer of a schema1 image being converted to OCI: its manifest states neither its compression
+ * nor its DiffID, so it is converted (from whatever its bytes turn out to be) when a form is asked
+ * for, and otherwise copied as it is while its DiffID is computed on the way.
+ */
+export function decideSchema1Layer(
+  destination: CopyDestinationFacts,
+  convert: ConvertTarget | undefined,
+):
+  | { action: 'convert'; to: LayerTarget; from: 'sniff'; reasons: CopyReason[] }
+  | { action: 'copy'; reasons: CopyReason[] } {
+  if (destination.layers === 'uncompressed')
+    return { action: 'convert', to: 'tar', from: 'sniff', reasons: ['destination-uncompressed'] };
+  if (convert) return { action: 'convert', to: convert, from: 'sniff', reasons: ['convert-requested'] };
+  return { action: 'copy', reasons: ['as-is'] };
+}
+
 function alreadyIn(layer: CopyLayerFacts, target: LayerTarget): boolean {
   switch (target) {
     case 'tar':

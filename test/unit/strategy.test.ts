@@ -2,7 +2,13 @@
 import { describe, expect, it } from 'vitest';
 import type { Digest } from '../../src/digest/index.js';
 import { detectLayerFormat } from '../../src/formats/detect.js';
-import { type BlobFacts, type CopyLayerFacts, decideBlob, decideCopyLayer } from '../../src/strategy/copy.js';
+import {
+  type BlobFacts,
+  type CopyLayerFacts,
+  decideBlob,
+  decideCopyLayer,
+  decideSchema1Layer,
+} from '../../src/strategy/copy.js';
 import {
   decideLayer,
   type ImageFacts,
@@ -384,6 +390,17 @@ describe('the copy strategy (blob destinations)', () => {
         expect.stringMatching(/^a docker archive holds plain tar layers; layer sha256:0+1 cannot go in/),
       );
     }
+  });
+
+  it('converts a schema1 layer (compression unknown: sniffed) when a form is asked for, else copies it', () => {
+    expect(decideSchema1Layer(asIs, undefined)).toEqual({ action: 'copy', reasons: ['as-is'] });
+    expect(decideSchema1Layer(asIs, 'zstd')).toEqual({
+      action: 'convert',
+      to: 'zstd',
+      from: 'sniff',
+      reasons: ['convert-requested'],
+    });
+    expect(decideSchema1Layer(archive, undefined)).toMatchObject({ action: 'convert', to: 'tar' });
   });
 
   const blob = (over: Partial<BlobFacts> = {}): BlobFacts => ({
