@@ -16,6 +16,7 @@ import {
   runWithReplans,
   StoreDestination,
 } from '../../src/copy/index.js';
+import { VerificationError } from '../../src/errors/index.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { Store } from '../../src/store/store.js';
 import type { ByteRange } from '../../src/transport/ranges.js';
@@ -128,6 +129,27 @@ describe('the re-plan loop (store destination)', () => {
   });
 });
 
+describe('failures leave nothing visible', () => {
+  it('a layer that fails in a copy to the store commits nothing of the image', async () => {
+    const registry = demoRegistry();
+    const store = await Store.open(path.join(work, 'store'));
+    const manifest = JSON.parse(
+      (await new MemorySource(registry, registry.reference('demo/v1')).getManifest()).bytes.toString(),
+    );
+    const diffID = JSON.parse(registry.blobs.get(manifest.config.digest)!.toString()).rootfs.diff_ids[0];
+    registry.switches.fault = (operation, digest) => {
+      if (operation === 'blob' && digest === manifest.layers[0].digest)
+        throw new VerificationError('injected: the blob is damaged', { digest });
+    };
+    await expect(pullInto(store, registry, 'demo/v1')).rejects.toMatchObject({ exitCode: 4 });
+    expect(await store.hasCompleteLayer(diffID)).toBe(false);
+    // The same pull without the fault commits it: the check above can fail.
+    registry.switches.fault = undefined;
+    await pullInto(store, registry, 'demo/v1');
+    expect(await store.hasCompleteLayer(diffID)).toBe(true);
+  });
+});
+
 describe('blob moves (blob destinations)', () => {
   function destinations(switches: MemorySwitches = {}) {
     const source = new MemoryRegistry('memory-a.test');
@@ -154,6 +176,17 @@ describe('blob moves (blob destinations)', () => {
     const declined = await copy(target, 'mirror/gzip', 'third/gzip');
     expect(declined).toMatchObject({ blobsCopied: 3, blobsMounted: 0 });
     expect(target.counts.mountsDeclined).toBe(3);
+  });
+
+  it('an upload that fails fails the image, and no manifest at the destination names it', async () => {
+    const { source, target, copy } = destinations({
+      fault: (operation) => {
+        if (operation === 'put-blob') throw new VerificationError('injected: upload refused');
+      },
+    });
+    const result = await copy(source, 'fixtures/gzip', 'mirror/gzip');
+    expect(result.error?.exitCode).toBe(4);
+    expect(target.manifests.size).toBe(0);
   });
 
   it('with a run-wide record, items sharing blobs upload each once and skip or mount it after', async () => {
