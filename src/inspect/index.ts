@@ -2,6 +2,8 @@
  * `skiff inspect`: what an image is, locally or at its source: manifest kind, the platforms an
  * index offers, and per layer the media type and the format skiff detects (chunked? encrypted?).
  */
+
+import { pinnedDigestOf, resolveImage } from '../copy/resolve.js';
 import { type Digest, sha256 } from '../digest/index.js';
 import { UsageError, VerificationError } from '../errors/index.js';
 import { detectLayerFormat, type ReportFormat } from '../formats/detect.js';
@@ -17,7 +19,6 @@ import {
   parseManifest,
   parsePlatform,
 } from '../manifest/index.js';
-import { resolveImage } from '../pull/resolve.js';
 import { formatReference, parseReference } from '../reference/index.js';
 import type { RegistryClient } from '../registry/client.js';
 import type { Store } from '../store/store.js';
@@ -109,7 +110,7 @@ export async function inspectRaw(
   const reference = parseReference(text);
   const source = openSource(reference, client);
   try {
-    const pinnedDigest = reference.transport === 'docker' ? reference.digest : undefined;
+    const pinnedDigest = pinnedDigestOf(reference);
     if (what === 'manifest' && options.platform === undefined) {
       const raw = await source.getManifest();
       if (pinnedDigest && sha256(raw.bytes) !== pinnedDigest)
@@ -183,7 +184,7 @@ async function inspectSource(
     const resolved = await resolveImage(source, {
       platform: options.platform ? parsePlatform(options.platform) : hostPlatform(),
       explicitPlatform: options.platform !== undefined,
-      pinnedDigest: reference.transport === 'docker' ? reference.digest : undefined,
+      pinnedDigest: pinnedDigestOf(reference),
     });
     // Whether a layer could be pulled partially is the strategy module's call, as for a pull.
     const image: ImageFacts = {

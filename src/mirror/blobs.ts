@@ -5,12 +5,14 @@
  * network failure retries the whole blob by reopening the source.
  */
 import { pipeline, type Readable } from 'node:stream';
+import type { BlobLedger } from '../copy/ledger.js';
 import { type Digest, DigestStream } from '../digest/index.js';
 import { NetworkError, SkiffError, StallError } from '../errors/index.js';
 import { ByteCounter } from '../pull/progress.js';
 import type { RegistryReference } from '../reference/index.js';
 import { isRetriableNetworkError } from '../registry/http.js';
 import type { RetryBudget } from '../registry/retry.js';
+import { type BlobFacts, decideBlob } from '../strategy/copy.js';
 import type { ImageDestination } from '../transport/index.js';
 
 export interface BlobJob {
@@ -30,6 +32,8 @@ export interface TransferEnv {
   onStart(bytes: number): void;
   onBytes(bytes: number): void;
   signal?: AbortSignal | undefined;
+  /** The run-wide record of blobs placed at registry destinations (mirror --file). */
+  ledger?: BlobLedger | undefined;
 }
 
 export interface BlobOutcome {
@@ -38,11 +42,59 @@ export interface BlobOutcome {
   bytes: number;
 }
 
+/**
+ * Moves one blob as the strategy module decides (skip, mount or copy), asking it again when the
+ * run reveals a fact (the registry declined the mount). With a run-wide ledger, a blob another
+ * item of the run has placed in this repository is skipped (waiting for it if it is on its way),
+ * and one placed in another repository of this registry is mounted from there.
+ */
 export async function transferBlob(job: BlobJob, env: TransferEnv): Promise<BlobOutcome> {
-  if (await env.dst.hasBlob(job.digest, job.size)) return { outcome: 'skipped', bytes: 0 };
-  if (job.mountFrom && env.dst.mountBlob && (await env.dst.mountBlob(job.digest, job.mountFrom)))
-    return { outcome: 'mounted', bytes: 0 };
-  return { outcome: 'copied', bytes: await uploadWithRetries(job, env) };
+  const where = env.ledger && env.dst.reference.transport === 'docker' ? env.dst.reference : undefined;
+  if (!where) return decideAndMove(job, env, false);
+  const ledger = env.ledger!;
+  // Checked and claimed in one synchronous step, so two items cannot both find it unclaimed.
+  for (
+    let earlier = ledger.placement(where, job.digest);
+    earlier;
+    earlier = ledger.placement(where, job.digest)
+  )
+    if (await earlier) return decideAndMove(job, env, true);
+  const settle = ledger.begin(where, job.digest);
+  let placed = false;
+  try {
+    const mountFrom = sameRegistry(job.mountFrom, where)
+      ? job.mountFrom
+      : ((await ledger.mountSource(where, job.digest)) ?? job.mountFrom);
+    const outcome = await decideAndMove({ ...job, mountFrom }, env, false);
+    placed = true;
+    return outcome;
+  } finally {
+    settle(placed);
+  }
+}
+
+async function decideAndMove(job: BlobJob, env: TransferEnv, placedThisRun: boolean): Promise<BlobOutcome> {
+  const { traits } = env.dst;
+  const facts: BlobFacts = {
+    present:
+      !placedThisRun && traits.existingBlobCheck ? await env.dst.hasBlob(job.digest, job.size) : undefined,
+    placedThisRun,
+    // Only a repository of the destination's own registry can lend a blob.
+    mountCandidate:
+      job.mountFrom !== undefined &&
+      (env.dst.reference.transport !== 'docker' || sameRegistry(job.mountFrom, env.dst.reference)),
+    blobMount: traits.blobMount && env.dst.mountBlob !== undefined,
+  };
+  for (let decision = decideBlob(facts); ; decision = decideBlob(facts)) {
+    if (decision.action === 'skip') return { outcome: 'skipped', bytes: 0 };
+    if (decision.action === 'copy') return { outcome: 'copied', bytes: await uploadWithRetries(job, env) };
+    if (await env.dst.mountBlob!(job.digest, job.mountFrom!)) return { outcome: 'mounted', bytes: 0 };
+    facts.mountDeclined = true;
+  }
+}
+
+function sameRegistry(from: RegistryReference | undefined, where: RegistryReference): boolean {
+  return from !== undefined && from.endpoint === where.endpoint;
 }
 
 /** Streams the blob into the destination; returns the bytes sent by the attempt that succeeded. */

@@ -1,6 +1,7 @@
 /** Runs many mirror jobs, a bounded number at once; one failed image never stops the others. */
 import pLimit from 'p-limit';
-import { type CopyOptions, copyImage } from './copy.js';
+import { type CopyOptions, copyImage } from '../copy/image-copy.js';
+import { BlobLedger } from '../copy/ledger.js';
 import type { MirrorJob } from './list.js';
 import { emptyCounters, type MirrorResult, type MirrorSummary, summarize } from './result.js';
 
@@ -18,6 +19,8 @@ export async function runMirror(
 ): Promise<{ results: MirrorResult[]; summary: MirrorSummary }> {
   const started = performance.now();
   const limit = pLimit(Math.max(1, options.jobs));
+  // One record for the run: a blob shared by several items crosses the wire once.
+  const ledger = options.ledger ?? new BlobLedger();
   const results = await Promise.all(
     jobs.map((job, id) =>
       limit(async () => {
@@ -28,6 +31,7 @@ export async function runMirror(
               all: job.all,
               platform: job.platform,
               id,
+              ledger,
             });
         options.onResult?.(result);
         return result;

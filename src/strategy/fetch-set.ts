@@ -71,7 +71,7 @@ export function planFetchSet(toc: ValidatedToc, available: Availability, maxGap 
 function chunkSource(chunk: TocChunk, available: Availability): ChunkSource {
   if (chunk.zeros) return 'zeros';
   // A single-chunk file's chunk digest is its file digest: not a stored object, but an interrupted
-  // pull may hold it as a verified piece (pull/partial.ts lists those among the chunks).
+  // pull may hold it as a verified piece (copy/store/partial.ts lists those among the chunks).
   if (available.chunks.has(chunk.digest)) return 'local';
   return 'fetch';
 }

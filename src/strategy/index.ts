@@ -26,6 +26,7 @@ export const REASON_CODES = [
   'not-chunked',
   'no-tarsplit',
   'no-range-support',
+  'destination-whole',
   'encrypted',
   'schema1',
   'toc-unverifiable',
@@ -72,6 +73,29 @@ export interface LayerFacts {
   runtime?: RuntimeFacts;
 }
 
+/**
+ * What a layer-committing destination can do (the store can do all of it). Blob destinations
+ * (registry, oci:, dir:, docker-archive:) are planned by ./copy.ts instead.
+ */
+export interface LayerCommitCapabilities {
+  /** Commits a layer partially fetched from a chunked source (only the files and chunks it lacks). */
+  partialCommits: boolean;
+  /** Commits a layer only once its tar is proven against the DiffID (or computes it, for schema1). */
+  diffIDProvenCommits: boolean;
+  /** Reuses a layer it holds by its DiffID. */
+  reuseByDiffID: boolean;
+  /** Reuses file contents and chunks it holds by their digests. */
+  reuseByFileAndChunk: boolean;
+}
+
+/** The store's capabilities: the default destination of a plan. */
+export const STORE_CAPABILITIES: LayerCommitCapabilities = {
+  partialCommits: true,
+  diffIDProvenCommits: true,
+  reuseByDiffID: true,
+  reuseByFileAndChunk: true,
+};
+
 export interface ImageFacts {
   manifestKind: 'oci' | 'docker' | 'schema1';
   /** 'yes' for seekable local sources, 'probe' for registries (may turn out not to), 'no' for streams. */
@@ -79,6 +103,8 @@ export interface ImageFacts {
   mode: Mode;
   /** How many decryption keys the user gave. */
   decryptionKeys: number;
+  /** What the destination can do; the store's capabilities when absent. */
+  destination?: LayerCommitCapabilities | undefined;
 }
 
 export interface LayerDecision {
@@ -136,7 +162,7 @@ export function decideLayer(image: ImageFacts, layer: LayerFacts): LayerDecision
       ['schema1'],
       'schema1 image: no DiffID was committed by the publisher',
     );
-  if (layer.inStore) return decision(layer, 'reuse', ['reused'], false);
+  if (layer.inStore && destinationOf(image).reuseByDiffID) return decision(layer, 'reuse', ['reused'], false);
 
   const forbidden = barriers.filter((code) => FORBIDDEN_UNDER_CONVERT_ONLY.has(code));
   if (convertOnly && forbidden.length > 0) {
@@ -190,7 +216,12 @@ const FORBIDDEN_UNDER_CONVERT_ONLY = new Set<ReasonCode>([
   'schema1',
   'toc-unverifiable',
   'toc-mismatch',
+  'destination-whole',
 ]);
+
+function destinationOf(image: ImageFacts): LayerCommitCapabilities {
+  return image.destination ?? STORE_CAPABILITIES;
+}
 
 /** Every reason this layer cannot be pulled partially, in report order. */
 function partialBarriers(image: ImageFacts, layer: LayerFacts): ReasonCode[] {
@@ -202,6 +233,14 @@ function partialBarriers(image: ImageFacts, layer: LayerFacts): ReasonCode[] {
   if (image.manifestKind === 'schema1') codes.add('schema1');
   if (format.chunked && (image.sourceRanges === 'no' || runtime?.rangesIgnored))
     codes.add('no-range-support');
+  // A partial result is committed only by a destination that assembles layers from their files
+  // and chunks and proves them against the DiffID.
+  const destination = destinationOf(image);
+  if (
+    format.chunked &&
+    !(destination.partialCommits && destination.diffIDProvenCommits && destination.reuseByFileAndChunk)
+  )
+    codes.add('destination-whole');
   if (runtime?.tocUnverifiable || layer.toc?.state === 'unverifiable') codes.add('toc-unverifiable');
   if (runtime?.diffIDMismatch) codes.add('toc-mismatch');
   // A partial result must be proven against a DiffID; without one (schema1) it never is attempted.

@@ -20,7 +20,15 @@ export interface DestinationTraits {
    * their DiffID and the manifest is not stored, only rebuilt from config and layers (docker-archive).
    */
   layers: 'as-is' | 'uncompressed';
+  /** Links a blob another repository of the same registry holds, without moving its bytes. */
+  blobMount: boolean;
+  /** Blobs are shared across the names it holds (a registry's repositories, a layout's images). */
+  crossRepoReuse: boolean;
+  /** Can tell whether it holds a blob before one is sent (hasBlob answers without guessing). */
+  existingBlobCheck: boolean;
 }
+
+export type { LayerCommitCapabilities } from '../strategy/index.js';
 
 export interface ManifestToWrite {
   bytes: Buffer;

@@ -26,7 +26,14 @@ const BLOB_NAME = /^[a-f0-9]{64}$/;
 const CHILD_MANIFEST_NAME = /^([a-f0-9]{64})\.manifest\.json$/;
 
 export class DirDestination implements ImageDestination {
-  readonly traits: DestinationTraits = { indexes: true, schema1: true, layers: 'as-is' };
+  readonly traits: DestinationTraits = {
+    indexes: true,
+    schema1: true,
+    layers: 'as-is',
+    blobMount: false,
+    crossRepoReuse: false,
+    existingBlobCheck: true,
+  };
   /** Every blob and child manifest the image being written uses: what commit() keeps. */
   private readonly referenced = new Set<string>();
 

@@ -26,7 +26,14 @@ import type { RawManifest } from './source.js';
 import { END_OF_ARCHIVE, fileHeader, padding } from './tar-archive.js';
 
 export class DockerArchiveDestination implements ImageDestination {
-  readonly traits: DestinationTraits = { indexes: false, schema1: false, layers: 'uncompressed' };
+  readonly traits: DestinationTraits = {
+    indexes: false,
+    schema1: false,
+    layers: 'uncompressed',
+    blobMount: false,
+    crossRepoReuse: false,
+    existingBlobCheck: true,
+  };
   private staging: string | undefined;
   private image: { config: Descriptor; layers: Descriptor[] } | undefined;
 

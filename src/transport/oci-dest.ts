@@ -14,7 +14,14 @@ import { OciLayoutDestination } from './oci-layout-dest.js';
 import type { RawManifest } from './source.js';
 
 export class OciDestination implements ImageDestination {
-  readonly traits: DestinationTraits = { indexes: true, schema1: false, layers: 'as-is' };
+  readonly traits: DestinationTraits = {
+    indexes: true,
+    schema1: false,
+    layers: 'as-is',
+    blobMount: false,
+    crossRepoReuse: true,
+    existingBlobCheck: true,
+  };
   private readonly layout: OciLayoutDestination;
 
   constructor(readonly reference: OciLayoutReference) {

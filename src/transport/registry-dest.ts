@@ -19,7 +19,14 @@ export interface RegistryDestinationOptions {
 }
 
 export class RegistryDestination implements ImageDestination {
-  readonly traits: DestinationTraits = { indexes: true, schema1: true, layers: 'as-is' };
+  readonly traits: DestinationTraits = {
+    indexes: true,
+    schema1: true,
+    layers: 'as-is',
+    blobMount: true,
+    crossRepoReuse: true,
+    existingBlobCheck: true,
+  };
   /** Sessions a declined mount opened, kept for the upload that follows it. */
   private readonly sessions = new Map<Digest, string>();
 

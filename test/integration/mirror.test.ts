@@ -664,6 +664,39 @@ describe('mirror --file', () => {
     expect(tags.tags.sort()).toEqual([...TAGS].sort());
   });
 
+  // Issue 12: items of one run that share blobs upload each blob once, then skip or mount it. Four
+  // items of one image (two tags into one repository, two more repositories of the registry), run
+  // at once: before, each asked the registry before any had uploaded, and all four uploaded.
+  it('a blob shared by several items crosses the wire once; the others skip or mount it', async () => {
+    const list = dir('shared.yaml');
+    fs.writeFileSync(
+      list,
+      [
+        'images:',
+        `  - source: docker://${A.host}/tags/app`,
+        `    tags: ["${TAGS[0]}", "${TAGS[1]}"]`,
+        `    destination: docker://${B.host}/shared/app`,
+        `  - source: docker://${A.host}/fixtures/gzip:latest`,
+        `    destination: docker://${B.host}/shared/gzip`,
+        `  - source: docker://${A.host}/tags/app:${TAGS[2]}`,
+        `    destination: docker://${B.host}/shared/again`,
+      ].join('\n'),
+    );
+    resetCounts();
+    const result = await mirror('--file', list, '--jobs', '4');
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.images).toHaveLength(4);
+    // One image of three blobs (config and two layers), four times over.
+    expect(result.summary).toMatchObject({ images: 4, failed: 0, blobsCopied: 3 });
+    expect(result.summary.blobsSkipped + result.summary.blobsMounted).toBe(9);
+    const blobUploads = B.uploads().filter((r) => r.method === 'PUT' && r.path.includes('/blobs/uploads/'));
+    expect(blobUploads).toHaveLength(3);
+    expect(A.blobGets()).toHaveLength(3);
+    for (const image of result.images) expect(image.manifestDigest).toBe(await fixtureDigest('gzip'));
+    for (const ref of [`shared/app:${TAGS[1]}`, 'shared/gzip:latest', `shared/again:${TAGS[2]}`])
+      expect(await skopeoDigest(`docker://${regB.host}/${ref}`)).toBe(await fixtureDigest('gzip'));
+  });
+
   it('rejects a list naming an unknown field, naming the field', async () => {
     const list = dir('bad.yaml');
     fs.writeFileSync(list, 'images:\n  - source: docker://x/y\n    destinaton: docker://z/y\n');

@@ -3,6 +3,13 @@ import { describe, expect, it } from 'vitest';
 import type { Digest } from '../../src/digest/index.js';
 import { detectLayerFormat } from '../../src/formats/detect.js';
 import {
+  type BlobFacts,
+  type CopyLayerFacts,
+  decideBlob,
+  decideCopyLayer,
+  decideSchema1Layer,
+} from '../../src/strategy/copy.js';
+import {
   decideLayer,
   type ImageFacts,
   isViolation,
@@ -10,6 +17,7 @@ import {
   type Mode,
   NO_SAVING_RATIO,
   planPull,
+  STORE_CAPABILITIES,
   wantsToc,
 } from '../../src/strategy/index.js';
 
@@ -282,5 +290,142 @@ describe('the strategy table (docs/design.md §5)', () => {
       for (let i = 0; i < 50; i++)
         expect(JSON.stringify(planPull(image(mode), structuredClone(layers)))).toBe(first);
     }
+  });
+});
+
+// Issue 12: the plan follows what the destination can do; the store can do everything.
+describe("the destination's capabilities", () => {
+  const wholeOnly = { ...STORE_CAPABILITIES, partialCommits: false };
+
+  it('plans a chunked layer in full, saying so, for a destination that commits whole layers only', () => {
+    const facts = layer('chunked', { toc: GOOD_TOC });
+    expect(decideLayer(image('auto'), facts)).toMatchObject({ method: 'partial' });
+    expect(decideLayer(image('auto', { destination: wholeOnly }), facts)).toMatchObject({
+      method: 'full',
+      reasons: ['destination-whole'],
+    });
+    expect(wantsToc(image('auto', { destination: wholeOnly }), layer('chunked'))).toBe(false);
+    const refused = decideLayer(image('convert-only', { destination: wholeOnly }), facts);
+    expect(refused).toMatchObject({ kind: 'convert-only', codes: ['destination-whole'] });
+  });
+
+  it('reuses a held layer only where the destination reuses by DiffID', () => {
+    const held = layer('gzip', { inStore: true });
+    expect(decideLayer(image('auto'), held)).toMatchObject({ method: 'reuse' });
+    expect(
+      decideLayer(image('auto', { destination: { ...STORE_CAPABILITIES, reuseByDiffID: false } }), held),
+    ).toMatchObject({ method: 'full', reasons: ['not-chunked'] });
+  });
+});
+
+// Issue 12: mirror's per-layer actions and blob moves are decided here, from what the destination
+// can do, never by the copy engine (it used to plan layers itself and throw).
+describe('the copy strategy (blob destinations)', () => {
+  const copyLayer = (over: Partial<CopyLayerFacts> = {}): CopyLayerFacts => ({
+    digest: D(1),
+    mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+    compression: 'gzip',
+    encrypted: false,
+    zstdChunked: false,
+    foreign: false,
+    ...over,
+  });
+  const asIs = { layers: 'as-is' } as const;
+  const archive = { layers: 'uncompressed' } as const;
+
+  it('copies every layer as it is when nothing asks for a change', () => {
+    expect(decideCopyLayer(copyLayer(), asIs, undefined)).toEqual({ action: 'copy', reasons: ['as-is'] });
+    expect(decideCopyLayer(copyLayer({ encrypted: true }), asIs, undefined).action).toBe('copy');
+  });
+
+  it('converts to the target asked for, unless the layer is in that form already', () => {
+    expect(decideCopyLayer(copyLayer(), asIs, 'zstd')).toEqual({
+      action: 'convert',
+      to: 'zstd',
+      from: 'gzip',
+      reasons: ['convert-requested'],
+    });
+    expect(decideCopyLayer(copyLayer(), asIs, 'gzip')).toEqual({
+      action: 'copy',
+      reasons: ['already-in-form'],
+    });
+    const zstd = copyLayer({ compression: 'zstd' });
+    expect(decideCopyLayer(zstd, asIs, 'zstd:chunked').action).toBe('convert');
+    expect(decideCopyLayer({ ...zstd, zstdChunked: true }, asIs, 'zstd:chunked').reasons).toEqual([
+      'already-in-form',
+    ]);
+  });
+
+  it('keeps encrypted layers and non-layer blobs as they are, with a note, under --convert', () => {
+    const encrypted = decideCopyLayer(copyLayer({ encrypted: true }), asIs, 'zstd');
+    expect(encrypted).toMatchObject({ action: 'copy', reasons: ['encrypted-kept'] });
+    expect(encrypted).toHaveProperty('note', 'encrypted layers copied as they are, not converted');
+    const other = decideCopyLayer(copyLayer({ compression: undefined, mediaType: 'x/y' }), asIs, 'zstd');
+    expect(other).toMatchObject({
+      action: 'copy',
+      reasons: ['not-a-layer'],
+      note: 'x/y copied as it is (not a layer)',
+    });
+  });
+
+  it('references non-distributable layers instead of copying them', () => {
+    expect(decideCopyLayer(copyLayer({ foreign: true }), asIs, undefined)).toMatchObject({
+      action: 'reference',
+      reasons: ['non-distributable'],
+    });
+  });
+
+  it('turns every layer into a plain tar for a destination that holds only those, and refuses what cannot be one', () => {
+    expect(decideCopyLayer(copyLayer(), archive, undefined)).toMatchObject({
+      action: 'convert',
+      to: 'tar',
+      reasons: ['destination-uncompressed'],
+    });
+    expect(decideCopyLayer(copyLayer({ compression: 'none' }), archive, undefined).action).toBe('copy');
+    for (const over of [{ encrypted: true }, { foreign: true }, { compression: undefined }] as const) {
+      const refused = decideCopyLayer(copyLayer(over), archive, undefined);
+      expect(refused.action).toBe('refuse');
+      expect(refused).toHaveProperty(
+        'message',
+        expect.stringMatching(/^a docker archive holds plain tar layers; layer sha256:0+1 cannot go in/),
+      );
+    }
+  });
+
+  it('converts a schema1 layer (compression unknown: sniffed) when a form is asked for, else copies it', () => {
+    expect(decideSchema1Layer(asIs, undefined)).toEqual({ action: 'copy', reasons: ['as-is'] });
+    expect(decideSchema1Layer(asIs, 'zstd')).toEqual({
+      action: 'convert',
+      to: 'zstd',
+      from: 'sniff',
+      reasons: ['convert-requested'],
+    });
+    expect(decideSchema1Layer(archive, undefined)).toMatchObject({ action: 'convert', to: 'tar' });
+  });
+
+  const blob = (over: Partial<BlobFacts> = {}): BlobFacts => ({
+    present: false,
+    placedThisRun: false,
+    mountCandidate: false,
+    blobMount: true,
+    ...over,
+  });
+
+  it('skips a blob the destination has or this run placed, mounts where it can, copies otherwise', () => {
+    expect(decideBlob(blob({ present: true }))).toEqual({ action: 'skip', reason: 'present' });
+    expect(decideBlob(blob({ placedThisRun: true }))).toEqual({ action: 'skip', reason: 'placed-this-run' });
+    expect(decideBlob(blob({ mountCandidate: true }))).toEqual({ action: 'mount', reason: 'mountable' });
+    expect(decideBlob(blob({ mountCandidate: true, blobMount: false }))).toEqual({
+      action: 'copy',
+      reason: 'absent',
+    });
+    expect(decideBlob(blob({ present: undefined }))).toEqual({ action: 'copy', reason: 'absent' });
+  });
+
+  it('copies once the destination declined the mount (a run-time fact)', () => {
+    expect(decideBlob(blob({ mountCandidate: true, mountDeclined: true }))).toEqual({
+      action: 'copy',
+      reason: 'mount-declined',
+    });
   });
 });

@@ -2,15 +2,16 @@
  * manifest → facts: everything the strategy module needs about each layer, gathered without
  * fetching any layer body (TOCs and tar-splits of partial candidates excepted, as docs/design.md §5 allows).
  */
-import type { Digest } from '../digest/index.js';
-import { detectLayerFormat, type LayerFormat } from '../formats/detect.js';
-import type { ResumeSession } from '../store/resume.js';
-import type { Store } from '../store/store.js';
-import type { ImageFacts, LayerFacts } from '../strategy/index.js';
-import { wantsToc } from '../strategy/index.js';
-import type { ImageSource } from '../transport/index.js';
+
+import type { Digest } from '../../digest/index.js';
+import { detectLayerFormat, type LayerFormat } from '../../formats/detect.js';
+import type { ResumeSession } from '../../store/resume.js';
+import type { Store } from '../../store/store.js';
+import type { ImageFacts, LayerFacts } from '../../strategy/index.js';
+import { wantsToc } from '../../strategy/index.js';
+import type { ImageSource } from '../../transport/index.js';
+import type { ResolvedImage, ResolvedLayer } from '../resolve.js';
 import { type ChunkedLayer, loadChunkedLayer } from './partial.js';
-import type { ResolvedImage, ResolvedLayer } from './resolve.js';
 
 export interface GatheredLayer {
   layer: ResolvedLayer;

@@ -19,40 +19,28 @@ import path from 'node:path';
 import { pipeline, Readable } from 'node:stream';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { type Digest, sha256 } from '../digest/index.js';
-import { asSkiffError, NotFoundError, UsageError, VerificationError } from '../errors/index.js';
+import { asSkiffError, UsageError } from '../errors/index.js';
 import {
   type Compression,
   type Descriptor,
   hostPlatform,
-  ImageConfigSchema,
   type ImageManifestDocument,
   type IndexDocument,
-  MAX_CONFIG_BYTES,
   MediaType,
-  parseDocument,
   parseManifest,
   parsePlatform,
   type Schema1Document,
 } from '../manifest/index.js';
-import { schema1NonEmptyLayers, schema1ToOciConfig } from '../manifest/schema1.js';
-import { type ImageReference, parseReference } from '../reference/index.js';
-import type { RegistryClient } from '../registry/client.js';
-import { type ImageDestination, type ImageSource, openDestination, openSource } from '../transport/index.js';
+import { schema1ToOciConfig } from '../manifest/schema1.js';
 import {
   type BlobJob,
   type BlobOutcome,
   type TransferEnv,
   transferBlob,
   uploadWithRetries,
-} from './blobs.js';
-import type { DiffIdTap, LayerSourceBlob } from './convert.js';
-import {
-  type ConvertTarget,
-  keptAnnotations,
-  type LayerAction,
-  type LayerTarget,
-  layerAction,
-} from './layers.js';
+} from '../mirror/blobs.js';
+import type { DiffIdTap, LayerSourceBlob } from '../mirror/convert.js';
+import { type ConvertTarget, copyLayerFacts, keptAnnotations, type LayerTarget } from '../mirror/layers.js';
 import {
   annotationsOf,
   archiveWritten,
@@ -65,16 +53,27 @@ import {
   same,
   schema1BlobSums,
   type Written,
-} from './manifests.js';
-import { type PlanNode, readSourceTree } from './plan.js';
-import { type MirrorProgress, SILENT_MIRROR_PROGRESS } from './progress.js';
-import { emptyCounters, type MirrorResult } from './result.js';
+} from '../mirror/manifests.js';
+import { type MirrorProgress, SILENT_MIRROR_PROGRESS } from '../mirror/progress.js';
+import { emptyCounters, type MirrorResult } from '../mirror/result.js';
+import { formatReference, type ImageReference, parseReference } from '../reference/index.js';
+import type { RegistryClient } from '../registry/client.js';
+import { type CopyLayerDecision, decideCopyLayer, decideSchema1Layer } from '../strategy/copy.js';
+import { type ImageDestination, type ImageSource, openDestination, openSource } from '../transport/index.js';
+import type { BlobLedger } from './ledger.js';
+import {
+  checkDiffIDCount,
+  fetchConfig,
+  readSourceTree,
+  type SourceTree,
+  schema1SizedLayers,
+} from './resolve.js';
 
 /**
  * The converters (decompression, zstd, the chunked writer) load only when a layer needs one: a
  * digest-preserving copy, and above all a re-run that copies nothing, should not pay for them.
  */
-const converters = () => import('./convert.js');
+const converters = () => import('../mirror/convert.js');
 
 export interface CopyOptions {
   /** The client for the source; for the destination too unless destinationClient is given. */
@@ -98,13 +97,47 @@ export interface CopyOptions {
   signal?: AbortSignal | undefined;
   /** Bytes a layer may decompress to when converting (--max-layer-size). */
   maxLayerSize?: number | undefined;
+  /** Blobs the run has placed at registry destinations (shared by the items of one mirror run). */
+  ledger?: BlobLedger | undefined;
 }
 
-/** Copies one image; never throws for a failure of that image: it is in `result.error`. */
-export async function copyImage(
+/**
+ * Copies one image between two references (any transport to any transport); never throws for a
+ * failure of that image: it is in `result.error`.
+ */
+export function copyImage(source: string, destination: string, options: CopyOptions): Promise<MirrorResult> {
+  return copyWith(source, destination, options, () => {
+    const srcRef = parseReference(source);
+    const dstRef = parseReference(destination);
+    checkOptions(options, dstRef);
+    return {
+      src: openSource(srcRef, options.client),
+      dst: () =>
+        openDestination(dstRef, options.destinationClient ?? options.client, {
+          chunkSize: options.chunkSize,
+          archiveName: archiveName(srcRef),
+        }),
+    };
+  });
+}
+
+/** Copies one image between two transports already opened (closed when done), e.g. in-memory ones. */
+export function copyBetween(
+  src: ImageSource,
+  dst: ImageDestination,
+  options: CopyOptions,
+): Promise<MirrorResult> {
+  return copyWith(formatReference(src.reference), formatReference(dst.reference), options, () => {
+    checkOptions(options, dst.reference);
+    return { src, dst: () => dst };
+  });
+}
+
+async function copyWith(
   source: string,
   destination: string,
   options: CopyOptions,
+  open: () => { src: ImageSource; dst: () => ImageDestination },
 ): Promise<MirrorResult> {
   const started = performance.now();
   const progress = options.progress ?? SILENT_MIRROR_PROGRESS;
@@ -122,20 +155,15 @@ export async function copyImage(
   let dst: ImageDestination | undefined;
   let copier: ImageCopier | undefined;
   try {
-    const srcRef = parseReference(source);
-    const dstRef = parseReference(destination);
-    checkOptions(options, dstRef);
-    src = openSource(srcRef, options.client);
-    dst = openDestination(dstRef, options.destinationClient ?? options.client, {
-      chunkSize: options.chunkSize,
-      archiveName: archiveName(srcRef),
-    });
-    const tree = await readSourceTree(src, srcRef, {
+    const opened = open();
+    src = opened.src;
+    dst = opened.dst();
+    const tree = await readSourceTree(src, src.reference, {
       all: options.all ?? false,
       platform: options.platform ? parsePlatform(options.platform) : hostPlatform(),
       signal: options.signal,
     });
-    copier = new ImageCopier(src, srcRef, dst, options, result);
+    copier = new ImageCopier(src, src.reference, dst, options, result);
     await copier.run(tree);
   } catch (error) {
     result.error = asSkiffError(error, { image: source });
@@ -162,13 +190,15 @@ function archiveName(src: ImageReference): string | undefined {
   return src.transport === 'docker' && src.tag ? `${src.registry}/${src.repository}:${src.tag}` : undefined;
 }
 
+/** A layer's decision the copy carries out (refusals have stopped it already). */
+type LayerAction = Exclude<CopyLayerDecision, { action: 'refuse' }>;
+
 type Prepared =
   | { kind: 'index'; doc: IndexDocument; children: Prepared[]; rewrite: boolean }
   | { kind: 'image'; doc: ImageManifestDocument; actions: LayerAction[]; rewrite: boolean }
   | { kind: 'schema1'; doc: Schema1Document; preserve: boolean; rewrite: boolean };
 
 class ImageCopier {
-  private readonly target: LayerTarget | undefined;
   private readonly limit: LimitFunction;
   private readonly tasks = new Map<string, Promise<unknown>>();
   readonly notes = new Set<string>();
@@ -185,7 +215,6 @@ class ImageCopier {
     private readonly options: CopyOptions,
     private readonly result: MirrorResult,
   ) {
-    this.target = dst.traits.layers === 'uncompressed' ? 'tar' : options.convert;
     this.limit = pLimit(options.blobJobs ?? 4);
     this.signal = options.signal ? AbortSignal.any([options.signal, this.abort.signal]) : this.abort.signal;
     const progress = options.progress ?? SILENT_MIRROR_PROGRESS;
@@ -196,10 +225,11 @@ class ImageCopier {
       onStart: (n) => progress.expect(id, n),
       onBytes: (n) => progress.bytes(id, n),
       signal: this.signal,
+      ledger: options.ledger,
     };
   }
 
-  async run(tree: PlanNode): Promise<void> {
+  async run(tree: SourceTree): Promise<void> {
     const prepared = this.prepare(tree);
     await this.dst.init();
     const existing = await this.upToDate(prepared);
@@ -227,7 +257,7 @@ class ImageCopier {
 
   // ---- planning: decide everything, and refuse what cannot be done, before writing anything ----
 
-  private prepare(node: PlanNode): Prepared {
+  private prepare(node: SourceTree): Prepared {
     if (node.kind === 'index') {
       if (!this.dst.traits.indexes)
         throw new UsageError(
@@ -238,10 +268,21 @@ class ImageCopier {
     }
     if (node.doc.kind === 'schema1') return this.prepareSchema1(node.doc);
     const doc = node.doc;
-    const actions = doc.layers.map((layer) => layerAction(layer, this.target));
-    for (const action of actions) if (action.kind === 'copy' && action.note) this.notes.add(action.note);
-    const rewrite = this.dst.traits.layers === 'uncompressed' || actions.some((a) => a.kind === 'convert');
+    const actions = doc.layers.map((layer) => this.decideLayer(layer));
+    for (const action of actions) if (action.action === 'copy' && action.note) this.notes.add(action.note);
+    const rewrite = this.dst.traits.layers === 'uncompressed' || actions.some((a) => a.action === 'convert');
     return { kind: 'image', doc, actions, rewrite };
+  }
+
+  /** The strategy module's decision for one layer; a refusal stops the copy before anything is written. */
+  private decideLayer(layer: Descriptor): LayerAction {
+    const decision = decideCopyLayer(
+      copyLayerFacts(layer, this.options.convert),
+      { layers: this.dst.traits.layers },
+      this.options.convert,
+    );
+    if (decision.action === 'refuse') throw new UsageError(decision.message, { digest: layer.digest });
+    return decision;
   }
 
   private prepareSchema1(doc: Schema1Document): Prepared {
@@ -330,7 +371,7 @@ class ImageCopier {
     actions: LayerAction[],
     rewrite: boolean,
   ): Promise<Written> {
-    const converting = actions.some((a) => a.kind === 'convert');
+    const converting = actions.some((a) => a.action === 'convert');
     const diffIDs = converting ? await this.configDiffIDs(doc) : undefined;
     if (!converting) await this.copyBlob(doc.config);
     const outs = await Promise.all(
@@ -347,11 +388,11 @@ class ImageCopier {
     action: LayerAction,
     diffID: Digest | undefined,
   ): Promise<LayerOut | undefined> {
-    if (action.kind === 'foreign') {
-      this.notes.add('non-distributable layers are referenced, not copied');
+    if (action.action === 'reference') {
+      this.notes.add(action.note);
       return Promise.resolve(undefined);
     }
-    if (action.kind === 'copy') return this.copyBlob(layer).then(() => undefined);
+    if (action.action === 'copy') return this.copyBlob(layer).then(() => undefined);
     return this.convertBlob(layer, action.to, action.from, diffID);
   }
 
@@ -382,36 +423,10 @@ class ImageCopier {
 
   /** Converting needs the DiffIDs: the config is read once, and that read also serves its copy. */
   private async configDiffIDs(doc: ImageManifestDocument): Promise<Digest[]> {
-    const bytes = await this.readConfig(doc.config);
-    const config = parseDocument(ImageConfigSchema, bytes, `config ${doc.config.digest}`);
-    if (config.rootfs.diff_ids.length !== doc.layers.length) {
-      throw new VerificationError(
-        `config ${doc.config.digest} lists ${config.rootfs.diff_ids.length} DiffIDs for ${doc.layers.length} layers`,
-        { digest: doc.config.digest },
-      );
-    }
-    await this.copyBytes(doc.config.digest, bytes);
-    return config.rootfs.diff_ids;
-  }
-
-  private async readConfig(config: Descriptor): Promise<Buffer> {
-    if (config.size > MAX_CONFIG_BYTES)
-      throw new VerificationError(`config ${config.digest} is larger than ${MAX_CONFIG_BYTES} bytes`, {
-        digest: config.digest,
-      });
-    const chunks: Buffer[] = [];
-    let length = 0;
-    for await (const chunk of (await this.src.openBlob(config, this.signal)) as AsyncIterable<Buffer>) {
-      chunks.push(chunk);
-      length += chunk.length;
-      if (length > config.size) break;
-    }
-    const bytes = Buffer.concat(chunks);
-    if (bytes.length !== config.size || sha256(bytes) !== config.digest)
-      throw new VerificationError(`config ${config.digest} does not match its digest`, {
-        digest: config.digest,
-      });
-    return bytes;
+    const config = await fetchConfig(this.src, doc.config, this.signal);
+    const diffIDs = checkDiffIDCount(doc, config);
+    await this.copyBytes(doc.config.digest, config.bytes);
+    return diffIDs;
   }
 
   private convertBlob(
@@ -487,24 +502,17 @@ class ImageCopier {
   }
 
   private async convertSchema1(doc: Schema1Document): Promise<Written> {
-    const m = doc.schema1.manifest;
-    const layers = schema1NonEmptyLayers(m);
-    const sizes = await Promise.all(layers.map((l) => this.src.blobSize(l.blobSum, this.signal)));
+    const layers = await schema1SizedLayers(this.src, doc, this.signal);
+    const decision = decideSchema1Layer({ layers: this.dst.traits.layers }, this.options.convert);
     const outs = await Promise.all(
-      layers.map((l, i) => {
-        const size = sizes[i];
-        if (size === undefined)
-          throw new NotFoundError(`layer ${l.blobSum} of the schema1 manifest is missing from the source`, {
-            digest: l.blobSum,
-          });
-        const layer: Descriptor = { mediaType: MediaType.dockerLayerGzip, digest: l.blobSum, size };
-        return this.target
-          ? this.convertBlob(layer, this.target, 'sniff', undefined)
-          : this.copyWithDiffID(layer);
-      }),
+      layers.map((layer) =>
+        decision.action === 'convert'
+          ? this.convertBlob(layer, decision.to, decision.from, undefined)
+          : this.copyWithDiffID(layer),
+      ),
     );
     const { bytes } = schema1ToOciConfig(
-      m,
+      doc.schema1.manifest,
       outs.map((o) => o.diffID!),
     );
     const config: Descriptor = { mediaType: MediaType.ociConfig, digest: sha256(bytes), size: bytes.length };

@@ -1,12 +1,13 @@
 /** What one layer's execution needs to know, gathered once per pull. */
-import type { TarSizeBound } from '../formats/compression.js';
-import type { LayerFormat } from '../formats/detect.js';
-import type { DecryptionKey } from '../formats/encryption/keys.js';
-import type { IngestOptions } from '../store/ingest.js';
-import type { ResumeSession } from '../store/resume.js';
-import type { StoreSession } from '../store/store.js';
-import type { ImageSource } from '../transport/index.js';
-import type { ResolvedLayer } from './resolve.js';
+
+import type { TarSizeBound } from '../../formats/compression.js';
+import type { LayerFormat } from '../../formats/detect.js';
+import type { DecryptionKey } from '../../formats/encryption/keys.js';
+import type { IngestOptions } from '../../store/ingest.js';
+import type { ResumeSession } from '../../store/resume.js';
+import type { StoreSession } from '../../store/store.js';
+import type { ImageSource } from '../../transport/index.js';
+import type { ResolvedLayer } from '../resolve.js';
 
 export interface LayerContext {
   layer: ResolvedLayer;

@@ -7,10 +7,10 @@
 import fsp from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import pLimit from 'p-limit';
-import type { Digest } from '../digest/index.js';
-import { SkiffError, VerificationError } from '../errors/index.js';
-import type { LayerFormat, ZstdChunkedInfo } from '../formats/detect.js';
-import { normalizeEntryPath } from '../formats/paths.js';
+import type { Digest } from '../../digest/index.js';
+import { SkiffError, VerificationError } from '../../errors/index.js';
+import type { LayerFormat, ZstdChunkedInfo } from '../../formats/detect.js';
+import { normalizeEntryPath } from '../../formats/paths.js';
 import {
   type ChunkedMetadata,
   decompressChunk,
@@ -19,33 +19,29 @@ import {
   readContainersTarSplit,
   TocUnverifiableError,
   type ValidatedToc,
-} from '../formats/zstd-chunked.js';
-import { RangesNotHonouredError } from '../registry/client.js';
-import { PartTruncatedError } from '../registry/range-split.js';
-import { ingestLayer, type RebuildPiece, type StagedLayer } from '../store/ingest.js';
-import { RebuildHasher } from '../store/rebuild-hasher.js';
-import type { ChunkRef } from '../store/records.js';
-import type { PieceLog } from '../store/resume.js';
-import type { Store, StoreSession } from '../store/store.js';
-import { type FetchSet, type PlannedChunk, type PlannedFile, planFetchSet } from '../strategy/fetch-set.js';
-import type { LayerDecision, RuntimeFacts, TocFacts } from '../strategy/index.js';
-import type { ImageSource } from '../transport/index.js';
-import { type ByteRange, batchRanges, coalesceRanges } from '../transport/ranges.js';
-import { asBuffer } from '../util/streams.js';
+} from '../../formats/zstd-chunked.js';
+import { RangesNotHonouredError } from '../../registry/client.js';
+import { PartTruncatedError } from '../../registry/range-split.js';
+import { ingestLayer, type RebuildPiece, type StagedLayer } from '../../store/ingest.js';
+import { RebuildHasher } from '../../store/rebuild-hasher.js';
+import type { ChunkRef } from '../../store/records.js';
+import type { PieceLog } from '../../store/resume.js';
+import type { Store, StoreSession } from '../../store/store.js';
+import {
+  type FetchSet,
+  type PlannedChunk,
+  type PlannedFile,
+  planFetchSet,
+} from '../../strategy/fetch-set.js';
+import type { LayerDecision, RuntimeFacts, TocFacts } from '../../strategy/index.js';
+import type { ImageSource } from '../../transport/index.js';
+import { type ByteRange, batchRanges, coalesceRanges } from '../../transport/ranges.js';
+import { asBuffer } from '../../util/streams.js';
+import { RuntimeFactError } from '../replan.js';
+import type { ResolvedLayer } from '../resolve.js';
 import { FileAssembler, type LocalChunk } from './assembler.js';
 import type { LayerContext } from './context.js';
 import { checkDiffID, checkPartialSize } from './layer-full.js';
-import type { ResolvedLayer } from './resolve.js';
-
-/** A run-time fact for the strategy module; the executor re-plans the layer with it. */
-export class RuntimeFactError extends Error {
-  constructor(
-    readonly fact: RuntimeFacts,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 export interface ChunkedLayer extends ChunkedMetadata {
   fetchSet: FetchSet;

@@ -4,11 +4,11 @@
  */
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import { type Digest, Hasher, sha256 } from '../digest/index.js';
-import { VerificationError } from '../errors/index.js';
-import { type ObjectLocation, readObjectRange } from '../store/packs.js';
-import { PACK_THRESHOLD, type StoreSession } from '../store/store.js';
-import type { PlannedChunk, PlannedFile } from '../strategy/fetch-set.js';
+import { type Digest, Hasher, sha256 } from '../../digest/index.js';
+import { VerificationError } from '../../errors/index.js';
+import { type ObjectLocation, readObjectRange } from '../../store/packs.js';
+import { PACK_THRESHOLD, type StoreSession } from '../../store/store.js';
+import type { PlannedChunk, PlannedFile } from '../../strategy/fetch-set.js';
 
 /** A chunk the store already holds: `size` bytes at `offset` within a stored object. */
 export interface LocalChunk {

@@ -4,17 +4,17 @@
  */
 import fs from 'node:fs';
 import { Readable, type Transform } from 'node:stream';
-import { type Digest, DigestStream } from '../digest/index.js';
-import { SkiffError, VerificationError, writeRefusedErrno } from '../errors/index.js';
-import { decompressor, type TarSizeBound, TarSizeCap } from '../formats/compression.js';
-import { type ChunkedMetadata, tarSplitTarSize } from '../formats/zstd-chunked.js';
-import { isRetriableNetworkError } from '../registry/http.js';
-import { ingestLayer, type StagedLayer } from '../store/ingest.js';
-import type { PrefixWriter } from '../store/resume.js';
-import type { RuntimeFacts } from '../strategy/index.js';
-import { pipeChain } from '../util/streams.js';
+import { type Digest, DigestStream } from '../../digest/index.js';
+import { SkiffError, VerificationError, writeRefusedErrno } from '../../errors/index.js';
+import { decompressor, type TarSizeBound, TarSizeCap } from '../../formats/compression.js';
+import { type ChunkedMetadata, tarSplitTarSize } from '../../formats/zstd-chunked.js';
+import { ByteCounter } from '../../pull/progress.js';
+import { isRetriableNetworkError } from '../../registry/http.js';
+import { ingestLayer, type StagedLayer } from '../../store/ingest.js';
+import type { PrefixWriter } from '../../store/resume.js';
+import type { RuntimeFacts } from '../../strategy/index.js';
+import { pipeChain } from '../../util/streams.js';
 import type { LayerContext } from './context.js';
-import { ByteCounter } from './progress.js';
 
 export async function pullFull(ctx: LayerContext): Promise<StagedLayer> {
   const { layer, format, session } = ctx;
@@ -146,7 +146,7 @@ async function* resumedBlob(
 
 /** The encryption module (and jose behind it) is loaded only for encrypted layers. */
 async function decryptStream(ctx: LayerContext): Promise<Transform> {
-  const { createDecryptStream, unwrapLayerKey } = await import('../formats/encryption/index.js');
+  const { createDecryptStream, unwrapLayerKey } = await import('../../formats/encryption/index.js');
   return createDecryptStream(await unwrapLayerKey(ctx.layer.annotations ?? {}, ctx.keys));
 }
 
