@@ -23,7 +23,9 @@ export interface Squid {
   /** http://127.0.0.1:PORT */
   url: string;
   port: number;
-  /** The CONNECT targets (host:port) logged so far, after every earlier tunnel was logged. */
+  /** Every request logged so far (CONNECT host:port, GET http://…), after all earlier ones were. */
+  requests(): Promise<Array<{ method: string; url: string }>>;
+  /** The CONNECT targets (host:port) among them. */
   connects(): Promise<string[]>;
   stop(): Promise<void>;
 }
@@ -55,25 +57,27 @@ export async function startSquid(options: SquidOptions): Promise<Squid> {
     });
     if (await waitListening(port, child)) {
       let sentinel = 0;
+      // squid logs a tunnel when it closes: a request of our own, logged after those before it,
+      // tells us the log is complete up to now.
+      const requests = async () => {
+        const mark = `/sentinel-${sentinel++}`;
+        await plainRequestThrough(port, `http://${SENTINEL}:1${mark}`);
+        for (;;) {
+          const lines = fs.existsSync(accessLog) ? fs.readFileSync(accessLog, 'utf8').split('\n') : [];
+          if (lines.some((l) => l.includes(mark))) {
+            return lines
+              .map((l) => l.split(/\s+/))
+              .filter((f) => f.length > 6 && !f[6]!.includes(SENTINEL))
+              .map((f) => ({ method: f[5]!, url: f[6]! }));
+          }
+          await delay(50);
+        }
+      };
       return {
         url: `http://127.0.0.1:${port}`,
         port,
-        // squid logs a tunnel when it closes: a request of our own, logged after those before it,
-        // tells us the log is complete up to now.
-        connects: async () => {
-          const mark = `/sentinel-${sentinel++}`;
-          await plainRequestThrough(port, `http://${SENTINEL}:1${mark}`);
-          for (;;) {
-            const lines = fs.existsSync(accessLog) ? fs.readFileSync(accessLog, 'utf8').split('\n') : [];
-            if (lines.some((l) => l.includes(mark))) {
-              return lines
-                .map((l) => l.split(/\s+/))
-                .filter((f) => f[5] === 'CONNECT')
-                .map((f) => f[6]!);
-            }
-            await delay(50);
-          }
-        },
+        requests,
+        connects: async () => (await requests()).filter((r) => r.method === 'CONNECT').map((r) => r.url),
         stop: async () => {
           await stopChild(child);
           fs.rmSync(dir, { recursive: true, force: true });

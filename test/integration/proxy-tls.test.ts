@@ -6,9 +6,12 @@
 // directories as the yardstick.
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
+import type net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { pushChunkedPair } from '../harness/chunked-pair.js';
 import { expectCleanStderr, runCli, tempDir } from '../harness/cli.js';
 import { TestCa } from '../harness/pki.js';
 import {
@@ -25,6 +28,10 @@ const SKOPEO_MODERN = '/opt/skopeo-modern/skopeo';
 const shared = inject('registry');
 const NAME = 'registry.skiff.test';
 const ALIAS = 'alias.skiff.test';
+/** One plain-HTTP server playing a registry front (FRONT), its token server and its blob storage. */
+const FRONT = 'front.skiff.test';
+const TOKEN_HOST = 'token.skiff.test';
+const STORAGE = 'storage.skiff.test';
 const IMAGE = 'fixtures/gzip:latest';
 
 let work: { dir: string; cleanup: () => void };
@@ -32,6 +39,7 @@ let ca: TestCa;
 let tlsRegistry: RunningRegistry;
 let mtlsRegistry: RunningRegistry;
 let proxy: Squid;
+let front: { port: number; storageAuthorizations: Array<string | undefined>; close(): Promise<void> };
 let port: string;
 let mtlsPort: string;
 /** --cert-dir directories: the CA; the CA and a client certificate; a stranger's client certificate. */
@@ -79,8 +87,11 @@ beforeAll(async () => {
   [tlsRegistry, mtlsRegistry, proxy] = await Promise.all([
     startRegistry({ tls: { certificate: server.cert, key: server.key } }),
     startRegistry({ tls: { certificate: server.cert, key: server.key, clientCAs: [ca.cert] } }),
-    startSquid({ hosts: { [NAME]: '127.0.0.1', [ALIAS]: '127.0.0.1' } }),
+    startSquid({
+      hosts: Object.fromEntries([NAME, ALIAS, FRONT, TOKEN_HOST, STORAGE].map((h) => [h, '127.0.0.1'])),
+    }),
   ]);
+  front = await startFront();
   port = tlsRegistry.host.split(':')[1]!;
   mtlsPort = mtlsRegistry.host.split(':')[1]!;
   await Promise.all([
@@ -90,12 +101,54 @@ beforeAll(async () => {
       '--dest-cert-dir',
       clientDir,
     ]),
+    pushChunkedPair(tlsRegistry.host, 'chunked', work.dir),
   ]);
 });
 afterAll(async () => {
-  await Promise.all([tlsRegistry?.stop(), mtlsRegistry?.stop(), proxy?.stop()]);
+  await Promise.all([tlsRegistry?.stop(), mtlsRegistry?.stop(), proxy?.stop(), front?.close()]);
   work?.cleanup();
 });
+
+/**
+ * By the Host a request names: FRONT answers 401 with a Bearer challenge whose realm is on
+ * TOKEN_HOST, redirects blob GETs to STORAGE, and passes the rest to the shared registry.
+ */
+async function startFront(): Promise<typeof front> {
+  const storageAuthorizations: Array<string | undefined> = [];
+  const server = http.createServer(async (req, res) => {
+    const name = (req.headers.host ?? '').split(':')[0];
+    const where = req.url ?? '/';
+    if (name === TOKEN_HOST) {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"token":"t0k3n"}');
+      return;
+    }
+    if (name === FRONT && req.headers.authorization !== 'Bearer t0k3n') {
+      const realm = `http://${TOKEN_HOST}:${front.port}/token`;
+      res.writeHead(401, { 'www-authenticate': `Bearer realm="${realm}",service="front"` }).end();
+      return;
+    }
+    if (name === FRONT && where.includes('/blobs/')) {
+      res.writeHead(307, { location: `http://${STORAGE}:${front.port}${where}` }).end();
+      return;
+    }
+    if (name === STORAGE) storageAuthorizations.push(req.headers.authorization);
+    const headers: Record<string, string> = {};
+    for (const h of ['accept', 'range']) if (typeof req.headers[h] === 'string') headers[h] = req.headers[h];
+    const upstream = await fetch(`http://${shared}${where}`, { method: req.method ?? 'GET', headers });
+    const answer: Record<string, string> = {};
+    for (const h of ['content-type', 'content-range', 'docker-content-digest']) {
+      const value = upstream.headers.get(h);
+      if (value) answer[h] = value;
+    }
+    res.writeHead(upstream.status, answer).end(Buffer.from(await upstream.arrayBuffer()));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    storageAuthorizations,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
 
 describe('HTTPS_PROXY', () => {
   it('a pull goes through the proxy: each connection is a CONNECT it logged; certs.d under $HOME trusts the CA', async () => {
@@ -108,6 +161,29 @@ describe('HTTPS_PROXY', () => {
     const connects = await newConnects(before);
     expect(connects.length).toBeGreaterThan(0);
     expect(new Set(connects)).toEqual(new Set([`${NAME}:${port}`]));
+  });
+
+  it('a partial pull through the proxy: the ranges of v2 travel its tunnels', async () => {
+    const env = { HTTPS_PROXY: proxy.url, SKIFF_STORE: fresh('store'), HOME: fresh('home') };
+    const v1 = await runCli(['pull', `${NAME}:${port}/chunked:v1`, '--cert-dir', caDir], env);
+    expect(v1.code, v1.stderr).toBe(0);
+    const before = await proxy.connects();
+    const v2 = await runCli(['pull', `${NAME}:${port}/chunked:v2`, '--cert-dir', caDir, '--json'], env);
+    expect(v2.code, v2.stderr).toBe(0);
+    expect(JSON.parse(v2.stdout).layers[0]).toMatchObject({ method: 'partial' });
+    expect(await newConnects(before)).toContain(`${NAME}:${port}`);
+  });
+
+  it('HTTP_PROXY carries plain-HTTP registries: the token request and the blob redirect to another host too', async () => {
+    const before = (await proxy.requests()).length;
+    const result = await pull(`${FRONT}:${front.port}/${IMAGE}`, ['--tls-verify=false'], {
+      HTTP_PROXY: proxy.url,
+    });
+    expect(result.code, result.stderr).toBe(0);
+    const seen = (await proxy.requests()).slice(before).map((r) => `${r.method} ${new URL(r.url).host}`);
+    for (const host of [FRONT, TOKEN_HOST, STORAGE]) expect(seen).toContain(`GET ${host}:${front.port}`);
+    expect(front.storageAuthorizations.length).toBeGreaterThan(0);
+    expect(front.storageAuthorizations.every((a) => a === undefined)).toBe(true);
   });
 
   it('the lower-case https_proxy works the same', async () => {
