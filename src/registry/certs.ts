@@ -52,6 +52,15 @@ export function registryTls(host: string, locations: CertsLocations = {}): Regis
   if (!dir && locations.certDir)
     throw new UsageError(`certificate directory ${locations.certDir} does not exist`);
   if (!dir) return { dir, searched, caFiles: [], clientCertFiles: [], options: {} };
+  try {
+    return readCertsDir(dir, searched);
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    throw new UsageError(`cannot read certificate directory ${dir}: ${(error as Error).message}`, {}, error);
+  }
+}
+
+function readCertsDir(dir: string, searched: string[]): RegistryTls {
   const names = fs.readdirSync(dir).sort();
   const has = (name: string) => names.includes(name);
   const caFiles: string[] = [];

@@ -7,7 +7,7 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import type net from 'node:net';
+import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -232,6 +232,28 @@ describe('HTTPS_PROXY', () => {
     expect(line).toContain(`cannot reach proxy http://alice:***@127.0.0.1:${closed} (for ${NAME}:${port})`);
     expect(line).toContain('ECONNREFUSED');
     expect(result.stderr + result.stdout).not.toContain('pr0xy-s3cret');
+  });
+
+  it('a proxy that opens the tunnel and drops it: exit 5 after the retries, naming the proxy', async () => {
+    const dropper = net.createServer((socket) => {
+      socket.once('data', () => {
+        socket.write('HTTP/1.1 200 Connection established\r\n\r\n');
+        socket.resetAndDestroy();
+      });
+    });
+    await new Promise<void>((resolve) => dropper.listen(0, '127.0.0.1', resolve));
+    const proxyUrl = `http://127.0.0.1:${(dropper.address() as net.AddressInfo).port}`;
+    try {
+      const result = await pull(`${NAME}:${port}/${IMAGE}`, ['--cert-dir', caDir, '--retry-times', '1'], {
+        HTTPS_PROXY: proxyUrl,
+      });
+      expect(result.code).toBe(5);
+      expect(expectCleanStderr(result)).toContain(
+        `the connection to ${NAME}:${port} through proxy ${proxyUrl} failed: ECONNRESET`,
+      );
+    } finally {
+      await new Promise((resolve) => dropper.close(resolve));
+    }
   });
 
   it('a proxy that refuses the tunnel (403): exit 5 at once, naming the proxy', async () => {
