@@ -129,7 +129,7 @@ function certificateError(code: string, error: unknown, route: ConnectionRoute):
   if (alert) {
     const message =
       clientFiles.length === 0
-        ? `${host}${forRegistry} requires a TLS client certificate and skiff has none for it (${alert}); ${lookedIn(tls)} for NAME.cert with NAME.key`
+        ? `${host}${forRegistry} requires a TLS client certificate and skiff has none for it (${alert}); ${lookedIn(tls, 'NAME.cert with NAME.key')}`
         : `${host}${forRegistry} rejected the TLS client certificate ${clientFiles.join(', ')} (${alert})`;
     return new CertificateError(message, {}, error);
   }
@@ -149,13 +149,13 @@ function trustedCas(tls: RegistryTls | undefined): string {
   const roots = `Node's default roots${extra}`;
   if (!tls) return roots;
   if (tls.caFiles.length > 0) return `${roots} and ${tls.caFiles.join(', ')}`;
-  return `${roots} only; ${lookedIn(tls)} for *.crt`;
+  return `${roots} only; ${lookedIn(tls, '*.crt')}`;
 }
 
-function lookedIn(tls: RegistryTls | undefined): string {
+function lookedIn(tls: RegistryTls | undefined, what: string): string {
   if (!tls) return 'no certs.d directory applies';
-  if (tls.dir) return `${tls.dir} has none`;
-  return `skiff looked in ${tls.searched.join(', ')} (none exists)`;
+  if (tls.dir) return `${tls.dir} holds no ${what}`;
+  return `skiff looked for ${what} in ${tls.searched.join(', ')} (none exists)`;
 }
 
 function altnameReason(error: unknown): string {
