@@ -43,6 +43,56 @@ export class TestCa {
     return this.issue(file, names[0]!, [`subjectAltName=${san}`, 'extendedKeyUsage=serverAuth']);
   }
 
+  /** A server certificate that expired in 2020 (`openssl ca` takes dates in the past). */
+  expiredServer(file: string, names: string[]): Issued {
+    const key = path.join(this.dir, `${file}-key.pem`);
+    const csr = path.join(this.dir, `${file}.csr`);
+    const cert = path.join(this.dir, `${file}.pem`);
+    openssl(['req', ...newKey(key), '-out', csr, '-subj', `/CN=${names[0]}`], [], this.dir);
+    const config = path.join(this.dir, `${file}-ca.cnf`);
+    fs.writeFileSync(path.join(this.dir, `${file}-index.txt`), '');
+    fs.writeFileSync(path.join(this.dir, `${file}-serial.txt`), '01\n');
+    fs.writeFileSync(
+      config,
+      [
+        '[ca]',
+        'default_ca = dated',
+        '[dated]',
+        `database = ${path.join(this.dir, `${file}-index.txt`)}`,
+        `new_certs_dir = ${this.dir}`,
+        `serial = ${path.join(this.dir, `${file}-serial.txt`)}`,
+        'default_md = sha256',
+        'policy = any',
+        'unique_subject = no',
+        '[any]',
+        'commonName = supplied',
+        '',
+      ].join('\n'),
+    );
+    const dates = ['-startdate', '20200101000000Z', '-enddate', '20200102000000Z'];
+    openssl(
+      [
+        'ca',
+        '-batch',
+        '-notext',
+        '-config',
+        config,
+        '-cert',
+        this.cert,
+        '-keyfile',
+        this.key,
+        '-in',
+        csr,
+        '-out',
+        cert,
+        ...dates,
+      ],
+      [`subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}`],
+      this.dir,
+    );
+    return { cert, key };
+  }
+
   client(file: string): Issued {
     return this.issue(file, 'skiff test client', ['extendedKeyUsage=clientAuth']);
   }
@@ -79,13 +129,14 @@ function newKey(keyFile: string): string[] {
   return ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyFile];
 }
 
-/** Runs openssl with the extensions in a file (`-extfile` for x509, `-addext` for req -x509). */
+/** Runs openssl with the extensions in a file (`-extfile` for x509 and ca, `-addext` for req -x509). */
 function openssl(args: string[], extensions: string[], dir: string): void {
   const extra: string[] = [];
   if (extensions.length > 0) {
     const extFile = path.join(dir, `ext-${process.hrtime.bigint()}.cnf`);
     fs.writeFileSync(extFile, `${extensions.join('\n')}\n`);
-    extra.push(...(args[0] === 'x509' ? ['-extfile', extFile] : extensions.flatMap((e) => ['-addext', e])));
+    const inFile = args[0] === 'x509' || args[0] === 'ca';
+    extra.push(...(inFile ? ['-extfile', extFile] : extensions.flatMap((e) => ['-addext', e])));
   }
   execFileSync('openssl', [...args, ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
 }

@@ -38,6 +38,7 @@ let work: { dir: string; cleanup: () => void };
 let ca: TestCa;
 let tlsRegistry: RunningRegistry;
 let mtlsRegistry: RunningRegistry;
+let expiredRegistry: RunningRegistry;
 let proxy: Squid;
 let front: { port: number; storageAuthorizations: Array<string | undefined>; close(): Promise<void> };
 let port: string;
@@ -80,13 +81,15 @@ beforeAll(async () => {
   ca = new TestCa(path.join(work.dir, 'pki'));
   const server = ca.server('server', [NAME, 'IP:127.0.0.1']);
   const client = ca.client('client');
+  const expired = ca.expiredServer('expired', [NAME]);
   const stranger = new TestCa(path.join(work.dir, 'stranger'), 'stranger').client('stranger-client');
   caDir = certDir({ 'ca.crt': ca.cert });
   clientDir = certDir({ 'ca.crt': ca.cert, 'client.cert': client.cert, 'client.key': client.key });
   strangerDir = certDir({ 'ca.crt': ca.cert, 'client.cert': stranger.cert, 'client.key': stranger.key });
-  [tlsRegistry, mtlsRegistry, proxy] = await Promise.all([
+  [tlsRegistry, mtlsRegistry, expiredRegistry, proxy] = await Promise.all([
     startRegistry({ tls: { certificate: server.cert, key: server.key } }),
     startRegistry({ tls: { certificate: server.cert, key: server.key, clientCAs: [ca.cert] } }),
+    startRegistry({ tls: { certificate: expired.cert, key: expired.key } }),
     startSquid({
       hosts: Object.fromEntries([NAME, ALIAS, FRONT, TOKEN_HOST, STORAGE].map((h) => [h, '127.0.0.1'])),
     }),
@@ -105,7 +108,13 @@ beforeAll(async () => {
   ]);
 });
 afterAll(async () => {
-  await Promise.all([tlsRegistry?.stop(), mtlsRegistry?.stop(), proxy?.stop(), front?.close()]);
+  await Promise.all([
+    tlsRegistry?.stop(),
+    mtlsRegistry?.stop(),
+    expiredRegistry?.stop(),
+    proxy?.stop(),
+    front?.close(),
+  ]);
   work?.cleanup();
 });
 
@@ -333,6 +342,17 @@ describe('certificates', () => {
     expect(result.code).toBe(5);
     expect(expectCleanStderr(result)).toContain(
       `the TLS certificate of ${ALIAS}:${port} failed verification: it is not issued for this host name`,
+    );
+  });
+
+  it('an expired certificate: exit 5 saying so', async () => {
+    const expiredPort = expiredRegistry.host.split(':')[1]!;
+    const result = await pull(`${NAME}:${expiredPort}/${IMAGE}`, ['--cert-dir', caDir], {
+      HTTPS_PROXY: proxy.url,
+    });
+    expect(result.code).toBe(5);
+    expect(expectCleanStderr(result)).toContain(
+      `the TLS certificate of ${NAME}:${expiredPort} failed verification: it has expired (CERT_HAS_EXPIRED)`,
     );
   });
 
