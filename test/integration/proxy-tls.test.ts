@@ -317,7 +317,7 @@ describe('HTTPS_PROXY', () => {
 describe('certificates', () => {
   it('a registry whose CA skiff does not know: exit 5 at once, naming the host, the check and where skiff looked', async () => {
     const home = fresh('home');
-    const result = await pull(`${NAME}:${port}/${IMAGE}`, ['--retry-times', '3'], {
+    const result = await pull(`${NAME}:${port}/${IMAGE}`, ['--retry-times', '3', '--json'], {
       HTTPS_PROXY: proxy.url,
       HOME: home,
     });
@@ -330,6 +330,7 @@ describe('certificates', () => {
     expect(line).toContain(`/etc/containers/certs.d/${NAME}:${port}`);
     expect(line).toContain(`/etc/docker/certs.d/${NAME}:${port}`);
     expect(result.stderr).not.toContain('retrying');
+    expect(JSON.parse(result.stdout).error).toMatchObject({ kind: 'certificate', exitCode: 5 });
   });
 
   it('--tls-verify=false still pulls from it', async () => {
