@@ -228,24 +228,17 @@ export class HttpClient {
     const replayable = !request.body || Buffer.isBuffer(request.body);
     const retries = this.retryBudget({ signal, maxFailures: replayable ? undefined : 0 });
     for (;;) {
-      // The URL being talked to: a failure after a redirect is the redirect target's.
-      const at = { url: request.url };
-      let route: ConnectionRoute | undefined;
+      // The URL being talked to, and how: a failure after a redirect is the redirect target's.
+      const at: { url: URL; route?: ConnectionRoute } = { url: request.url };
       try {
-        const res = await this.sendFollowingRedirects(
-          request,
-          at,
-          (r) => {
-            route = r;
-          },
-          signal,
-        );
+        const res = await this.sendFollowingRedirects(request, at, signal);
         if (RETRIABLE_STATUS.has(res.status)) {
           const detail = await errorDetail(res);
           throw new HttpStatusError(res.status, res.url, detail, retryAfterMs(res.headers['retry-after']));
         }
         return res;
       } catch (error) {
+        const { route } = at;
         const failure = route ? classifyConnectionFailure(error, route) : error;
         const final = (e: unknown) => (route && finalConnectionError(e, route)) ?? toSkiffError(e);
         await retries.next(failure, { host: at.url.host, final });
@@ -255,8 +248,7 @@ export class HttpClient {
 
   private async sendFollowingRedirects(
     request: HttpRequest,
-    at: { url: URL },
-    onRoute: (route: ConnectionRoute) => void,
+    at: { url: URL; route?: ConnectionRoute },
     signal?: AbortSignal,
   ): Promise<HttpResponse> {
     const registry = request.registry ?? request.url.host;
@@ -265,9 +257,8 @@ export class HttpClient {
     let headers: Record<string, string> = { 'user-agent': this.userAgent, ...request.headers };
     let body = request.body ?? null;
     for (let hop = 0; ; hop++) {
-      const route = this.route(url, registry);
-      onRoute(route);
-      const res = await undiciRequest.call(route.dispatcher, {
+      at.route = this.route(url, registry);
+      const res = await undiciRequest.call(at.route.dispatcher, {
         origin: url.origin,
         path: `${url.pathname}${url.search}`,
         method,
