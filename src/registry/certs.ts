@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import tls from 'node:tls';
+import type tls from 'node:tls';
 import { UsageError } from '../errors/index.js';
 
 /** Where the certs.d directories are; tests point them at temporary directories. */
@@ -87,8 +87,11 @@ function readCertsDir(dir: string, searched: string[]): RegistryTls {
     }
   }
   const options: RegistryTls['options'] = {};
-  if (caFiles.length > 0)
-    options.ca = [...tls.getCACertificates('default'), ...caFiles.map((f) => fs.readFileSync(f, 'utf8'))];
+  if (caFiles.length > 0) {
+    // node:tls only when a directory adds CAs: loading it would lengthen every command's start-up.
+    const { getCACertificates } = process.getBuiltinModule('node:tls');
+    options.ca = [...getCACertificates('default'), ...caFiles.map((f) => fs.readFileSync(f, 'utf8'))];
+  }
   if (certs.length > 0) {
     options.cert = certs;
     options.key = keys;
