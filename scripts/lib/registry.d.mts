@@ -13,6 +13,8 @@ export interface RegistryOptions {
   htpasswd?: string;
   /** Write the access log to logFile (for counting requests). */
   accessLog?: boolean;
+  /** Serve HTTPS with these PEM files; with clientCAs, require a client certificate they signed. */
+  tls?: { certificate: string; key: string; clientCAs?: string[] };
 }
 export function freePort(): Promise<number>;
 export function startRegistry(options?: RegistryOptions): Promise<RunningRegistry>;

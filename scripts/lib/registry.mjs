@@ -20,7 +20,10 @@ export function freePort() {
 }
 
 /**
- * @param {{ schema1?: boolean, htpasswd?: string, accessLog?: boolean }} [options]
+ * `tls` serves HTTPS with the given PEM files; `clientCAs` makes it require client certificates
+ * signed by one of them (distribution's http.tls.clientcas).
+ * @typedef {{ certificate: string, key: string, clientCAs?: string[] }} RegistryTls
+ * @param {{ schema1?: boolean, htpasswd?: string, accessLog?: boolean, tls?: RegistryTls }} [options]
  * @returns {Promise<{ host: string, dataDir: string, logFile: string, stop(): Promise<void> }>}
  */
 export async function startRegistry(options = {}) {
@@ -34,7 +37,7 @@ export async function startRegistry(options = {}) {
     const child = spawn('docker-registry', ['serve', configPath], { stdio: ['ignore', log, log] });
     fs.closeSync(log);
     const host = `127.0.0.1:${port}`;
-    if (await waitReady(host, child))
+    if (await (options.tls ? waitListening(port, child) : waitReady(host, child)))
       return { host, dataDir, logFile, stop: () => stopChild(child, dataDir) };
     await stopChild(child, undefined);
     if (attempt >= 3)
@@ -58,6 +61,11 @@ function registryConfig(dataDir, port, options) {
     `  addr: 127.0.0.1:${port}`,
     '  secret: skiff-test-secret',
   ];
+  if (options.tls) {
+    lines.push('  tls:', `    certificate: ${options.tls.certificate}`, `    key: ${options.tls.key}`);
+    if (options.tls.clientCAs)
+      lines.push('    clientcas:', ...options.tls.clientCAs.map((f) => `      - ${f}`));
+  }
   if (options.schema1) lines.push('compatibility:', '  schema1:', '    enabled: true');
   if (options.htpasswd) {
     fs.writeFileSync(path.join(dataDir, 'htpasswd'), options.htpasswd);
@@ -80,6 +88,21 @@ async function waitReady(host, child) {
     } catch {
       // not listening yet
     }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return false;
+}
+
+/** A TLS registry may want a client certificate: listening is the readiness there. */
+async function waitListening(port, child) {
+  for (let i = 0; i < 200; i++) {
+    if (child.exitCode !== null) return false;
+    const open = await new Promise((resolve) => {
+      const socket = net.connect(port, '127.0.0.1');
+      socket.once('connect', () => resolve(socket.destroy() && true));
+      socket.once('error', () => resolve(false));
+    });
+    if (open) return true;
     await new Promise((r) => setTimeout(r, 50));
   }
   return false;

@@ -27,6 +27,10 @@ export const registryFlags = {
       'require HTTPS and verified certificates (skopeo spelling: --tls-verify=false is --insecure)',
     allowNo: true,
   }),
+  'cert-dir': Flags.string({
+    description:
+      'directory of *.crt CAs and NAME.cert/NAME.key client certificates for the registry, instead of certs.d',
+  }),
   'retry-times': Flags.integer({ description: 'retries of a failed request', default: 4, min: 0 }),
   'retry-delay': Flags.integer({
     description: 'first retry delay in milliseconds (doubles each time)',
@@ -53,6 +57,10 @@ export const endFlags = {
     description: 'require HTTPS and verified certificates from the destination (default: --tls-verify)',
     allowNo: true,
   }),
+  'src-cert-dir': Flags.string({ description: 'certificate directory for the source (default: --cert-dir)' }),
+  'dest-cert-dir': Flags.string({
+    description: 'certificate directory for the destination (default: --cert-dir)',
+  }),
 };
 
 export interface RegistryFlagValues {
@@ -61,6 +69,7 @@ export interface RegistryFlagValues {
   'registries-conf'?: string | undefined;
   insecure: boolean;
   'tls-verify'?: boolean | undefined;
+  'cert-dir'?: string | undefined;
   'retry-times': number;
   'retry-delay': number;
   'stall-timeout': number;
@@ -71,12 +80,15 @@ export interface EndFlagValues {
   'dest-creds'?: string | undefined;
   'src-tls-verify'?: boolean | undefined;
   'dest-tls-verify'?: boolean | undefined;
+  'src-cert-dir'?: string | undefined;
+  'dest-cert-dir'?: string | undefined;
 }
 
 interface ClientSettings {
   creds: string | undefined;
   credsFlag: string;
   tlsVerify: boolean | undefined;
+  certDir: string | undefined;
 }
 
 /** Where notices (a retry's wait) go: a line on stderr, above the progress display when there is one. */
@@ -92,7 +104,7 @@ export async function registryClient(
 ): Promise<RegistryClient> {
   return clientFor(
     flags,
-    { creds: flags.creds, credsFlag: '--creds', tlsVerify: undefined },
+    { creds: flags.creds, credsFlag: '--creds', tlsVerify: undefined, certDir: flags['cert-dir'] },
     connections,
     say,
     sources,
@@ -109,14 +121,19 @@ export async function endClients(
     creds: flags['src-creds'] ?? flags.creds,
     credsFlag: flags['src-creds'] ? '--src-creds' : '--creds',
     tlsVerify: flags['src-tls-verify'],
+    certDir: flags['src-cert-dir'] ?? flags['cert-dir'],
   };
   const destination: ClientSettings = {
     creds: flags['dest-creds'] ?? flags.creds,
     credsFlag: flags['dest-creds'] ? '--dest-creds' : '--creds',
     tlsVerify: flags['dest-tls-verify'],
+    certDir: flags['dest-cert-dir'] ?? flags['cert-dir'],
   };
   const sourceClient = await clientFor(flags, source, connections, say);
-  const alike = source.creds === destination.creds && source.tlsVerify === destination.tlsVerify;
+  const alike =
+    source.creds === destination.creds &&
+    source.tlsVerify === destination.tlsVerify &&
+    source.certDir === destination.certDir;
   return {
     source: sourceClient,
     destination: alike ? sourceClient : await clientFor(flags, destination, connections, say),
@@ -136,6 +153,7 @@ async function clientFor(
   return new RegistryClient({
     insecure: flags.insecure || tlsVerify === false,
     connections,
+    ...(end.certDir ? { certs: { certDir: end.certDir } } : {}),
     retry: {
       retries: flags['retry-times'],
       minDelayMs: flags['retry-delay'],

@@ -23,6 +23,7 @@ export type ErrorKind =
   | 'convert-only'
   | 'verification'
   | 'network'
+  | 'certificate'
   | 'store-busy'
   | 'store-write';
 
@@ -114,6 +115,17 @@ export class VerificationError extends SkiffError {
 export class NetworkError extends SkiffError {
   constructor(message: string, context: ErrorContext = {}, cause?: unknown) {
     super('network', ExitCode.network, message, context, cause);
+  }
+}
+
+/**
+ * A TLS handshake failed a certificate check (unknown CA, wrong name, expired, client certificate
+ * required or refused): exit 5 like other network failures, but never retried, and said with the
+ * host, the check and where skiff looked for CAs (docs/network.md "Certificates").
+ */
+export class CertificateError extends SkiffError {
+  constructor(message: string, context: ErrorContext = {}, cause?: unknown) {
+    super('certificate', ExitCode.network, message, context, cause);
   }
 }
 

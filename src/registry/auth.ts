@@ -135,6 +135,7 @@ export class Authenticator {
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
         body: Buffer.from(form.toString()),
         credentialBody: true,
+        registry: host,
       });
     } else {
       if (service) url.searchParams.set('service', service);
@@ -144,7 +145,7 @@ export class Authenticator {
         const { username, password } = found.credential;
         headers.authorization = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
       }
-      res = await this.http.send({ method: 'GET', url, headers });
+      res = await this.http.send({ method: 'GET', url, headers, registry: host });
     }
     if (res.status !== 200) {
       const detail = await errorDetail(res);

@@ -2,6 +2,8 @@
  * The HTTP core every registry operation goes through: scheme choice (loopback and insecure hosts
  * may use plain HTTP), redirects (Authorization never crosses to another host), retries with
  * backoff that honour Retry-After (retry.ts), and mapping of final failures to skiff's exit codes.
+ * Connections go through the environment's proxy (proxy.ts) with each registry's TLS settings
+ * (certs.ts); a certificate or proxy refusal is said as such and not retried (network-errors.ts).
  */
 import { createRequire } from 'node:module';
 import type { Readable } from 'node:stream';
@@ -14,6 +16,14 @@ import {
   VerificationError,
 } from '../errors/index.js';
 import { isLoopbackHost } from '../reference/index.js';
+import { type CertsLocations, type RegistryTls, registryTls } from './certs.js';
+import {
+  type ConnectionRoute,
+  classifyConnectionFailure,
+  finalConnectionError,
+  networkError,
+} from './network-errors.js';
+import { type ProxyEnvironment, proxyEnvironment, proxyFor } from './proxy.js';
 import {
   type BudgetOptions,
   DEFAULT_RETRY,
@@ -57,6 +67,11 @@ export interface HttpRequest {
   body?: Buffer | Readable | null;
   /** The body carries a credential (a refresh token): a redirect to another origin is refused. */
   credentialBody?: boolean;
+  /**
+   * The registry the request is made for (default: the URL's host). Its certs.d directory sets
+   * TLS for the request, its redirects and its token server, as containers/image does.
+   */
+  registry?: string;
 }
 
 export interface HttpResponse {
@@ -79,21 +94,37 @@ export interface HttpClientOptions {
   connections?: number;
   userAgent?: string;
   dispatcher?: Dispatcher;
+  /** `--cert-dir` and the certs.d directories (docs/network.md "Certificates"). */
+  certs?: CertsLocations;
+  /** HTTPS_PROXY, HTTP_PROXY, NO_PROXY (default: read from the environment). */
+  proxies?: ProxyEnvironment;
+}
+
+/**
+ * undici's ProxyAgent, from the package index and only when a proxy is set: the tunnel uses the
+ * CONNECT API, which the index installs on undici's dispatchers.
+ */
+type ProxyAgentClass = typeof import('undici').ProxyAgent;
+function ProxyAgent(): ProxyAgentClass {
+  return (requireCjs('undici') as typeof import('undici')).ProxyAgent;
 }
 
 export class HttpClient {
   readonly retry: RetryPolicy;
-  private readonly dispatcher: Dispatcher;
-  private readonly lenientTls: Dispatcher;
+  private readonly agentSettings: UndiciAgent.Options;
+  private readonly proxies: ProxyEnvironment;
+  /** One dispatcher per registry TLS profile, TLS policy and proxy, made when first needed. */
+  private readonly dispatchers = new Map<string, Dispatcher>();
+  private readonly tlsSettings = new Map<string, RegistryTls>();
   private readonly userAgent: string;
   private readonly schemes = new Map<string, Promise<'https' | 'http'>>();
 
   constructor(private readonly options: HttpClientOptions = {}) {
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
-    const connections = options.connections ?? 8;
     // A read that waits the stall timeout for a byte (headers or body) fails; RetryBudget makes
     // that final. Writing a request body refreshes undici's headers timer, so uploads are not cut.
-    const settings = {
+    this.agentSettings = {
+      connections: options.connections ?? 8,
       headersTimeout: this.retry.stallTimeoutMs,
       bodyTimeout: this.retry.stallTimeoutMs,
       connectTimeout: 15_000,
@@ -102,9 +133,7 @@ export class HttpClient {
       // `connections` per origin are built and tested on HTTP/1.1 (one request per connection).
       allowH2: false,
     };
-    this.dispatcher = options.dispatcher ?? new Agent({ connections, ...settings });
-    this.lenientTls =
-      options.dispatcher ?? new Agent({ connections, ...settings, connect: { rejectUnauthorized: false } });
+    this.proxies = options.proxies ?? proxyEnvironment();
     this.userAgent = options.userAgent ?? 'skiff/0.1';
   }
 
@@ -114,7 +143,11 @@ export class HttpClient {
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled([this.dispatcher.close(), this.lenientTls.close()]);
+    const dispatchers = [
+      ...this.dispatchers.values(),
+      ...(this.options.dispatcher ? [this.options.dispatcher] : []),
+    ];
+    await Promise.allSettled(dispatchers.map((d) => d.close()));
   }
 
   /** The base URL of a registry host: https, or http where docs/design.md §2 allows and the host speaks it. */
@@ -134,9 +167,11 @@ export class HttpClient {
     // Loopback registries are usually plain HTTP; other insecure hosts usually TLS with a self-signed cert.
     const order: Array<'https' | 'http'> = loopback ? ['http', 'https'] : ['https', 'http'];
     let lastError: unknown;
+    let route: ConnectionRoute | undefined;
     for (const scheme of order) {
       try {
-        const res = await undiciRequest.call(this.dispatcherFor(new URL(`${scheme}://${host}/`)), {
+        route = this.route(new URL(`${scheme}://${host}/`), host);
+        const res = await undiciRequest.call(route.dispatcher, {
           origin: `${scheme}://${host}`,
           path: '/v2/',
           method: 'GET',
@@ -145,16 +180,46 @@ export class HttpClient {
         await res.body.dump();
         return scheme;
       } catch (error) {
+        if (error instanceof SkiffError) throw error;
         lastError = error;
       }
     }
-    throw networkError(`cannot reach registry ${host}`, lastError);
+    throw (
+      (route && finalConnectionError(lastError, route)) ??
+      networkError(`cannot reach registry ${host}`, lastError)
+    );
   }
 
-  private dispatcherFor(url: URL): Dispatcher {
-    return url.protocol === 'https:' && (this.isInsecure(url.host) || isLoopbackHost(url.host))
-      ? this.lenientTls
-      : this.dispatcher;
+  /**
+   * How a request to `url` made for `registry` travels: through the proxy the environment names
+   * for it or directly, with the registry's certs.d settings, verifying TLS unless insecure.
+   */
+  private route(url: URL, registry: string): ConnectionRoute {
+    const https = url.protocol === 'https:';
+    const lenient = https && (this.isInsecure(url.host) || isLoopbackHost(url.host));
+    const proxy = proxyFor(this.proxies, url);
+    const tls = https ? this.tlsFor(registry) : undefined;
+    if (this.options.dispatcher) return { url, registry, proxy, tls, dispatcher: this.options.dispatcher };
+    const key = JSON.stringify([https ? registry : '', lenient, proxy?.href ?? '']);
+    let dispatcher = this.dispatchers.get(key);
+    if (!dispatcher) {
+      const connect = { ...tls?.options, ...(lenient ? { rejectUnauthorized: false } : {}) };
+      const Proxied = proxy && ProxyAgent();
+      dispatcher = Proxied
+        ? new Proxied({ ...this.agentSettings, uri: proxy.href, requestTls: connect })
+        : new Agent({ ...this.agentSettings, connect });
+      this.dispatchers.set(key, dispatcher);
+    }
+    return { url, registry, proxy, tls, dispatcher };
+  }
+
+  private tlsFor(registry: string): RegistryTls {
+    let settings = this.tlsSettings.get(registry);
+    if (!settings) {
+      settings = registryTls(registry, this.options.certs);
+      this.tlsSettings.set(registry, settings);
+    }
+    return settings;
   }
 
   private isInsecure(host: string): boolean {
@@ -169,8 +234,8 @@ export class HttpClient {
     const replayable = !request.body || Buffer.isBuffer(request.body);
     const retries = this.retryBudget({ signal, maxFailures: replayable ? undefined : 0 });
     for (;;) {
-      // The URL being talked to: a failure after a redirect is the redirect target's.
-      const at = { url: request.url };
+      // The URL being talked to, and how: a failure after a redirect is the redirect target's.
+      const at: { url: URL; route?: ConnectionRoute } = { url: request.url };
       try {
         const res = await this.sendFollowingRedirects(request, at, signal);
         if (RETRIABLE_STATUS.has(res.status)) {
@@ -179,22 +244,27 @@ export class HttpClient {
         }
         return res;
       } catch (error) {
-        await retries.next(error, { host: at.url.host, final: toSkiffError });
+        const { route } = at;
+        const failure = route ? classifyConnectionFailure(error, route) : error;
+        const final = (e: unknown) => (route && finalConnectionError(e, route)) ?? toSkiffError(e);
+        await retries.next(failure, { host: at.url.host, final });
       }
     }
   }
 
   private async sendFollowingRedirects(
     request: HttpRequest,
-    at: { url: URL },
+    at: { url: URL; route?: ConnectionRoute },
     signal?: AbortSignal,
   ): Promise<HttpResponse> {
+    const registry = request.registry ?? request.url.host;
     let url = request.url;
     let method = request.method;
     let headers: Record<string, string> = { 'user-agent': this.userAgent, ...request.headers };
     let body = request.body ?? null;
     for (let hop = 0; ; hop++) {
-      const res = await undiciRequest.call(this.dispatcherFor(url), {
+      at.route = this.route(url, registry);
+      const res = await undiciRequest.call(at.route.dispatcher, {
         origin: url.origin,
         path: `${url.pathname}${url.search}`,
         method,
@@ -265,17 +335,6 @@ export function statusToSkiffError(status: number, message: string): SkiffError 
   if (status >= 500 || status === 408 || status === 429 || status === 425)
     return new NetworkError(`${message} (after retries)`);
   return new NetworkError(message);
-}
-
-function networkError(what: string, cause: unknown): NetworkError {
-  const detail =
-    cause instanceof Error
-      ? cause.cause instanceof Error
-        ? cause.cause.message
-        : cause.message
-      : String(cause);
-  const code = (cause as { code?: string } | undefined)?.code;
-  return new NetworkError(`${what}: ${code && !detail.includes(code) ? `${code} ` : ''}${detail}`, {}, cause);
 }
 
 export function headerValue(headers: HttpResponse['headers'], name: string): string | undefined {
