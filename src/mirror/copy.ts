@@ -69,6 +69,7 @@ import {
 import { type PlanNode, readSourceTree } from './plan.js';
 import { type MirrorProgress, SILENT_MIRROR_PROGRESS } from './progress.js';
 import { emptyCounters, type MirrorResult } from './result.js';
+import { upToDateByHead } from './up-to-date.js';
 
 /**
  * The converters (decompression, zstd, the chunked writer) load only when a layer needs one: a
@@ -130,6 +131,17 @@ export async function copyImage(
       chunkSize: options.chunkSize,
       archiveName: archiveName(srcRef),
     });
+    // Rate limits (retry branch, issue 13): a re-run that HEADs prove up to date makes no counted
+    // manifest GET at the source. The engine rewrite should keep this call before reading the source.
+    const unchanged = await upToDateByHead(src, dst, options);
+    if (unchanged) {
+      Object.assign(result, {
+        upToDate: true,
+        manifestDigest: unchanged.digest,
+        mediaType: unchanged.mediaType,
+      });
+      return result;
+    }
     const tree = await readSourceTree(src, srcRef, {
       all: options.all ?? false,
       platform: options.platform ? parsePlatform(options.platform) : hostPlatform(),
@@ -192,7 +204,7 @@ class ImageCopier {
     const id = options.id ?? 0;
     this.env = {
       dst,
-      retryBudget: (signal) => options.client.http.retryBudget({ signal }),
+      retrying: (retry, operation) => options.client.http.retrying(retry, operation),
       onStart: (n) => progress.expect(id, n),
       onBytes: (n) => progress.bytes(id, n),
       signal: this.signal,

@@ -14,17 +14,21 @@ import {
   VerificationError,
 } from '../errors/index.js';
 import { isLoopbackHost } from '../reference/index.js';
+import { type RateLimit, RateLimits } from './rate-limit.js';
 import {
-  type BudgetOptions,
+  type AttemptProgress,
   DEFAULT_RETRY,
   HttpStatusError,
   RETRIABLE_STATUS,
-  RetryBudget,
   type RetryListener,
+  type RetryOptions,
   type RetryPolicy,
+  type RetrySettings,
   retryAfterMs,
+  withRetries,
 } from './retry.js';
 
+export type { RateLimit } from './rate-limit.js';
 export {
   DEFAULT_RETRY,
   HttpStatusError,
@@ -85,11 +89,12 @@ export class HttpClient {
   private readonly lenientTls: Dispatcher;
   private readonly userAgent: string;
   private readonly schemes = new Map<string, Promise<'https' | 'http'>>();
+  private readonly limits = new RateLimits();
 
   constructor(private readonly options: HttpClientOptions = {}) {
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
     const connections = options.connections ?? 8;
-    // A read that waits the stall timeout for a byte (headers or body) fails; RetryBudget makes
+    // A read that waits the stall timeout for a byte (headers or body) fails; the retry policy makes
     // that final. Writing a request body refreshes undici's headers timer, so uploads are not cut.
     const settings = {
       headersTimeout: this.retry.stallTimeoutMs,
@@ -106,9 +111,19 @@ export class HttpClient {
     this.userAgent = options.userAgent ?? 'skiff/0.1';
   }
 
-  /** The retries of one operation, under this client's policy and retry listener. */
-  retryBudget(options: BudgetOptions = {}): RetryBudget {
-    return new RetryBudget(this.retry, this.options.onRetry, options);
+  /** The policy and the retry listener, for operations that retry outside `send` (resumed bodies). */
+  get retrySettings(): RetrySettings {
+    return { policy: this.retry, onRetry: this.options.onRetry };
+  }
+
+  /** Runs one operation under this client's retry policy (registry/retry.ts). */
+  retrying<T>(options: RetryOptions, operation: (progress: AttemptProgress) => Promise<T>): Promise<T> {
+    return withRetries(this.retrySettings, options, operation);
+  }
+
+  /** The rate limits registries announced (RateLimit-* headers), by registry host. */
+  rateLimits(): Record<string, RateLimit> {
+    return this.limits.all();
   }
 
   async close(): Promise<void> {
@@ -161,21 +176,25 @@ export class HttpClient {
    */
   async send(request: HttpRequest, signal?: AbortSignal): Promise<HttpResponse> {
     const replayable = !request.body || Buffer.isBuffer(request.body);
-    const retries = this.retryBudget({ signal, maxFailures: replayable ? undefined : 0 });
-    for (;;) {
-      // The URL being talked to: a failure after a redirect is the redirect target's.
-      const at = { url: request.url };
-      try {
+    // The URL being talked to: a failure after a redirect is the redirect target's.
+    const at = { url: request.url };
+    return this.retrying(
+      {
+        signal,
+        maxFailures: replayable ? undefined : 0,
+        step: () => ({ host: at.url.host, final: toSkiffError }),
+      },
+      async () => {
+        at.url = request.url;
         const res = await this.sendFollowingRedirects(request, at, signal);
+        this.limits.record(request.url.host, res.headers);
         if (RETRIABLE_STATUS.has(res.status)) {
           const detail = await errorDetail(res);
           throw new HttpStatusError(res.status, res.url, detail, retryAfterMs(res.headers['retry-after']));
         }
         return res;
-      } catch (error) {
-        await retries.next(error, { host: at.url.host, final: toSkiffError });
-      }
-    }
+      },
+    );
   }
 
   private async sendFollowingRedirects(

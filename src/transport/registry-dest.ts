@@ -6,7 +6,7 @@ import type { RegistryReference } from '../reference/index.js';
 import type { RegistryClient } from '../registry/client.js';
 import { cancelUpload, putManifest, startUpload, uploadChunked, uploadMonolithic } from '../registry/push.js';
 import type { DestinationTraits, ImageDestination, ManifestToWrite } from './destination.js';
-import type { RawManifest } from './source.js';
+import type { ManifestHead, RawManifest } from './source.js';
 
 export interface RegistryDestinationOptions {
   /** Upload in PATCH chunks of this many bytes; 0 or absent: one streaming PUT per blob. */
@@ -40,6 +40,11 @@ export class RegistryDestination implements ImageDestination {
       if (error instanceof NotFoundError) return undefined;
       throw error;
     }
+  }
+
+  async existingManifestHead(): Promise<ManifestHead | undefined> {
+    const ref = this.reference.tag ?? this.reference.digest;
+    return ref ? this.client.headManifest(this.location, ref) : undefined;
   }
 
   async hasBlob(digest: Digest): Promise<boolean> {

@@ -4,7 +4,7 @@ import type { Digest } from '../digest/index.js';
 import type { RegistryReference } from '../reference/index.js';
 import type { RegistryClient } from '../registry/client.js';
 import type { ByteRange } from './ranges.js';
-import type { BlobRef, ImageSource, RangeConsumer, RawManifest } from './source.js';
+import type { BlobRef, ImageSource, ManifestHead, RangeConsumer, RawManifest } from './source.js';
 
 export class RegistrySource implements ImageSource {
   readonly rangeSupport = 'probe' as const;
@@ -23,6 +23,19 @@ export class RegistrySource implements ImageSource {
     const ref = this.reference.digest ?? this.reference.tag ?? 'latest';
     const fetched = await this.client.getManifest(this.location, ref, signal);
     return { bytes: fetched.bytes, contentType: fetched.contentType };
+  }
+
+  /** The manifest's digest, media type and size by HEAD, which metered registries do not count. */
+  async headManifest(signal?: AbortSignal): Promise<ManifestHead | undefined> {
+    const digest = this.reference.digest;
+    const head = await this.client.headManifest(
+      this.location,
+      digest ?? this.reference.tag ?? 'latest',
+      ['pull'],
+      signal,
+    );
+    // A reference pinned by digest names it, whether or not the registry repeats it.
+    return head && digest ? { ...head, digest } : head;
   }
 
   async getManifestByDigest(digest: Digest, signal?: AbortSignal): Promise<RawManifest> {
