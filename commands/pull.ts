@@ -2,7 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { SkiffCommand } from '../src/cli/base.js';
 import { progressFlag, pullProgress, resolveMode } from '../src/cli/progress.js';
 import { printPullReport } from '../src/cli/pull-output.js';
-import { registryClient, registryFlags } from '../src/cli/registry-flags.js';
+import { registryClient, registryFlags, sayRateLimits } from '../src/cli/registry-flags.js';
 import { pull } from '../src/pull/index.js';
 import { MODES, type Mode } from '../src/strategy/index.js';
 import { parseSize } from '../src/util/quantities.js';
@@ -81,8 +81,10 @@ Exit codes: 0 success, 1 usage, 2 not found or unauthorized, 3 convert-only viol
         maxLayerSize,
       });
       progress.stop();
-      if (flags.json) this.printJson(report);
+      // What the registries said about their rate limits (RateLimit-* headers), by registry host.
+      if (flags.json) this.printJson({ ...report, rateLimit: client.http.rateLimits() });
       else printPullReport(report);
+      if (flags.verbose) sayRateLimits([client]);
     } finally {
       progress.stop();
       await client.close();
