@@ -194,23 +194,20 @@ export function withRetries<T>(
         error,
       );
     }
-    if (!retriable || consecutive >= policy.retries || total >= maxFailures)
-      throw (step.final ?? same)(error);
+    const final = step.final ?? same;
+    if (!retriable) throw final(error);
+    // A wait longer than the user allows is said as such, even when no retry is left anyway.
     asked = retryAfterOf(error, policy.maxRetryAfterMs);
+    if (consecutive >= policy.retries || total >= maxFailures) throw final(error);
     consecutive++;
     total++;
     return !progressedThisAttempt;
   };
 
   return pRetry(
-    async () => {
+    () => {
       progressedThisAttempt = false;
-      try {
-        return await operation(progress);
-      } catch (error) {
-        // p-retry wraps what is not an Error; skiff's decisions need the original value.
-        throw error instanceof Error ? error : new Error(String(error), { cause: error });
-      }
+      return operation(progress);
     },
     {
       retries: maxFailures,
@@ -222,10 +219,11 @@ export function withRetries<T>(
       // A decision that throws ends the retries with that error (p-retry's contract).
       shouldConsumeRetry: (context) => decide(context),
       onFailedAttempt: async (context) => {
+        const step = stepFor(context.error);
         // A Retry-After is a floor for the wait: p-retry sleeps its backoff after this returns.
         const delayMs = Math.max(context.retryDelay, asked);
         onRetry?.({
-          reason: stepFor(context.error).reason ?? describeFailure(context.error, stepFor(context.error)),
+          reason: step.reason ?? describeFailure(context.error, step),
           delayMs,
           attempt: consecutive + 1,
           attempts: policy.retries + 1,
@@ -233,11 +231,7 @@ export function withRetries<T>(
         if (delayMs > context.retryDelay) await sleep(delayMs - context.retryDelay, options.signal);
       },
     },
-  ).catch((error: unknown) => {
-    // An AbortError of p-retry's own never escapes; neither should the wrapper of a thrown non-Error.
-    if (error instanceof AbortError) throw error.originalError;
-    throw error;
-  });
+  );
 }
 
 const same = (error: unknown) => error;
