@@ -129,4 +129,21 @@ describe('mirror against a metered source', () => {
     expect(summary!.manifestGets).toEqual({});
     expect(standin.log.filter((r) => r.method === 'HEAD' && r.path.includes('/manifests/'))).toHaveLength(1);
   });
+
+  it('a converting mirror re-run is decided by a HEAD at the source and the annotations at the destination', async () => {
+    const destination = `docker://${registry}/ratelimit/zstd-${process.pid}:latest`;
+    const mirror = () =>
+      runCli(['mirror', '--json', '--convert', 'zstd', `docker://${standin.host}/${IMAGE}`, destination]);
+    standin.use(meteredManifests({ limit: 100 }).fault);
+    const converted = await mirror();
+    expect(converted.code, converted.stderr).toBe(0);
+
+    standin.reset();
+    const again = meteredManifests({ limit: 100 });
+    standin.use(again.fault);
+    const rerun = await mirror();
+    expect(rerun.code, rerun.stderr).toBe(0);
+    expect(JSON.parse(rerun.stdout.split('\n')[0]!)).toMatchObject({ upToDate: true, blobsCopied: 0 });
+    expect(again.meter.counted).toBe(0);
+  });
 });
