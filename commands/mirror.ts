@@ -1,8 +1,15 @@
 import { Args, Flags } from '@oclif/core';
-import { jsonFlag, SkiffCommand } from '../src/cli/base.js';
+import { jsonFlag, SkiffCommand, verboseFlag } from '../src/cli/base.js';
 import { printMirrorResult, printMirrorSummary } from '../src/cli/mirror-output.js';
 import { mirrorProgress, progressFlag, resolveMode } from '../src/cli/progress.js';
-import { endClients, endFlags, registryFlags } from '../src/cli/registry-flags.js';
+import {
+  endClients,
+  endFlags,
+  manifestGets,
+  rateLimits,
+  registryFlags,
+  sayRateLimits,
+} from '../src/cli/registry-flags.js';
 import { UsageError } from '../src/errors/index.js';
 import {
   CONVERT_TARGETS,
@@ -44,7 +51,7 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
   };
 
   /** mirror never touches the store: no --store. */
-  static override baseFlags = { json: jsonFlag };
+  static override baseFlags = { json: jsonFlag, verbose: verboseFlag };
 
   static override flags = {
     ...registryFlags,
@@ -149,8 +156,15 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
           results: results.map((result, i) => ({ position: positions[i]!, result })),
           summary,
         });
-      if (flags.json) this.printJson(summaryJson(summary));
+      const clientsUsed = [clients.source, clients.destination];
+      if (flags.json)
+        this.printJson({
+          ...summaryJson(summary),
+          rateLimit: rateLimits(clientsUsed),
+          manifestGets: manifestGets(clientsUsed),
+        });
       else printMirrorSummary(summary);
+      if (flags.verbose) sayRateLimits(clientsUsed);
       if (summary.exitCode !== 0) this.exit(summary.exitCode);
     } finally {
       progress.stop();

@@ -2,7 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { SkiffCommand } from '../src/cli/base.js';
 import { progressFlag, pullProgress, resolveMode } from '../src/cli/progress.js';
 import { printPullReport } from '../src/cli/pull-output.js';
-import { registryClient, registryFlags } from '../src/cli/registry-flags.js';
+import { registryClient, registryFlags, sayRateLimits } from '../src/cli/registry-flags.js';
 import { ExitCode, SkiffError } from '../src/errors/index.js';
 import { pull } from '../src/pull/index.js';
 import type { SourceEvent } from '../src/registry/client.js';
@@ -117,10 +117,16 @@ Exit codes: 0 success, 1 usage, 2 not found, unauthorized or blocked by registri
           }),
       );
       progress.stop();
-      // Which registries.conf endpoints failed and which one served, when the pull went through one.
+      // Which registries.conf endpoints failed and which one served, when the pull went through
+      // one; what the registries said about their rate limits (RateLimit-* headers), by host.
       if (flags.json)
-        this.printJson(sources.length > 0 ? { ...report, endpoints: sources.map(endpointJson) } : report);
+        this.printJson({
+          ...report,
+          rateLimit: client.http.rateLimits(),
+          ...(sources.length > 0 ? { endpoints: sources.map(endpointJson) } : {}),
+        });
       else printPullReport(report);
+      if (flags.verbose) sayRateLimits([client]);
     } finally {
       progress.stop();
       await client.close();

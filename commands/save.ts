@@ -46,6 +46,7 @@ Exit codes: 0 success, 1 usage, 2 not in the store, 4 a layer does not rebuild t
       insecure: false,
       'retry-times': 0,
       'retry-delay': 0,
+      'retry-delay-max': '60s',
       'stall-timeout': 60,
     });
     try {

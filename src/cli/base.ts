@@ -14,7 +14,7 @@ export const storeFlag = Flags.string({
   description: 'store directory (default: $SKIFF_STORE, else $XDG_DATA_HOME/skiff or ~/.local/share/skiff)',
 });
 export const verboseFlag = Flags.boolean({
-  description: 'print the stack trace of an unexpected error',
+  description: "print the stack trace of an unexpected error, and the registries' rate limits",
   default: false,
 });
 export const jsonFlag = Flags.boolean({

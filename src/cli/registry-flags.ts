@@ -5,8 +5,10 @@
 import { Flags } from '@oclif/core';
 import { UsageError } from '../errors/index.js';
 import { RegistryClient, type SourceEvent } from '../registry/client.js';
+import { formatRateLimit, type RateLimit } from '../registry/rate-limit.js';
 import { loadRegistriesConf } from '../registry/registries-conf.js';
 import { formatRetryNotice } from '../registry/retry.js';
+import { parseAge } from '../util/quantities.js';
 import { readSecret } from './prompt.js';
 
 export const registryFlags = {
@@ -36,6 +38,12 @@ export const registryFlags = {
     description: 'first retry delay in milliseconds (doubles each time)',
     default: 250,
     min: 0,
+  }),
+  'retry-delay-max': Flags.string({
+    description:
+      'the longest wait a rate-limiting registry may ask for (Retry-After) before skiff gives up with exit 5, e.g. 60s, 10m, 1h',
+    env: 'SKIFF_RETRY_DELAY_MAX',
+    default: '60s',
   }),
   'stall-timeout': Flags.integer({
     description: 'give up (exit 5) when a host sends no data for this many seconds, across retries',
@@ -72,6 +80,7 @@ export interface RegistryFlagValues {
   'cert-dir'?: string | undefined;
   'retry-times': number;
   'retry-delay': number;
+  'retry-delay-max': string;
   'stall-timeout': number;
 }
 
@@ -157,6 +166,7 @@ async function clientFor(
     retry: {
       retries: flags['retry-times'],
       minDelayMs: flags['retry-delay'],
+      maxRetryAfterMs: parseAge(flags['retry-delay-max'], '--retry-delay-max'),
       stallTimeoutMs: flags['stall-timeout'] * 1000,
     },
     // On stderr, one line per wait: --json output on stdout stays a clean document.
@@ -194,4 +204,24 @@ async function parseCreds(value: string, flag: string): Promise<{ username: stri
       `${flag} ${username} has no password and there is no terminal to ask on: give ${flag} ${username}:PASSWORD or set $SKIFF_PASSWORD`,
     );
   return { username, password: await readSecret(`Password for ${username} (${flag}): `) };
+}
+
+/** The rate limits the registries announced during the run (RateLimit-* headers), by registry host. */
+export function rateLimits(clients: RegistryClient[]): Record<string, RateLimit> {
+  return Object.assign({}, ...clients.map((client) => client.http.rateLimits()));
+}
+
+/** Manifest GETs the clients sent, by registry host: what a registry that meters pulls counts. */
+export function manifestGets(clients: RegistryClient[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const client of new Set(clients))
+    for (const [host, n] of Object.entries(client.manifestGetCounts()))
+      counts[host] = (counts[host] ?? 0) + n;
+  return counts;
+}
+
+/** --verbose: those rate limits, one line each on stderr. */
+export function sayRateLimits(clients: RegistryClient[], say: Say = sayOnStderr): void {
+  for (const [host, limit] of Object.entries(rateLimits(clients)))
+    say(`rate limit of ${formatRateLimit(host, limit)}`);
 }

@@ -56,6 +56,7 @@ import {
 } from '../mirror/manifests.js';
 import { type MirrorProgress, SILENT_MIRROR_PROGRESS } from '../mirror/progress.js';
 import { emptyCounters, type MirrorResult } from '../mirror/result.js';
+import { upToDateByHead } from '../mirror/up-to-date.js';
 import { formatReference, type ImageReference, parseReference } from '../reference/index.js';
 import type { RegistryClient } from '../registry/client.js';
 import { type CopyLayerDecision, decideCopyLayer, decideSchema1Layer } from '../strategy/copy.js';
@@ -158,6 +159,16 @@ async function copyWith(
     const opened = open();
     src = opened.src;
     dst = opened.dst();
+    // A re-run that HEADs prove up to date makes no counted manifest GET at the source (rate limits).
+    const unchanged = await upToDateByHead(src, dst, options);
+    if (unchanged) {
+      Object.assign(result, {
+        upToDate: true,
+        manifestDigest: unchanged.digest,
+        mediaType: unchanged.mediaType,
+      });
+      return result;
+    }
     const tree = await readSourceTree(src, src.reference, {
       all: options.all ?? false,
       platform: options.platform ? parsePlatform(options.platform) : hostPlatform(),
@@ -221,7 +232,7 @@ class ImageCopier {
     const id = options.id ?? 0;
     this.env = {
       dst,
-      retryBudget: (signal) => options.client.http.retryBudget({ signal }),
+      retrying: (retry, operation) => options.client.http.retrying(retry, operation),
       onStart: (n) => progress.expect(id, n),
       onBytes: (n) => progress.bytes(id, n),
       signal: this.signal,

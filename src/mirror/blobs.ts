@@ -11,7 +11,7 @@ import { NetworkError, SkiffError, StallError } from '../errors/index.js';
 import { ByteCounter } from '../pull/progress.js';
 import type { RegistryReference } from '../reference/index.js';
 import { isRetriableNetworkError } from '../registry/http.js';
-import type { RetryBudget } from '../registry/retry.js';
+import type { AttemptProgress, RetryOptions } from '../registry/retry.js';
 import { type BlobFacts, decideBlob } from '../strategy/copy.js';
 import type { ImageDestination } from '../transport/index.js';
 
@@ -26,8 +26,8 @@ export interface BlobJob {
 
 export interface TransferEnv {
   dst: ImageDestination;
-  /** The retries of one blob's transfer (the client's policy and retry notices). */
-  retryBudget(signal?: AbortSignal): RetryBudget;
+  /** Runs one blob's transfer under the client's retry policy (`HttpClient.retrying`). */
+  retrying<T>(options: RetryOptions, operation: (progress: AttemptProgress) => Promise<T>): Promise<T>;
   /** A transfer of this many bytes (0 if unknown) starts. */
   onStart(bytes: number): void;
   onBytes(bytes: number): void;
@@ -100,38 +100,42 @@ function sameRegistry(from: RegistryReference | undefined, where: RegistryRefere
 /** Streams the blob into the destination; returns the bytes sent by the attempt that succeeded. */
 export async function uploadWithRetries(job: BlobJob, env: TransferEnv): Promise<number> {
   env.onStart(job.size ?? 0);
-  const retries = env.retryBudget(env.signal);
-  for (;;) {
-    const verify = new DigestStream({
-      digest: job.digest,
-      ...(job.size === undefined ? {} : { size: job.size }),
-      what: `blob ${job.digest}`,
-    });
-    let sent = 0;
-    let body: Readable | undefined;
-    try {
-      const raw = await job.open(env.signal);
-      const counter = new ByteCounter((n) => {
-        sent += n;
-        retries.progressed();
-        env.onBytes(n);
-      });
-      body = pipeline(raw, verify, counter, () => {});
-      await env.dst.putBlob({ digest: job.digest, size: job.size }, body, env.signal);
-      if (verify.errored) throw verify.errored;
-      return sent;
-    } catch (error) {
-      body?.destroy();
-      // The digest check's verdict wins over whatever the aborted request reported.
-      const cause = verify.errored ?? error;
-      await retries.next(cause, {
+  return env.retrying(
+    {
+      signal: env.signal,
+      step: (cause) => ({
         digest: job.digest,
         reason: `copying blob ${job.digest} failed (${cause instanceof SkiffError ? cause.oneLine() : (cause as Error).message})`,
         retriable,
         final: (e) => withDigest(e, job.digest),
+      }),
+    },
+    async (progress) => {
+      const verify = new DigestStream({
+        digest: job.digest,
+        ...(job.size === undefined ? {} : { size: job.size }),
+        what: `blob ${job.digest}`,
       });
-    }
-  }
+      let sent = 0;
+      let body: Readable | undefined;
+      try {
+        const raw = await job.open(env.signal);
+        const counter = new ByteCounter((n) => {
+          sent += n;
+          progress.progressed();
+          env.onBytes(n);
+        });
+        body = pipeline(raw, verify, counter, () => {});
+        await env.dst.putBlob({ digest: job.digest, size: job.size }, body, env.signal);
+        if (verify.errored) throw verify.errored;
+        return sent;
+      } catch (error) {
+        body?.destroy();
+        // The digest check's verdict wins over whatever the aborted request reported.
+        throw verify.errored ?? error;
+      }
+    },
+  );
 }
 
 /** A whole blob is copied again after a network failure, but not after a stall: that is final. */

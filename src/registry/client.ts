@@ -3,14 +3,13 @@
  * a dropped connection, and byte-range fetches for partial pulls. One instance per command run;
  * it owns the connection pools and the token cache.
  */
-import { Readable } from 'node:stream';
-import type { Digest } from '../digest/index.js';
+import type { Readable } from 'node:stream';
+import { type Digest, isDigest } from '../digest/index.js';
 import {
   NetworkError,
   NotFoundError,
   SkiffError,
   StallError,
-  shortDigest,
   UnauthorizedError,
   VerificationError,
 } from '../errors/index.js';
@@ -37,7 +36,7 @@ import {
 import { isInsecureHost } from './pull-sources.js';
 import { PartTruncatedError, type RangeConsumer, splitPart } from './range-split.js';
 import type { RegistriesConfig } from './registries-conf.js';
-import { isIdleTimeout } from './retry.js';
+import { isIdleTimeout, resumingBody } from './retry.js';
 
 export interface RegistryClientOptions extends HttpClientOptions {
   credentials?: CredentialOptions;
@@ -92,6 +91,8 @@ export class RegistryClient {
   readonly registries: RegistriesConfig | undefined;
   readonly onSource: SourceListener | undefined;
   private readonly auth: Authenticator;
+  /** Manifest GETs sent, by registry host: what a registry that meters pulls counts. */
+  private readonly manifestGets = new Map<string, number>();
 
   constructor(options: RegistryClientOptions = {}) {
     const registries = options.registries;
@@ -142,11 +143,17 @@ export class RegistryClient {
     return second;
   }
 
+  /** Manifest GETs sent so far, by registry host (HEADs are not counted: registries do not count them). */
+  manifestGetCounts(): Record<string, number> {
+    return Object.fromEntries([...this.manifestGets].sort(([a], [b]) => a.localeCompare(b)));
+  }
+
   async getManifest(
     location: RepositoryLocation,
     reference: string,
     signal?: AbortSignal,
   ): Promise<FetchedManifest> {
+    this.manifestGets.set(location.endpoint, (this.manifestGets.get(location.endpoint) ?? 0) + 1);
     const res = await this.request(
       location.endpoint,
       [{ repository: location.repository, actions: ['pull'] }],
@@ -178,13 +185,26 @@ export class RegistryClient {
     };
   }
 
-  /** HEAD of a manifest: its digest and type without the body, or undefined when absent. */
-  async headManifest(location: RepositoryLocation, reference: string, actions: Scope['actions'] = ['pull']) {
-    const res = await this.request(location.endpoint, [{ repository: location.repository, actions }], {
-      method: 'HEAD',
-      path: `/v2/${location.repository}/manifests/${reference}`,
-      headers: { accept: MANIFEST_ACCEPT.join(', ') },
-    });
+  /**
+   * HEAD of a manifest: its digest, type and size without the body, or undefined when absent.
+   * Registries that meter pulls (Docker Hub) count manifest GETs, never HEADs.
+   */
+  async headManifest(
+    location: RepositoryLocation,
+    reference: string,
+    actions: Scope['actions'] = ['pull'],
+    signal?: AbortSignal,
+  ) {
+    const res = await this.request(
+      location.endpoint,
+      [{ repository: location.repository, actions }],
+      {
+        method: 'HEAD',
+        path: `/v2/${location.repository}/manifests/${reference}`,
+        headers: { accept: MANIFEST_ACCEPT.join(', ') },
+      },
+      signal,
+    );
     await res.body.dump();
     if (res.status === 404) return undefined;
     if (res.status !== 200)
@@ -192,8 +212,9 @@ export class RegistryClient {
         res.status,
         `HEAD manifest ${location.repository}:${reference}: HTTP ${res.status}`,
       );
+    const digest = headerValue(res.headers, 'docker-content-digest');
     return {
-      digest: headerValue(res.headers, 'docker-content-digest'),
+      digest: digest && isDigest(digest) ? digest : undefined,
       mediaType: headerValue(res.headers, 'content-type'),
       size: Number(headerValue(res.headers, 'content-length') ?? 'NaN'),
     };
@@ -218,10 +239,7 @@ export class RegistryClient {
    */
   async openBlob(location: RepositoryLocation, digest: Digest, signal?: AbortSignal): Promise<Readable> {
     const first = await this.blobResponse(location, digest, 0, signal);
-    return Readable.from(this.resumingBody(location, digest, first, signal), {
-      objectMode: false,
-      highWaterMark: 1 << 20,
-    });
+    return this.resumingBody(location, digest, first, 0, signal);
   }
 
   /**
@@ -244,11 +262,7 @@ export class RegistryClient {
       res = await this.blobResponse(location, digest, 0, signal);
       start = 0;
     }
-    const stream = Readable.from(this.resumingBody(location, digest, res, signal, start), {
-      objectMode: false,
-      highWaterMark: 1 << 20,
-    });
-    return { stream, start };
+    return { stream: this.resumingBody(location, digest, res, start, signal), start };
   }
 
   private async blobResponse(
@@ -275,59 +289,21 @@ export class RegistryClient {
     }
   }
 
-  private async *resumingBody(
+  /** The body of `first` (starting at `base` in the blob), resumed by the retry policy when it drops. */
+  private resumingBody(
     location: RepositoryLocation,
     digest: Digest,
     first: HttpResponse,
+    base: number,
     signal?: AbortSignal,
-    /** Where `first`'s body starts in the blob. */
-    base = 0,
-  ) {
-    let res = first;
-    let delivered = 0;
-    // Progress resets the consecutive failures; the total is bounded too, so a server that always
-    // drops after a few bytes cannot keep us forever.
-    const retries = this.http.retryBudget({
+  ): Readable {
+    return resumingBody(this.http.retrySettings, {
+      digest,
+      first,
+      base,
       signal,
-      maxFailures: Math.max(1, this.http.retry.retries) * 4,
-      watchesBytes: true,
+      reopen: (offset, stop) => this.blobResponse(location, digest, offset, stop),
     });
-    for (;;) {
-      const reading = res;
-      // A 200 to a resume means the server restarted from byte 0: skip what was already delivered.
-      let skip = reading.status === 200 ? base + delivered : 0;
-      try {
-        for await (const chunk of reading.body as AsyncIterable<Buffer>) {
-          let piece = chunk;
-          if (skip > 0) {
-            const drop = Math.min(skip, piece.length);
-            skip -= drop;
-            piece = piece.subarray(drop);
-            if (piece.length === 0) continue;
-          }
-          delivered += piece.length;
-          retries.progressed();
-          yield piece;
-        }
-        return;
-      } catch (error) {
-        await retries.next(error, {
-          host: reading.url.host,
-          digest,
-          reason: `connection to ${reading.url.host} failed after ${delivered} bytes of blob ${shortDigest(digest)} (${(error as Error).message})`,
-          final: (cause) =>
-            new NetworkError(
-              `blob ${digest}: connection failed after ${delivered} bytes: ${(cause as Error).message}`,
-              { digest },
-              cause,
-            ),
-        });
-        res = await this.blobResponse(location, digest, base + delivered, signal);
-      } finally {
-        // Only the body this turn was reading: `res` may already be the resumed response.
-        if (!reading.body.destroyed) reading.body.destroy();
-      }
-    }
   }
 
   /**
@@ -344,14 +320,31 @@ export class RegistryClient {
     signal?: AbortSignal,
   ): Promise<void> {
     let pending = [...ranges].sort((a, b) => a.start - b.start);
-    const retries = this.http.retryBudget({ signal, watchesBytes: true });
-    while (pending.length > 0) {
-      const delivered: ByteRange[] = [];
-      const answeredBy = { host: location.endpoint };
-      try {
-        await this.fetchRangesOnce(location, digest, pending, onRange, delivered, answeredBy, signal);
+    const answeredBy = { host: location.endpoint };
+    await this.http.retrying(
+      {
+        signal,
+        watchesBytes: true,
+        // Each retry asks only for the ranges not yet delivered, so progress cannot go on forever.
+        maxFailures: Number.POSITIVE_INFINITY,
+        step: () => ({
+          host: answeredBy.host,
+          digest,
+          retriable: isTransientRangeFailure,
+          final: (cause) => finalRangeError(cause, digest),
+        }),
+      },
+      async (progress) => {
+        const delivered: ByteRange[] = [];
+        answeredBy.host = location.endpoint;
         const asked = pending;
-        pending = pending.filter((r) => !delivered.includes(r));
+        try {
+          await this.fetchRangesOnce(location, digest, pending, onRange, delivered, answeredBy, signal);
+        } finally {
+          // Ranges delivered before a failure are not asked for again, and count as progress.
+          if (delivered.length > 0) progress.progressed();
+          pending = pending.filter((r) => !delivered.includes(r));
+        }
         // One range asked for and a 206 without it: not a server that refuses several ranges (the
         // strategy would only ask again, one range at a time), a server that lies.
         if (asked.length === 1 && pending.length === 1) {
@@ -366,17 +359,8 @@ export class RegistryClient {
             `blob ${digest}: the registry answered without ${pending.length} of the ranges asked for`,
           );
         }
-      } catch (error) {
-        if (delivered.length > 0) retries.progressed();
-        pending = pending.filter((r) => !delivered.includes(r));
-        await retries.next(error, {
-          host: answeredBy.host,
-          digest,
-          retriable: isTransientRangeFailure,
-          final: (cause) => finalRangeError(cause, digest),
-        });
-      }
-    }
+      },
+    );
   }
 
   private async fetchRangesOnce(

@@ -24,17 +24,21 @@ import {
   networkError,
 } from './network-errors.js';
 import { type ProxyEnvironment, proxyEnvironment, proxyFor } from './proxy.js';
+import { type RateLimit, RateLimits } from './rate-limit.js';
 import {
-  type BudgetOptions,
+  type AttemptProgress,
   DEFAULT_RETRY,
   HttpStatusError,
   RETRIABLE_STATUS,
-  RetryBudget,
   type RetryListener,
+  type RetryOptions,
   type RetryPolicy,
+  type RetrySettings,
   retryAfterMs,
+  withRetries,
 } from './retry.js';
 
+export type { RateLimit } from './rate-limit.js';
 export {
   DEFAULT_RETRY,
   HttpStatusError,
@@ -118,10 +122,11 @@ export class HttpClient {
   private readonly tlsSettings = new Map<string, RegistryTls>();
   private readonly userAgent: string;
   private readonly schemes = new Map<string, Promise<'https' | 'http'>>();
+  private readonly limits = new RateLimits();
 
   constructor(private readonly options: HttpClientOptions = {}) {
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
-    // A read that waits the stall timeout for a byte (headers or body) fails; RetryBudget makes
+    // A read that waits the stall timeout for a byte (headers or body) fails; the retry policy makes
     // that final. Writing a request body refreshes undici's headers timer, so uploads are not cut.
     this.agentSettings = {
       connections: options.connections ?? 8,
@@ -137,9 +142,19 @@ export class HttpClient {
     this.userAgent = options.userAgent ?? 'skiff/0.1';
   }
 
-  /** The retries of one operation, under this client's policy and retry listener. */
-  retryBudget(options: BudgetOptions = {}): RetryBudget {
-    return new RetryBudget(this.retry, this.options.onRetry, options);
+  /** The policy and the retry listener, for operations that retry outside `send` (resumed bodies). */
+  get retrySettings(): RetrySettings {
+    return { policy: this.retry, onRetry: this.options.onRetry };
+  }
+
+  /** Runs one operation under this client's retry policy (registry/retry.ts). */
+  retrying<T>(options: RetryOptions, operation: (progress: AttemptProgress) => Promise<T>): Promise<T> {
+    return withRetries(this.retrySettings, options, operation);
+  }
+
+  /** The rate limits registries announced (RateLimit-* headers), by registry host. */
+  rateLimits(): Record<string, RateLimit> {
+    return this.limits.all();
   }
 
   async close(): Promise<void> {
@@ -232,24 +247,40 @@ export class HttpClient {
    */
   async send(request: HttpRequest, signal?: AbortSignal): Promise<HttpResponse> {
     const replayable = !request.body || Buffer.isBuffer(request.body);
-    const retries = this.retryBudget({ signal, maxFailures: replayable ? undefined : 0 });
-    for (;;) {
-      // The URL being talked to, and how: a failure after a redirect is the redirect target's.
-      const at: { url: URL; route?: ConnectionRoute } = { url: request.url };
-      try {
-        const res = await this.sendFollowingRedirects(request, at, signal);
-        if (RETRIABLE_STATUS.has(res.status)) {
-          const detail = await errorDetail(res);
-          throw new HttpStatusError(res.status, res.url, detail, retryAfterMs(res.headers['retry-after']));
+    // The URL being talked to, and how: a failure after a redirect is the redirect target's.
+    const at: { url: URL; route?: ConnectionRoute } = { url: request.url };
+    // A proxy or certificate failure is said as such (and is final); other failures as they are.
+    const final = (e: unknown) => (at.route && finalConnectionError(e, at.route)) ?? toSkiffError(e);
+    return this.retrying(
+      {
+        signal,
+        maxFailures: replayable ? undefined : 0,
+        step: () => ({ host: at.url.host, final }),
+      },
+      async () => {
+        at.url = request.url;
+        at.route = undefined;
+        try {
+          return await this.sendOnce(request, at, signal);
+        } catch (error) {
+          throw at.route ? classifyConnectionFailure(error, at.route) : error;
         }
-        return res;
-      } catch (error) {
-        const { route } = at;
-        const failure = route ? classifyConnectionFailure(error, route) : error;
-        const final = (e: unknown) => (route && finalConnectionError(e, route)) ?? toSkiffError(e);
-        await retries.next(failure, { host: at.url.host, final });
-      }
+      },
+    );
+  }
+
+  private async sendOnce(
+    request: HttpRequest,
+    at: { url: URL; route?: ConnectionRoute },
+    signal?: AbortSignal,
+  ): Promise<HttpResponse> {
+    const res = await this.sendFollowingRedirects(request, at, signal);
+    this.limits.record(request.url.host, res.headers);
+    if (RETRIABLE_STATUS.has(res.status)) {
+      const detail = await errorDetail(res);
+      throw new HttpStatusError(res.status, res.url, detail, retryAfterMs(res.headers['retry-after']));
     }
+    return res;
   }
 
   private async sendFollowingRedirects(

@@ -1,23 +1,35 @@
 /**
- * The one retry loop of skiff's network code. Requests, resumed blob bodies, range fetches and
- * blob uploads all ask a RetryBudget after a failed attempt; it decides whether to try again
- * (a retriable failure, retries left, the transfer not stalled), says so through the client's
- * listener (the CLI prints it on stderr), and waits the backoff, honouring Retry-After.
+ * The one retry policy of skiff's network code, run by p-retry. Requests (`HttpClient.send`),
+ * resumed blob bodies (`resumingBody`), range fetches and mirror's blob uploads all call
+ * `withRetries`; it decides whether a failed attempt is tried again (a retriable failure, retries
+ * left, the transfer not stalled, a Retry-After the user allows), says so through the client's
+ * listener (the CLI prints it on stderr), and waits: p-retry's exponential backoff with jitter,
+ * or the registry's Retry-After when that is longer.
+ *
+ * An attempt that received new bytes before it failed (a dropped connection mid-body) does not
+ * consume a retry and is resumed at once: the count of consecutive failures starts again, while a
+ * total bound still stops a server that always drops after a few bytes.
  *
  * A transfer is stalled when its host has sent no new byte for the stall timeout: one read that
  * idles that long (undici's headers/body timeouts are set to it), or resumes and retries that add
  * up to it without a new byte. A stall is final (exit 5): a slow-loris server cannot hold a pull
  * for the sum of every retry's timeouts.
  */
-import { SkiffError, StallError, shortDigest } from '../errors/index.js';
+import { once } from 'node:events';
+import { PassThrough, type Readable } from 'node:stream';
+import pRetry, { AbortError, type RetryContext } from 'p-retry';
+import { NetworkError, SkiffError, StallError, shortDigest } from '../errors/index.js';
 
 export interface RetryPolicy {
-  /** Retries after the first attempt (skopeo's --retry-times). */
+  /** Consecutive retries after a failed attempt (skopeo's --retry-times). */
   retries: number;
   /** First backoff delay; doubles each time, with jitter. */
   minDelayMs: number;
   maxDelayMs: number;
-  /** Retry-After values above this are capped, so a hostile server cannot park us for hours. */
+  /**
+   * The longest Retry-After skiff waits (`--retry-delay-max`). A registry asking for longer ends
+   * the operation with a NetworkError naming the wait, rather than parking the run for hours.
+   */
   maxRetryAfterMs: number;
   /** No new byte from a host for this long ends the transfer (StallError, exit 5). */
   stallTimeoutMs: number;
@@ -63,7 +75,11 @@ export class HttpStatusError extends Error {
   }
 }
 
-/** Failures a later attempt may not see: retriable statuses, dropped or refused connections. */
+/**
+ * Failures a later attempt may not see: retriable statuses, dropped or refused connections. A
+ * TypeError is a bug, not a network failure (p-retry never retries one either): skiff's HTTP
+ * client is undici's request API, whose network failures carry codes.
+ */
 export function isRetriableNetworkError(error: unknown): boolean {
   if (error instanceof HttpStatusError) return RETRIABLE_STATUS.has(error.status);
   if (error instanceof SkiffError) return false;
@@ -80,8 +96,7 @@ export function isRetriableNetworkError(error: unknown): boolean {
       'ENOTFOUND',
       'EHOSTUNREACH',
       'ENETUNREACH',
-    ].includes(code) ||
-    error instanceof TypeError
+    ].includes(code)
   );
 }
 
@@ -96,6 +111,7 @@ function errorCode(error: unknown): string {
   return typeof code === 'string' ? code : '';
 }
 
+/** How one operation's failures are described and judged. */
 export interface RetryStep {
   /** The host the failed attempt talked to (after redirects), named in notices and stall errors. */
   host?: string | undefined;
@@ -109,9 +125,12 @@ export interface RetryStep {
   final?: ((error: unknown) => unknown) | undefined;
 }
 
-export interface BudgetOptions {
+export interface RetryOptions {
   signal?: AbortSignal | undefined;
-  /** Bounds all failures, progress or not (default: no bound beyond the consecutive ones). */
+  /**
+   * Bounds all failures, progress or not. Default: four times the policy's retries, so an
+   * operation that keeps making a little progress still ends.
+   */
   maxFailures?: number | undefined;
   /**
    * The operation receives bytes and reports them with progressed(): then failures that add up to
@@ -119,85 +138,124 @@ export interface BudgetOptions {
    * long time without receiving a byte), where only undici's idle timeouts mean a stall.
    */
   watchesBytes?: boolean | undefined;
+  /** Describes a failure: a fixed step, or one computed from the attempt that failed. */
+  step?: RetryStep | ((error: unknown) => RetryStep) | undefined;
+}
+
+/** What an attempt may tell the policy: new bytes arrived. */
+export interface AttemptProgress {
+  progressed(): void;
+}
+
+/** The client's side of the policy: its settings and where notices go. */
+export interface RetrySettings {
+  policy: RetryPolicy;
+  onRetry?: RetryListener | undefined;
 }
 
 /**
- * The retries of one operation. Consecutive failures are bounded by the policy's `retries`
- * (progress resets the count, so a long download may resume many times), and all failures by
- * `maxFailures`, so a server that drops every connection after a few bytes cannot keep us forever.
+ * Runs `operation` under the policy: retried by p-retry while the failure is retriable, retries
+ * are left and the host is not stalled; the final failure is `step.final(error)`.
  */
-export class RetryBudget {
-  private failures = 0;
-  private total = 0;
-  private lastProgressAt = Date.now();
-  private readonly signal: AbortSignal | undefined;
-  private readonly maxFailures: number;
-  private readonly watchesBytes: boolean;
+export function withRetries<T>(
+  settings: RetrySettings,
+  options: RetryOptions,
+  operation: (progress: AttemptProgress) => Promise<T>,
+): Promise<T> {
+  const { policy, onRetry } = settings;
+  const maxFailures = options.maxFailures ?? Math.max(1, policy.retries) * 4;
+  const stepFor = (error: unknown): RetryStep =>
+    typeof options.step === 'function' ? options.step(error) : (options.step ?? {});
+  let lastProgressAt = Date.now();
+  let progressedThisAttempt = false;
+  let consecutive = 0;
+  let total = 0;
+  /** The wait a failure asked for (Retry-After), decided before the notice is printed. */
+  let asked = 0;
+  const progress: AttemptProgress = {
+    progressed() {
+      progressedThisAttempt = true;
+      lastProgressAt = Date.now();
+    },
+  };
 
-  constructor(
-    private readonly policy: RetryPolicy,
-    private readonly onRetry: RetryListener | undefined,
-    options: BudgetOptions = {},
-  ) {
-    this.signal = options.signal;
-    this.maxFailures = options.maxFailures ?? Number.POSITIVE_INFINITY;
-    this.watchesBytes = options.watchesBytes ?? false;
-  }
-
-  /** New bytes arrived: the stall clock and the count of consecutive failures start again. */
-  progressed(): void {
-    this.failures = 0;
-    this.lastProgressAt = Date.now();
-  }
-
-  /**
-   * After a failed attempt: resolves when it is time for the next one, or throws the final error
-   * (`step.final`), or a StallError when the host has sent nothing for the stall timeout.
-   */
-  async next(error: unknown, step: RetryStep): Promise<void> {
+  /** Decides about a failed attempt: throws the final error, or says whether it consumes a retry. */
+  const decide = ({ error }: RetryContext): boolean => {
+    const step = stepFor(error);
     const retriable = (step.retriable ?? isRetriableNetworkError)(error);
-    if (retriable && this.stalled(error)) {
+    if (progressedThisAttempt) consecutive = 0;
+    const stalled =
+      isIdleTimeout(error) || (options.watchesBytes && Date.now() - lastProgressAt >= policy.stallTimeoutMs);
+    if (retriable && stalled) {
       throw new StallError(
         step.host ?? 'the server',
-        this.policy.stallTimeoutMs,
+        policy.stallTimeoutMs,
         step.digest ? { digest: step.digest } : {},
         error,
       );
     }
-    const final = step.final ?? ((e: unknown) => e);
-    if (
-      !retriable ||
-      this.signal?.aborted ||
-      this.failures >= this.policy.retries ||
-      this.total >= this.maxFailures
-    )
-      throw final(error);
-    this.failures++;
-    this.total++;
-    const delayMs = this.delayFor(error);
-    this.onRetry?.({
-      reason: step.reason ?? describeFailure(error, step),
-      delayMs,
-      attempt: this.failures + 1,
-      attempts: this.policy.retries + 1,
-    });
-    await sleep(delayMs, this.signal);
-  }
+    const final = step.final ?? same;
+    if (!retriable) throw final(error);
+    // A wait longer than the user allows is said as such, even when no retry is left anyway.
+    asked = retryAfterOf(error, policy.maxRetryAfterMs);
+    if (consecutive >= policy.retries || total >= maxFailures) throw final(error);
+    consecutive++;
+    total++;
+    return !progressedThisAttempt;
+  };
 
-  private stalled(error: unknown): boolean {
-    if (isIdleTimeout(error)) return true;
-    return this.watchesBytes && Date.now() - this.lastProgressAt >= this.policy.stallTimeoutMs;
-  }
+  return pRetry(
+    () => {
+      progressedThisAttempt = false;
+      return operation(progress);
+    },
+    {
+      retries: maxFailures,
+      minTimeout: policy.minDelayMs,
+      maxTimeout: policy.maxDelayMs,
+      factor: 2,
+      randomize: true,
+      signal: options.signal,
+      // A decision that throws ends the retries with that error (p-retry's contract).
+      shouldConsumeRetry: (context) => decide(context),
+      onFailedAttempt: async (context) => {
+        const step = stepFor(context.error);
+        // A Retry-After is a floor for the wait: p-retry sleeps its backoff after this returns.
+        const delayMs = Math.max(context.retryDelay, asked);
+        onRetry?.({
+          reason: step.reason ?? describeFailure(context.error, step),
+          delayMs,
+          attempt: consecutive + 1,
+          attempts: policy.retries + 1,
+        });
+        if (delayMs > context.retryDelay) await sleep(delayMs - context.retryDelay, options.signal);
+      },
+    },
+  );
+}
 
-  /** Exponential backoff with jitter; a Retry-After (capped) is a floor. */
-  private delayFor(error: unknown): number {
-    const backoff = Math.min(
-      this.policy.maxDelayMs,
-      this.policy.minDelayMs * 2 ** (this.failures - 1) * (1 + Math.random()),
+const same = (error: unknown) => error;
+
+/** The wait a retriable status asked for; beyond what the user allows, a final NetworkError. */
+function retryAfterOf(error: unknown, maxMs: number): number {
+  if (!(error instanceof HttpStatusError) || error.retryAfterMs === undefined) return 0;
+  if (error.retryAfterMs > maxMs) {
+    throw new NetworkError(
+      `registry ${error.url.host} answered ${error.status} and asked to wait ${formatWait(error.retryAfterMs)} before retrying (Retry-After), longer than --retry-delay-max ${formatWait(maxMs)}: try again later or allow the wait with --retry-delay-max`,
+      {},
+      error,
     );
-    const asked = error instanceof HttpStatusError ? error.retryAfterMs : undefined;
-    return asked === undefined ? backoff : Math.max(backoff, Math.min(asked, this.policy.maxRetryAfterMs));
   }
+  return error.retryAfterMs;
+}
+
+/** `45 s`, `2 min 5 s`, `1 h 30 min`. */
+export function formatWait(ms: number): string {
+  const seconds = Math.ceil(ms / 1000);
+  if (seconds < 120) return `${seconds} s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 120) return `${minutes} min${seconds % 60 ? ` ${seconds % 60} s` : ''}`;
+  return `${Math.floor(minutes / 60)} h${minutes % 60 ? ` ${minutes % 60} min` : ''}`;
 }
 
 function describeFailure(error: unknown, step: RetryStep): string {
@@ -207,6 +265,99 @@ function describeFailure(error: unknown, step: RetryStep): string {
   const code = errorCode(error);
   const message = error instanceof Error ? error.message : String(error);
   return `connection to ${step.host ?? 'the server'} failed${about}: ${code && !message.includes(code) ? `${code} ` : ''}${message}`;
+}
+
+/** A response whose body can be read, as the HTTP client returns it. */
+export interface BodyResponse {
+  status: number;
+  url: URL;
+  body: AsyncIterable<Buffer> & { destroyed: boolean; destroy(): void };
+}
+
+export interface ResumingRead {
+  /** The blob being read, named in notices and errors. */
+  digest: string;
+  /** The first answer; its body starts at `base` in the blob. */
+  first: BodyResponse;
+  base: number;
+  /** Asks again from `offset` (Range); a 200 answer restarts from byte 0 and is skipped ahead. */
+  reopen(offset: number, signal: AbortSignal): Promise<BodyResponse>;
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * A blob body that resumes where it stopped: when the connection drops mid-body, the rest is asked
+ * for again from the offset reached, so a reset costs a retry, not the whole layer. Backpressure
+ * holds: the next chunk is read only when the consumer has room.
+ */
+export function resumingBody(settings: RetrySettings, read: ResumingRead): Readable {
+  const out = new PassThrough({ highWaterMark: 1 << 20 });
+  // A consumer that goes away (destroys the stream) stops the reads and the retries.
+  const gone = new AbortController();
+  out.once('close', () => gone.abort(new Error('blob stream closed')));
+  const signal = read.signal ? AbortSignal.any([read.signal, gone.signal]) : gone.signal;
+  let delivered = 0;
+  let next: BodyResponse | undefined = read.first;
+  let current = read.first;
+  let host = read.first.url.host;
+  // The body being read may be waiting for the network: stop it too.
+  gone.signal.addEventListener('abort', () => current.body.destroy(), { once: true });
+  const reading = withRetries(
+    settings,
+    {
+      signal,
+      watchesBytes: true,
+      step: (error) => ({
+        host,
+        digest: read.digest,
+        reason: `connection to ${host} failed after ${delivered} bytes of blob ${shortDigest(read.digest)} (${(error as Error).message})`,
+        final: (cause) =>
+          cause instanceof SkiffError
+            ? cause
+            : new NetworkError(
+                `blob ${read.digest}: connection failed after ${delivered} bytes: ${(cause as Error).message}`,
+                { digest: read.digest },
+                cause,
+              ),
+      }),
+    },
+    async (progress) => {
+      const res = next ?? (await read.reopen(read.base + delivered, signal));
+      next = undefined;
+      current = res;
+      host = res.url.host;
+      // A 200 to a resume means the server restarted from byte 0: skip what was already delivered.
+      let skip = res.status === 200 && res !== read.first ? read.base + delivered : 0;
+      try {
+        for await (const chunk of res.body) {
+          let piece = chunk;
+          if (skip > 0) {
+            const drop = Math.min(skip, piece.length);
+            skip -= drop;
+            piece = piece.subarray(drop);
+            if (piece.length === 0) continue;
+          }
+          delivered += piece.length;
+          progress.progressed();
+          if (!out.write(piece)) await drained(out);
+        }
+      } finally {
+        if (!res.body.destroyed) res.body.destroy();
+      }
+    },
+  );
+  reading.then(
+    () => out.end(),
+    (error: unknown) => out.destroy(error as Error),
+  );
+  return out;
+}
+
+/** Resolves when `out` wants more, or throws (not retried) when its consumer went away. */
+async function drained(out: PassThrough): Promise<void> {
+  if (out.destroyed) throw new AbortError('blob stream closed');
+  await Promise.race([once(out, 'drain'), once(out, 'close')]);
+  if (out.destroyed) throw new AbortError('blob stream closed');
 }
 
 /** Parses Retry-After: delta-seconds or an HTTP date. */

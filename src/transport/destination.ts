@@ -8,7 +8,7 @@ import { type Digest, sha256 } from '../digest/index.js';
 import { VerificationError } from '../errors/index.js';
 import { parseManifest } from '../manifest/index.js';
 import type { ImageReference, RegistryReference } from '../reference/index.js';
-import type { RawManifest } from './source.js';
+import type { ManifestHead, RawManifest } from './source.js';
 
 export interface DestinationTraits {
   /** Can hold an index with its per-platform manifests (docker-archive cannot). */
@@ -61,6 +61,8 @@ export interface ImageDestination {
   init(): Promise<void>;
   /** The manifest the destination reference names now, if any: the up-to-date check reads it. */
   existingManifest(): Promise<RawManifest | undefined>;
+  /** The manifest the reference names now, by HEAD (registries): its digest without a counted GET. */
+  existingManifestHead?(): Promise<ManifestHead | undefined>;
   hasBlob(digest: Digest, size?: number): Promise<boolean>;
   /** Cross-repository mount within one registry; false when it did not happen (upload instead). */
   mountBlob?(digest: Digest, from: RegistryReference): Promise<boolean>;

@@ -11,7 +11,7 @@ import {
   type ImageDestination,
   type ManifestToWrite,
 } from './destination.js';
-import type { RawManifest } from './source.js';
+import type { ManifestHead, RawManifest } from './source.js';
 
 export interface RegistryDestinationOptions {
   /** Upload in PATCH chunks of this many bytes; 0 or absent: one streaming PUT per blob. */
@@ -52,6 +52,11 @@ export class RegistryDestination implements ImageDestination {
       if (error instanceof NotFoundError) return undefined;
       throw error;
     }
+  }
+
+  async existingManifestHead(): Promise<ManifestHead | undefined> {
+    const ref = this.reference.tag ?? this.reference.digest;
+    return ref ? this.client.headManifest(this.location, ref) : undefined;
   }
 
   /** A blob of another size than the descriptor says is not the blob the copy means to skip. */

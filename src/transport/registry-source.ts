@@ -19,7 +19,7 @@ import { formatReference, type RegistryReference } from '../reference/index.js';
 import type { RegistryClient, RepositoryLocation } from '../registry/client.js';
 import { type PullEndpoint, pullSources } from '../registry/pull-sources.js';
 import type { ByteRange } from './ranges.js';
-import type { BlobRef, ImageSource, RangeConsumer, RawManifest } from './source.js';
+import type { BlobRef, ImageSource, ManifestHead, RangeConsumer, RawManifest } from './source.js';
 
 export class RegistrySource implements ImageSource {
   readonly rangeSupport = 'probe' as const;
@@ -53,6 +53,24 @@ export class RegistrySource implements ImageSource {
         mirror: served.mirror,
       });
     return { bytes: fetched.bytes, contentType: fetched.contentType };
+  }
+
+  /** The manifest's digest, media type and size by HEAD, which metered registries do not count. */
+  async headManifest(signal?: AbortSignal): Promise<ManifestHead | undefined> {
+    const digest = this.reference.digest;
+    const head = await this.attempt(
+      'manifest',
+      (location, endpoint) =>
+        this.client.headManifest(
+          location,
+          endpoint.reference.digest ?? endpoint.reference.tag ?? 'latest',
+          ['pull'],
+          signal,
+        ),
+      isSkiffError,
+    );
+    // A reference pinned by digest names it, whether or not the registry repeats it.
+    return head && digest ? { ...head, digest } : head;
   }
 
   async getManifestByDigest(digest: Digest, signal?: AbortSignal): Promise<RawManifest> {

@@ -21,6 +21,14 @@ export interface RawManifest {
   contentType: string | undefined;
 }
 
+/** A manifest as a HEAD describes it (registry/client.ts `headManifest`): no body, no counted pull. */
+export interface ManifestHead {
+  /** Docker-Content-Digest; undefined when the registry did not send it. */
+  digest: Digest | undefined;
+  mediaType: string | undefined;
+  size: number;
+}
+
 /** Consumes one requested range of a blob as a stream (see fetchRanges). */
 export type RangeConsumer = (range: ByteRange, data: Readable) => Promise<void>;
 
@@ -34,6 +42,12 @@ export interface ImageSource {
   readonly rangeSupport: 'yes' | 'probe' | 'no';
   /** The manifest the reference names (tag, digest, or the layout's only image). */
   getManifest(signal?: AbortSignal): Promise<RawManifest>;
+  /**
+   * The manifest the reference names, by HEAD: its digest, media type and size without its bytes.
+   * Registries that meter pulls count manifest GETs, not HEADs, so a caller that only needs the
+   * digest (is the copy up to date?) asks this first. Undefined when absent; only registries have it.
+   */
+  headManifest?(signal?: AbortSignal): Promise<ManifestHead | undefined>;
   /** A manifest by digest (an index's child). */
   getManifestByDigest(digest: Digest, signal?: AbortSignal): Promise<RawManifest>;
   /** A blob's size without reading it (schema1 manifests do not carry sizes); undefined if absent. */

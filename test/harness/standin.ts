@@ -600,3 +600,54 @@ export function serveBytes(options: { path: string; bytes: Buffer; contentType: 
       });
     });
 }
+
+export interface Meter {
+  /** Manifest GETs counted so far (HEADs never count, as on Docker Hub). */
+  readonly counted: number;
+  /** Manifest GETs refused with 429. */
+  readonly refused: number;
+}
+
+/**
+ * A registry that meters pulls as Docker Hub does: every manifest GET counts against `limit`, its
+ * answer says so in Docker Hub's form (`ratelimit-limit: 100;w=21600`, `ratelimit-remaining:
+ * 76;w=21600`), and a GET past the limit is answered 429 with `Retry-After: retryAfter` (and the
+ * quota headers at 0). After `refusals` such answers the wait is over and GETs are served again
+ * (still counted); without `refusals`, the limit holds for ever.
+ */
+export function meteredManifests(options: {
+  limit: number;
+  window?: number;
+  retryAfter?: string;
+  refusals?: number;
+}): { fault: Fault; meter: Meter } {
+  const meter = { counted: 0, refused: 0 };
+  const window = options.window ?? 21600;
+  let used = 0;
+  const quota = (left: number) => ({
+    'ratelimit-limit': `${options.limit};w=${window}`,
+    'ratelimit-remaining': `${left};w=${window}`,
+  });
+  const fault: Fault = (context) =>
+    mswHttp.get(MANIFEST_PATH, async ({ request }) => {
+      const waited = options.refusals !== undefined && meter.refused >= options.refusals;
+      if (used >= options.limit && !waited) {
+        meter.refused++;
+        return HttpResponse.json(
+          { errors: [{ code: 'TOOMANYREQUESTS', message: 'stand-in: pull rate limit reached' }] },
+          {
+            status: 429,
+            headers: { ...quota(0), ...(options.retryAfter ? { 'retry-after': options.retryAfter } : {}) },
+          },
+        );
+      }
+      used++;
+      meter.counted++;
+      const res = await context.next(request);
+      const headers = new Headers(res.headers);
+      for (const [name, value] of Object.entries(quota(Math.max(0, options.limit - used))))
+        headers.set(name, value);
+      return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
+    });
+  return { fault, meter };
+}

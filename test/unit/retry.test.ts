@@ -1,110 +1,245 @@
-// RetryBudget, the one retry loop of the network code: what it retries, what it tells, when it
-// gives up, and that its waits leave nothing attached to a long-lived abort signal.
+// The one retry policy of the network code (withRetries, on p-retry): what it retries, what it
+// tells, when it gives up, Retry-After and its cap, resumed blob bodies, and that its waits leave
+// nothing attached to a long-lived abort signal.
 import { getEventListeners } from 'node:events';
+import { text } from 'node:stream/consumers';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { NetworkError, StallError } from '../../src/errors/index.js';
+import { formatRateLimit, parseRateLimit } from '../../src/registry/rate-limit.js';
 import {
+  type AttemptProgress,
+  type BodyResponse,
   DEFAULT_RETRY,
   HttpStatusError,
-  RetryBudget,
   type RetryNotice,
+  type RetryOptions,
   type RetryPolicy,
+  resumingBody,
+  retryAfterMs,
   sleep,
+  withRetries,
 } from '../../src/registry/retry.js';
 
 const policy: RetryPolicy = { ...DEFAULT_RETRY, retries: 2, minDelayMs: 0, maxDelayMs: 0 };
-const status = (code: number, retryAfterMs?: number) =>
-  new HttpStatusError(code, new URL('http://registry.test/v2/'), '', retryAfterMs);
+const status = (code: number, retryAfter?: number) =>
+  new HttpStatusError(code, new URL('http://registry.test/v2/'), '', retryAfter);
 const reset = () => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
 
-function budget(overrides: Partial<RetryPolicy> = {}, maxFailures?: number) {
+/** Runs an operation that fails with each of `failures` in turn (then succeeds), recording notices. */
+function run(
+  failures: Array<unknown | ((progress: AttemptProgress) => unknown)>,
+  options: RetryOptions = {},
+  overrides: Partial<RetryPolicy> = {},
+) {
   const notices: RetryNotice[] = [];
-  const b = new RetryBudget({ ...policy, ...overrides }, (n) => notices.push(n), {
-    maxFailures,
-    watchesBytes: true,
-  });
-  return { b, notices };
+  let attempts = 0;
+  const done = withRetries(
+    { policy: { ...policy, ...overrides }, onRetry: (n) => notices.push(n) },
+    { step: { host: 'registry.test' }, ...options },
+    async (progress) => {
+      const failure = failures[attempts++];
+      if (failure === undefined) return 'ok';
+      throw typeof failure === 'function' ? failure(progress) : failure;
+    },
+  );
+  return { done, notices, attempts: () => attempts };
 }
 
 afterEach(() => {
   vi.useRealTimers();
 });
 
-describe('RetryBudget', () => {
+describe('withRetries', () => {
   it('retries a retriable failure `retries` times, telling each wait, then throws the final error', async () => {
-    const { b, notices } = budget();
-    await b.next(status(503), { host: 'registry.test' });
-    await b.next(status(503), { host: 'registry.test' });
     const final = new NetworkError('gave up');
-    await expect(b.next(status(503), { host: 'registry.test', final: () => final })).rejects.toBe(final);
-    expect(notices.map((n) => [n.reason, n.attempt, n.attempts])).toEqual([
+    const r = run([status(503), status(503), status(503)], {
+      step: { host: 'registry.test', final: () => final },
+    });
+    await expect(r.done).rejects.toBe(final);
+    expect(r.attempts()).toBe(3);
+    expect(r.notices.map((n) => [n.reason, n.attempt, n.attempts])).toEqual([
       ['registry.test answered 503', 2, 3],
       ['registry.test answered 503', 3, 3],
     ]);
   });
 
-  it('does not retry what will not get better (404, a SkiffError)', async () => {
-    const { b, notices } = budget();
-    await expect(b.next(status(404), { host: 'registry.test' })).rejects.toBeInstanceOf(HttpStatusError);
-    await expect(b.next(new NetworkError('x'), { host: 'registry.test' })).rejects.toBeInstanceOf(
-      NetworkError,
-    );
-    expect(notices).toEqual([]);
+  it('succeeds on the attempt after a transient failure', async () => {
+    const r = run([reset()]);
+    await expect(r.done).resolves.toBe('ok');
+    expect(r.notices[0]!.reason).toBe('connection to registry.test failed: ECONNRESET socket hang up');
   });
 
-  it('progress resets the consecutive failures; maxFailures still bounds them all', async () => {
-    const { b, notices } = budget({}, 3);
-    for (let i = 0; i < 3; i++) {
-      await b.next(reset(), { host: 'registry.test' });
-      b.progressed();
+  it('does not retry what will not get better (404, a SkiffError, a TypeError)', async () => {
+    for (const failure of [status(404), new NetworkError('x'), new TypeError('bug')]) {
+      const r = run([failure]);
+      await expect(r.done).rejects.toBe(failure);
+      expect(r.attempts()).toBe(1);
+      expect(r.notices).toEqual([]);
     }
-    await expect(b.next(reset(), { host: 'registry.test' })).rejects.toMatchObject({ code: 'ECONNRESET' });
-    expect(notices.map((n) => n.attempt)).toEqual([2, 2, 2]);
   });
 
-  it('Retry-After is a floor for the delay, capped by maxRetryAfterMs', async () => {
+  it('a failure after progress does not count against the consecutive retries; maxFailures bounds them all', async () => {
+    const afterBytes = (progress: AttemptProgress) => {
+      progress.progressed();
+      return reset();
+    };
+    const r = run([reset(), afterBytes, afterBytes, afterBytes], { maxFailures: 3 });
+    await expect(r.done).rejects.toMatchObject({ code: 'ECONNRESET' });
+    expect(r.notices.map((n) => n.attempt)).toEqual([2, 2, 2]);
+    // The attempts that made progress were resumed at once.
+    expect(r.notices.map((n) => n.delayMs)).toEqual([0, 0, 0]);
+  });
+
+  it('Retry-After is a floor for the delay', async () => {
     vi.useFakeTimers();
-    const { b, notices } = budget({ maxRetryAfterMs: 5_000 });
-    const first = b.next(status(429, 2_000), { host: 'registry.test' });
-    await vi.advanceTimersByTimeAsync(2_000);
-    await first;
-    const second = b.next(status(429, 3_600_000), { host: 'registry.test' });
+    const r = run([status(429, 2_000), status(503, 3_000)], {}, { maxRetryAfterMs: 5_000 });
     await vi.advanceTimersByTimeAsync(5_000);
-    await second;
-    expect(notices.map((n) => n.delayMs)).toEqual([2_000, 5_000]);
+    await expect(r.done).resolves.toBe('ok');
+    expect(r.notices.map((n) => n.delayMs)).toEqual([2_000, 3_000]);
+  });
+
+  it('a Retry-After longer than --retry-delay-max is final: one NetworkError naming the registry and the wait', async () => {
+    const r = run([status(429, 3_600_000)], {}, { maxRetryAfterMs: 60_000 });
+    const error = await r.done.catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(NetworkError);
+    expect((error as NetworkError).exitCode).toBe(5);
+    expect((error as NetworkError).message).toBe(
+      'registry registry.test answered 429 and asked to wait 60 min before retrying (Retry-After), longer than --retry-delay-max 60 s: try again later or allow the wait with --retry-delay-max',
+    );
+    expect(r.attempts()).toBe(1);
+    expect(r.notices).toEqual([]);
   });
 
   it("an idle timeout of undici's is a stall at once, naming the host and the blob", async () => {
-    const { b, notices } = budget();
     const timeout = Object.assign(new Error('Body Timeout Error'), { code: 'UND_ERR_BODY_TIMEOUT' });
-    const error = await b
-      .next(timeout, { host: 'cdn.test', digest: `sha256:${'a'.repeat(64)}` })
-      .catch((e) => e);
+    const r = run([timeout], { step: { host: 'cdn.test', digest: `sha256:${'a'.repeat(64)}` } });
+    const error = await r.done.catch((e: unknown) => e);
     expect(error).toBeInstanceOf(StallError);
     expect(error.exitCode).toBe(5);
     expect(error.withContext({ image: 'registry.test/app:1' }).oneLine()).toBe(
       'no data from cdn.test for 60 s while fetching blob sha256:aaaaaaaaaaaa of registry.test/app:1',
     );
-    expect(notices).toEqual([]);
+    expect(r.notices).toEqual([]);
   });
 
   it('failures that add up to the stall timeout without a new byte are a stall', async () => {
     vi.useFakeTimers({ toFake: ['Date'] });
-    const { b } = budget({ retries: 100, stallTimeoutMs: 10_000 });
-    await b.next(reset(), { host: 'registry.test' });
-    vi.setSystemTime(Date.now() + 9_000);
-    b.progressed();
-    vi.setSystemTime(Date.now() + 9_000);
-    await b.next(reset(), { host: 'registry.test' });
-    vi.setSystemTime(Date.now() + 1_000);
-    await expect(b.next(reset(), { host: 'registry.test' })).rejects.toBeInstanceOf(StallError);
+    const later =
+      (ms: number, progressed = false) =>
+      (progress: AttemptProgress) => {
+        vi.setSystemTime(Date.now() + ms);
+        if (progressed) progress.progressed();
+        return reset();
+      };
+    const r = run(
+      [reset(), later(9_000, true), later(9_000), later(1_000)],
+      { watchesBytes: true },
+      {
+        retries: 100,
+        stallTimeoutMs: 10_000,
+      },
+    );
+    await expect(r.done).rejects.toBeInstanceOf(StallError);
+    expect(r.attempts()).toBe(4);
   });
 
-  it('a request budget (no byte watching) is not a stall for time alone: a long upload that then fails is retried', async () => {
+  it('a request (no byte watching) is not a stall for time alone: a long upload that then fails is retried', async () => {
     vi.useFakeTimers({ toFake: ['Date'] });
-    const b = new RetryBudget({ ...policy, stallTimeoutMs: 10_000 }, undefined, {});
-    vi.setSystemTime(Date.now() + 600_000);
-    await expect(b.next(reset(), { host: 'registry.test' })).resolves.toBeUndefined();
+    const r = run(
+      [
+        () => {
+          vi.setSystemTime(Date.now() + 600_000);
+          return reset();
+        },
+      ],
+      {},
+      { stallTimeoutMs: 10_000 },
+    );
+    await expect(r.done).resolves.toBe('ok');
+  });
+
+  it('leaves no abort listener on the signal once the operation is over', async () => {
+    const signal = new AbortController().signal;
+    for (let i = 0; i < 20; i++) await run([status(503, 0)], { signal }).done;
+    expect(getEventListeners(signal, 'abort')).toHaveLength(0);
+  });
+});
+
+describe('resumingBody', () => {
+  /** A body that yields `chunks` and then, if given, fails with `error`. */
+  function response(status: number, chunks: string[], error?: Error): BodyResponse {
+    async function* body() {
+      for (const chunk of chunks) yield Buffer.from(chunk);
+      if (error) throw error;
+    }
+    const iterable = body();
+    return {
+      status,
+      url: new URL('http://registry.test/v2/x/blobs/sha256:0'),
+      body: Object.assign(iterable, { destroyed: false, destroy: () => undefined }),
+    };
+  }
+
+  it('asks for the rest from where the connection dropped, and skips ahead in a 200 answer', async () => {
+    const offsets: number[] = [];
+    const answers = [response(206, ['llo ', 'wo'], reset()), response(200, ['hello world'])];
+    const stream = resumingBody(
+      { policy },
+      {
+        digest: `sha256:${'b'.repeat(64)}`,
+        first: response(200, ['he'], reset()),
+        base: 0,
+        reopen: async (offset) => {
+          offsets.push(offset);
+          return answers.shift()!;
+        },
+      },
+    );
+    expect(await text(stream)).toBe('hello world');
+    expect(offsets).toEqual([2, 8]);
+  });
+
+  it('a body that keeps failing ends the stream with a NetworkError naming the blob', async () => {
+    const digest = `sha256:${'c'.repeat(64)}`;
+    const stream = resumingBody(
+      { policy },
+      {
+        digest,
+        first: response(200, [], reset()),
+        base: 0,
+        reopen: async () => response(206, [], reset()),
+      },
+    );
+    await expect(text(stream)).rejects.toThrow(
+      `blob ${digest}: connection failed after 0 bytes: socket hang up`,
+    );
+  });
+});
+
+describe('Retry-After and rate limits', () => {
+  it('reads Retry-After as seconds and as an HTTP date', () => {
+    expect(retryAfterMs('7')).toBe(7_000);
+    const inAMinute = new Date(Date.now() + 60_000).toUTCString();
+    expect(retryAfterMs(inAMinute)).toBeGreaterThan(55_000);
+    expect(retryAfterMs('Thu, 01 Jan 1970 00:00:00 GMT')).toBe(0);
+    expect(retryAfterMs('soon')).toBeUndefined();
+  });
+
+  it("reads the draft's RateLimit headers and Docker Hub's quota;window form", () => {
+    expect(parseRateLimit({ 'ratelimit-limit': '100;w=21600', 'ratelimit-remaining': '76;w=21600' })).toEqual(
+      {
+        limit: 100,
+        remaining: 76,
+        windowSeconds: 21600,
+      },
+    );
+    expect(
+      parseRateLimit({ 'ratelimit-limit': '10', 'ratelimit-remaining': '0', 'ratelimit-reset': '30' }),
+    ).toEqual({ limit: 10, remaining: 0, resetSeconds: 30 });
+    expect(parseRateLimit({ 'ratelimit-limit': '10' })).toBeUndefined();
+    expect(formatRateLimit('hub.test', { limit: 100, remaining: 76, windowSeconds: 21600 })).toBe(
+      'hub.test: 76 of 100 requests left (window 6 h)',
+    );
   });
 });
 
