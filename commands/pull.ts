@@ -3,6 +3,7 @@ import { SkiffCommand } from '../src/cli/base.js';
 import { progressFlag, pullProgress, resolveMode } from '../src/cli/progress.js';
 import { printPullReport } from '../src/cli/pull-output.js';
 import { registryClient, registryFlags } from '../src/cli/registry-flags.js';
+import { describePolicy, trustFlags, trustSettings } from '../src/cli/trust-flags.js';
 import { pull } from '../src/pull/index.js';
 import { MODES, type Mode } from '../src/strategy/index.js';
 import { parseSize } from '../src/util/quantities.js';
@@ -21,7 +22,7 @@ export default class Pull extends SkiffCommand {
 
 SIZE is a layer's compressed size, as the registry stores it (as in images and inspect); FETCHED counts every byte asked for, the TOC and tar-split of a chunked layer included, and NOTE says when those made FETCHED exceed SIZE.
 
-Exit codes: 0 success, 1 usage, 2 not found or unauthorized, 3 convert-only violation, 4 verification failure, 5 network failure, 7 the store cannot be written (no space, quota, read-only).`;
+Exit codes: 0 success, 1 usage, 2 not found or unauthorized, 3 convert-only violation, 4 verification failure, 5 network failure, 6 rejected by the trust policy (containers-policy.json), 7 the store cannot be written (no space, quota, read-only).`;
 
   static override examples = [
     '<%= config.bin %> pull alpine',
@@ -56,12 +57,15 @@ Exit codes: 0 success, 1 usage, 2 not found or unauthorized, 3 convert-only viol
       // One value per flag, as skopeo takes it: the reference after it stays the reference.
       multipleNonGreedy: true,
     }),
+    ...trustFlags,
     progress: progressFlag,
   };
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Pull);
     const maxLayerSize = parseSize(flags['max-layer-size'], '--max-layer-size');
+    const trust = await trustSettings(flags);
+    if (flags.verbose) process.stderr.write(`skiff: ${describePolicy(trust)}\n`);
     const store = await this.openStore(flags.store);
     const mode = flags['dry-run'] ? 'none' : resolveMode(flags.progress, { json: flags.json });
     const progress = pullProgress(mode, args.ref);
@@ -79,6 +83,7 @@ Exit codes: 0 success, 1 usage, 2 not found or unauthorized, 3 convert-only viol
         decryptionKeys: await decryptionKeys(flags['decryption-key']),
         progress,
         maxLayerSize,
+        trust,
       });
       progress.stop();
       if (flags.json) this.printJson(report);

@@ -34,6 +34,7 @@ import {
   planPull,
 } from '../strategy/index.js';
 import { type ImageSource, openSource } from '../transport/index.js';
+import { enforceTrustPolicy, type TrustSettings } from '../trust/index.js';
 import type { LayerContext } from './context.js';
 import { type GatheredLayer, gatherLayerFacts } from './facts.js';
 import { pullFull, tarSizeBound } from './layer-full.js';
@@ -59,6 +60,8 @@ export interface PullOptions {
   signal?: AbortSignal;
   /** Bytes a layer's tar may have where nothing verified says (DEFAULT_MAX_LAYER_SIZE). */
   maxLayerSize?: number;
+  /** The trust policy and registries.d (src/trust); undefined: no policy. */
+  trust?: TrustSettings | undefined;
 }
 
 export async function pull(options: PullOptions): Promise<PullReport> {
@@ -91,6 +94,15 @@ async function pullFrom(
     pinnedDigest: reference.transport === 'docker' ? reference.digest : undefined,
     signal,
   });
+  // trust (issue 14): the policy accepts or refuses (exit 6) before any layer is fetched.
+  const trust = await enforceTrustPolicy({
+    settings: options.trust,
+    reference,
+    manifestDigest: resolved.manifest.digest,
+    client: options.client,
+    signal,
+  });
+  // end trust
   const image: ImageFacts = {
     manifestKind: resolved.manifest.kind === 'schema1' ? 'schema1' : resolved.manifest.flavor,
     sourceRanges: source.rangeSupport,
@@ -118,7 +130,7 @@ async function pullFrom(
       gathered.map((g) => g.facts),
     );
     if (plan.violations.length > 0) throw violationError(plan.violations, mode);
-    const base = { reference, resolved, mode, started, gathered, warnings };
+    const base = { reference, resolved, mode, started, gathered, warnings, trust };
     if (!session)
       return buildReport({
         ...base,
@@ -356,6 +368,7 @@ interface ReportInput {
   outcomes: LayerOutcome[] | undefined;
   configDigest: Digest | undefined;
   warnings: string[];
+  trust: PullReport['trust'];
 }
 
 function buildReport(input: ReportInput): PullReport {
@@ -396,5 +409,6 @@ function buildReport(input: ReportInput): PullReport {
     bytesResumed: layers.reduce((sum, l) => sum + l.bytesResumed, 0),
     durationMs: Math.round(performance.now() - input.started),
     warnings: [...resolved.warnings, ...input.warnings],
+    trust: input.trust,
   };
 }
