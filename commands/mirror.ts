@@ -3,6 +3,7 @@ import { jsonFlag, SkiffCommand } from '../src/cli/base.js';
 import { printMirrorResult, printMirrorSummary } from '../src/cli/mirror-output.js';
 import { mirrorProgress, progressFlag, resolveMode } from '../src/cli/progress.js';
 import { endClients, endFlags, registryFlags } from '../src/cli/registry-flags.js';
+import { trustFlags, trustSettings } from '../src/cli/trust-flags.js';
 import { UsageError } from '../src/errors/index.js';
 import {
   CONVERT_TARGETS,
@@ -29,7 +30,7 @@ Digests change only where they must: --convert, schema1 sources (converted to OC
 
 --shard I/N takes the items whose sha256("SOURCE DESTINATION") falls in shard I of N: any job runner can spread one list over N machines, each item done exactly once.
 
-Exit code: 0 when every image succeeded, otherwise the code of the first failed image in list order (1 usage, 2 not found or unauthorized, 4 verification, 5 network).`;
+Exit code: 0 when every image succeeded, otherwise the code of the first failed image in list order (1 usage, 2 not found or unauthorized, 4 verification, 5 network, 6 rejected by the trust policy).`;
 
   static override examples = [
     '<%= config.bin %> mirror docker://quay.io/org/app:1.2 docker://127.0.0.1:5000/org/app',
@@ -76,6 +77,7 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
       default: 0,
       min: 0,
     }),
+    ...trustFlags,
     progress: progressFlag,
   };
 
@@ -85,6 +87,7 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
       throw new UsageError('give SRC and DST, or --file LIST.yaml (not both)');
     if (flags.shard && !flags.file) throw new UsageError('--shard needs --file');
     const maxLayerSize = parseSize(flags['max-layer-size'], '--max-layer-size');
+    const trust = await trustSettings(flags);
     const shard = flags.shard ? parseShard(flags.shard) : undefined;
     const progress = mirrorProgress(resolveMode(flags.progress, { json: flags.json }));
     const say = (line: string) => progress.write(process.stderr, `${line}\n`);
@@ -115,6 +118,7 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
         preserveSchema1: flags['preserve-schema1'],
         chunkSize: flags['chunk-size'] * 1024 * 1024,
         maxLayerSize,
+        trust,
         progress,
         shard: shard ? formatShard(shard) : undefined,
         onResult: (result) => {

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what skiff's tests and demo need beyond Node and npm, when missing (Debian, as root):
-# docker-registry (the CNCF distribution server the tests and demo talk to) and skopeo (fixtures,
-# comparisons). With --modern also a current skopeo (1.18, installed privately by modern-skopeo.sh),
+# docker-registry (the CNCF distribution server the tests and demo talk to), skopeo (fixtures,
+# comparisons) and gnupg (GPG-signed images for the trust tests). With --modern also a current skopeo (1.18, installed privately by modern-skopeo.sh),
 # which writes today's zstd:chunked for the tests. Idempotent.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 need=()
 command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v skopeo >/dev/null || need+=(skopeo)
+command -v gpg >/dev/null || need+=(gnupg)
 if ((${#need[@]})); then
   if [[ $(id -u) != 0 ]]; then
     echo "ensure-tools: ${need[*]} missing; run as root or: sudo apt-get install ${need[*]}" >&2

@@ -38,6 +38,7 @@ import { schema1NonEmptyLayers, schema1ToOciConfig } from '../manifest/schema1.j
 import { type ImageReference, parseReference } from '../reference/index.js';
 import type { RegistryClient } from '../registry/client.js';
 import { type ImageDestination, type ImageSource, openDestination, openSource } from '../transport/index.js';
+import { enforceTrustPolicy, type TrustSettings } from '../trust/index.js';
 import {
   type BlobJob,
   type BlobOutcome,
@@ -98,6 +99,8 @@ export interface CopyOptions {
   signal?: AbortSignal | undefined;
   /** Bytes a layer may decompress to when converting (--max-layer-size). */
   maxLayerSize?: number | undefined;
+  /** The trust policy the source must satisfy (src/trust); undefined: no policy. */
+  trust?: TrustSettings | undefined;
 }
 
 /** Copies one image; never throws for a failure of that image: it is in `result.error`. */
@@ -135,6 +138,15 @@ export async function copyImage(
       platform: options.platform ? parsePlatform(options.platform) : hostPlatform(),
       signal: options.signal,
     });
+    // trust (issue 14): the source's policy accepts or refuses (exit 6) before any blob is copied.
+    result.trust = await enforceTrustPolicy({
+      settings: options.trust,
+      reference: srcRef,
+      manifestDigest: tree.doc.digest,
+      client: options.client,
+      signal: options.signal,
+    });
+    // end trust
     copier = new ImageCopier(src, srcRef, dst, options, result);
     await copier.run(tree);
   } catch (error) {
