@@ -30,7 +30,7 @@ describe('policy scopes', () => {
         '*.com',
       ],
     });
-    expect(policyScopes(parseReference('busybox@sha256:' + 'a'.repeat(64))).identity).toBe(
+    expect(policyScopes(parseReference(`busybox@sha256:${'a'.repeat(64)}`)).identity).toBe(
       `docker.io/library/busybox@sha256:${'a'.repeat(64)}`,
     );
   });
