@@ -11,6 +11,13 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { runCli, tempDir } from '../harness/cli.js';
 import { type CountingProxy, startCountingProxy } from '../harness/counting-proxy.js';
 import { fixtureRef } from '../harness/registry.js';
+import {
+  cosignPayload,
+  type FulcioSetup,
+  keylessAnnotations,
+  makeFulcio,
+  pushCosignSignatures,
+} from '../harness/sigstore.js';
 
 const run = promisify(execFile);
 const SKOPEO = '/opt/skopeo-modern/skopeo';
@@ -320,4 +327,97 @@ describe('mirror obeys the policy for its source', () => {
     const line = JSON.parse(accepted.stdout.split('\n')[0]!);
     expect(line.trust.acceptedBy[0]).toMatchObject({ type: 'sigstoreSigned', signer: file('trusted.pub') });
   });
+});
+
+describe('keyless signatures (Fulcio certificate, Rekor SET), as skopeo 1.18 judges them', () => {
+  const EMAIL = 'signer@skiff.invalid';
+  const ISSUER = 'https://issuer.skiff.invalid';
+  let fulcio: FulcioSetup;
+  let stranger: FulcioSetup;
+
+  beforeAll(async () => {
+    fs.mkdirSync(file('fulcio'));
+    fs.mkdirSync(file('stranger'));
+    [fulcio, stranger] = await Promise.all([
+      makeFulcio(file('fulcio'), EMAIL, ISSUER),
+      makeFulcio(file('stranger'), EMAIL, ISSUER),
+    ]);
+    await push('gzip', 'trust/keyless:v1');
+    const head = await fetch(`http://${registry}/v2/trust/keyless/manifests/v1`, {
+      method: 'HEAD',
+      headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+    });
+    const digest = head.headers.get('docker-content-digest')!;
+    const payload = cosignPayload(`${registry}/trust/keyless:v1`, digest);
+    await pushCosignSignatures(registry, 'trust/keyless', digest, [
+      { payload, annotations: keylessAnnotations(fulcio, payload) },
+    ]);
+  });
+
+  /** A policy whose default is a fulcio requirement; skiff reads through the proxy (remapIdentity). */
+  function keylessPolicy(name: string, over: { caPath?: string; subjectEmail?: string; rekor?: string }) {
+    const policy = file(`${name}.json`);
+    const requirement = {
+      type: 'sigstoreSigned',
+      fulcio: {
+        caPath: over.caPath ?? fulcio.caPath,
+        oidcIssuer: ISSUER,
+        subjectEmail: over.subjectEmail ?? EMAIL,
+      },
+      rekorPublicKeyPath: over.rekor ?? fulcio.rekorPublicPath,
+      signedIdentity: { type: 'remapIdentity', prefix: proxy.host, signedPrefix: registry },
+    };
+    fs.writeFileSync(policy, JSON.stringify({ default: [requirement] }));
+    return policy;
+  }
+
+  const VARIANTS = [
+    { name: 'right CA, e-mail and Rekor key', over: {}, why: undefined },
+    { name: 'another e-mail', over: { subjectEmail: 'someone@else.invalid' }, why: /certificate identity/ },
+    {
+      name: 'another CA',
+      over: { caPath: 'stranger' },
+      why: /untrusted certificate \(the certificate does not chain/,
+    },
+    {
+      name: 'another Rekor key',
+      over: { rekor: 'stranger' },
+      why: /rekor \(the Rekor SET verifies with no trusted/,
+    },
+  ];
+  for (const v of VARIANTS) {
+    it(`${v.name}: ${v.why ? 'rejected' : 'accepted'}, as skopeo 1.18 says`, async () => {
+      const policy = keylessPolicy(v.name.replaceAll(/\W/g, '-'), {
+        ...v.over,
+        ...(v.over.caPath ? { caPath: stranger.caPath } : {}),
+        ...(v.over.rekor ? { rekor: stranger.rekorPublicPath } : {}),
+      });
+      const args = ['--policy', policy, '--registries.d', registriesD];
+      const dest = fs.mkdtempSync(file('skopeo-out-'));
+      const skopeoOk = await skopeo([
+        'copy',
+        '-q',
+        '--src-tls-verify=false',
+        ...args,
+        `docker://${registry}/trust/keyless:v1`,
+        `dir:${dest}`,
+      ]).then(
+        () => true,
+        () => false,
+      );
+      expect(skopeoOk).toBe(v.why === undefined);
+      const result = await runCli(['pull', '--json', ...args, `${proxy.host}/trust/keyless:v1`], {
+        SKIFF_STORE: store(),
+      });
+      if (!v.why) {
+        expect(result.code, result.stderr).toBe(0);
+        expect(JSON.parse(result.stdout).trust.acceptedBy).toEqual([
+          expect.objectContaining({ type: 'sigstoreSigned', signer: `${EMAIL} (${ISSUER})` }),
+        ]);
+        return;
+      }
+      expect(result.code, result.stderr).toBe(6);
+      expect(result.stderr).toMatch(v.why);
+    });
+  }
 });
