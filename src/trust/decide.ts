@@ -11,6 +11,11 @@ import type { PolicyRequirement } from './policy.js';
 export interface SignatureClaims {
   dockerManifestDigest: string;
   dockerReference: string;
+  /**
+   * The claim binds a repository and a digest, never a tag (a sigstore bundle's in-toto subject):
+   * identity rules then see the image as repository@digest too.
+   */
+  byDigest?: boolean;
 }
 
 /** Why a signature could not be used, as the user reads it. */
@@ -103,7 +108,11 @@ function judgeSignatures(
     }
     const signed = parseIdentity(dockerReference);
     const rule = requirement.signedIdentity ?? DEFAULT_SIGNED_IDENTITY;
-    if (!facts.image || !signed || !identityMatches(rule, facts.image, signed)) {
+    const image =
+      facts.image && check.claims.byDigest
+        ? { name: facts.image.name, digest: facts.manifestDigest }
+        : facts.image;
+    if (!image || !signed || !identityMatches(rule, image, signed)) {
       reasons.push(`${check.origin}: identity mismatch (signed for ${dockerReference}, ${rule.type})`);
       continue;
     }

@@ -91,8 +91,20 @@ export function verifyBundle(
     origin: found.origin,
     verified: true,
     signer,
-    claims: { dockerManifestDigest: `sha256:${subject.digest.sha256 ?? ''}`, dockerReference: subject.name },
+    claims: {
+      dockerManifestDigest: `sha256:${subject.digest.sha256 ?? ''}`,
+      // The statement names a repository and signs a digest: that is the identity it claims.
+      dockerReference: `${repositoryOf(subject.name)}@sha256:${subject.digest.sha256 ?? ''}`,
+      byDigest: true,
+    },
   };
+}
+
+/** `host:port/repo:tag@digest` → `host:port/repo`. */
+function repositoryOf(name: string): string {
+  const bare = name.split('@')[0]!;
+  const colon = bare.lastIndexOf(':');
+  return colon > bare.lastIndexOf('/') ? bare.slice(0, colon) : bare;
 }
 
 function safeJson(bytes: Buffer): unknown {

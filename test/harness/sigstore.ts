@@ -8,7 +8,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { json } from '@sigstore/core';
+import { bundleToJSON, toDSSEBundle } from '@sigstore/bundle';
+import { dsse, json } from '@sigstore/core';
 
 const run = promisify(execFile);
 
@@ -188,10 +189,81 @@ export async function pushCosignSignatures(
     layers,
   };
   const tag = `sha256-${manifestDigest.slice('sha256:'.length)}.sig`;
-  const res = await fetch(`http://${registry}/v2/${repo}/manifests/${tag}`, {
+  await putManifest(registry, repo, tag, Buffer.from(JSON.stringify(manifest)), manifest.mediaType);
+}
+
+/**
+ * A sigstore bundle (v0.3, DSSE in-toto statement naming `repository` and `manifestDigest`) signed
+ * with `key`, as cosign 3 attaches to an image. Built with sigstore's own bundle builder: no tool
+ * here writes these bundles (cosign is not installed, skopeo 1.18 does not write them).
+ */
+export function makeBundle(key: crypto.KeyObject, repository: string, manifestDigest: string): Buffer {
+  const statement = {
+    _type: 'https://in-toto.io/Statement/v1',
+    subject: [{ name: repository, digest: { sha256: manifestDigest.slice('sha256:'.length) } }],
+    predicateType: 'https://sigstore.dev/cosign/sign/v1',
+    predicate: {},
+  };
+  const payload = Buffer.from(JSON.stringify(statement));
+  const signature = crypto.sign('sha256', dsse.preAuthEncoding(IN_TOTO, payload), key);
+  const bundle = bundleToJSON(
+    toDSSEBundle({
+      artifact: payload,
+      artifactType: IN_TOTO,
+      signature,
+      keyHint: '',
+      singleCertificate: false,
+    }),
+  );
+  return Buffer.from(JSON.stringify({ ...bundle, mediaType: SIGSTORE_BUNDLE }));
+}
+
+const IN_TOTO = 'application/vnd.in-toto+json';
+const SIGSTORE_BUNDLE = 'application/vnd.dev.sigstore.bundle.v0.3+json';
+const EMPTY = Buffer.from('{}');
+
+/**
+ * Attaches `bundle` to the manifest as an OCI 1.1 referrer: an artifact manifest with `subject`,
+ * listed in the referrers tag schema's index (`sha256-<hex>`), for registries without the API.
+ */
+export async function pushReferrerBundle(
+  registry: string,
+  repo: string,
+  subject: { mediaType: string; digest: string; size: number },
+  bundle: Buffer,
+): Promise<void> {
+  const manifest = {
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    artifactType: SIGSTORE_BUNDLE,
+    config: {
+      mediaType: 'application/vnd.oci.empty.v1+json',
+      digest: await uploadBlob(registry, repo, EMPTY),
+      size: EMPTY.length,
+    },
+    layers: [
+      { mediaType: SIGSTORE_BUNDLE, digest: await uploadBlob(registry, repo, bundle), size: bundle.length },
+    ],
+    subject,
+  };
+  const bytes = Buffer.from(JSON.stringify(manifest));
+  const digest = `sha256:${crypto.createHash('sha256').update(bytes).digest('hex')}`;
+  await putManifest(registry, repo, digest, bytes, manifest.mediaType);
+  const index = {
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.index.v1+json',
+    manifests: [{ mediaType: manifest.mediaType, digest, size: bytes.length, artifactType: SIGSTORE_BUNDLE }],
+  };
+  const tag = `sha256-${subject.digest.slice('sha256:'.length)}`;
+  await putManifest(registry, repo, tag, Buffer.from(JSON.stringify(index)), index.mediaType);
+}
+
+async function putManifest(registry: string, repo: string, reference: string, body: Buffer, type: string) {
+  const res = await fetch(`http://${registry}/v2/${repo}/manifests/${reference}`, {
     method: 'PUT',
-    body: JSON.stringify(manifest),
-    headers: { 'content-type': manifest.mediaType },
+    body,
+    headers: { 'content-type': type },
   });
-  if (res.status !== 201) throw new Error(`manifest PUT ${tag}: HTTP ${res.status} ${await res.text()}`);
+  if (res.status !== 201)
+    throw new Error(`manifest PUT ${reference}: HTTP ${res.status} ${await res.text()}`);
 }

@@ -4,6 +4,7 @@
 // policy.json and registries.d; a rejection is exit 6, one line naming the requirement and each
 // signature's failure, before any layer is fetched and with nothing committed.
 import { execFile } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -15,8 +16,10 @@ import {
   cosignPayload,
   type FulcioSetup,
   keylessAnnotations,
+  makeBundle,
   makeFulcio,
   pushCosignSignatures,
+  pushReferrerBundle,
 } from '../harness/sigstore.js';
 
 const run = promisify(execFile);
@@ -420,4 +423,68 @@ describe('keyless signatures (Fulcio certificate, Rekor SET), as skopeo 1.18 jud
       expect(result.stderr).toMatch(v.why);
     });
   }
+});
+
+describe('sigstore bundles found through the referrers tag schema', () => {
+  const keys = () => crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  let trusted: crypto.KeyPairKeyObjectResult;
+  let policy: string;
+
+  beforeAll(async () => {
+    trusted = keys();
+    fs.writeFileSync(file('bundle.pub'), trusted.publicKey.export({ type: 'spki', format: 'pem' }));
+    for (const [repo, key] of [
+      ['trust/bundle', trusted.privateKey],
+      ['trust/bundle-other-key', keys().privateKey],
+    ] as const) {
+      await push('gzip', `${repo}:v1`);
+      const res = await fetch(`http://${registry}/v2/${repo}/manifests/v1`, {
+        headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+      });
+      const bytes = Buffer.from(await res.arrayBuffer());
+      const subject = {
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        digest: res.headers.get('docker-content-digest')!,
+        size: bytes.length,
+      };
+      await pushReferrerBundle(
+        registry,
+        repo,
+        subject,
+        makeBundle(key, `${registry}/${repo}`, subject.digest),
+      );
+    }
+    policy = file('bundle-policy.json');
+    const requirement = {
+      type: 'sigstoreSigned',
+      keyPath: file('bundle.pub'),
+      signedIdentity: { type: 'remapIdentity', prefix: proxy.host, signedPrefix: registry },
+    };
+    fs.writeFileSync(policy, JSON.stringify({ default: [requirement] }));
+  });
+
+  it('accepts a bundle signed by the policy key, and says so', async () => {
+    const result = await runCli(
+      ['pull', '--json', '--policy', policy, '--registries.d', registriesD, `${proxy.host}/trust/bundle:v1`],
+      { SKIFF_STORE: store() },
+    );
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout).trust.acceptedBy).toEqual([
+      expect.objectContaining({
+        type: 'sigstoreSigned',
+        signer: file('bundle.pub'),
+        origin: expect.stringMatching(/^referrer sha256:/),
+        signedIdentity: expect.stringMatching(new RegExp(`^${registry}/trust/bundle@sha256:`)),
+      }),
+    ]);
+  });
+
+  it('rejects a bundle signed by another key (exit 6, wrong key)', async () => {
+    const result = await runCli(
+      ['pull', '--policy', policy, '--registries.d', registriesD, `${proxy.host}/trust/bundle-other-key:v1`],
+      { SKIFF_STORE: store() },
+    );
+    expect(result.code, result.stderr).toBe(6);
+    expect(result.stderr).toMatch(/sigstoreSigned: referrer sha256:[0-9a-f]{12}: wrong key/);
+  });
 });
