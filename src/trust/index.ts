@@ -84,7 +84,10 @@ export async function enforceTrustPolicy(input: TrustInput): Promise<TrustReport
     manifestDigest: input.manifestDigest,
     requirements,
   });
-  const where = `${policy.file} (${scoped.transport} scope ${scoped.scope === 'default' ? 'default' : JSON.stringify(scoped.scope)})`;
+  const where =
+    scoped.scope === 'default'
+      ? `${policy.file} (default requirements)`
+      : `${policy.file} (${scoped.transport} scope ${JSON.stringify(scoped.scope)})`;
   if (!decision.accepted)
     throw new TrustPolicyError(
       `rejected by trust policy ${where}: ${decision.requirement}: ${decision.reasons.join('; ')}; no layer was fetched`,

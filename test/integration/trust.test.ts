@@ -488,3 +488,41 @@ describe('sigstore bundles found through the referrers tag schema', () => {
     expect(result.stderr).toMatch(/sigstoreSigned: referrer sha256:[0-9a-f]{12}: wrong key/);
   });
 });
+
+describe('local sources', () => {
+  it('oci: layouts are judged by directory scope, and carry no signature skiff reads, as skopeo 1.18 says', async () => {
+    const signedOnly = { type: 'sigstoreSigned', keyPath: file('trusted.pub') };
+    const policy = file('local-policy.json');
+    const gzip = fixtureRef('gzip').replace(/^oci:|:latest$/g, '');
+    fs.writeFileSync(
+      policy,
+      JSON.stringify({
+        default: [signedOnly],
+        transports: { oci: { [gzip]: [{ type: 'insecureAcceptAnything' }] } },
+      }),
+    );
+    for (const [fixture, accepted] of [
+      ['gzip', true],
+      ['zstd', false],
+    ] as const) {
+      const dest = fs.mkdtempSync(file('skopeo-out-'));
+      const skopeoOk = await skopeo([
+        'copy',
+        '-q',
+        '--policy',
+        policy,
+        fixtureRef(fixture),
+        `dir:${dest}`,
+      ]).then(
+        () => true,
+        () => false,
+      );
+      expect(skopeoOk).toBe(accepted);
+      const result = await runCli(['pull', '--policy', policy, fixtureRef(fixture)], {
+        SKIFF_STORE: store(),
+      });
+      expect(result.code, result.stderr).toBe(accepted ? 0 : 6);
+      if (!accepted) expect(result.stderr).toContain('(default requirements): sigstoreSigned: no signature');
+    }
+  });
+});
