@@ -6,6 +6,7 @@
 import { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -189,6 +190,11 @@ beforeAll(async () => {
   );
 });
 afterAll(async () => {
+  // The agent gpg started for the test's GNUPGHOME (and only that one).
+  if (gnupgHome)
+    await run('gpgconf', ['--kill', 'all'], { env: { ...process.env, GNUPGHOME: gnupgHome } }).catch(
+      () => undefined,
+    );
   await proxy?.stop();
   work?.cleanup();
 });
@@ -523,6 +529,39 @@ describe('local sources', () => {
       });
       expect(result.code, result.stderr).toBe(accepted ? 0 : 6);
       if (!accepted) expect(result.stderr).toContain('(default requirements): sigstoreSigned: no signature');
+    }
+  });
+});
+
+describe('lookaside over HTTP', () => {
+  it('reads GPG signatures from an http: lookaside as from a file: one', async () => {
+    const root = file('lookaside');
+    const server = http.createServer((req, res) => {
+      const target = path.join(root, decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname));
+      if (!target.startsWith(root) || !fs.existsSync(target)) return res.writeHead(404).end();
+      res.writeHead(200).end(fs.readFileSync(target));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const dir = file('registries.d-http');
+      fs.mkdirSync(dir);
+      const { port } = server.address() as { port: number };
+      fs.writeFileSync(
+        path.join(dir, 'default.yaml'),
+        `default-docker:\n  lookaside: http://127.0.0.1:${port}/\n`,
+      );
+      for (const [image, code] of [
+        ['trust/gpg:v1', 0],
+        ['trust/gpg-other:v1', 6],
+      ] as const) {
+        const result = await runCli(
+          ['pull', '--policy', policyFile, '--registries.d', dir, `${proxy.host}/${image}`],
+          { SKIFF_STORE: store() },
+        );
+        expect(result.code, result.stderr).toBe(code);
+      }
+    } finally {
+      server.close();
     }
   });
 });
