@@ -14,7 +14,7 @@ type CertAuthority = TrustMaterial['certificateAuthorities'][number];
 type TLogAuthority = TrustMaterial['tlogs'][number];
 
 import { z } from 'zod';
-import type { SignatureCheck } from './decide.js';
+import type { SignatureCheck, SignatureFailure } from './decide.js';
 import type { FoundBundle } from './signatures.js';
 import type { SigstoreMaterial } from './verify-sigstore.js';
 
@@ -70,7 +70,7 @@ export function verifyBundle(
         extensions: { issuer: material.fulcio.oidcIssuer },
       }
     : undefined;
-  const errors: string[] = [];
+  const errors: Array<{ code?: string; message: string }> = [];
   let signer: string | undefined;
   for (const candidate of candidates) {
     try {
@@ -78,14 +78,12 @@ export function verifyBundle(
       signer = candidate.label;
       break;
     } catch (error) {
-      errors.push((error as Error).message);
+      errors.push(error as { code?: string; message: string });
     }
   }
   if (!signer) {
-    const message = [...new Set(errors)].join(', ') || 'no trusted key';
-    if (/identity|subject|extension|issuer/i.test(message)) return fail('certificate-identity', message);
-    if (/tlog|rekor|transparency|timestamp/i.test(message)) return fail('rekor', message);
-    return fail(material.fulcio ? 'untrusted-certificate' : 'wrong-key', message);
+    const message = [...new Set(errors.map((e) => e.message))].join(', ') || 'no trusted key';
+    return fail(failureOf(errors[0]?.code, material.fulcio !== undefined), message);
   }
   return {
     origin: found.origin,
@@ -98,6 +96,15 @@ export function verifyBundle(
       byDigest: true,
     },
   };
+}
+
+/** @sigstore/verify's error codes, as the failures the decision reports. */
+function failureOf(code: string | undefined, keyless: boolean): SignatureFailure {
+  if (code === 'UNTRUSTED_SIGNER_ERROR') return 'certificate-identity';
+  if (code?.startsWith('TLOG_') || code === 'TIMESTAMP_ERROR') return 'rekor';
+  if (code === 'CERTIFICATE_ERROR') return 'untrusted-certificate';
+  if (code === 'NOT_IMPLEMENTED_ERROR') return 'unsupported';
+  return keyless ? 'untrusted-certificate' : 'wrong-key';
 }
 
 /** `host:port/repo:tag@digest` → `host:port/repo`. */
