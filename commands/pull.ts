@@ -65,7 +65,6 @@ Exit codes: 0 success, 1 usage, 2 not found or unauthorized, 3 convert-only viol
     const { args, flags } = await this.parse(Pull);
     const maxLayerSize = parseSize(flags['max-layer-size'], '--max-layer-size');
     const trust = await trustSettings(flags);
-    if (flags.verbose) process.stderr.write(`skiff: ${describePolicy(trust)}\n`);
     const store = await this.openStore(flags.store);
     const mode = flags['dry-run'] ? 'none' : resolveMode(flags.progress, { json: flags.json });
     const progress = pullProgress(mode, args.ref);
@@ -86,6 +85,8 @@ Exit codes: 0 success, 1 usage, 2 not found or unauthorized, 3 convert-only viol
         trust,
       });
       progress.stop();
+      // Said once, after the pull: a failure's one line stays the first and only line.
+      if (flags.verbose) process.stderr.write(`skiff: ${describePolicy(trust)}\n`);
       if (flags.json) this.printJson(report);
       else printPullReport(report);
     } finally {
