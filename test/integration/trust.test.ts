@@ -170,6 +170,31 @@ beforeAll(async () => {
   // A tag moved to an unsigned digest: the signature of the old one stays in the registry.
   await push('gzip', 'trust/moved:v1', bySigstore('trusted.private'));
   await push('zstd', 'trust/moved:v1');
+  // A valid signature of one manifest filed under another's .sig tag: its payload names the first.
+  await push('zstd', 'trust/signed:v2');
+  const digestOf = async (tag: string) =>
+    (
+      await fetch(`http://${registry}/v2/trust/signed/manifests/${tag}`, {
+        method: 'HEAD',
+        headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+      })
+    ).headers.get('docker-content-digest')!;
+  const sigTag = (digest: string) => `sha256-${digest.slice('sha256:'.length)}.sig`;
+  const signature = await fetch(
+    `http://${registry}/v2/trust/signed/manifests/${sigTag(await digestOf('v1'))}`,
+    {
+      headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+    },
+  );
+  const refiled = await fetch(
+    `http://${registry}/v2/trust/signed/manifests/${sigTag(await digestOf('v2'))}`,
+    {
+      method: 'PUT',
+      body: Buffer.from(await signature.arrayBuffer()),
+      headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+    },
+  );
+  expect(refiled.status).toBe(201);
   const scopes: Record<string, unknown[]> = {};
   for (const host of [registry, proxy.host]) {
     // skiff pulls through the counting proxy: the identity signed is the registry's.
@@ -207,6 +232,11 @@ const CASES: Array<{ image: string; accepted: boolean; why?: RegExp }> = [
     why: /sigstoreSigned: sha256-[0-9a-f]{64}\.sig layer 0: wrong key/,
   },
   { image: 'trust/unsigned:v1', accepted: false, why: /sigstoreSigned: no signature/ },
+  {
+    image: 'trust/signed:v2',
+    accepted: false,
+    why: /layer 0: bad payload digest \(signs sha256:[0-9a-f]{64}, not sha256:[0-9a-f]{64}\)/,
+  },
   {
     image: 'trust/wrong-identity:v1',
     accepted: false,
