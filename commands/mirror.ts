@@ -10,6 +10,7 @@ import {
   registryFlags,
   sayRateLimits,
 } from '../src/cli/registry-flags.js';
+import { trustFlags, trustSettings } from '../src/cli/trust-flags.js';
 import { UsageError } from '../src/errors/index.js';
 import {
   CONVERT_TARGETS,
@@ -37,7 +38,7 @@ Digests change only where they must: --convert, schema1 sources (converted to OC
 
 --shard I/N takes the items whose sha256("SOURCE DESTINATION") falls in shard I of N: any job runner can spread one list over N machines, each item done exactly once. --shard auto reads I and N from the job runner (Kubernetes Indexed Jobs, GitLab CI parallel, or SKIFF_SHARD_INDEX/SKIFF_SHARD_COUNT). Each shard's --results FILE is merged by \`skiff mirror-report\` (docs/mirror-shards.md).
 
-Exit code: 0 when every image succeeded, otherwise the code of the first failed image in list order (1 usage, 2 not found or unauthorized, 4 verification, 5 network).`;
+Exit code: 0 when every image succeeded, otherwise the code of the first failed image in list order (1 usage, 2 not found or unauthorized, 4 verification, 5 network, 6 rejected by the trust policy).`;
 
   static override examples = [
     '<%= config.bin %> mirror docker://quay.io/org/app:1.2 docker://127.0.0.1:5000/org/app',
@@ -94,6 +95,7 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
       default: 0,
       min: 0,
     }),
+    ...trustFlags,
     progress: progressFlag,
   };
 
@@ -105,6 +107,7 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
     if (flags['shard-count'] !== undefined && flags.shard !== 'auto')
       throw new UsageError('--shard-count goes with --shard auto');
     const maxLayerSize = parseSize(flags['max-layer-size'], '--max-layer-size');
+    const trust = await trustSettings(flags);
     const shard = flags.shard ? resolveShard(flags.shard, process.env, flags['shard-count']) : undefined;
     const progress = mirrorProgress(resolveMode(flags.progress, { json: flags.json }));
     const say = (line: string) => progress.write(process.stderr, `${line}\n`);
@@ -139,6 +142,7 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
         preserveSchema1: flags['preserve-schema1'],
         chunkSize: flags['chunk-size'] * 1024 * 1024,
         maxLayerSize,
+        trust,
         progress,
         shard: shard ? formatShard(shard) : undefined,
         onResult: (result) => {

@@ -3,6 +3,7 @@ import { SkiffCommand } from '../src/cli/base.js';
 import { progressFlag, pullProgress, resolveMode } from '../src/cli/progress.js';
 import { printPullReport } from '../src/cli/pull-output.js';
 import { registryClient, registryFlags, sayRateLimits } from '../src/cli/registry-flags.js';
+import { describePolicy, trustFlags, trustSettings } from '../src/cli/trust-flags.js';
 import { ExitCode, SkiffError } from '../src/errors/index.js';
 import { pull } from '../src/pull/index.js';
 import type { SourceEvent } from '../src/registry/client.js';
@@ -50,7 +51,7 @@ export default class Pull extends SkiffCommand {
 
 SIZE is a layer's compressed size, as the registry stores it (as in images and inspect); FETCHED counts every byte asked for, the TOC and tar-split of a chunked layer included, and NOTE says when those made FETCHED exceed SIZE.
 
-Exit codes: 0 success, 1 usage, 2 not found, unauthorized or blocked by registries.conf, 3 convert-only violation, 4 verification failure, 5 network failure, 7 the store cannot be written (no space, quota, read-only).`;
+Exit codes: 0 success, 1 usage, 2 not found, unauthorized or blocked by registries.conf, 3 convert-only violation, 4 verification failure, 5 network failure, 6 rejected by the trust policy (containers-policy.json), 7 the store cannot be written (no space, quota, read-only).`;
 
   static override examples = [
     '<%= config.bin %> pull alpine',
@@ -85,12 +86,14 @@ Exit codes: 0 success, 1 usage, 2 not found, unauthorized or blocked by registri
       // One value per flag, as skopeo takes it: the reference after it stays the reference.
       multipleNonGreedy: true,
     }),
+    ...trustFlags,
     progress: progressFlag,
   };
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Pull);
     const maxLayerSize = parseSize(flags['max-layer-size'], '--max-layer-size');
+    const trust = await trustSettings(flags);
     const store = await this.openStore(flags.store);
     const mode = flags['dry-run'] ? 'none' : resolveMode(flags.progress, { json: flags.json });
     const progress = pullProgress(mode, args.ref);
@@ -114,9 +117,12 @@ Exit codes: 0 success, 1 usage, 2 not found, unauthorized or blocked by registri
             decryptionKeys: keys,
             progress,
             maxLayerSize,
+            trust: { settings: trust, client },
           }),
       );
       progress.stop();
+      // Said once, after the pull: a failure's one line stays the first and only line.
+      if (flags.verbose) process.stderr.write(`skiff: ${describePolicy(trust)}\n`);
       // Which registries.conf endpoints failed and which one served, when the pull went through
       // one; what the registries said about their rate limits (RateLimit-* headers), by host.
       if (flags.json)

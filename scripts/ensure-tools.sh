@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what skiff's tests and demo need beyond Node and npm, when missing (Debian, as root):
 # docker-registry (the CNCF distribution server the tests and demo talk to), skopeo (fixtures,
-# comparisons), squid (the HTTP proxy of the proxy tests) and openssl (their private CA). With --modern also a current skopeo (1.18, installed privately by modern-skopeo.sh),
+# comparisons), squid (the HTTP proxy of the proxy tests), openssl (their private CA) and gnupg
+# (GPG-signed images for the trust tests). With --modern also a current skopeo (1.18, installed privately by modern-skopeo.sh),
 # which writes today's zstd:chunked for the tests. Idempotent.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -11,6 +12,7 @@ command -v skopeo >/dev/null || need+=(skopeo)
 # squid lives in /usr/sbin, which a non-root PATH may lack.
 [[ -x /usr/sbin/squid ]] || command -v squid >/dev/null || need+=(squid)
 command -v openssl >/dev/null || need+=(openssl)
+command -v gpg >/dev/null || need+=(gnupg)
 if ((${#need[@]})); then
   if [[ $(id -u) != 0 ]]; then
     echo "ensure-tools: ${need[*]} missing; run as root or: sudo apt-get install ${need[*]}" >&2

@@ -1,7 +1,16 @@
 /** Human output of `skiff pull`: the plan per layer, the image, and what the pull saved. */
 import { shortDigest } from '../errors/index.js';
 import { fetchNote, formatBytes, type PullReport, savingsLine } from '../pull/report.js';
+import type { TrustReport } from '../trust/index.js';
 import { table } from './table.js';
+
+/** `signature: sigstoreSigned by /keys/pub.pem for host/app:v1`, when a signature accepted the image. */
+export function trustLine(trust: TrustReport | undefined): string | undefined {
+  if (!trust || !('acceptedBy' in trust)) return undefined;
+  const signed = trust.acceptedBy.filter((a) => a.signer);
+  if (signed.length === 0) return undefined;
+  return signed.map((a) => `signature: ${a.type} by ${a.signer} for ${a.signedIdentity}`).join('\n');
+}
 
 export function printPullReport(report: PullReport): void {
   const out: string[] = [];
@@ -32,5 +41,7 @@ export function printPullReport(report: PullReport): void {
     `${report.dryRun ? 'would have ' : ''}${savingsLine(report)}${report.dryRun ? '' : ` in ${(report.durationMs / 1000).toFixed(1)} s`}`,
   );
   if (report.bytesResumed > 0) out.push(`resumed: ${formatBytes(report.bytesResumed)} already verified`);
+  const signed = trustLine(report.trust);
+  if (signed) out.push(signed);
   process.stdout.write(`${out.join('\n')}\n`);
 }

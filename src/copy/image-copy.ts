@@ -61,6 +61,7 @@ import { formatReference, type ImageReference, parseReference } from '../referen
 import type { RegistryClient } from '../registry/client.js';
 import { type CopyLayerDecision, decideCopyLayer, decideSchema1Layer } from '../strategy/copy.js';
 import { type ImageDestination, type ImageSource, openDestination, openSource } from '../transport/index.js';
+import { enforceTrustPolicy, type TrustSettings } from '../trust/index.js';
 import type { BlobLedger } from './ledger.js';
 import {
   checkDiffIDCount,
@@ -100,6 +101,8 @@ export interface CopyOptions {
   maxLayerSize?: number | undefined;
   /** Blobs the run has placed at registry destinations (shared by the items of one mirror run). */
   ledger?: BlobLedger | undefined;
+  /** The trust policy the source must satisfy (src/trust); undefined: no policy. */
+  trust?: TrustSettings | undefined;
 }
 
 /**
@@ -172,6 +175,14 @@ async function copyWith(
     const tree = await readSourceTree(src, src.reference, {
       all: options.all ?? false,
       platform: options.platform ? parsePlatform(options.platform) : hostPlatform(),
+      signal: options.signal,
+    });
+    // The source's trust policy accepts or refuses (exit 6) before any blob is copied.
+    result.trust = await enforceTrustPolicy({
+      settings: options.trust,
+      reference: src.reference,
+      manifestDigest: tree.doc.digest,
+      client: options.client,
       signal: options.signal,
     });
     copier = new ImageCopier(src, src.reference, dst, options, result);

@@ -21,6 +21,7 @@ import type { PullProgress } from '../pull/progress.js';
 import { SILENT_PROGRESS } from '../pull/progress.js';
 import type { LayerReport, PullReport } from '../pull/report.js';
 import { formatReference, storeName } from '../reference/index.js';
+import type { RegistryClient } from '../registry/client.js';
 import { storeWriteFailure } from '../store/write-failure.js';
 import {
   decideLayer,
@@ -32,6 +33,7 @@ import {
   planPull,
 } from '../strategy/index.js';
 import type { ImageSource } from '../transport/index.js';
+import { enforceTrustPolicy, type TrustReport, type TrustSettings } from '../trust/index.js';
 import { RuntimeFactError, runWithReplans } from './replan.js';
 import { pinnedDigestOf, type ResolvedImage, resolveImage } from './resolve.js';
 import type { GatheredLayer } from './store/facts.js';
@@ -51,6 +53,8 @@ export interface StoreCopyOptions {
   signal?: AbortSignal | undefined;
   /** Bytes a layer's tar may have where nothing verified says (DEFAULT_MAX_LAYER_SIZE). */
   maxLayerSize?: number | undefined;
+  /** The trust policy and registries.d (src/trust), and the client that fetches signatures. */
+  trust?: { settings: TrustSettings | undefined; client: RegistryClient } | undefined;
 }
 
 /** Copies one image from `source` into the store; the report is `pull --json`'s. */
@@ -85,6 +89,15 @@ async function copyResolved(
     pinnedDigest: pinnedDigestOf(source.reference),
     signal,
   });
+  // The policy accepts or refuses (exit 6) before any layer is fetched.
+  const trust: TrustReport = options.trust
+    ? await enforceTrustPolicy({
+        ...options.trust,
+        reference: source.reference,
+        manifestDigest: resolved.manifest.digest,
+        signal,
+      })
+    : { policy: 'none' };
   const image: ImageFacts = {
     manifestKind: resolved.manifest.kind === 'schema1' ? 'schema1' : resolved.manifest.flavor,
     sourceRanges: source.rangeSupport,
@@ -102,7 +115,7 @@ async function copyResolved(
       gathered.map((g) => g.facts),
     );
     if (plan.violations.length > 0) throw violationError(plan.violations, mode);
-    const base = { destination, resolved, mode, started, gathered, warnings };
+    const base = { destination, resolved, mode, started, gathered, warnings, trust };
     if (!destination.writing)
       return buildReport({
         ...base,
@@ -250,6 +263,7 @@ interface ReportInput {
   outcomes: LayerOutcome[] | undefined;
   configDigest: PullReport['configDigest'];
   warnings: string[];
+  trust: PullReport['trust'];
 }
 
 function buildReport(input: ReportInput): PullReport {
@@ -291,5 +305,6 @@ function buildReport(input: ReportInput): PullReport {
     bytesResumed: layers.reduce((sum, l) => sum + l.bytesResumed, 0),
     durationMs: Math.round(performance.now() - input.started),
     warnings: [...resolved.warnings, ...input.warnings],
+    trust: input.trust,
   };
 }

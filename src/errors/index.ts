@@ -9,6 +9,7 @@ export const ExitCode = {
   convertOnly: 3,
   verification: 4,
   network: 5,
+  rejectedByPolicy: 6,
   storeWrite: 7,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
@@ -24,6 +25,7 @@ export type ErrorKind =
   | 'verification'
   | 'network'
   | 'certificate'
+  | 'rejected-by-policy'
   | 'store-busy'
   | 'store-write';
 
@@ -154,6 +156,16 @@ export class StallError extends NetworkError {
 
 function formatSeconds(ms: number): string {
   return Number.isInteger(ms / 1000) ? String(ms / 1000) : (ms / 1000).toFixed(1);
+}
+
+/**
+ * The trust policy (containers-policy.json) refuses the image (exit 6): no requirement-satisfying
+ * signature, or a `reject` requirement. Raised before any layer is fetched.
+ */
+export class TrustPolicyError extends SkiffError {
+  constructor(message: string, context: ErrorContext = {}) {
+    super('rejected-by-policy', ExitCode.rejectedByPolicy, message, context);
+  }
 }
 
 export class StoreBusyError extends SkiffError {

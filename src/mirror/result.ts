@@ -4,6 +4,7 @@
  */
 import type { Digest } from '../digest/index.js';
 import { ExitCode, type SkiffError } from '../errors/index.js';
+import type { TrustReport } from '../trust/index.js';
 
 export interface MirrorCounters {
   blobsCopied: number;
@@ -27,6 +28,8 @@ export interface MirrorResult extends MirrorCounters {
   durationMs: number;
   /** Why the copy is not a plain byte copy (conversions, layers left as they are). */
   notes: string[];
+  /** What the trust policy said of the source (src/trust); absent when the copy failed before. */
+  trust?: TrustReport | undefined;
   error?: SkiffError | undefined;
 }
 
@@ -50,6 +53,7 @@ export function resultJson(result: MirrorResult): Record<string, unknown> {
     bytes: result.bytes,
     durationMs: result.durationMs,
     notes: result.notes,
+    trust: result.trust ?? null,
     error: result.error ? result.error.toJSON().error : null,
   };
 }

@@ -2,6 +2,7 @@
 import type { Digest } from '../digest/index.js';
 import type { ReportFormat } from '../formats/detect.js';
 import type { Method, Mode, ReasonCode } from '../strategy/index.js';
+import type { TrustReport } from '../trust/index.js';
 
 export interface LayerReport {
   digest: Digest;
@@ -40,6 +41,8 @@ export interface PullReport {
   bytesResumed: number;
   durationMs: number;
   warnings: string[];
+  /** Which trust policy requirement accepted the image, with which key or identity (src/trust). */
+  trust: TrustReport;
 }
 
 export function formatBytes(bytes: number): string {
