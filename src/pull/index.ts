@@ -19,11 +19,15 @@ import { formatPlatform, hostPlatform, parsePlatform } from '../manifest/index.j
 import { schema1ToOciConfig } from '../manifest/schema1.js';
 import { formatReference, type ImageReference, parseReference, storeName } from '../reference/index.js';
 import type { RegistryClient } from '../registry/client.js';
-import type { StagedLayer } from '../store/ingest.js';
-import type { ImageRecord, ManifestRecord } from '../store/records.js';
-import type { ResumeSession } from '../store/resume.js';
-import type { Store, StoreSession } from '../store/store.js';
-import { storeWriteFailure } from '../store/write-failure.js';
+import {
+  type ImageRecord,
+  type ManifestRecord,
+  type ResumeSession,
+  type StagedLayer,
+  type Store,
+  type StoreSession,
+  storeWriteFailure,
+} from '../store/index.js';
 import {
   decideLayer,
   type ImageFacts,

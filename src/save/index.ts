@@ -8,8 +8,7 @@ import { UsageError } from '../errors/index.js';
 import type { FoundImage } from '../images/index.js';
 import { MediaType } from '../manifest/index.js';
 import { parseReference } from '../reference/index.js';
-import { rebuildLayerTar } from '../store/rebuild.js';
-import type { Store } from '../store/store.js';
+import { rebuildLayerTar, type Store } from '../store/index.js';
 import { OciLayoutDestination } from '../transport/oci-layout-dest.js';
 
 export interface SaveResult {

@@ -4,7 +4,6 @@
  * sibling staging directory and renames it into place, so DIR never holds a half-unpacked tree.
  */
 import { execFile } from 'node:child_process';
-import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -16,10 +15,7 @@ import {
   OPAQUE_WHITEOUT,
   WHITEOUT_PREFIX,
 } from '../formats/paths.js';
-import { ObjectReader } from '../store/packs.js';
-import { layerEntries } from '../store/rebuild.js';
-import type { StoredEntry } from '../store/records.js';
-import type { Store } from '../store/store.js';
+import type { ContentReader, Store, StoredEntry } from '../store/index.js';
 import { RootFs } from './rootfs.js';
 
 const execFileAsync = promisify(execFile);
@@ -37,7 +33,7 @@ export async function unpack(
   diffIDs: readonly Digest[],
   target: string,
 ): Promise<UnpackResult> {
-  const reader = new ObjectReader();
+  const reader = store.openReader();
   try {
     return await unpackWith(store, reader, diffIDs, target);
   } finally {
@@ -47,7 +43,7 @@ export async function unpack(
 
 async function unpackWith(
   store: Store,
-  reader: ObjectReader,
+  reader: ContentReader,
   diffIDs: readonly Digest[],
   target: string,
 ): Promise<UnpackResult> {
@@ -65,7 +61,7 @@ async function unpackWith(
       for await (const entry of checkedEntries(store, diffID)) {
         const base = path.posix.basename(entry.path);
         if (base.startsWith(WHITEOUT_PREFIX)) continue;
-        await applyEntry(store, reader, rootfs, entry, dirs, result);
+        await applyEntry(reader, rootfs, entry, dirs, result);
         result.entries++;
       }
     }
@@ -94,7 +90,7 @@ async function assertEmptyOrAbsent(dir: string): Promise<void> {
  * unpack deletes and creates what they name, and a store's files can be edited behind skiff.
  */
 async function* checkedEntries(store: Store, diffID: Digest): AsyncGenerator<StoredEntry> {
-  for await (const entry of layerEntries(store, diffID)) {
+  for await (const entry of store.layerEntries(diffID)) {
     try {
       if (normalizeEntryPath(entry.path, 'stored entry') !== entry.path)
         throw new VerificationError(`stored entry "${entry.path}" is not a normalised path`, {
@@ -140,8 +136,7 @@ function forgetBelow(dirs: Map<string, StoredEntry>, prefix: string): void {
 }
 
 async function applyEntry(
-  store: Store,
-  reader: ObjectReader,
+  reader: ContentReader,
   rootfs: RootFs,
   entry: StoredEntry,
   dirs: Map<string, StoredEntry>,
@@ -163,7 +158,7 @@ async function applyEntry(
   if (existing) await fsp.rm(dest, { recursive: true, force: true });
   switch (entry.type) {
     case 'file':
-      await writeContent(store, reader, entry, dest);
+      await writeContent(reader, entry, dest);
       break;
     case 'symlink':
       await fsp.symlink(entry.link ?? '', dest);
@@ -197,24 +192,10 @@ async function applyEntry(
   }
 }
 
-/** A file's content: loose objects copied (the kernel may share extents), packed ones read and written. */
-async function writeContent(
-  store: Store,
-  reader: ObjectReader,
-  entry: StoredEntry,
-  dest: string,
-): Promise<void> {
-  if (entry.size === 0 || !entry.digest) {
-    await fsp.writeFile(dest, '', { flag: 'wx' });
-    return;
-  }
-  const location = store.locate(entry.digest, entry.size);
-  if (!location)
-    throw new VerificationError(`object ${entry.digest} of "${entry.path}" is missing from the store`, {
-      path: entry.path,
-    });
-  if (location.packed) await fsp.writeFile(dest, reader.read(location), { flag: 'wx' });
-  else await fsp.copyFile(location.path, dest, fs.constants.COPYFILE_EXCL);
+/** A file's content, written as a new file (the store copies loose objects, so extents may be shared). */
+async function writeContent(reader: ContentReader, entry: StoredEntry, dest: string): Promise<void> {
+  if (entry.size === 0 || !entry.digest) await fsp.writeFile(dest, '', { flag: 'wx' });
+  else await reader.copyTo({ digest: entry.digest, size: entry.size, path: entry.path }, dest);
 }
 
 /** Owners before modes (chown clears setuid bits), times last. */
