@@ -64,7 +64,10 @@ export const STORE_LAYOUT: ReadonlyArray<{ path: string; holds: string }> = [
   { path: '  image.json', holds: 'its record (config digest, platform, DiffIDs); written last' },
   { path: '  config.json', holds: 'its config, exactly as pulled' },
   { path: '  manifest-<hex>', holds: 'a manifest it was pulled through, exactly as pulled' },
-  { path: '  manifest-<hex>.json', holds: "that manifest's record (digest, media type, its layers and their DiffIDs)" },
+  {
+    path: '  manifest-<hex>.json',
+    holds: "that manifest's record (digest, media type, its layers and their DiffIDs)",
+  },
   {
     path: `${NAMES}/<name>@<platform>.json`,
     holds: 'a name for one platform → an image (both URI-encoded; <name>.json: the older form, still read)',

@@ -5,7 +5,6 @@
  * themselves: how content is kept (packs, loose files, their windows and descriptors) stays here.
  */
 import fs from 'node:fs';
-import fsp from 'node:fs/promises';
 import type { Digest } from '../digest/index.js';
 import { VerificationError } from '../errors/index.js';
 import { type ObjectLocation, ObjectReader, PACK_THRESHOLD, readObjectRange } from './packs.js';
@@ -64,11 +63,13 @@ export class ContentReader {
   /**
    * Writes `ref`'s content as the new file `dest` (never through an existing one): a loose object
    * is copied, so the kernel may share its extents; packed content is written from the window.
+   * Synchronous, like the reads: a trip through the thread pool per small file would cost an
+   * unpack more than the write itself.
    */
-  async copyTo(ref: ContentRef, dest: string): Promise<void> {
+  copyTo(ref: ContentRef, dest: string): void {
     const location = this.locate(ref);
-    if (location.packed) await fsp.writeFile(dest, this.reader.read(location), { flag: 'wx' });
-    else await fsp.copyFile(location.path, dest, fs.constants.COPYFILE_EXCL);
+    if (location.packed) fs.writeFileSync(dest, this.reader.read(location), { flag: 'wx' });
+    else fs.copyFileSync(location.path, dest, fs.constants.COPYFILE_EXCL);
   }
 
   close(): void {

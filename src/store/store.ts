@@ -246,9 +246,13 @@ export class Store {
     return readTarSplit(this.layout.layer(diffID).tarSplit);
   }
 
-  /** A committed layer's entries, in tar order. */
-  async *layerEntries(diffID: Digest): AsyncGenerator<StoredEntry> {
-    for await (const record of this.readLayerTarSplit(diffID)) if ('e' in record) yield record.e;
+  /**
+   * A committed layer's entries, in tar order; with `mentioning`, only those whose record
+   * mentions that text (a cheap first cut: the caller still checks what it wants).
+   */
+  async *layerEntries(diffID: Digest, options: { mentioning?: string } = {}): AsyncGenerator<StoredEntry> {
+    const records = readTarSplit(this.layout.layer(diffID).tarSplit, { entriesOnly: true, ...options });
+    for await (const record of records) if ('e' in record) yield record.e;
   }
 
   /**
