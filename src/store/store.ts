@@ -44,11 +44,6 @@ import { readTarSplit, type TarSplitRecord } from './tarsplit.js';
 
 export { type StagedLayerFiles, StoreSession } from './session.js';
 export { PACK_THRESHOLD };
-/** A layer directory's file names (the paths: StoreLayout.layerFiles). */
-export const LAYER_RECORD = 'layer.json';
-export const LAYER_TARSPLIT = 'tarsplit.jsonl.zst';
-/** Every object a layer's entries name, so a pull can check a layer is whole without its tar-split. */
-export const LAYER_OBJECTS = 'objects.idx';
 
 /**
  * The store at `root` for commands that only read it (images, inspect, unpack, save, rmi, gc,
