@@ -30,8 +30,13 @@ export class RootFs {
   }
 
   creatableSync(relative: string): string {
+    const slash = relative.lastIndexOf('/');
+    const name = relative.slice(slash + 1);
+    // Entries come in tar order, a directory's files together: their parent was walked just before.
+    if (slash > 0 && isPlain(name) && this.directories.has(relative.slice(0, slash)))
+      return `${this.root}/${relative}`;
     const parts = relative.split('/');
-    const name = parts.pop()!;
+    parts.pop();
     return this.below(this.walk(parts, true), name, relative);
   }
 
@@ -66,9 +71,8 @@ export class RootFs {
   private below(dir: string, name: string, relative: string): string {
     const host = path.join(dir, name);
     const fromRoot = path.relative(this.root, host);
-    const plain = name !== '' && name !== '.' && name !== '..' && !name.includes('/');
     if (
-      !plain ||
+      !isPlain(name) ||
       fromRoot === '' ||
       fromRoot === '..' ||
       fromRoot.startsWith('../') ||
@@ -115,4 +119,9 @@ export class RootFs {
     }
     return path.join(this.root, ...done);
   }
+}
+
+/** A name that stays in its directory: not "", ".", "..", nor a path. */
+function isPlain(name: string): boolean {
+  return name !== '' && name !== '.' && name !== '..' && !name.includes('/');
 }
