@@ -1,6 +1,6 @@
 import { SkiffCommand } from '../src/cli/base.js';
 import { ExitCode } from '../src/errors/index.js';
-import { checkStore, formatDamage } from '../src/store/fsck.js';
+import { checkStore, formatDamage } from '../src/store/index.js';
 
 export default class Fsck extends SkiffCommand {
   static override summary =

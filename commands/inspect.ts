@@ -6,7 +6,7 @@ import { asSkiffError, shortDigest, UsageError } from '../src/errors/index.js';
 import { namesDigest } from '../src/images/index.js';
 import { type InspectReport, inspect, inspectRaw } from '../src/inspect/index.js';
 import { formatBytes } from '../src/pull/report.js';
-import { defaultStorePath, noStoreError, Store } from '../src/store/store.js';
+import { defaultStorePath, noStoreError, Store } from '../src/store/index.js';
 
 export default class Inspect extends SkiffCommand {
   static override summary = "Describe an image: manifest kind, platforms, and each layer's format.";

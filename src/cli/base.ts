@@ -6,8 +6,7 @@
 
 import { resolve } from 'node:path';
 import { Command, Errors, Flags } from '@oclif/core';
-import { defaultStorePath, openExistingStore, Store } from '../store/store.js';
-import { storeWriteFailure } from '../store/write-failure.js';
+import { defaultStorePath, openExistingStore, Store, storeWriteFailure } from '../store/index.js';
 import { cliError } from './usage-errors.js';
 
 export const storeFlag = Flags.string({

@@ -22,7 +22,7 @@ import { SILENT_PROGRESS } from '../pull/progress.js';
 import type { LayerReport, PullReport } from '../pull/report.js';
 import { formatReference, storeName } from '../reference/index.js';
 import type { RegistryClient } from '../registry/client.js';
-import { storeWriteFailure } from '../store/write-failure.js';
+import { storeWriteFailure } from '../store/index.js';
 import {
   decideLayer,
   type ImageFacts,

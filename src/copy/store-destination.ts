@@ -15,10 +15,14 @@ import type { DecryptionKey } from '../formats/encryption/keys.js';
 import { formatPlatform } from '../manifest/index.js';
 import { schema1ToOciConfig } from '../manifest/schema1.js';
 import { type ImageReference, storeName } from '../reference/index.js';
-import type { StagedLayer } from '../store/ingest.js';
-import type { ImageRecord, ManifestRecord } from '../store/records.js';
-import type { ResumeSession } from '../store/resume.js';
-import type { Store, StoreSession } from '../store/store.js';
+import type {
+  ImageRecord,
+  ManifestRecord,
+  ResumeSession,
+  StagedLayer,
+  Store,
+  StoreSession,
+} from '../store/index.js';
 import {
   type ImageFacts,
   type LayerCommitCapabilities,

@@ -10,8 +10,7 @@ import {
   platformScore,
 } from '../manifest/index.js';
 import { parseReference, storeName } from '../reference/index.js';
-import type { ImageRecord, NameRecord } from '../store/records.js';
-import type { Store } from '../store/store.js';
+import type { ImageRecord, NameRecord, Store } from '../store/index.js';
 
 export interface ImageSummary {
   configDigest: Digest;

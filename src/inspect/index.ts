@@ -21,7 +21,7 @@ import {
 } from '../manifest/index.js';
 import { formatReference, parseReference } from '../reference/index.js';
 import type { RegistryClient } from '../registry/client.js';
-import type { Store } from '../store/store.js';
+import type { Store } from '../store/index.js';
 import { type ImageFacts, wantsToc } from '../strategy/index.js';
 import { openSource } from '../transport/index.js';
 import { type ChunkedDescription, describeChunked } from './chunked.js';

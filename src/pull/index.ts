@@ -6,7 +6,7 @@ import { copyToStore, type StoreCopyOptions } from '../copy/store-copy.js';
 import { StoreDestination } from '../copy/store-destination.js';
 import { parseReference } from '../reference/index.js';
 import type { RegistryClient } from '../registry/client.js';
-import type { Store } from '../store/store.js';
+import type { Store } from '../store/index.js';
 import { openSource } from '../transport/index.js';
 import type { PullReport } from './report.js';
 

@@ -12,7 +12,7 @@ import { formatPlatform } from '../manifest/index.js';
 // The one copy engine (the lead repoints this import when it moves to src/copy/).
 import { type CopyOptions, copyImage, type MirrorResult } from '../mirror/index.js';
 import { formatReference, type ImageReference, parseReference } from '../reference/index.js';
-import type { Store } from '../store/store.js';
+import type { Store } from '../store/index.js';
 import { openDestination } from '../transport/index.js';
 
 export type StoreCopyOptions = Omit<CopyOptions, 'id' | 'destinationClient' | 'preserveSchema1'>;

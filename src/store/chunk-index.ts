@@ -6,12 +6,11 @@
  *   u64 offset, u64 size), sorted by chunk digest.
  */
 import fs from 'node:fs';
-import path from 'node:path';
-import type { Digest } from '../digest/index.js';
+import { type Digest, isDigest } from '../digest/index.js';
+import type { StoreLayout } from './layout.js';
 import type { ChunkRef } from './records.js';
 import { byDigest, encodeTable, findRecord, TABLE_HEADER, tableCount } from './sorted-records.js';
 
-export const CHUNK_INDEX = 'chunks.idx';
 const MAGIC = 'SKIFFCHK';
 const ENTRY = 80;
 
@@ -29,7 +28,7 @@ export function encodeChunkIndex(chunks: readonly ChunkRef[]): Buffer {
 export class ChunkIndexSet {
   private loaded: Buffer[] | undefined;
 
-  constructor(private readonly layersDir: string) {}
+  constructor(private readonly layout: StoreLayout) {}
 
   find(digest: Digest): ChunkRef | undefined {
     const key = Buffer.from(digest.slice(7), 'hex');
@@ -46,16 +45,20 @@ export class ChunkIndexSet {
     return undefined;
   }
 
-  add(layerDir: string): void {
-    const bytes = readIndex(path.join(layerDir, CHUNK_INDEX));
+  /** Loads a layer this process just committed. */
+  add(diffID: Digest): void {
+    const bytes = readIndex(this.layout.layer(diffID).chunks);
     if (this.loaded && bytes) this.loaded.push(bytes);
   }
 
   private indexes(): Buffer[] {
     if (!this.loaded) {
-      const dirs = fs.existsSync(this.layersDir) ? fs.readdirSync(this.layersDir).sort() : [];
-      this.loaded = dirs
-        .map((d) => readIndex(path.join(this.layersDir, d, CHUNK_INDEX)))
+      const dir = this.layout.layersDir;
+      const layers = (fs.existsSync(dir) ? fs.readdirSync(dir).sort() : [])
+        .map((hex) => `sha256:${hex}` as const)
+        .filter(isDigest);
+      this.loaded = layers
+        .map((diffID) => readIndex(this.layout.layer(diffID).chunks))
         .filter((b): b is Buffer => b !== undefined);
     }
     return this.loaded;

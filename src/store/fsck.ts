@@ -13,10 +13,11 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { type Digest, Hasher, isDigest, sha256 } from '../digest/index.js';
 import { safeJson } from '../util/files.js';
-import { ObjectReader, PackIndex, packNames } from './packs.js';
-import { layerEntries, rebuildLayerTar } from './rebuild.js';
+import type { StoreLayout } from './layout.js';
+import { loadIndex, ObjectReader, type PackIndex, packNames } from './packs.js';
+import { rebuildLayerTar } from './rebuild.js';
 import { NameRecordFileSchema } from './records.js';
-import { LAYER_OBJECTS, type Store } from './store.js';
+import type { Store } from './store.js';
 
 export type DamageKind = 'name' | 'image' | 'layer' | 'pack' | 'object';
 
@@ -55,7 +56,7 @@ export async function checkStore(store: Store): Promise<FsckResult> {
 }
 
 async function checkNames(store: Store, damage: StoreDamage[]): Promise<number> {
-  const dir = path.join(store.root, 'names');
+  const dir = store.layout.namesDir;
   const files = (await fsp.readdir(dir)).filter((f) => f.endsWith('.json') && !f.includes('.tmp-')).sort();
   for (const file of files) {
     const full = path.join(dir, file);
@@ -76,10 +77,10 @@ async function checkNames(store: Store, damage: StoreDamage[]): Promise<number> 
 }
 
 async function checkImages(store: Store, damage: StoreDamage[]): Promise<number> {
-  const hexes = (await fsp.readdir(path.join(store.root, 'images/sha256'))).filter(isHex).sort();
+  const hexes = (await fsp.readdir(store.layout.imagesDir)).filter(isHex).sort();
   for (const hex of hexes) {
     const configDigest = `sha256:${hex}` as Digest;
-    const dir = store.imageDir(configDigest);
+    const files = store.layout.image(configDigest);
     const fault = (message: string, file?: string) =>
       damage.push({ kind: 'image', subject: configDigest, message, ...(file ? { file } : {}) });
     let diffIDs: Digest[];
@@ -88,10 +89,10 @@ async function checkImages(store: Store, damage: StoreDamage[]): Promise<number>
       if (record.configDigest !== configDigest) fault(`image.json names ${record.configDigest}`);
       diffIDs = record.diffIDs;
     } catch (error) {
-      fault(`image.json: ${(error as Error).message}`, path.join(dir, 'image.json'));
+      fault(`${path.basename(files.record)}: ${(error as Error).message}`, files.record);
       continue;
     }
-    const configFile = path.join(dir, 'config.json');
+    const configFile = files.config;
     const config = await fsp.readFile(configFile).catch(() => undefined);
     if (!config) fault('config.json is missing', configFile);
     else if (sha256(config) !== configDigest) fault(`config.json hashes to ${sha256(config)}`, configFile);
@@ -111,7 +112,7 @@ async function checkImages(store: Store, damage: StoreDamage[]): Promise<number>
 
 async function checkLayers(store: Store, damage: StoreDamage[]): Promise<number> {
   let checked = 0;
-  const hexes = (await fsp.readdir(path.join(store.root, 'layers/sha256'))).filter(isHex).sort();
+  const hexes = (await fsp.readdir(store.layout.layersDir)).filter(isHex).sort();
   for (const hex of hexes) {
     const diffID = `sha256:${hex}` as Digest;
     // Without its record a directory is not a layer: an unused one is gc's; a used one, the image's damage.
@@ -142,7 +143,7 @@ async function checkLayer(
     const unlisted = await unlistedObjects(store, diffID);
     if (unlisted > 0)
       return {
-        message: `${LAYER_OBJECTS} does not list ${unlisted} object(s) its entries name`,
+        message: `${path.basename(store.layout.layer(diffID).objects)} does not list ${unlisted} object(s) its entries name`,
       };
     const hasher = new Hasher();
     for await (const piece of rebuildLayerTar(store, diffID)) hasher.update(piece);
@@ -163,7 +164,7 @@ async function unlistedObjects(store: Store, diffID: Digest): Promise<number> {
   if (!listed) return 0; // a layer from before objects.idx: reuse reads its tar-split
   const known = new Set(listed);
   let unlisted = 0;
-  for await (const entry of layerEntries(store, diffID))
+  for await (const entry of store.layerEntries(diffID))
     if (entry.digest && entry.size > 0 && !known.has(entry.digest)) unlisted++;
   return unlisted;
 }
@@ -172,16 +173,16 @@ async function checkObjects(
   store: Store,
   damage: StoreDamage[],
 ): Promise<{ packs: number; objects: number }> {
-  const packsDir = path.join(store.root, 'packs');
+  const { layout } = store;
   let objects = 0;
-  const names = packNames(packsDir);
-  for (const name of names) objects += checkPack(packsDir, name, damage);
-  const looseRoot = path.join(store.root, 'objects/sha256');
-  for (const shard of (await fsp.readdir(looseRoot)).sort()) {
-    for (const file of (await fsp.readdir(path.join(looseRoot, shard))).sort()) {
+  const names = packNames(layout);
+  for (const name of names) objects += checkPack(layout, name, damage);
+  for (const shard of (await fsp.readdir(layout.objectsDir)).sort()) {
+    const dir = layout.objectShard(shard);
+    for (const file of (await fsp.readdir(dir)).sort()) {
       if (file.includes('.tmp-')) continue;
       objects++;
-      const full = path.join(looseRoot, shard, file);
+      const full = path.join(dir, file);
       const actual = await hashFile(full);
       if (!isHex(file) || actual !== `sha256:${file}`)
         damage.push({
@@ -196,12 +197,12 @@ async function checkObjects(
 }
 
 /** Hashes every object of one pack, in the order they sit in it; returns how many its index names. */
-function checkPack(dir: string, name: string, damage: StoreDamage[]): number {
-  const packFile = path.join(dir, `${name}.pack`);
-  const subject = `packs/${name}.pack`;
+function checkPack(layout: StoreLayout, name: string, damage: StoreDamage[]): number {
+  const packFile = layout.packFile(name);
+  const subject = path.relative(layout.root, packFile);
   let index: PackIndex;
   try {
-    index = new PackIndex(packFile, fs.readFileSync(path.join(dir, `${name}.idx`)));
+    index = loadIndex(layout, name);
   } catch (error) {
     damage.push({ kind: 'pack', subject, message: (error as Error).message });
     return 0;

@@ -15,7 +15,8 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Digest } from '../digest/index.js';
 import { NotFoundError, StoreBusyError } from '../errors/index.js';
-import { isRunning, LOCK_FILE, withStoreLock } from './lock.js';
+import { StoreLayout } from './layout.js';
+import { isRunning, withStoreLock } from './lock.js';
 import { type PackEntry, PackWriter } from './packs.js';
 import type { Store } from './store.js';
 import { readTarSplit } from './tarsplit.js';
@@ -72,7 +73,7 @@ export async function collectGarbage(store: Store, options: GcOptions = {}): Pro
     await sweepImages(store, marks.deadImages, result);
     await sweepBlobRecords(store, marks.liveLayers, result);
     await sweepLayers(store, marks.deadLayers, result);
-    await sweepLoose(path.join(store.root, 'objects/sha256'), marks.liveObjects, result);
+    await sweepLoose(store.layout, marks.liveObjects, result);
     await sweepPacks(store, marks.liveObjects, result);
     return result;
   });
@@ -108,7 +109,7 @@ async function mark(store: Store): Promise<Marks> {
   }
   const deadLayers: Digest[] = [];
   const liveObjects = new Set<string>();
-  for (const hex of await fsp.readdir(path.join(store.root, 'layers/sha256'))) {
+  for (const hex of await fsp.readdir(store.layout.layersDir)) {
     const diffID = `sha256:${hex}` as Digest;
     if (!liveLayers.has(diffID)) {
       deadLayers.push(diffID);
@@ -147,7 +148,7 @@ async function sweepLayers(store: Store, dead: Digest[], result: GcResult): Prom
 
 /** Sessions whose process is still alive; dead ones (crashed, killed) are cleared as a side effect. */
 export async function liveSessions(store: Store): Promise<string[]> {
-  const dir = path.join(store.root, 'sessions');
+  const dir = store.layout.sessionsDir;
   const live: string[] = [];
   for (const file of await fsp.readdir(dir)) {
     const pid = Number(file.split('-')[0]);
@@ -158,22 +159,23 @@ export async function liveSessions(store: Store): Promise<string[]> {
 }
 
 async function removeStaging(store: Store, result: GcResult): Promise<number> {
-  const dir = path.join(store.root, 'tmp');
+  const { layout } = store;
+  const dir = layout.tmpDir;
   let removed = 0;
   for (const name of await fsp.readdir(dir)) {
     result.bytesFreed += await removeTree(path.join(dir, name));
     removed++;
   }
   // Half-written small files from atomic writes (temp name beside the target) go too.
-  for (const sub of ['names', 'blobs/sha256']) {
-    for (const name of await fsp.readdir(path.join(store.root, sub))) {
-      if (name.includes('.tmp-')) await fsp.rm(path.join(store.root, sub, name), { force: true });
+  for (const sub of [layout.namesDir, layout.blobsDir]) {
+    for (const name of await fsp.readdir(sub)) {
+      if (name.includes('.tmp-')) await fsp.rm(path.join(sub, name), { force: true });
     }
   }
   // And the lock files a killed process wrote before linking one into place (store.lock.TOKEN).
-  for (const name of await fsp.readdir(store.root)) {
-    if (!name.startsWith(`${LOCK_FILE}.`) || name === `${LOCK_FILE}.takeover`) continue;
-    const file = path.join(store.root, name);
+  for (const name of await fsp.readdir(layout.root)) {
+    if (!StoreLayout.isLockCandidate(name)) continue;
+    const file = path.join(layout.root, name);
     const pid = Number(/"pid":(\d+)/.exec(await fsp.readFile(file, 'utf8').catch(() => ''))?.[1]);
     if (!isRunning(pid)) await fsp.rm(file, { force: true });
   }
@@ -187,9 +189,9 @@ async function removeStaleResume(store: Store, maxAgeMs: number, result: GcResul
   result.bytesFreed += removed.bytes;
 }
 
-async function sweepLoose(root: string, live: Set<string>, result: GcResult): Promise<void> {
-  for (const shard of await fsp.readdir(root)) {
-    const dir = path.join(root, shard);
+async function sweepLoose(layout: StoreLayout, live: Set<string>, result: GcResult): Promise<void> {
+  for (const shard of await fsp.readdir(layout.objectsDir)) {
+    const dir = layout.objectShard(shard);
     for (const name of await fsp.readdir(dir)) {
       if (!name.includes('.tmp-') && live.has(name)) continue;
       const file = path.join(dir, name);
@@ -208,7 +210,7 @@ async function sweepLoose(root: string, live: Set<string>, result: GcResult): Pr
  * a duplicate for the next gc.
  */
 async function sweepPacks(store: Store, live: Set<string>, result: GcResult): Promise<void> {
-  const dir = path.join(store.root, 'packs');
+  const { layout } = store;
   const kept = new Set<string>();
   for (const index of store.packs.indexes()) {
     const entries = [...index.entries()];
@@ -222,22 +224,22 @@ async function sweepPacks(store: Store, live: Set<string>, result: GcResult): Pr
     result.objectsRemoved += dropped.length;
     result.bytesFreed += dropped.reduce((sum, e) => sum + e.size, 0);
     // The index first: without it the pack is invisible, and then harmless to remove.
-    await fsp.rm(path.join(dir, `${name}.idx`), { force: true });
-    await fsp.rm(path.join(dir, `${name}.pack`), { force: true });
+    await fsp.rm(layout.packIndexFile(name), { force: true });
+    await fsp.rm(layout.packFile(name), { force: true });
     result.packsRewritten++;
   }
   // A pack whose index never arrived (a crash between the two renames) is garbage.
-  for (const file of await fsp.readdir(dir)) {
-    if (file.endsWith('.pack') && !fs.existsSync(path.join(dir, `${file.slice(0, -5)}.idx`))) {
-      await fsp.rm(path.join(dir, file), { force: true });
-    }
+  for (const file of await fsp.readdir(layout.packsDir)) {
+    const name = file.slice(0, -'.pack'.length);
+    if (file.endsWith('.pack') && !fs.existsSync(layout.packIndexFile(name)))
+      await fsp.rm(layout.packFile(name), { force: true });
   }
   store.packs.reset();
 }
 
 async function rewritePack(store: Store, packPath: string, keep: PackEntry[]): Promise<void> {
   const name = `${Date.now().toString(36).padStart(9, '0')}-gc-${process.pid}`;
-  const writer = new PackWriter(path.join(store.root, 'tmp', `${name}.pack`));
+  const writer = new PackWriter(path.join(store.layout.tmpDir, `${name}.pack`));
   const source = await fsp.open(packPath, 'r');
   try {
     for (const entry of keep) {
@@ -250,14 +252,15 @@ async function rewritePack(store: Store, packPath: string, keep: PackEntry[]): P
   }
   const finished = await writer.finish();
   if (!finished) return;
-  await fsp.rename(finished.pack, path.join(store.root, 'packs', `${name}.pack`));
-  await fsp.rename(finished.index, path.join(store.root, 'packs', `${name}.idx`));
+  await fsp.rename(finished.pack, store.layout.packFile(name));
+  await fsp.rename(finished.index, store.layout.packIndexFile(name));
 }
 
 async function sweepBlobRecords(store: Store, liveLayers: Set<Digest>, result: GcResult): Promise<void> {
-  const dir = path.join(store.root, 'blobs/sha256');
+  const dir = store.layout.blobsDir;
   for (const name of await fsp.readdir(dir)) {
-    const diffID = (await store.blobDiffID(`sha256:${name.replace(/\.json$/, '')}` as Digest))?.diffID;
+    const blob = StoreLayout.blobOfRecord(name);
+    const diffID = blob && (await store.blobDiffID(blob))?.diffID;
     if (!diffID || !liveLayers.has(diffID)) {
       await fsp.rm(path.join(dir, name), { force: true });
       result.blobRecordsRemoved++;

@@ -5,7 +5,6 @@
  * staged through a bounded window of writes while the parser keeps going.
  */
 import fsp from 'node:fs/promises';
-import path from 'node:path';
 import type { Digest } from '../digest/index.js';
 import { VerificationError } from '../errors/index.js';
 import { ancestors, normalizeEntryPath, normalizeLinkTarget } from '../formats/paths.js';
@@ -13,10 +12,11 @@ import { type TarEntry, type TarToken, TarTokenizer } from '../formats/tar.js';
 import { LayerHasher } from '../util/hashing.js';
 import { asBuffer } from '../util/streams.js';
 import { TaskWindow } from '../util/window.js';
+import { StoreLayout } from './layout.js';
+import { PACK_THRESHOLD } from './packs.js';
 import type { RebuiltDigest } from './rebuild-hasher.js';
 import type { ChunkRef, LayerRecord, StoredEntry } from './records.js';
-import type { StagedLayerFiles, StoreSession } from './store.js';
-import { LAYER_TARSPLIT, PACK_THRESHOLD } from './store.js';
+import type { StagedLayerFiles, StoreSession } from './session.js';
 import { TarSplitWriter } from './tarsplit.js';
 
 /** Files being staged at once (each holds at most one small file in memory). */
@@ -121,7 +121,7 @@ class LayerSink {
     private readonly dir: string,
     private readonly options: IngestOptions,
   ) {
-    this.tarsplit = new TarSplitWriter(path.join(dir, LAYER_TARSPLIT));
+    this.tarsplit = new TarSplitWriter(StoreLayout.layerFiles(dir).tarSplit);
   }
 
   /** Takes tokens in order; returns a promise only when one of them had to wait for a write. */

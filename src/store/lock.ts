@@ -18,12 +18,11 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { safeJson } from '../util/files.js';
+import { StoreLayout } from './layout.js';
 
-export const LOCK_FILE = 'store.lock';
 const LEGACY_STALE_MS = 30_000;
 /** A takeover holds its mutex for microseconds; one this old was left by a killed process. */
 const TAKEOVER_STALE_MS = 10_000;
@@ -73,7 +72,8 @@ export async function acquireStoreLock(
   options: StoreLockOptions,
 ): Promise<() => Promise<void>> {
   const notice = options.notice ?? stderrNotice;
-  const lockPath = path.join(root, LOCK_FILE);
+  const layout = new StoreLayout(root);
+  const lockPath = layout.lockFile;
   const mine: LockHolder = {
     pid: process.pid,
     host: os.hostname(),
@@ -82,7 +82,7 @@ export async function acquireStoreLock(
     purpose: options.purpose,
     token: randomBytes(8).toString('hex'),
   };
-  const candidate = `${lockPath}.${mine.token}`;
+  const candidate = layout.lockCandidate(mine.token);
   await fsp.writeFile(candidate, `${JSON.stringify(mine)}\n`, { mode: 0o444 });
   try {
     let waitedFor: number | undefined;
@@ -96,7 +96,7 @@ export async function acquireStoreLock(
       const seen = await observe(lockPath);
       if (seen.kind === 'absent') continue;
       if (isStale(seen)) {
-        await takeOver(lockPath, seen, notice);
+        await takeOver(layout, seen, notice);
         continue;
       }
       const pid = seen.kind === 'file' ? seen.holder?.pid : undefined;
@@ -161,11 +161,12 @@ function isStale(seen: Exclude<Observed, { kind: 'absent' }>): boolean {
  * meantime keeps it.
  */
 async function takeOver(
-  lockPath: string,
+  layout: StoreLayout,
   dead: Exclude<Observed, { kind: 'absent' }>,
   notice: (line: string) => void,
 ): Promise<void> {
-  const mutex = `${lockPath}.takeover`;
+  const lockPath = layout.lockFile;
+  const mutex = layout.lockTakeover;
   try {
     await fsp.mkdir(mutex);
   } catch (error) {

@@ -13,9 +13,9 @@
  */
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import path from 'node:path';
 import type { Digest } from '../digest/index.js';
 import { VerificationError } from '../errors/index.js';
+import type { StoreLayout } from './layout.js';
 import { byDigest, encodeTable, findRecord, TABLE_HEADER } from './sorted-records.js';
 
 /** Objects up to this size are packed; larger ones are stored loose, one file each. */
@@ -118,7 +118,7 @@ export class PackSet {
   /** A pull asks about the same digests several times (plan, rebuild, ingest): answers are kept. */
   private readonly found = new Map<Digest, ObjectLocation>();
 
-  constructor(readonly dir: string) {}
+  constructor(private readonly layout: StoreLayout) {}
 
   locate(digest: Digest): ObjectLocation | undefined {
     const known = this.found.get(digest);
@@ -140,12 +140,12 @@ export class PackSet {
   /** Registers a pack this process just committed. */
   add(name: string): void {
     if (!this.loaded) return;
-    this.loaded.push(loadIndex(this.dir, name));
+    this.loaded.push(loadIndex(this.layout, name));
     this.loaded.sort((a, b) => (a.packPath < b.packPath ? -1 : 1));
   }
 
   indexes(): PackIndex[] {
-    this.loaded ??= packNames(this.dir).map((name) => loadIndex(this.dir, name));
+    this.loaded ??= packNames(this.layout).map((name) => loadIndex(this.layout, name));
     return this.loaded;
   }
 
@@ -157,10 +157,10 @@ export class PackSet {
 }
 
 /** Pack names (without extension) that have an index, sorted: a pack without its .idx is invisible. */
-export function packNames(dir: string): string[] {
+export function packNames(layout: StoreLayout): string[] {
   let names: string[];
   try {
-    names = fs.readdirSync(dir);
+    names = fs.readdirSync(layout.packsDir);
   } catch {
     return [];
   }
@@ -170,8 +170,9 @@ export function packNames(dir: string): string[] {
     .sort();
 }
 
-function loadIndex(dir: string, name: string): PackIndex {
-  return new PackIndex(path.join(dir, `${name}.pack`), fs.readFileSync(path.join(dir, `${name}.idx`)));
+/** A pack's index, loaded; a missing or damaged one throws. */
+export function loadIndex(layout: StoreLayout, name: string): PackIndex {
+  return new PackIndex(layout.packFile(name), fs.readFileSync(layout.packIndexFile(name)));
 }
 
 /**

@@ -3,43 +3,34 @@ import { once } from 'node:events';
 import type fs from 'node:fs';
 import { type Digest, Hasher } from '../digest/index.js';
 import { VerificationError } from '../errors/index.js';
-import { type ObjectLocation, ObjectReader } from './packs.js';
 import type { StoredEntry } from './records.js';
 import type { Store } from './store.js';
-import { readTarSplit } from './tarsplit.js';
 
 /** Streams the layer's original tar, byte for byte. */
 export async function* rebuildLayerTar(store: Store, diffID: Digest): AsyncGenerator<Buffer> {
-  const reader = new ObjectReader();
+  const reader = store.openReader();
   try {
-    for await (const record of readTarSplit(store.layerTarSplitPath(diffID))) {
+    for await (const record of store.readLayerTarSplit(diffID)) {
       if ('r' in record) {
         yield record.r;
         continue;
       }
       const entry = record.e;
       if (entry.type !== 'file' || entry.size === 0 || !entry.digest) continue;
-      const location = store.locate(entry.digest, entry.size);
-      if (!location)
-        throw new VerificationError(`object ${entry.digest} of "${entry.path}" is missing from the store`, {
-          digest: diffID,
-          path: entry.path,
-        });
-      yield* readObjectPieces(location, reader);
+      try {
+        yield* reader.pieces({ digest: entry.digest, size: entry.size, path: entry.path });
+      } catch (error) {
+        throw error instanceof VerificationError ? error.withContext({ digest: diffID }) : error;
+      }
     }
   } finally {
     reader.close();
   }
 }
 
-/** An object's bytes: small ones in one read (through the pack window), large ones in pieces. */
-function readObjectPieces(location: ObjectLocation, reader: ObjectReader): Iterable<Buffer> {
-  return location.size <= 1024 * 1024 ? [reader.read(location)] : reader.pieces(location);
-}
-
 /** The entries of a layer, in tar order. */
-export async function* layerEntries(store: Store, diffID: Digest): AsyncGenerator<StoredEntry> {
-  for await (const record of readTarSplit(store.layerTarSplitPath(diffID))) if ('e' in record) yield record.e;
+export function layerEntries(store: Store, diffID: Digest): AsyncGenerator<StoredEntry> {
+  return store.layerEntries(diffID);
 }
 
 /**

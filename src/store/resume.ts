@@ -19,6 +19,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { type Digest, hexOf, isDigest, sha256 } from '../digest/index.js';
 import { readdirOrEmpty, safeJson, writeFileAtomic } from '../util/files.js';
+import type { StoreLayout } from './layout.js';
 import { isRunning } from './lock.js';
 import type { ObjectLocation } from './packs.js';
 
@@ -56,10 +57,10 @@ type PrefixRecord = z.infer<typeof PrefixRecordSchema>;
 type Kind = 'prefix' | 'pieces';
 
 export class ResumeArea {
-  constructor(readonly root: string) {}
+  constructor(private readonly layout: StoreLayout) {}
 
   blobDir(blob: Digest): string {
-    return path.join(this.root, 'sha256', hexOf(blob));
+    return this.layout.resumeBlobDir(blob);
   }
 
   /** The area as one session sees it: what it claims and writes is recorded under `owner`. */
@@ -72,7 +73,7 @@ export class ResumeArea {
    * Infinity: all of it). Returns the bytes freed.
    */
   async removeStale(olderThan: number): Promise<{ blobs: number; bytes: number }> {
-    const base = path.join(this.root, 'sha256');
+    const base = this.layout.resumeDir;
     const removed = { blobs: 0, bytes: 0 };
     for (const hex of await readdirOrEmpty(base)) {
       const dir = path.join(base, hex);

@@ -1,40 +1,29 @@
 /**
- * The content-addressed store (docs/design.md §6).
- *
- *   skiff-store.json            format and version
- *   packs/NAME.pack, NAME.idx   file contents up to 1 MiB, packed (see packs.ts)
- *   objects/sha256/ab/<hex>     larger file contents, one read-only file each
- *   layers/sha256/<hex>/        a committed layer: layer.json, tarsplit.jsonl.zst, chunks.idx
- *   images/sha256/<hex>/        an image by config digest: image.json, config.json, manifest-<hex>[.json]
- *   names/<encoded name>.json   a name → image (one file per name: concurrent pulls never race on a list)
- *   blobs/sha256/<hex>.json     a compressed blob → the DiffID it was verified to carry
- *   sessions/<id>.json          pulls in progress (gc refuses to run while a live one exists)
- *   tmp/<id>/                   staging of in-progress pulls; tmp/rm-*: directories being removed
- *   store.lock                  the store lock (lock.ts): gc for its run, a pull while it registers
- *   resume/sha256/<blob hex>/   what interrupted pulls fetched and verified (resume.ts; never read as committed)
+ * The content-addressed store (docs/design.md §6; its layout: layout.ts and docs/store.md).
  *
  * Each content is stored once, addressed by its digest, whichever layers use it. Atomicity comes
  * from renames: everything is written under tmp/ and moved into place only when complete and
  * verified, in dependency order (objects → layers → images → names), so a reader (or a crash at
  * any moment) never sees a record whose parts are missing. What an interrupted pull leaves is
- * unreferenced, and `gc` removes it.
+ * unreferenced, and `gc` removes it. Writers work through a StoreSession (session.ts).
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { type Digest, hexOf } from '../digest/index.js';
+import type { Digest } from '../digest/index.js';
 import { NotFoundError, UsageError, VerificationError } from '../errors/index.js';
 import { formatPlatform } from '../manifest/platform.js';
 import { safeJson, writeFileAtomic } from '../util/files.js';
-import { CHUNK_INDEX, ChunkIndexSet, encodeChunkIndex } from './chunk-index.js';
+import { ChunkIndexSet, encodeChunkIndex } from './chunk-index.js';
+import { type LayerFiles, StoreLayout } from './layout.js';
 import { withStoreLock } from './lock.js';
 import { decodeObjectList, encodeObjectList } from './object-list.js';
-import { type ObjectLocation, PACK_THRESHOLD, PackSet, PackWriter } from './packs.js';
+import { type ObjectLocation, PACK_THRESHOLD, PackSet } from './packs.js';
+import { ContentReader, readStoredRange } from './reads.js';
 import {
   BlobRecordSchema,
-  type ChunkRef,
   type ImageRecord,
   ImageRecordSchema,
   type LayerRecord,
@@ -46,18 +35,15 @@ import {
   NameRecordFileSchema,
   STORE_FORMAT,
   STORE_VERSION,
+  type StoredEntry,
   StoreVersionSchema,
 } from './records.js';
 import { ResumeArea } from './resume.js';
-import { readTarSplit } from './tarsplit.js';
+import { type StagedLayerFiles, StoreSession } from './session.js';
+import { readTarSplit, type TarSplitRecord } from './tarsplit.js';
 
-export const LAYER_RECORD = 'layer.json';
+export { type StagedLayerFiles, StoreSession } from './session.js';
 export { PACK_THRESHOLD };
-export const LAYER_TARSPLIT = 'tarsplit.jsonl.zst';
-/** Every object a layer's entries name, so a pull can check a layer is whole without its tar-split. */
-export const LAYER_OBJECTS = 'objects.idx';
-/** The file whose presence makes a directory a store. */
-const STORE_VERSION_FILE = 'skiff-store.json';
 
 /**
  * The store at `root` for commands that only read it (images, inspect, unpack, save, rmi, gc,
@@ -83,6 +69,8 @@ export function defaultStorePath(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 export class Store {
+  /** Where everything in this store lives. */
+  readonly layout: StoreLayout;
   readonly packs: PackSet;
   private readonly chunkIndex: ChunkIndexSet;
 
@@ -90,9 +78,10 @@ export class Store {
   readonly resume: ResumeArea;
 
   private constructor(readonly root: string) {
-    this.resume = new ResumeArea(path.join(root, 'resume'));
-    this.packs = new PackSet(path.join(root, 'packs'));
-    this.chunkIndex = new ChunkIndexSet(path.join(root, 'layers/sha256'));
+    this.layout = new StoreLayout(root);
+    this.resume = new ResumeArea(this.layout);
+    this.packs = new PackSet(this.layout);
+    this.chunkIndex = new ChunkIndexSet(this.layout);
   }
 
   /** Opens (creating if needed) the store at `root`, refusing a store of another format or version. */
@@ -111,12 +100,12 @@ export class Store {
     });
     if (stat && !stat.isDirectory())
       throw new UsageError(`${resolved} is not a store (a file)`, { path: resolved });
-    if (!stat || !fs.existsSync(path.join(resolved, STORE_VERSION_FILE))) return undefined;
+    if (!stat || !fs.existsSync(new StoreLayout(resolved).versionFile)) return undefined;
     return Store.open(resolved);
   }
 
   private async initialise(): Promise<void> {
-    const versionFile = path.join(this.root, STORE_VERSION_FILE);
+    const versionFile = this.layout.versionFile;
     let existing: string | undefined;
     try {
       existing = await fsp.readFile(versionFile, 'utf8');
@@ -138,59 +127,29 @@ export class Store {
       return;
     }
     await fsp.mkdir(this.root, { recursive: true });
-    const dirs = [
-      'packs',
-      'layers/sha256',
-      'images/sha256',
-      'names',
-      'blobs/sha256',
-      'sessions',
-      'tmp',
-      'resume/sha256',
-    ];
-    await Promise.all(dirs.map((d) => fsp.mkdir(path.join(this.root, d), { recursive: true })));
+    const { directories, objectShards } = this.layout;
+    await Promise.all(directories.map((d) => fsp.mkdir(d, { recursive: true })));
     // The fan-out directories exist up front so the hot path never has to mkdir.
-    const fanout = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
-    await Promise.all(
-      fanout.map((h) => fsp.mkdir(path.join(this.root, 'objects/sha256', h), { recursive: true })),
-    );
+    await Promise.all(objectShards.map((d) => fsp.mkdir(d, { recursive: true })));
     await this.writeAtomic(
       versionFile,
       `${JSON.stringify({ format: STORE_FORMAT, version: STORE_VERSION })}\n`,
     );
   }
 
-  // ---- paths -------------------------------------------------------------------------------
+  // ---- paths (kept for callers; the layout owns them) ---------------------------------------
 
   /** Where a large (loose) object lives. */
   loosePath(digest: Digest): string {
-    const hex = hexOf(digest);
-    return path.join(this.root, 'objects/sha256', hex.slice(0, 2), hex);
+    return this.layout.looseObject(digest);
   }
 
   layerDir(diffID: Digest): string {
-    return path.join(this.root, 'layers/sha256', hexOf(diffID));
+    return this.layout.layerDir(diffID);
   }
 
   imageDir(configDigest: Digest): string {
-    return path.join(this.root, 'images/sha256', hexOf(configDigest));
-  }
-
-  /**
-   * names/<name>@<platform>.json, both URI-encoded: encoding never produces "@", so the file of
-   * one name and platform can be told from another's, and from the older form below.
-   */
-  private nameFile(name: string, platform: string): string {
-    return path.join(this.root, 'names', `${encodeURIComponent(name)}@${encodeURIComponent(platform)}.json`);
-  }
-
-  /** names/<name>.json: the form skiff wrote before names carried a platform (still read). */
-  private legacyNameFile(name: string): string {
-    return path.join(this.root, 'names', `${encodeURIComponent(name)}.json`);
-  }
-
-  private blobFile(digest: Digest): string {
-    return path.join(this.root, 'blobs/sha256', `${hexOf(digest)}.json`);
+    return this.layout.imageDir(configDigest);
   }
 
   // ---- objects -----------------------------------------------------------------------------
@@ -208,7 +167,7 @@ export class Store {
       const packed = this.packs.locate(digest);
       if (packed || size !== undefined) return packed;
     }
-    const loose = this.loosePath(digest);
+    const loose = this.layout.looseObject(digest);
     const stat = fs.statSync(loose, { throwIfNoEntry: false });
     return stat ? { path: loose, offset: 0, size: stat.size, packed: false } : undefined;
   }
@@ -216,7 +175,7 @@ export class Store {
   // ---- layers ------------------------------------------------------------------------------
 
   hasLayer(diffID: Digest): boolean {
-    return fs.existsSync(path.join(this.layerDir(diffID), LAYER_RECORD));
+    return fs.existsSync(this.layout.layer(diffID).record);
   }
 
   /**
@@ -229,9 +188,9 @@ export class Store {
     diffID: Digest,
     options: { thorough?: boolean } = {},
   ): Promise<LayerGap | undefined> {
-    if (!this.hasLayer(diffID))
-      return { part: 'record', file: path.join(this.layerDir(diffID), LAYER_RECORD) };
-    const tarSplit = this.layerTarSplitPath(diffID);
+    const files = this.layout.layer(diffID);
+    if (!this.hasLayer(diffID)) return { part: 'record', file: files.record };
+    const tarSplit = files.tarSplit;
     if (!fs.existsSync(tarSplit)) return { part: 'tar-split', file: tarSplit };
     const listed = options.thorough ? undefined : this.layerObjectList(diffID);
     const missing: Array<{ digest: Digest; path?: string }> = [];
@@ -250,7 +209,7 @@ export class Store {
   /** The objects a layer's objects.idx lists; undefined when it has none (or an unreadable one). */
   layerObjectList(diffID: Digest): Digest[] | undefined {
     try {
-      return decodeObjectList(fs.readFileSync(path.join(this.layerDir(diffID), LAYER_OBJECTS)));
+      return decodeObjectList(fs.readFileSync(this.layout.layer(diffID).objects));
     } catch {
       return undefined;
     }
@@ -266,16 +225,29 @@ export class Store {
   }
 
   async readLayer(diffID: Digest): Promise<LayerRecord> {
-    const file = path.join(this.layerDir(diffID), LAYER_RECORD);
     return readRecord(
       LayerRecordSchema,
-      file,
+      this.layout.layer(diffID).record,
       () => new NotFoundError(`layer ${diffID} is not in the store`, { digest: diffID }),
     );
   }
 
   layerTarSplitPath(diffID: Digest): string {
-    return path.join(this.layerDir(diffID), LAYER_TARSPLIT);
+    return this.layout.layer(diffID).tarSplit;
+  }
+
+  /** A committed layer's tar-split: its raw segments and its entries, in tar order. */
+  readLayerTarSplit(diffID: Digest): AsyncGenerator<TarSplitRecord> {
+    return readTarSplit(this.layout.layer(diffID).tarSplit);
+  }
+
+  /**
+   * A committed layer's entries, in tar order; with `mentioning`, only those whose record
+   * mentions that text (a cheap first cut: the caller still checks what it wants).
+   */
+  async *layerEntries(diffID: Digest, options: { mentioning?: string } = {}): AsyncGenerator<StoredEntry> {
+    const records = readTarSplit(this.layout.layer(diffID).tarSplit, { entriesOnly: true, ...options });
+    for await (const record of records) if ('e' in record) yield record.e;
   }
 
   /**
@@ -285,17 +257,11 @@ export class Store {
    */
   async placeLayer(diffID: Digest, staged: StagedLayerFiles): Promise<void> {
     if (await this.hasCompleteLayer(diffID)) return;
-    if (staged.chunks && staged.chunks.length > 0) {
-      await fsp.writeFile(path.join(staged.dir, CHUNK_INDEX), encodeChunkIndex(staged.chunks), {
-        mode: 0o444,
-      });
-    }
-    await fsp.writeFile(path.join(staged.dir, LAYER_OBJECTS), encodeObjectList(staged.objects), {
-      mode: 0o444,
-    });
-    await fsp.writeFile(path.join(staged.dir, LAYER_RECORD), `${JSON.stringify(staged.record)}\n`, {
-      mode: 0o444,
-    });
+    const files: LayerFiles = StoreLayout.layerFiles(staged.dir);
+    if (staged.chunks && staged.chunks.length > 0)
+      await fsp.writeFile(files.chunks, encodeChunkIndex(staged.chunks), { mode: 0o444 });
+    await fsp.writeFile(files.objects, encodeObjectList(staged.objects), { mode: 0o444 });
+    await fsp.writeFile(files.record, `${JSON.stringify(staged.record)}\n`, { mode: 0o444 });
     const target = this.layerDir(diffID);
     for (let attempt = 0; ; attempt++) {
       try {
@@ -310,7 +276,7 @@ export class Store {
         if (trash) await fsp.rm(trash, { recursive: true, force: true });
       }
     }
-    this.chunkIndex.add(target);
+    this.chunkIndex.add(diffID);
   }
 
   /**
@@ -318,7 +284,7 @@ export class Store {
    * where it was or in tmp/, which gc empties); the caller removes it or leaves it to gc.
    */
   async moveToTrash(dir: string): Promise<string | undefined> {
-    const trash = path.join(this.root, 'tmp', `rm-${process.pid}-${randomBytes(6).toString('hex')}`);
+    const trash = this.layout.trash(`${process.pid}-${randomBytes(6).toString('hex')}`);
     try {
       await fsp.rename(dir, trash);
       return trash;
@@ -339,10 +305,20 @@ export class Store {
     return { object: ref.object, location, offset: ref.offset, size: ref.size };
   }
 
+  /** `length` bytes from `start` within content the store located (a chunk of a stored file). */
+  readRange(location: ObjectLocation, start: number, length: number): Promise<Buffer> {
+    return readStoredRange(location, start, length);
+  }
+
+  /** A reader of stored content by digest, in layer order (close it when done). */
+  openReader(): ContentReader {
+    return new ContentReader(this);
+  }
+
   // ---- blobs -------------------------------------------------------------------------------
 
   async recordBlob(blobDigest: Digest, diffID: Digest, provenance: 'publisher' | 'computed'): Promise<void> {
-    const file = this.blobFile(blobDigest);
+    const file = this.layout.blobRecord(blobDigest);
     if (fs.existsSync(file)) return;
     await this.writeAtomic(file, `${JSON.stringify({ diffID, provenance })}\n`);
   }
@@ -352,7 +328,11 @@ export class Store {
     blobDigest: Digest,
   ): Promise<{ diffID: Digest; provenance: 'publisher' | 'computed' } | undefined> {
     try {
-      return await readRecord(BlobRecordSchema, this.blobFile(blobDigest), () => new Error('absent'));
+      return await readRecord(
+        BlobRecordSchema,
+        this.layout.blobRecord(blobDigest),
+        () => new Error('absent'),
+      );
     } catch {
       return undefined;
     }
@@ -371,31 +351,29 @@ export class Store {
       if (!this.hasLayer(diffID))
         throw new VerificationError(`cannot commit image ${image.configDigest}: layer ${diffID} is missing`);
     }
-    const dir = this.imageDir(image.configDigest);
-    const manifestName = `manifest-${hexOf(manifest.record.digest)}`;
-    if (!fs.existsSync(path.join(dir, 'image.json'))) {
-      const staging = await session.stagingDir('image');
-      await fsp.writeFile(path.join(staging, 'config.json'), configBytes, { mode: 0o444 });
-      await fsp.writeFile(path.join(staging, manifestName), manifest.bytes, { mode: 0o444 });
-      await fsp.writeFile(
-        path.join(staging, `${manifestName}.json`),
-        `${JSON.stringify(manifest.record)}\n`,
-        { mode: 0o444 },
-      );
-      await fsp.writeFile(path.join(staging, 'image.json'), `${JSON.stringify(image)}\n`, { mode: 0o444 });
+    const { dir, record } = this.layout.image(image.configDigest);
+    const manifestRecord = `${JSON.stringify(manifest.record)}\n`;
+    if (!fs.existsSync(record)) {
+      const staged = StoreLayout.imageFiles(await session.stagingDir('image'));
+      const stagedManifest = StoreLayout.manifestFiles(staged.dir, manifest.record.digest);
+      await fsp.writeFile(staged.config, configBytes, { mode: 0o444 });
+      await fsp.writeFile(stagedManifest.bytes, manifest.bytes, { mode: 0o444 });
+      await fsp.writeFile(stagedManifest.record, manifestRecord, { mode: 0o444 });
+      await fsp.writeFile(staged.record, `${JSON.stringify(image)}\n`, { mode: 0o444 });
       try {
-        await fsp.rename(staging, dir);
+        await fsp.rename(staged.dir, dir);
         return;
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
         if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw error;
-        await fsp.rm(staging, { recursive: true, force: true });
+        await fsp.rm(staged.dir, { recursive: true, force: true });
       }
     }
     // The image exists (pulled before, perhaps from another manifest): add this manifest to it.
-    if (!fs.existsSync(path.join(dir, `${manifestName}.json`))) {
-      await this.writeAtomic(path.join(dir, manifestName), manifest.bytes);
-      await this.writeAtomic(path.join(dir, `${manifestName}.json`), `${JSON.stringify(manifest.record)}\n`);
+    const added = StoreLayout.manifestFiles(dir, manifest.record.digest);
+    if (!fs.existsSync(added.record)) {
+      await this.writeAtomic(added.bytes, manifest.bytes);
+      await this.writeAtomic(added.record, manifestRecord);
     }
   }
 
@@ -412,17 +390,17 @@ export class Store {
       manifestDigest,
       updatedAt: new Date().toISOString(),
     };
-    await this.writeAtomic(this.nameFile(name, platform), `${JSON.stringify(record)}\n`);
-    const legacy = await this.readNameFile(this.legacyNameFile(name));
-    if (legacy && legacy.platform === platform) await unlinkIfPresent(this.legacyNameFile(name));
+    await this.writeAtomic(this.layout.nameFile(name, platform), `${JSON.stringify(record)}\n`);
+    const legacy = await this.readNameFile(this.layout.legacyNameFile(name));
+    if (legacy && legacy.platform === platform) await unlinkIfPresent(this.layout.legacyNameFile(name));
   }
 
   /** Removes `name` for `platform` (in either file form); false if the store had no such name. */
   async removeName(name: string, platform: string): Promise<boolean> {
-    let removed = await unlinkIfPresent(this.nameFile(name, platform));
-    const legacy = await this.readNameFile(this.legacyNameFile(name));
+    let removed = await unlinkIfPresent(this.layout.nameFile(name, platform));
+    const legacy = await this.readNameFile(this.layout.legacyNameFile(name));
     if (legacy && legacy.platform === platform)
-      removed = (await unlinkIfPresent(this.legacyNameFile(name))) || removed;
+      removed = (await unlinkIfPresent(this.layout.legacyNameFile(name))) || removed;
     return removed;
   }
 
@@ -436,12 +414,11 @@ export class Store {
 
   /** The records of one name, one per platform it was pulled for. */
   async readNames(name: string): Promise<NameRecord[]> {
-    const encoded = encodeURIComponent(name);
-    return this.readNameFiles((file) => file === `${encoded}.json` || file.startsWith(`${encoded}@`));
+    return this.readNameFiles((file) => StoreLayout.isNameFileOf(file, name));
   }
 
   private async readNameFiles(wanted: (file: string) => boolean): Promise<NameRecord[]> {
-    const dir = path.join(this.root, 'names');
+    const dir = this.layout.namesDir;
     const files = (await fsp.readdir(dir)).filter((f) => f.endsWith('.json') && wanted(f));
     const records = (await Promise.all(files.map((f) => this.readNameFile(path.join(dir, f))))).filter(
       (r): r is NameRecord => r !== undefined,
@@ -472,34 +449,34 @@ export class Store {
   }
 
   async listImages(): Promise<Digest[]> {
-    const dir = path.join(this.root, 'images/sha256');
-    const entries = await fsp.readdir(dir);
+    const entries = await fsp.readdir(this.layout.imagesDir);
     return entries
-      .filter((hex) => /^[a-f0-9]{64}$/.test(hex) && fs.existsSync(path.join(dir, hex, 'image.json')))
+      .filter((hex) => /^[a-f0-9]{64}$/.test(hex))
       .sort()
-      .map((hex) => `sha256:${hex}` as Digest);
+      .map((hex) => `sha256:${hex}` as Digest)
+      .filter((digest) => this.hasImage(digest));
   }
 
   hasImage(configDigest: Digest): boolean {
-    return fs.existsSync(path.join(this.imageDir(configDigest), 'image.json'));
+    return fs.existsSync(this.layout.image(configDigest).record);
   }
 
   async readImage(configDigest: Digest): Promise<ImageRecord> {
     return readRecord(
       ImageRecordSchema,
-      path.join(this.imageDir(configDigest), 'image.json'),
+      this.layout.image(configDigest).record,
       () => new NotFoundError(`image ${configDigest} is not in the store`, { digest: configDigest }),
     );
   }
 
   async readImageConfig(configDigest: Digest): Promise<Buffer> {
-    return fsp.readFile(path.join(this.imageDir(configDigest), 'config.json'));
+    return fsp.readFile(this.layout.image(configDigest).config);
   }
 
   /** The manifests an image was pulled through, sorted by digest (a stated rule, not directory order). */
   async readImageManifests(configDigest: Digest): Promise<Array<{ record: ManifestRecord; bytes: Buffer }>> {
-    const dir = this.imageDir(configDigest);
-    const files = (await fsp.readdir(dir)).filter((f) => /^manifest-[a-f0-9]{64}\.json$/.test(f)).sort();
+    const dir = this.layout.imageDir(configDigest);
+    const files = (await fsp.readdir(dir)).filter(StoreLayout.isManifestRecord).sort();
     return Promise.all(
       files.map(async (f) => ({
         record: await readRecord(ManifestRecordSchema, path.join(dir, f), () => new Error('vanished')),
@@ -510,7 +487,7 @@ export class Store {
 
   /** Removes an image record (not its layers: gc does that once nothing references them). */
   async removeImage(configDigest: Digest): Promise<void> {
-    const trash = await this.moveToTrash(this.imageDir(configDigest));
+    const trash = await this.moveToTrash(this.layout.imageDir(configDigest));
     if (trash) await fsp.rm(trash, { recursive: true, force: true });
   }
 
@@ -529,7 +506,7 @@ export class Store {
     await withStoreLock(this.root, { purpose: 'pull', ...options }, async () => {
       try {
         await fsp.writeFile(
-          path.join(this.root, 'sessions', `${id}.json`),
+          this.layout.sessionFile(id),
           JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString() }),
         );
         await fsp.mkdir(session.tmpDir, { recursive: true });
@@ -557,155 +534,6 @@ export class Store {
 export type LayerGap =
   | { part: 'record' | 'tar-split'; file: string }
   | { part: 'objects'; objects: Array<{ digest: Digest; path?: string }> };
-
-/** A staged layer directory ready for StoreSession.commitLayer. */
-export interface StagedLayerFiles {
-  /** The DiffID the staged tar stream actually hashed to. */
-  diffID: Digest;
-  /** The compressed blob it came from, for error messages. */
-  blobDigest?: Digest | undefined;
-  /** Directory holding the tar-split file; renamed into layers/ on commit. */
-  dir: string;
-  record: LayerRecord;
-  /** Every content object the layer references. */
-  objects: ReadonlySet<Digest>;
-  /** Chunks of its files a later partial pull may reuse (from a chunked layer's TOC). */
-  chunks?: ChunkRef[] | undefined;
-}
-
-/**
- * One writer's staging area. Objects, layers and images are prepared under tmp/<id>/ and become
- * visible only through the commit methods, so a pull that fails part-way leaves the store exactly
- * as it was: its staged files go with the session.
- */
-export class StoreSession {
-  readonly tmpDir: string;
-  private counter = 0;
-  private pack: PackWriter | undefined;
-  private readonly loose = new Map<Digest, string>();
-  private objectsCommitted: Promise<void> | undefined;
-
-  constructor(
-    readonly store: Store,
-    readonly id: string,
-  ) {
-    this.tmpDir = path.join(store.root, 'tmp', id);
-  }
-
-  /** Content available to this session: committed to the store, or staged by this session. */
-  hasObject(digest: Digest, size?: number): boolean {
-    return this.stagedLocation(digest) !== undefined || this.store.hasObject(digest, size);
-  }
-
-  /** Where to read content this session can see (staged packed content: after flushStaged()). */
-  locate(digest: Digest, size?: number): ObjectLocation | undefined {
-    return this.stagedLocation(digest) ?? this.store.locate(digest, size);
-  }
-
-  private stagedLocation(digest: Digest): ObjectLocation | undefined {
-    const packed = this.pack?.locate(digest);
-    if (packed) return packed;
-    const loose = this.loose.get(digest);
-    return loose === undefined
-      ? undefined
-      : { path: loose, offset: 0, size: fs.statSync(loose).size, packed: false };
-  }
-
-  /** Stages verified content: small objects into this session's pack, once per digest. */
-  async stageSmall(digest: Digest, data: Buffer | readonly Buffer[]): Promise<void> {
-    const size = Buffer.isBuffer(data) ? data.length : data.reduce((sum, p) => sum + p.length, 0);
-    if (size > PACK_THRESHOLD) throw new Error(`stageSmall: ${size} bytes is over the pack threshold`);
-    if (this.hasObject(digest, size)) return;
-    this.pack ??= new PackWriter(
-      path.join(this.tmpDir, `${Date.now().toString(36).padStart(9, '0')}-${this.id}.pack`),
-    );
-    await this.pack.add(digest, data);
-  }
-
-  /** Adopts a fully written, verified temp file as the large object `digest` (not yet visible). */
-  async stageLoose(tempFile: string, digest: Digest, size: number): Promise<void> {
-    if (size <= PACK_THRESHOLD) {
-      await this.stageSmall(digest, await fsp.readFile(tempFile));
-      await fsp.rm(tempFile, { force: true });
-      return;
-    }
-    if (this.hasObject(digest, size)) {
-      await fsp.rm(tempFile, { force: true });
-      return;
-    }
-    this.loose.set(digest, tempFile);
-  }
-
-  /** Makes staged packed content readable (before rebuilding a tar from it). */
-  async flushStaged(): Promise<void> {
-    await this.pack?.flush();
-  }
-
-  /**
-   * Commits a staged layer under the DiffID the caller expects (docs/design.md §6: commit is explicit). The
-   * staged layer carries the DiffID its bytes actually hashed to; anything else is refused.
-   * The session's objects are moved into place first, so the layer never references missing content.
-   */
-  async commitLayer(expected: Digest, layer: StagedLayerFiles): Promise<void> {
-    if (layer.diffID !== expected) {
-      throw new VerificationError(`layer DiffID mismatch: expected ${expected}, got ${layer.diffID}`, {
-        ...(layer.blobDigest ? { digest: layer.blobDigest } : {}),
-      });
-    }
-    this.objectsCommitted ??= this.commitObjects();
-    await this.objectsCommitted;
-    await this.store.placeLayer(expected, layer);
-  }
-
-  /** The pack (data first, index last: a pack without its index is invisible) and the loose objects. */
-  private async commitObjects(): Promise<void> {
-    const finished = await this.pack?.finish();
-    if (finished) {
-      const name = path.basename(finished.pack, '.pack');
-      const packsDir = path.join(this.store.root, 'packs');
-      await fsp.rename(finished.pack, path.join(packsDir, `${name}.pack`));
-      await fsp.rename(finished.index, path.join(packsDir, `${name}.idx`));
-      this.store.packs.add(name);
-      this.pack = undefined;
-    }
-    for (const [digest, temp] of this.loose) {
-      // If another pull placed it meanwhile, the content is identical by construction.
-      await fsp.rename(temp, this.store.loosePath(digest));
-    }
-    this.loose.clear();
-  }
-
-  /** A fresh directory under this session's staging area. */
-  async stagingDir(kind: string): Promise<string> {
-    const dir = path.join(this.tmpDir, `${kind}-${this.counter++}`);
-    await fsp.mkdir(dir, { recursive: true });
-    return dir;
-  }
-
-  /** A fresh temp file path under this session's staging area (not created). */
-  tempFile(kind: string): string {
-    return path.join(this.tmpDir, `${kind}-${this.counter++}`);
-  }
-
-  /** Ends the session: whatever was staged and not committed goes, and so does the registration. */
-  /** Ends the session; each step runs even if one before it failed (a full disk), the first failure wins. */
-  async end(): Promise<void> {
-    const steps = [
-      () => this.pack?.abort(),
-      () => fsp.rm(this.tmpDir, { recursive: true, force: true }),
-      () => fsp.rm(path.join(this.store.root, 'sessions', `${this.id}.json`), { force: true }),
-    ];
-    let failure: unknown;
-    for (const step of steps) {
-      try {
-        await step();
-      } catch (error) {
-        failure ??= error;
-      }
-    }
-    if (failure !== undefined) throw failure;
-  }
-}
 
 async function readRecord<T>(
   schema: { safeParse(v: unknown): { success: true; data: T } | { success: false } },

@@ -107,11 +107,26 @@ function frame(kind: number, payload: Buffer): Buffer {
   return Buffer.concat([header, payload]);
 }
 
+/** What a reader of a tar-split wants of it. */
+export interface TarSplitFilter {
+  /** Entries only: the raw segments are skipped, not copied. */
+  entriesOnly?: boolean;
+  /**
+   * Only entries whose record mentions this text (in its path, say): the others are skipped
+   * before they are parsed, so a pass looking for a few entries costs a search per entry.
+   */
+  mentioning?: string;
+}
+
 /**
  * Reads a tar-split file record by record. A missing, truncated or corrupt file (a damaged store)
  * is a VerificationError naming it, whichever layer notices: the file, zstd or the framing.
  */
-export async function* readTarSplit(path: string): AsyncGenerator<TarSplitRecord> {
+export async function* readTarSplit(
+  path: string,
+  filter: TarSplitFilter = {},
+): AsyncGenerator<TarSplitRecord> {
+  const mentioning = filter.mentioning === undefined ? undefined : Buffer.from(filter.mentioning);
   // stream.pipeline, not .pipe(): it hands a read error (a missing file) on to the iteration.
   const decompressed = streamPipeline(fs.createReadStream(path), new (zstd().DecompressStream)(), () => {});
   let pending: Buffer = Buffer.alloc(0);
@@ -124,9 +139,12 @@ export async function* readTarSplit(path: string): AsyncGenerator<TarSplitRecord
         if (pending.length - at - FRAME_HEADER < length) break;
         const payload = pending.subarray(at + FRAME_HEADER, at + FRAME_HEADER + length);
         const kind = pending[at];
-        if (kind === RAW) yield { r: Buffer.from(payload) };
-        else if (kind === ENTRY) yield { e: JSON.parse(payload.toString('utf8')) as StoredEntry };
-        else throw new VerificationError(`${path}: corrupt tar-split frame`, { path });
+        if (kind === RAW) {
+          if (!filter.entriesOnly) yield { r: Buffer.from(payload) };
+        } else if (kind === ENTRY) {
+          if (!mentioning || payload.includes(mentioning))
+            yield { e: JSON.parse(payload.toString('utf8')) as StoredEntry };
+        } else throw new VerificationError(`${path}: corrupt tar-split frame`, { path });
         at += FRAME_HEADER + length;
       }
       pending = pending.subarray(at);

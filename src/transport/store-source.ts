@@ -19,8 +19,7 @@ import { type FoundImage, findImage, findImagesByName, namesDigest } from '../im
 import { MediaType } from '../manifest/index.js';
 import type { StoreReference } from '../reference/index.js';
 import { RangesNotHonouredError } from '../registry/client.js';
-import { rebuildLayerTar } from '../store/rebuild.js';
-import { defaultStorePath, openExistingStore, type Store } from '../store/store.js';
+import { defaultStorePath, openExistingStore, rebuildLayerTar, type Store } from '../store/index.js';
 import type { ByteRange } from './ranges.js';
 import type { BlobRef, ImageSource, RangeConsumer, RawManifest } from './source.js';
 

@@ -2,6 +2,10 @@
  * `skiff unpack`: materialises an image's root filesystem from the store, applying layers in
  * order with OCI whiteouts (`.wh.NAME`) and opaque directories (`.wh..wh..opq`). Builds in a
  * sibling staging directory and renames it into place, so DIR never holds a half-unpacked tree.
+ *
+ * The file system work is synchronous: an unpack is thousands of small operations in a row, and
+ * a trip through libuv's thread pool for each (lstat, open, write, chown, chmod, utimes) cost
+ * several times the operation itself (docs/store.md, "Unpack").
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -16,10 +20,7 @@ import {
   OPAQUE_WHITEOUT,
   WHITEOUT_PREFIX,
 } from '../formats/paths.js';
-import { ObjectReader } from '../store/packs.js';
-import { layerEntries } from '../store/rebuild.js';
-import type { StoredEntry } from '../store/records.js';
-import type { Store } from '../store/store.js';
+import type { ContentReader, Store, StoredEntry } from '../store/index.js';
 import { RootFs } from './rootfs.js';
 
 const execFileAsync = promisify(execFile);
@@ -37,7 +38,7 @@ export async function unpack(
   diffIDs: readonly Digest[],
   target: string,
 ): Promise<UnpackResult> {
-  const reader = new ObjectReader();
+  const reader = store.openReader();
   try {
     return await unpackWith(store, reader, diffIDs, target);
   } finally {
@@ -47,7 +48,7 @@ export async function unpack(
 
 async function unpackWith(
   store: Store,
-  reader: ObjectReader,
+  reader: ContentReader,
   diffIDs: readonly Digest[],
   target: string,
 ): Promise<UnpackResult> {
@@ -65,7 +66,7 @@ async function unpackWith(
       for await (const entry of checkedEntries(store, diffID)) {
         const base = path.posix.basename(entry.path);
         if (base.startsWith(WHITEOUT_PREFIX)) continue;
-        await applyEntry(store, reader, rootfs, entry, dirs, result);
+        await applyEntry(reader, rootfs, entry, dirs, result);
         result.entries++;
       }
     }
@@ -93,8 +94,12 @@ async function assertEmptyOrAbsent(dir: string): Promise<void> {
  * A layer's entries, their names checked again as at pull time (no "..", no invalid whiteout):
  * unpack deletes and creates what they name, and a store's files can be edited behind skiff.
  */
-async function* checkedEntries(store: Store, diffID: Digest): AsyncGenerator<StoredEntry> {
-  for await (const entry of layerEntries(store, diffID)) {
+async function* checkedEntries(
+  store: Store,
+  diffID: Digest,
+  options: { mentioning?: string } = {},
+): AsyncGenerator<StoredEntry> {
+  for await (const entry of store.layerEntries(diffID, options)) {
     try {
       if (normalizeEntryPath(entry.path, 'stored entry') !== entry.path)
         throw new VerificationError(`stored entry "${entry.path}" is not a normalised path`, {
@@ -115,21 +120,23 @@ async function applyWhiteouts(
   rootfs: RootFs,
   dirs: Map<string, StoredEntry>,
 ): Promise<void> {
-  for await (const entry of checkedEntries(store, diffID)) {
+  for await (const entry of checkedEntries(store, diffID, { mentioning: WHITEOUT_PREFIX })) {
     const base = path.posix.basename(entry.path);
     if (!base.startsWith(WHITEOUT_PREFIX)) continue;
     const parent = path.posix.dirname(entry.path);
     const parentRel = parent === '.' ? '' : parent;
     if (base === OPAQUE_WHITEOUT) {
-      const dir = await rootfs.followed(parentRel);
+      const dir = rootfs.followedSync(parentRel);
       for (const child of await fsp.readdir(dir).catch(() => [] as string[]))
         await fsp.rm(path.join(dir, child), { recursive: true, force: true });
+      rootfs.forget();
       forgetBelow(dirs, parentRel);
       continue;
     }
     const victim = path.posix.join(parentRel, base.slice(WHITEOUT_PREFIX.length));
     // rootfs refuses a victim outside the root (the whiteout of "..", or of "" or "." in the root).
-    await fsp.rm(await rootfs.existing(victim), { recursive: true, force: true });
+    await fsp.rm(rootfs.existingSync(victim), { recursive: true, force: true });
+    rootfs.forget();
     dirs.delete(victim);
     forgetBelow(dirs, victim);
   }
@@ -140,8 +147,7 @@ function forgetBelow(dirs: Map<string, StoredEntry>, prefix: string): void {
 }
 
 async function applyEntry(
-  store: Store,
-  reader: ObjectReader,
+  reader: ContentReader,
   rootfs: RootFs,
   entry: StoredEntry,
   dirs: Map<string, StoredEntry>,
@@ -151,32 +157,35 @@ async function applyEntry(
     dirs.set('', entry);
     return;
   }
-  const dest = await rootfs.creatable(entry.path);
-  const existing = await fsp.lstat(dest).catch(() => undefined);
+  const dest = rootfs.creatableSync(entry.path);
+  const existing = fs.lstatSync(dest, { throwIfNoEntry: false });
   if (entry.type === 'dir') {
-    if (existing && !existing.isDirectory()) await fsp.rm(dest, { recursive: true, force: true });
-    if (!existing?.isDirectory()) await fsp.mkdir(dest, { mode: 0o755 });
+    if (existing && !existing.isDirectory()) fs.rmSync(dest, { recursive: true, force: true });
+    if (!existing?.isDirectory()) fs.mkdirSync(dest, { mode: 0o755 });
     dirs.set(entry.path, entry);
     return;
   }
   // Never write through what is there: remove it first, then create exclusively.
-  if (existing) await fsp.rm(dest, { recursive: true, force: true });
+  if (existing) {
+    fs.rmSync(dest, { recursive: true, force: true });
+    rootfs.forget();
+  }
   switch (entry.type) {
     case 'file':
-      await writeContent(store, reader, entry, dest);
+      writeContent(reader, entry, dest);
       break;
     case 'symlink':
-      await fsp.symlink(entry.link ?? '', dest);
+      fs.symlinkSync(entry.link ?? '', dest);
       break;
     case 'hardlink':
-      await fsp.link(await rootfs.existing(entry.link ?? ''), dest);
+      fs.linkSync(rootfs.existingSync(entry.link ?? ''), dest);
       return; // a hard link shares its target's metadata
     case 'fifo':
       await execFileAsync('mkfifo', [dest]);
       break;
     case 'char':
     case 'block':
-      if (process.getuid?.() !== 0) {
+      if (!RUNNING_AS_ROOT) {
         result.skipped.push({ path: entry.path, what: `${entry.type} device (needs root)` });
         return;
       }
@@ -188,7 +197,7 @@ async function applyEntry(
       ]);
       break;
   }
-  await applyMetadata(dest, entry);
+  applyMetadata(dest, entry);
   if (entry.xattrs && Object.keys(entry.xattrs).length > 0) {
     result.skipped.push({
       path: entry.path,
@@ -197,32 +206,20 @@ async function applyEntry(
   }
 }
 
-/** A file's content: loose objects copied (the kernel may share extents), packed ones read and written. */
-async function writeContent(
-  store: Store,
-  reader: ObjectReader,
-  entry: StoredEntry,
-  dest: string,
-): Promise<void> {
-  if (entry.size === 0 || !entry.digest) {
-    await fsp.writeFile(dest, '', { flag: 'wx' });
-    return;
-  }
-  const location = store.locate(entry.digest, entry.size);
-  if (!location)
-    throw new VerificationError(`object ${entry.digest} of "${entry.path}" is missing from the store`, {
-      path: entry.path,
-    });
-  if (location.packed) await fsp.writeFile(dest, reader.read(location), { flag: 'wx' });
-  else await fsp.copyFile(location.path, dest, fs.constants.COPYFILE_EXCL);
+/** A file's content, written as a new file (the store copies loose objects, so extents may be shared). */
+function writeContent(reader: ContentReader, entry: StoredEntry, dest: string): void {
+  if (entry.size === 0 || !entry.digest) fs.writeFileSync(dest, '', { flag: 'wx' });
+  else reader.copyTo({ digest: entry.digest, size: entry.size, path: entry.path }, dest);
 }
 
+/** Owners are applied only by root; asked once, not per entry. */
+const RUNNING_AS_ROOT = process.getuid?.() === 0;
+
 /** Owners before modes (chown clears setuid bits), times last. */
-async function applyMetadata(dest: string, entry: StoredEntry): Promise<void> {
-  const symlink = entry.type === 'symlink';
-  if (process.getuid?.() === 0) await fsp.lchown(dest, entry.uid, entry.gid);
-  if (!symlink) await fsp.chmod(dest, entry.mode);
-  await fsp.lutimes(dest, entry.mtime, entry.mtime);
+function applyMetadata(dest: string, entry: StoredEntry): void {
+  if (RUNNING_AS_ROOT) fs.lchownSync(dest, entry.uid, entry.gid);
+  if (entry.type !== 'symlink') fs.chmodSync(dest, entry.mode);
+  fs.lutimesSync(dest, entry.mtime, entry.mtime);
 }
 
 /** Directories last, deepest first, so writing children did not disturb their modes and times. */
@@ -232,9 +229,9 @@ async function applyDirMetadata(rootfs: RootFs, dirs: Map<string, StoredEntry>):
   );
   for (const rel of ordered) {
     const entry = dirs.get(rel)!;
-    const dest = rel === '' ? rootfs.root : await rootfs.existing(rel);
-    const stat = await fsp.lstat(dest).catch(() => undefined);
+    const dest = rel === '' ? rootfs.root : rootfs.existingSync(rel);
+    const stat = fs.lstatSync(dest, { throwIfNoEntry: false });
     if (!stat?.isDirectory()) continue;
-    await applyMetadata(dest, entry);
+    applyMetadata(dest, entry);
   }
 }

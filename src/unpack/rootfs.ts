@@ -3,14 +3,22 @@
  * can never lead outside the root (`..` stops at the root, absolute targets start from it). Every
  * write and deletion of `unpack` goes through here, which is what keeps it inside DIR (docs/design.md §10),
  * whatever the store holds.
+ *
+ * Synchronous: an unpack resolves a path per entry, and an lstat through the thread pool for each
+ * component of each path cost more than the work itself. Directories a walk has seen are
+ * remembered, so a path's parents are looked at once, not once per entry below them; whoever
+ * removes anything in the tree calls forget(), since a remembered directory may have gone.
  */
-import fsp from 'node:fs/promises';
+import fs from 'node:fs';
 import path from 'node:path';
 import { VerificationError } from '../errors/index.js';
 
 const MAX_SYMLINK_HOPS = 40;
 
 export class RootFs {
+  /** Real directories (no symlink on the way) seen since the last removal, by path from the root. */
+  private readonly directories = new Set<string>();
+
   constructor(readonly root: string) {}
 
   /**
@@ -18,9 +26,18 @@ export class RootFs {
    * directory entries) and replacing non-directories in the way.
    */
   async creatable(relative: string): Promise<string> {
+    return this.creatableSync(relative);
+  }
+
+  creatableSync(relative: string): string {
+    const slash = relative.lastIndexOf('/');
+    const name = relative.slice(slash + 1);
+    // Entries come in tar order, a directory's files together: their parent was walked just before.
+    if (slash > 0 && isPlain(name) && this.directories.has(relative.slice(0, slash)))
+      return `${this.root}/${relative}`;
     const parts = relative.split('/');
-    const name = parts.pop()!;
-    return this.below(await this.walk(parts, true), name, relative);
+    parts.pop();
+    return this.below(this.walk(parts, true), name, relative);
   }
 
   /**
@@ -28,14 +45,23 @@ export class RootFs {
    * finished): parents through symlinks, the last component as is. Creates nothing.
    */
   async existing(relative: string): Promise<string> {
+    return this.existingSync(relative);
+  }
+
+  existingSync(relative: string): string {
     const parts = relative.split('/');
     const name = parts.pop()!;
-    return this.below(await this.walk(parts, false), name, relative);
+    return this.below(this.walk(parts, false), name, relative);
   }
 
   /** Resolves a path completely, last component included (an opaque directory may be a symlink). */
-  async followed(relative: string): Promise<string> {
+  followedSync(relative: string): string {
     return this.walk(relative.split('/'), false);
+  }
+
+  /** Something in the tree was removed: directories seen before may be gone. */
+  forget(): void {
+    this.directories.clear();
   }
 
   /**
@@ -45,9 +71,8 @@ export class RootFs {
   private below(dir: string, name: string, relative: string): string {
     const host = path.join(dir, name);
     const fromRoot = path.relative(this.root, host);
-    const plain = name !== '' && name !== '.' && name !== '..' && !name.includes('/');
     if (
-      !plain ||
+      !isPlain(name) ||
       fromRoot === '' ||
       fromRoot === '..' ||
       fromRoot.startsWith('../') ||
@@ -57,7 +82,7 @@ export class RootFs {
     return host;
   }
 
-  private async walk(parts: string[], create: boolean): Promise<string> {
+  private walk(parts: string[], create: boolean): string {
     const done: string[] = [];
     const queue = [...parts];
     let hops = 0;
@@ -68,26 +93,35 @@ export class RootFs {
         done.pop();
         continue;
       }
-      const candidate = path.join(this.root, ...done, part);
-      const stat = await fsp.lstat(candidate).catch(() => undefined);
+      done.push(part);
+      const key = done.join('/');
+      if (this.directories.has(key)) continue;
+      const candidate = path.join(this.root, key);
+      const stat = fs.lstatSync(candidate, { throwIfNoEntry: false });
       if (stat?.isSymbolicLink()) {
+        done.pop();
         if (++hops > MAX_SYMLINK_HOPS)
           throw new VerificationError(`too many symlinks resolving "${parts.join('/')}"`, {
             path: parts.join('/'),
           });
-        const target = await fsp.readlink(candidate);
+        const target = fs.readlinkSync(candidate);
         if (target.startsWith('/')) done.length = 0;
         queue.unshift(...target.split('/'));
         continue;
       }
-      if (!stat && create) await fsp.mkdir(candidate, { mode: 0o755 });
-      else if (stat && !stat.isDirectory() && create) {
+      if (stat?.isDirectory()) this.directories.add(key);
+      else if (create) {
         // An upper layer's directory replaces a lower layer's file, as overlayfs would show it.
-        await fsp.rm(candidate, { force: true });
-        await fsp.mkdir(candidate, { mode: 0o755 });
+        if (stat) fs.rmSync(candidate, { force: true });
+        fs.mkdirSync(candidate, { mode: 0o755 });
+        this.directories.add(key);
       }
-      done.push(part);
     }
     return path.join(this.root, ...done);
   }
+}
+
+/** A name that stays in its directory: not "", ".", "..", nor a path. */
+function isPlain(name: string): boolean {
+  return name !== '' && name !== '.' && name !== '..' && !name.includes('/');
 }

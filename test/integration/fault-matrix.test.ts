@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { pseudoRandom } from '../../fixtures/lib/trees.mjs';
 import { pull } from '../../src/pull/index.js';
 import { RegistryClient } from '../../src/registry/client.js';
-import { Store } from '../../src/store/store.js';
+import { Store } from '../../src/store/index.js';
 import { MODERN_SKOPEO, type Tree, writeTreeLayout } from '../harness/chunked-pair.js';
 import { type CliResult, expectCleanStderr, runCli } from '../harness/cli.js';
 import { type FaultProxy, type FaultRule, startFaultProxy } from '../harness/fault-proxy.js';

@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import { SkiffError } from '../../src/errors/index.js';
 import { type PullReport, pull } from '../../src/pull/index.js';
 import { RegistryClient } from '../../src/registry/client.js';
-import { Store } from '../../src/store/store.js';
+import { Store } from '../../src/store/index.js';
 import type { LayerDecision, LayerFacts, LayerViolation, Plan } from '../../src/strategy/index.js';
 import { unpack } from '../../src/unpack/index.js';
 import { chunkedTree, pushChunkedPair, type Tree } from '../harness/chunked-pair.js';

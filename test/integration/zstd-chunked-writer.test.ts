@@ -26,7 +26,7 @@ import { decompressBounded } from '../../src/formats/zstd-chunked.js';
 import { type ConvertedLayer, writeZstdChunked } from '../../src/formats/zstd-chunked-writer.js';
 import { pull } from '../../src/pull/index.js';
 import { RegistryClient } from '../../src/registry/client.js';
-import { Store } from '../../src/store/store.js';
+import { Store } from '../../src/store/index.js';
 import { unpack } from '../../src/unpack/index.js';
 import { type RunningRegistry, skopeoCopy, startRegistry } from '../harness/registry.js';
 

@@ -18,7 +18,7 @@ import {
 } from '../../src/copy/index.js';
 import { VerificationError } from '../../src/errors/index.js';
 import { RegistryClient } from '../../src/registry/client.js';
-import { Store } from '../../src/store/store.js';
+import { Store } from '../../src/store/index.js';
 import type { ByteRange } from '../../src/transport/ranges.js';
 import {
   MemoryDestination,

@@ -6,10 +6,15 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type Digest, sha256 } from '../../src/digest/index.js';
 import { VerificationError } from '../../src/errors/index.js';
-import { ingestLayer, type RebuildPiece, type StagedLayer } from '../../src/store/ingest.js';
-import { RebuildHasher } from '../../src/store/rebuild-hasher.js';
-import { Store, type StoreSession } from '../../src/store/store.js';
-import { readTarSplit } from '../../src/store/tarsplit.js';
+import {
+  ingestLayer,
+  RebuildHasher,
+  type RebuildPiece,
+  readTarSplit,
+  type StagedLayer,
+  Store,
+  type StoreSession,
+} from '../../src/store/index.js';
 import { tempDir } from '../harness/cli.js';
 import { snapshot } from '../harness/snapshot.js';
 import { END, makeTar, padded, ustarHeader } from '../harness/tar-writer.js';

@@ -2,10 +2,9 @@
 // dead pull's state is taken over once, a live pull's never, and damaged data is found by hashing.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Digest } from '../../src/digest/index.js';
-import { ResumeArea } from '../../src/store/resume.js';
+import { ResumeArea, StoreLayout } from '../../src/store/index.js';
 import { tempDir } from '../harness/cli.js';
 
 const BLOB = `sha256:${'ab'.repeat(32)}` as Digest;
@@ -20,7 +19,7 @@ let work: { dir: string; cleanup: () => void };
 let area: ResumeArea;
 beforeEach(() => {
   work = tempDir('skiff-resume-unit-');
-  area = new ResumeArea(path.join(work.dir, 'resume'));
+  area = new ResumeArea(new StoreLayout(work.dir));
 });
 afterEach(() => work.cleanup());
 

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
-import { withStoreLock } from '../../src/store/lock.js';
+import { withStoreLock } from '../../src/store/index.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'skiff-lock-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));

@@ -6,8 +6,12 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import { type Digest, Hasher, sha256 } from '../../digest/index.js';
 import { VerificationError } from '../../errors/index.js';
-import { type ObjectLocation, readObjectRange } from '../../store/packs.js';
-import { PACK_THRESHOLD, type StoreSession } from '../../store/store.js';
+import {
+  type ObjectLocation,
+  PACK_THRESHOLD,
+  readStoredRange,
+  type StoreSession,
+} from '../../store/index.js';
 import type { PlannedChunk, PlannedFile } from '../../strategy/fetch-set.js';
 
 /** A chunk the store already holds: `size` bytes at `offset` within a stored object. */
@@ -47,7 +51,7 @@ export class FileAssembler {
         if (chunk.source === 'zeros') await this.put(file, chunk, Buffer.alloc(chunk.size));
         else if (chunk.source === 'local') {
           const at = locations.get(chunk.digest)!;
-          await this.put(file, chunk, await readObjectRange(at.location, at.offset, at.size));
+          await this.put(file, chunk, await readStoredRange(at.location, at.offset, at.size));
         }
       }
     }

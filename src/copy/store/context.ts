@@ -3,9 +3,7 @@
 import type { TarSizeBound } from '../../formats/compression.js';
 import type { LayerFormat } from '../../formats/detect.js';
 import type { DecryptionKey } from '../../formats/encryption/keys.js';
-import type { IngestOptions } from '../../store/ingest.js';
-import type { ResumeSession } from '../../store/resume.js';
-import type { StoreSession } from '../../store/store.js';
+import type { IngestOptions, ResumeSession, StoreSession } from '../../store/index.js';
 import type { ImageSource } from '../../transport/index.js';
 import type { ResolvedLayer } from '../resolve.js';
 

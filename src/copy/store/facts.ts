@@ -5,8 +5,7 @@
 
 import type { Digest } from '../../digest/index.js';
 import { detectLayerFormat, type LayerFormat } from '../../formats/detect.js';
-import type { ResumeSession } from '../../store/resume.js';
-import type { Store } from '../../store/store.js';
+import type { ResumeSession, Store } from '../../store/index.js';
 import type { ImageFacts, LayerFacts } from '../../strategy/index.js';
 import { wantsToc } from '../../strategy/index.js';
 import type { ImageSource } from '../../transport/index.js';

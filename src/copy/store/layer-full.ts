@@ -10,8 +10,7 @@ import { decompressor, type TarSizeBound, TarSizeCap } from '../../formats/compr
 import { type ChunkedMetadata, tarSplitTarSize } from '../../formats/zstd-chunked.js';
 import { ByteCounter } from '../../pull/progress.js';
 import { isRetriableNetworkError } from '../../registry/http.js';
-import { ingestLayer, type StagedLayer } from '../../store/ingest.js';
-import type { PrefixWriter } from '../../store/resume.js';
+import { ingestLayer, type PrefixWriter, type StagedLayer } from '../../store/index.js';
 import type { RuntimeFacts } from '../../strategy/index.js';
 import { pipeChain } from '../../util/streams.js';
 import type { LayerContext } from './context.js';

@@ -22,11 +22,16 @@ import {
 } from '../../formats/zstd-chunked.js';
 import { RangesNotHonouredError } from '../../registry/client.js';
 import { PartTruncatedError } from '../../registry/range-split.js';
-import { ingestLayer, type RebuildPiece, type StagedLayer } from '../../store/ingest.js';
-import { RebuildHasher } from '../../store/rebuild-hasher.js';
-import type { ChunkRef } from '../../store/records.js';
-import type { PieceLog } from '../../store/resume.js';
-import type { Store, StoreSession } from '../../store/store.js';
+import {
+  type ChunkRef,
+  ingestLayer,
+  type PieceLog,
+  RebuildHasher,
+  type RebuildPiece,
+  type StagedLayer,
+  type Store,
+  type StoreSession,
+} from '../../store/index.js';
 import {
   type FetchSet,
   type PlannedChunk,
