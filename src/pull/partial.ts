@@ -20,8 +20,13 @@ import {
   TocUnverifiableError,
   type ValidatedToc,
 } from '../formats/zstd-chunked.js';
-import { RangesNotHonouredError } from '../registry/client.js';
-import { PartTruncatedError } from '../registry/range-split.js';
+import {
+  type ByteRange,
+  batchRanges,
+  coalesceRanges,
+  PartTruncatedError,
+  RangesNotHonouredError,
+} from '../ranges/index.js';
 import { ingestLayer, type RebuildPiece, type StagedLayer } from '../store/ingest.js';
 import { RebuildHasher } from '../store/rebuild-hasher.js';
 import type { ChunkRef } from '../store/records.js';
@@ -30,7 +35,6 @@ import type { Store, StoreSession } from '../store/store.js';
 import { type FetchSet, type PlannedChunk, type PlannedFile, planFetchSet } from '../strategy/fetch-set.js';
 import type { LayerDecision, RuntimeFacts, TocFacts } from '../strategy/index.js';
 import type { ImageSource } from '../transport/index.js';
-import { type ByteRange, batchRanges, coalesceRanges } from '../transport/ranges.js';
 import { asBuffer } from '../util/streams.js';
 import { FileAssembler, type LocalChunk } from './assembler.js';
 import type { LayerContext } from './context.js';

@@ -1,10 +1,10 @@
 /** A registry repository as an image source. */
 import type { Readable } from 'node:stream';
 import type { Digest } from '../digest/index.js';
+import type { ByteRange, RangeConsumer } from '../ranges/index.js';
 import type { RegistryReference } from '../reference/index.js';
 import type { RegistryClient } from '../registry/client.js';
-import type { ByteRange } from './ranges.js';
-import type { BlobRef, ImageSource, RangeConsumer, RawManifest } from './source.js';
+import type { BlobRef, ImageSource, RawManifest } from './source.js';
 
 export class RegistrySource implements ImageSource {
   readonly rangeSupport = 'probe' as const;
