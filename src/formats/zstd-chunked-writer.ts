@@ -20,6 +20,7 @@ import { Crc64 } from './crc64.js';
 import { ZSTD_CHUNKED } from './detect.js';
 import { BLOCK, readTar, type TarToken } from './tar.js';
 import { formatGoTime, type GoHeader, GoHeaderReader, UnconvertibleLayerError } from './tar-go-header.js';
+import type { TocEntry } from './zstd-chunked.js';
 import { TarSplitWriter, TocWriter } from './zstd-chunked-metadata.js';
 import { SKIPPABLE_HEADER, skippableHeader } from './zstd-frames.js';
 
@@ -133,7 +134,7 @@ class FileContent implements ChunkSink {
   }
 }
 
-const TOC_TYPES: Record<string, string> = {
+const TOC_TYPES: Record<string, TocEntry['type'] | undefined> = {
   '0': 'reg',
   '1': 'hardlink',
   '2': 'symlink',
@@ -146,14 +147,14 @@ const TOC_TYPES: Record<string, string> = {
 /** The entry being read: its Go view and, for a regular file with content, the content state. */
 interface CurrentEntry {
   header: GoHeader;
-  type: string;
+  type: TocEntry['type'];
   content: FileContent | undefined;
 }
 
 /** A finished entry waiting for the worker to report where its frames ended. */
 interface PendingTocEntry {
   /** type, name and the tar metadata, ready to serialise. */
-  fields: Record<string, unknown>;
+  fields: TocEntry;
   chunks: ChunkRecord[];
   digest: Digest | undefined;
 }
@@ -320,27 +321,45 @@ class ChunkedLayerWriter {
 }
 
 /** The TOC entries of one tar entry, fields in the order and with the omissions Go's encoder uses. */
-function tocEntries(pending: PendingTocEntry, blob: BlobWorker): Array<Record<string, unknown>> {
+function tocEntries(pending: PendingTocEntry, blob: BlobWorker): TocEntry[] {
   const { fields, chunks, digest } = pending;
-  const main = { ...fields };
+  const main: TocEntry = { ...fields };
   if (chunks.length === 0) return [main];
   const endOffset = blob.ends[chunks.at(-1)!.frame]!;
-  Object.assign(main, { digest, offset: blob.frameStart(chunks[0]!.frame), endOffset });
-  if (chunks.length === 1) return [main];
+  const placed: TocEntry = { ...main, digest, offset: blob.frameStart(chunks[0]!.frame), endOffset };
+  if (chunks.length === 1) return [placed];
   // Several chunks: the reg entry describes the first, a "chunk" entry each of the others.
-  Object.assign(main, chunkFields(chunks[0]!));
-  const rest = chunks.slice(1).map((c) => ({
-    type: 'chunk',
-    name: fields.name,
-    offset: blob.frameStart(c.frame),
-    ...chunkFields(c),
-  }));
-  return [main, ...rest];
+  const rest = chunks
+    .slice(1)
+    .map(
+      (c): TocEntry => ({
+        type: 'chunk',
+        name: fields.name,
+        offset: blob.frameStart(c.frame),
+        ...chunkFields(c),
+      }),
+    );
+  return [{ ...placed, ...chunkFields(chunks[0]!) }, ...rest];
 }
 
-function metadataFields(header: GoHeader): Record<string, unknown> {
-  const fields: Record<string, unknown> = {};
-  const set = (key: string, value: unknown) => {
+/** The TOC fields that come from the tar header, after type and name. */
+type TocMetadata = Omit<
+  TocEntry,
+  | 'type'
+  | 'name'
+  | 'digest'
+  | 'offset'
+  | 'endOffset'
+  | 'chunkSize'
+  | 'chunkOffset'
+  | 'chunkDigest'
+  | 'chunkType'
+>;
+
+function metadataFields(header: GoHeader): TocMetadata {
+  const fields: TocMetadata = {};
+  // Go's encoder omits empty values (omitempty).
+  const set = <K extends keyof TocMetadata>(key: K, value: TocMetadata[K]) => {
     if (value !== 0 && value !== '' && value !== undefined) fields[key] = value;
   };
   set('linkName', header.linkName.toString('utf8'));
@@ -361,7 +380,9 @@ function metadataFields(header: GoHeader): Record<string, unknown> {
   return fields;
 }
 
-function chunkFields(chunk: ChunkRecord): Record<string, unknown> {
+function chunkFields(
+  chunk: ChunkRecord,
+): Pick<TocEntry, 'chunkSize' | 'chunkOffset' | 'chunkDigest' | 'chunkType'> {
   return {
     chunkSize: chunk.size,
     ...(chunk.chunkOffset > 0 ? { chunkOffset: chunk.chunkOffset } : {}),
