@@ -329,16 +329,14 @@ function tocEntries(pending: PendingTocEntry, blob: BlobWorker): TocEntry[] {
   const placed: TocEntry = { ...main, digest, offset: blob.frameStart(chunks[0]!.frame), endOffset };
   if (chunks.length === 1) return [placed];
   // Several chunks: the reg entry describes the first, a "chunk" entry each of the others.
-  const rest = chunks
-    .slice(1)
-    .map(
-      (c): TocEntry => ({
-        type: 'chunk',
-        name: fields.name,
-        offset: blob.frameStart(c.frame),
-        ...chunkFields(c),
-      }),
-    );
+  const rest = chunks.slice(1).map(
+    (c): TocEntry => ({
+      type: 'chunk',
+      name: fields.name,
+      offset: blob.frameStart(c.frame),
+      ...chunkFields(c),
+    }),
+  );
   return [{ ...placed, ...chunkFields(chunks[0]!) }, ...rest];
 }
 
