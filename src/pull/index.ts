@@ -6,13 +6,7 @@
  */
 import pLimit from 'p-limit';
 import { type Digest, sha256 } from '../digest/index.js';
-import {
-  asSkiffError,
-  ConvertOnlyError,
-  SkiffError,
-  shortDigest,
-  VerificationError,
-} from '../errors/index.js';
+import { asSkiffError, ConvertOnlyError, SkiffError, VerificationError } from '../errors/index.js';
 import { DEFAULT_MAX_LAYER_SIZE } from '../formats/compression.js';
 import type { DecryptionKey } from '../formats/encryption/keys.js';
 import { formatPlatform, hostPlatform, parsePlatform } from '../manifest/index.js';
@@ -34,6 +28,7 @@ import {
   planPull,
 } from '../strategy/index.js';
 import { type ImageSource, openSource } from '../transport/index.js';
+import { shortDigest } from '../util/present.js';
 import type { LayerContext } from './context.js';
 import { type GatheredLayer, gatherLayerFacts } from './facts.js';
 import { pullFull, tarSizeBound } from './layer-full.js';

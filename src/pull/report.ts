@@ -2,6 +2,7 @@
 import type { Digest } from '../digest/index.js';
 import type { ReportFormat } from '../formats/detect.js';
 import type { Method, Mode, ReasonCode } from '../strategy/index.js';
+import { formatBytes } from '../util/present.js';
 
 export interface LayerReport {
   digest: Digest;
@@ -40,17 +41,6 @@ export interface PullReport {
   bytesResumed: number;
   durationMs: number;
   warnings: string[];
-}
-
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit++;
-  }
-  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
 }
 
 /**

@@ -10,7 +10,6 @@ import {
   NotFoundError,
   SkiffError,
   StallError,
-  shortDigest,
   UnauthorizedError,
   VerificationError,
 } from '../errors/index.js';
@@ -23,6 +22,7 @@ import {
   RangesNotHonouredError,
   rangeHeaderValue,
 } from '../ranges/index.js';
+import { shortDigest } from '../util/present.js';
 import { Authenticator, foreignChallengeMessage, type Scope } from './auth.js';
 import type { CredentialOptions } from './credentials.js';
 import {

@@ -9,7 +9,8 @@
  * up to it without a new byte. A stall is final (exit 5): a slow-loris server cannot hold a pull
  * for the sum of every retry's timeouts.
  */
-import { SkiffError, StallError, shortDigest } from '../errors/index.js';
+import { SkiffError, StallError } from '../errors/index.js';
+import { formatDuration, shortDigest } from '../util/present.js';
 
 export interface RetryPolicy {
   /** Retries after the first attempt (skopeo's --retry-times). */
@@ -45,7 +46,7 @@ export type RetryListener = (notice: RetryNotice) => void;
 
 /** `registry.example answered 503; retrying in 2.0 s (attempt 2 of 5)` */
 export function formatRetryNotice(notice: RetryNotice): string {
-  return `${notice.reason}; retrying in ${(notice.delayMs / 1000).toFixed(1)} s (attempt ${notice.attempt} of ${notice.attempts})`;
+  return `${notice.reason}; retrying in ${formatDuration(notice.delayMs)} (attempt ${notice.attempt} of ${notice.attempts})`;
 }
 
 /** Statuses worth retrying: the server or a proxy may recover. Other 4xx mean "no" and are final. */
