@@ -40,6 +40,24 @@ export type NumericField = Exclude<Field, 'name' | 'linkname' | 'uname' | 'gname
 /** Offset of the typeflag byte. */
 export const TYPEFLAG = 156;
 
+export type EntryType = 'file' | 'hardlink' | 'symlink' | 'char' | 'block' | 'dir' | 'fifo';
+
+/**
+ * What each entry typeflag stands for. NUL (v7) and `7` (contiguous file) are regular files to
+ * every unpacker; other typeflags are extensions (below) or types skiff does not handle.
+ */
+export const ENTRY_TYPES: Readonly<Record<string, EntryType | undefined>> = {
+  '0': 'file',
+  '\0': 'file',
+  '7': 'file',
+  '1': 'hardlink',
+  '2': 'symlink',
+  '3': 'char',
+  '4': 'block',
+  '5': 'dir',
+  '6': 'fifo',
+};
+
 /** The typeflags of extension headers, whose body describes the entry after them. */
 export const PAX_LOCAL = 'x';
 export const PAX_GLOBAL = 'g';

@@ -13,6 +13,8 @@ import {
   BLOCK,
   checkChecksum,
   cString,
+  ENTRY_TYPES,
+  type EntryType,
   fieldText,
   GNU_LONG_NAME,
   headerPath,
@@ -27,9 +29,8 @@ import {
   typeflagOf,
 } from './tar-header.js';
 
+export type { EntryType };
 export { BLOCK };
-
-export type EntryType = 'file' | 'hardlink' | 'symlink' | 'char' | 'block' | 'dir' | 'fifo';
 
 export interface TarEntry {
   /** Path as written in the archive (after PAX/GNU long-name resolution), not yet normalised. */
@@ -58,18 +59,6 @@ export type TarToken =
   /** A file's whole content, not passed through the tokenizer (see TarTokenizer.held). */
   | { kind: 'held'; size: number; id: string }
   | { kind: 'end-entry' };
-
-const TYPEFLAGS: Record<string, EntryType> = {
-  '0': 'file',
-  '\0': 'file',
-  '7': 'file',
-  '1': 'hardlink',
-  '2': 'symlink',
-  '3': 'char',
-  '4': 'block',
-  '5': 'dir',
-  '6': 'fifo',
-};
 
 /** Bounds for metadata read from the archive itself (docs/design.md §10: bound every size from untrusted input). */
 const MAX_EXTENSION_BYTES = 1024 * 1024;
@@ -257,7 +246,7 @@ export class TarTokenizer {
       this.extension(typeflag, record.subarray(BLOCK, BLOCK + size), at + BLOCK + padded);
       return true;
     }
-    const type = TYPEFLAGS[typeflag];
+    const type = ENTRY_TYPES[typeflag];
     if (!type) {
       const what = typeflag === 'S' ? 'GNU sparse files are' : `tar entry type "${printable(typeflag)}" is`;
       throw new VerificationError(`${what} not supported (offset ${at})`);

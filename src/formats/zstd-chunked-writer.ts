@@ -20,6 +20,7 @@ import { Crc64 } from './crc64.js';
 import { ZSTD_CHUNKED } from './detect.js';
 import { BLOCK, readTar, type TarToken } from './tar.js';
 import { formatGoTime, type GoHeader, GoHeaderReader, UnconvertibleLayerError } from './tar-go-header.js';
+import { ENTRY_TYPES, type EntryType } from './tar-header.js';
 import type { TocEntry } from './zstd-chunked.js';
 import { TarSplitWriter, TocWriter } from './zstd-chunked-metadata.js';
 import { SKIPPABLE_HEADER, skippableHeader } from './zstd-frames.js';
@@ -134,15 +135,25 @@ class FileContent implements ChunkSink {
   }
 }
 
-const TOC_TYPES: Record<string, TocEntry['type'] | undefined> = {
-  '0': 'reg',
-  '1': 'hardlink',
-  '2': 'symlink',
-  '3': 'char',
-  '4': 'block',
-  '5': 'dir',
-  '6': 'fifo',
+/** The TOC's name for each kind of entry. */
+const TOC_TYPES: Record<EntryType, TocEntry['type']> = {
+  file: 'reg',
+  hardlink: 'hardlink',
+  symlink: 'symlink',
+  char: 'char',
+  block: 'block',
+  dir: 'dir',
+  fifo: 'fifo',
 };
+
+/**
+ * The TOC type of a typeflag after Go's fix-up of NUL. containers-storage has none for `7`
+ * (contiguous file), which Go's reader leaves as it is, so such a layer cannot be converted.
+ */
+function tocType(typeflag: string): TocEntry['type'] | undefined {
+  const kind = typeflag === '7' ? undefined : ENTRY_TYPES[typeflag];
+  return kind && TOC_TYPES[kind];
+}
 
 /** The entry being read: its Go view and, for a regular file with content, the content state. */
 interface CurrentEntry {
@@ -236,7 +247,7 @@ class ChunkedLayerWriter {
   private entry(): void {
     // skiff's reader yields each header block as the raw token right before its entry.
     const header = this.headers.header(this.lastRaw!);
-    const type = TOC_TYPES[header.typeflag];
+    const type = tocType(header.typeflag);
     if (!type) {
       throw new UnconvertibleLayerError(
         `tar entry "${header.name.toString('utf8')}" has type "${header.typeflag}", which zstd:chunked cannot represent`,

@@ -11,6 +11,7 @@ import {
   BLOCK,
   checkChecksum,
   cString,
+  ENTRY_TYPES,
   fieldText,
   GNU_LONG_LINK,
   GNU_LONG_NAME,
@@ -121,12 +122,9 @@ async function readExtension(handle: fsp.FileHandle, type: string, offset: numbe
   };
 }
 
-function memberKind(type: string): TarMember['kind'] {
-  if (type === '0' || type === '\0' || type === '7') return 'file';
-  if (type === '2') return 'symlink';
-  if (type === '1') return 'hardlink';
-  if (type === '5') return 'dir';
-  return 'other';
+function memberKind(typeflag: string): TarMember['kind'] {
+  const type = ENTRY_TYPES[typeflag];
+  return type === 'file' || type === 'symlink' || type === 'hardlink' || type === 'dir' ? type : 'other';
 }
 
 function normalizeName(name: string): string {
