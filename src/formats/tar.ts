@@ -30,7 +30,6 @@ import {
 } from './tar-header.js';
 
 export type { EntryType };
-export { BLOCK };
 
 export interface TarEntry {
   /** Path as written in the archive (after PAX/GNU long-name resolution), not yet normalised. */

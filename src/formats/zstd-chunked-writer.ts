@@ -18,9 +18,9 @@ import { BlobWorker } from './blob-worker.js';
 import { type ChunkSink, ContentChunker } from './chunker.js';
 import { Crc64 } from './crc64.js';
 import { ZSTD_CHUNKED } from './detect.js';
-import { BLOCK, readTar, type TarToken } from './tar.js';
+import { readTar, type TarToken } from './tar.js';
 import { formatGoTime, type GoHeader, GoHeaderReader, UnconvertibleLayerError } from './tar-go-header.js';
-import { ENTRY_TYPES, type EntryType } from './tar-header.js';
+import { BLOCK, ENTRY_TYPES, type EntryType, isZeroBlock } from './tar-header.js';
 import type { TocEntry } from './zstd-chunked.js';
 import { TarSplitWriter, TocWriter } from './zstd-chunked-metadata.js';
 import { SKIPPABLE_HEADER, skippableHeader } from './zstd-frames.js';
@@ -233,7 +233,7 @@ class ChunkedLayerWriter {
   private raw(bytes: Buffer): void {
     this.blob.write(bytes);
     if (!this.current && !this.ended) {
-      if (bytes.length === BLOCK && isZero(bytes)) {
+      if (bytes.length === BLOCK && isZeroBlock(bytes)) {
         this.ended = true;
       } else if (GoHeaderReader.isExtension(bytes)) {
         this.headers.extension(bytes);
@@ -412,11 +412,6 @@ function footer(positions: number[]): Buffer {
   });
   FOOTER_MAGIC.copy(out, 56);
   return out;
-}
-
-function isZero(block: Buffer): boolean {
-  for (let i = 0; i < block.length; i++) if (block[i] !== 0) return false;
-  return true;
 }
 
 function sha256Digest(data: Buffer): Digest {
