@@ -64,6 +64,12 @@ export const PAX_GLOBAL = 'g';
 export const GNU_LONG_NAME = 'L';
 export const GNU_LONG_LINK = 'K';
 
+/**
+ * The most content a PAX or GNU extension header may have (docs/design.md §10: every size read
+ * from untrusted input is bounded); real ones hold a few paths and xattrs.
+ */
+export const MAX_EXTENSION_BYTES = 1024 * 1024;
+
 /** The two zero blocks that end an archive. */
 export const END_OF_ARCHIVE: Buffer = Buffer.alloc(2 * BLOCK);
 

@@ -20,6 +20,7 @@ import {
   headerPath,
   isExtensionType,
   isZeroBlock,
+  MAX_EXTENSION_BYTES,
   type NumericField,
   PAX_GLOBAL,
   PAX_LOCAL,
@@ -58,9 +59,6 @@ export type TarToken =
   /** A file's whole content, not passed through the tokenizer (see TarTokenizer.held). */
   | { kind: 'held'; size: number; id: string }
   | { kind: 'end-entry' };
-
-/** Bounds for metadata read from the archive itself (docs/design.md §10: bound every size from untrusted input). */
-const MAX_EXTENSION_BYTES = 1024 * 1024;
 
 /** Accumulates input and hands out exact byte counts without copying more than needed. */
 class ByteQueue {

@@ -18,6 +18,7 @@ import {
   headerPath,
   isExtensionType,
   isZeroBlock,
+  MAX_EXTENSION_BYTES,
   PAX_LOCAL,
   parsePax,
   readNumber,
@@ -38,7 +39,6 @@ export interface TarMember {
 
 /** Bounds on what an archive may make us hold (docs/design.md §10). */
 const MAX_MEMBERS = 200_000;
-const MAX_EXTENSION_BYTES = 1024 * 1024;
 const MAX_LINK_HOPS = 8;
 
 /** Reads every header of a tar file into a name → member map (names without a leading `./`). */
