@@ -17,7 +17,7 @@ import {
   type EntryType,
   fieldText,
   GNU_LONG_NAME,
-  headerPath,
+  headerPathText,
   isExtensionType,
   isZeroBlock,
   MAX_EXTENSION_BYTES,
@@ -125,8 +125,11 @@ class ByteQueue {
   }
 }
 
+/** Most entries have no PAX records: one shared empty map, not one per entry. */
+const NO_PAX: ReadonlyMap<string, Buffer> = new Map();
+
 interface Pending {
-  pax: Map<string, Buffer>;
+  pax: ReadonlyMap<string, Buffer>;
   longName?: string;
   longLink?: string;
 }
@@ -150,7 +153,7 @@ export class TarTokenizer {
   private readonly queue = new ByteQueue();
   /** Stream offset of the first byte still in the queue (for error messages). */
   private offset = 0;
-  private pending: Pending = { pax: new Map() };
+  private pending: Pending = { pax: NO_PAX };
   private dataRemaining = 0;
   /** Content bytes of the entry whose header came last. */
   private dataSize = 0;
@@ -257,7 +260,7 @@ export class TarTokenizer {
     // field says: Go's archive/tar and GNU tar read none, and so must we, or we would misparse.
     const dataSize = type === 'file' ? (paxSize ?? size) : 0;
     const entry = buildEntry(header, at, type, dataSize, pax, this.pending);
-    this.pending = { pax: new Map() };
+    this.pending = { pax: NO_PAX };
     tokens.push({ kind: 'raw', bytes: this.take(BLOCK) }, { kind: 'entry', entry });
     this.dataRemaining = dataSize;
     this.dataSize = dataSize;
@@ -272,7 +275,7 @@ export class TarTokenizer {
     if (typeflag === PAX_LOCAL) this.pending.pax = parsePax(content, offset);
     else if (typeflag === PAX_GLOBAL) {
       parsePax(content, offset);
-      this.pending = { pax: new Map() };
+      this.pending = { pax: NO_PAX };
     } else if (typeflag === GNU_LONG_NAME) this.pending.longName = cString(content);
     else this.pending.longLink = cString(content);
   }
@@ -288,7 +291,7 @@ function buildEntry(
   at: number,
   type: EntryType,
   size: number,
-  pax: Map<string, Buffer>,
+  pax: ReadonlyMap<string, Buffer>,
   pending: Pending,
 ): TarEntry {
   const paxText = (key: string) => pax.get(key)?.toString('utf8');
@@ -301,7 +304,7 @@ function buildEntry(
     if (key.startsWith('SCHILY.xattr.')) xattrs[key.slice('SCHILY.xattr.'.length)] = value;
   }
   return {
-    name: pending.longName ?? paxText('path') ?? headerPath(header).toString('utf8'),
+    name: pending.longName ?? paxText('path') ?? headerPathText(header),
     type,
     mode: nonNegative(header, 'mode', at) & 0o7777,
     uid: paxNumber('uid') ?? nonNegative(header, 'uid', at),

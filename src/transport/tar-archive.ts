@@ -15,7 +15,7 @@ import {
   fieldText,
   GNU_LONG_LINK,
   GNU_LONG_NAME,
-  headerPath,
+  headerPathText,
   isExtensionType,
   isZeroBlock,
   MAX_EXTENSION_BYTES,
@@ -62,7 +62,7 @@ export async function indexTar(file: string): Promise<Map<string, TarMember>> {
       if (isExtensionType(type)) {
         pending = { ...pending, ...(await readExtension(handle, type, dataOffset, size, offset)) };
       } else {
-        const name = normalizeName(pending.path ?? headerPath(header).toString('utf8'));
+        const name = normalizeName(pending.path ?? headerPathText(header));
         const linkname = pending.linkpath ?? fieldText(header, 'linkname');
         members.set(name, { name, offset: dataOffset, size, kind: memberKind(type), linkname });
         pending = {};
