@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { SkiffCommand } from '../src/cli/base.js';
-import { formatBytes } from '../src/pull/report.js';
 import { collectGarbage } from '../src/store/index.js';
+import { formatBytes } from '../src/util/present.js';
 import { parseAge } from '../src/util/quantities.js';
 
 export default class Gc extends SkiffCommand {

@@ -1,8 +1,7 @@
 import { SkiffCommand } from '../src/cli/base.js';
 import { table } from '../src/cli/table.js';
-import { shortDigest } from '../src/errors/index.js';
 import { listImages } from '../src/images/index.js';
-import { formatBytes } from '../src/pull/report.js';
+import { formatBytes, shortDigest } from '../src/util/present.js';
 
 export default class Images extends SkiffCommand {
   static override summary = 'List the images in the store.';

@@ -2,11 +2,11 @@ import { Args, Flags } from '@oclif/core';
 import { SkiffCommand } from '../src/cli/base.js';
 import { registryClient, registryFlags } from '../src/cli/registry-flags.js';
 import { table } from '../src/cli/table.js';
-import { asSkiffError, shortDigest, UsageError } from '../src/errors/index.js';
+import { asSkiffError, UsageError } from '../src/errors/index.js';
 import { namesDigest } from '../src/images/index.js';
 import { type InspectReport, inspect, inspectRaw } from '../src/inspect/index.js';
-import { formatBytes } from '../src/pull/report.js';
 import { defaultStorePath, noStoreError, Store } from '../src/store/index.js';
+import { formatBytes, shortDigest } from '../src/util/present.js';
 
 export default class Inspect extends SkiffCommand {
   static override summary = "Describe an image: manifest kind, platforms, and each layer's format.";

@@ -66,7 +66,7 @@ Exit codes: 0 success, 1 usage, 2 not found, unauthorized or blocked by registri
     platform: Flags.string({ description: 'os/arch[/variant] to select from an index (default: this host)' }),
     mode: Flags.string({
       description:
-        'auto: partial where possible; full: never partial; convert-only: fail instead of any fallback the spec forbids',
+        'auto: partial where possible; full: never partial; convert-only: fail instead of any fallback the strategy table forbids (docs/design.md §5)',
       options: [...MODES],
       default: 'auto',
     }),

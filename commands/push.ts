@@ -3,10 +3,9 @@ import { SkiffCommand } from '../src/cli/base.js';
 import { mirrorProgress, progressFlag, resolveMode } from '../src/cli/progress.js';
 import { registryClient, registryFlags } from '../src/cli/registry-flags.js';
 import { storePlatformFlag } from '../src/cli/store-flags.js';
-import { shortDigest } from '../src/errors/index.js';
 import { resultJson } from '../src/mirror/index.js';
-import { formatBytes } from '../src/pull/report.js';
 import { copyFromStore, storeImages } from '../src/save/index.js';
+import { formatBytes, shortDigest } from '../src/util/present.js';
 
 export default class Push extends SkiffCommand {
   static override summary = 'Push a stored image to a registry, its layers rebuilt and verified on the way.';

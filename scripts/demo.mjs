@@ -68,7 +68,7 @@ try {
   );
 
   say(
-    'convert-only refuses to fall back where the spec says so: an encrypted image (its layers not yet stored) fails before anything is committed',
+    'convert-only refuses to fall back where the strategy table says so: an encrypted image (its layers not yet stored) fails before anything is committed',
   );
   const refused = spawnSync(
     process.execPath,

@@ -1,7 +1,6 @@
 /** Human output of `skiff mirror`: a line per image and a summary (progress: ./progress.ts). */
-import { shortDigest } from '../errors/index.js';
 import type { MergedReport, MirrorResult, MirrorSummary } from '../mirror/index.js';
-import { formatBytes } from '../pull/report.js';
+import { formatBytes, formatDuration, shortDigest } from '../util/present.js';
 
 /** Where output goes: straight to the stream, or around a live progress display. */
 export type Write = (stream: NodeJS.WriteStream, text: string) => void;
@@ -19,7 +18,7 @@ export function printMirrorResult(result: MirrorResult, write: Write = direct): 
   const digest = result.manifestDigest ? shortDigest(result.manifestDigest) : '';
   const line = result.upToDate
     ? `up to date ${route} ${digest} (no blob transferred)`
-    : `mirrored ${route} ${digest} (${result.blobsCopied} blobs copied, ${result.blobsSkipped} skipped, ${result.blobsMounted} mounted, ${formatBytes(result.bytes)}, ${(result.durationMs / 1000).toFixed(1)} s)`;
+    : `mirrored ${route} ${digest} (${result.blobsCopied} blobs copied, ${result.blobsSkipped} skipped, ${result.blobsMounted} mounted, ${formatBytes(result.bytes)}, ${formatDuration(result.durationMs)})`;
   write(process.stdout, `${line}\n${result.notes.map((n) => `  note: ${n}\n`).join('')}`);
 }
 

@@ -11,10 +11,9 @@
  * - none: nothing.
  */
 import { Flags } from '@oclif/core';
-import { shortDigest } from '../errors/index.js';
 import type { MirrorProgress } from '../mirror/progress.js';
 import type { PullProgress } from '../pull/progress.js';
-import { formatBytes } from '../pull/report.js';
+import { formatBytes, shortDigest } from '../util/present.js';
 
 export const PROGRESS_MODES = ['auto', 'tty', 'plain', 'ndjson', 'none'] as const;
 export type ProgressMode = (typeof PROGRESS_MODES)[number];

@@ -1,7 +1,7 @@
 /** Human output of `skiff pull`: the plan per layer, the image, and what the pull saved. */
-import { shortDigest } from '../errors/index.js';
-import { fetchNote, formatBytes, type PullReport, savingsLine } from '../pull/report.js';
+import { fetchNote, type PullReport, savingsLine } from '../pull/report.js';
 import type { TrustReport } from '../trust/index.js';
+import { formatBytes, formatDuration, shortDigest } from '../util/present.js';
 import { table } from './table.js';
 
 /** `signature: sigstoreSigned by /keys/pub.pem for host/app:v1`, when a signature accepted the image. */
@@ -38,7 +38,7 @@ export function printPullReport(report: PullReport): void {
   if (!report.dryRun && report.configDigest)
     out.push(`image ${report.configDigest} stored as ${report.name}`);
   out.push(
-    `${report.dryRun ? 'would have ' : ''}${savingsLine(report)}${report.dryRun ? '' : ` in ${(report.durationMs / 1000).toFixed(1)} s`}`,
+    `${report.dryRun ? 'would have ' : ''}${savingsLine(report)}${report.dryRun ? '' : ` in ${formatDuration(report.durationMs)}`}`,
   );
   if (report.bytesResumed > 0) out.push(`resumed: ${formatBytes(report.bytesResumed)} already verified`);
   const signed = trustLine(report.trust);

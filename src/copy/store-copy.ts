@@ -7,13 +7,7 @@
  * exactly as it was.
  */
 import pLimit from 'p-limit';
-import {
-  asSkiffError,
-  ConvertOnlyError,
-  SkiffError,
-  shortDigest,
-  VerificationError,
-} from '../errors/index.js';
+import { asSkiffError, ConvertOnlyError, SkiffError, VerificationError } from '../errors/index.js';
 import { DEFAULT_MAX_LAYER_SIZE } from '../formats/compression.js';
 import type { DecryptionKey } from '../formats/encryption/keys.js';
 import { formatPlatform, hostPlatform, parsePlatform } from '../manifest/index.js';
@@ -34,6 +28,7 @@ import {
 } from '../strategy/index.js';
 import type { ImageSource } from '../transport/index.js';
 import { enforceTrustPolicy, type TrustReport, type TrustSettings } from '../trust/index.js';
+import { shortDigest } from '../util/present.js';
 import { RuntimeFactError, runWithReplans } from './replan.js';
 import { pinnedDigestOf, type ResolvedImage, resolveImage } from './resolve.js';
 import type { GatheredLayer } from './store/facts.js';

@@ -2,6 +2,8 @@
  * Every failure skiff reports is a SkiffError carrying the exit code of docs/design.md §9, so the CLI can
  * print one line and exit with a code a script can branch on.
  */
+import { formatLimit, shortDigest } from '../util/present.js';
+
 export const ExitCode = {
   ok: 0,
   usage: 1,
@@ -142,7 +144,7 @@ export class StallError extends NetworkError {
     context: ErrorContext = {},
     cause?: unknown,
   ) {
-    super(`no data from ${host} for ${formatSeconds(timeoutMs)} s`, context, cause);
+    super(`no data from ${host} for ${formatLimit(timeoutMs)}`, context, cause);
   }
 
   override oneLine(): string {
@@ -152,10 +154,6 @@ export class StallError extends NetworkError {
       .join(' ');
     return what ? `${this.message} while fetching ${what}` : this.message;
   }
-}
-
-function formatSeconds(ms: number): string {
-  return Number.isInteger(ms / 1000) ? String(ms / 1000) : (ms / 1000).toFixed(1);
 }
 
 /**
@@ -227,9 +225,4 @@ export function asSkiffError(error: unknown, context: ErrorContext = {}): SkiffE
   if (nodeCode === 'ENOSPC')
     return new SkiffError('internal', ExitCode.usage, `disk full: ${message}`, context, error);
   return new SkiffError('internal', ExitCode.usage, message, context, error);
-}
-
-export function shortDigest(digest: string): string {
-  const colon = digest.indexOf(':');
-  return colon >= 0 ? `${digest.slice(0, colon + 1)}${digest.slice(colon + 1, colon + 13)}` : digest;
 }

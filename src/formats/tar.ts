@@ -9,10 +9,28 @@
  */
 import { VerificationError } from '../errors/index.js';
 import { asBuffer } from '../util/streams.js';
+import {
+  BLOCK,
+  checkChecksum,
+  cString,
+  ENTRY_TYPES,
+  type EntryType,
+  fieldText,
+  GNU_LONG_NAME,
+  headerPathText,
+  isExtensionType,
+  isZeroBlock,
+  MAX_EXTENSION_BYTES,
+  type NumericField,
+  PAX_GLOBAL,
+  PAX_LOCAL,
+  parsePax,
+  printable,
+  readNumber,
+  typeflagOf,
+} from './tar-header.js';
 
-export const BLOCK = 512;
-
-export type EntryType = 'file' | 'hardlink' | 'symlink' | 'char' | 'block' | 'dir' | 'fifo';
+export type { EntryType };
 
 export interface TarEntry {
   /** Path as written in the archive (after PAX/GNU long-name resolution), not yet normalised. */
@@ -41,21 +59,6 @@ export type TarToken =
   /** A file's whole content, not passed through the tokenizer (see TarTokenizer.held). */
   | { kind: 'held'; size: number; id: string }
   | { kind: 'end-entry' };
-
-const TYPEFLAGS: Record<string, EntryType> = {
-  '0': 'file',
-  '\0': 'file',
-  '7': 'file',
-  '1': 'hardlink',
-  '2': 'symlink',
-  '3': 'char',
-  '4': 'block',
-  '5': 'dir',
-  '6': 'fifo',
-};
-
-/** Bounds for metadata read from the archive itself (docs/design.md §10: bound every size from untrusted input). */
-const MAX_EXTENSION_BYTES = 1024 * 1024;
 
 /** Accumulates input and hands out exact byte counts without copying more than needed. */
 class ByteQueue {
@@ -122,8 +125,11 @@ class ByteQueue {
   }
 }
 
+/** Most entries have no PAX records: one shared empty map, not one per entry. */
+const NO_PAX: ReadonlyMap<string, Buffer> = new Map();
+
 interface Pending {
-  pax: Record<string, Buffer>;
+  pax: ReadonlyMap<string, Buffer>;
   longName?: string;
   longLink?: string;
 }
@@ -147,7 +153,7 @@ export class TarTokenizer {
   private readonly queue = new ByteQueue();
   /** Stream offset of the first byte still in the queue (for error messages). */
   private offset = 0;
-  private pending: Pending = { pax: {} };
+  private pending: Pending = { pax: NO_PAX };
   private dataRemaining = 0;
   /** Content bytes of the entry whose header came last. */
   private dataSize = 0;
@@ -227,10 +233,10 @@ export class TarTokenizer {
       this.trailer = true;
       return true;
     }
-    checkHeader(header, at);
-    const typeflag = String.fromCharCode(header[156]!);
-    const size = readNumber(header, 124, 12, at, 'size');
-    if (typeflag === 'x' || typeflag === 'g' || typeflag === 'L' || typeflag === 'K') {
+    checkChecksum(header, at);
+    const typeflag = typeflagOf(header);
+    const size = nonNegative(header, 'size', at);
+    if (isExtensionType(typeflag)) {
       if (size > MAX_EXTENSION_BYTES)
         throw new VerificationError(`tar extension header at offset ${at} is ${size} bytes, over the limit`);
       const padded = Math.ceil(size / BLOCK) * BLOCK;
@@ -240,21 +246,21 @@ export class TarTokenizer {
       this.extension(typeflag, record.subarray(BLOCK, BLOCK + size), at + BLOCK + padded);
       return true;
     }
-    const type = TYPEFLAGS[typeflag];
+    const type = ENTRY_TYPES[typeflag];
     if (!type) {
       const what = typeflag === 'S' ? 'GNU sparse files are' : `tar entry type "${printable(typeflag)}" is`;
       throw new VerificationError(`${what} not supported (offset ${at})`);
     }
     const pax = this.pending.pax;
     // The bytes on disk after the header: PAX's size wins over the header's (files over 8 GiB).
-    const paxSize = pax.size === undefined ? undefined : Number(pax.size.toString());
+    const paxSize = pax.has('size') ? Number(pax.get('size')!.toString()) : undefined;
     if (paxSize !== undefined && !Number.isSafeInteger(paxSize))
       throw new VerificationError(`bad PAX size at offset ${at}`);
     // Header-only types (links, directories, fifos, devices) have no content whatever their size
     // field says: Go's archive/tar and GNU tar read none, and so must we, or we would misparse.
     const dataSize = type === 'file' ? (paxSize ?? size) : 0;
-    const entry = buildEntry(header, type, dataSize, pax, this.pending);
-    this.pending = { pax: {} };
+    const entry = buildEntry(header, at, type, dataSize, pax, this.pending);
+    this.pending = { pax: NO_PAX };
     tokens.push({ kind: 'raw', bytes: this.take(BLOCK) }, { kind: 'entry', entry });
     this.dataRemaining = dataSize;
     this.dataSize = dataSize;
@@ -266,11 +272,11 @@ export class TarTokenizer {
   private extension(typeflag: string, content: Buffer, offset: number): void {
     // As Go: a second 'x' replaces the first, and a global header is an entry of its own there
     // (Docker and containers/storage skip it), so it is checked, then ends what was pending.
-    if (typeflag === 'x') this.pending.pax = parsePax(content, offset);
-    else if (typeflag === 'g') {
+    if (typeflag === PAX_LOCAL) this.pending.pax = parsePax(content, offset);
+    else if (typeflag === PAX_GLOBAL) {
       parsePax(content, offset);
-      this.pending = { pax: {} };
-    } else if (typeflag === 'L') this.pending.longName = cString(content);
+      this.pending = { pax: NO_PAX };
+    } else if (typeflag === GNU_LONG_NAME) this.pending.longName = cString(content);
     else this.pending.longLink = cString(content);
   }
 
@@ -282,140 +288,43 @@ export class TarTokenizer {
 
 function buildEntry(
   header: Buffer,
+  at: number,
   type: EntryType,
   size: number,
-  pax: Record<string, Buffer>,
+  pax: ReadonlyMap<string, Buffer>,
   pending: Pending,
 ): TarEntry {
-  const paxText = (key: string) => pax[key]?.toString('utf8');
+  const paxText = (key: string) => pax.get(key)?.toString('utf8');
   const paxNumber = (key: string) => {
     const v = paxText(key);
     return v === undefined ? undefined : Number(v);
   };
-  const magic = header.toString('latin1', 257, 263);
-  const ustarPrefix = magic === 'ustar\0' ? cString(header.subarray(345, 500)) : '';
-  const rawName = cString(header.subarray(0, 100));
-  const name = pending.longName ?? paxText('path') ?? (ustarPrefix ? `${ustarPrefix}/${rawName}` : rawName);
   const xattrs: Record<string, Buffer> = {};
-  for (const [key, value] of Object.entries(pax)) {
+  for (const [key, value] of pax) {
     if (key.startsWith('SCHILY.xattr.')) xattrs[key.slice('SCHILY.xattr.'.length)] = value;
   }
   return {
-    name,
+    name: pending.longName ?? paxText('path') ?? headerPathText(header),
     type,
-    mode: readNumber(header, 100, 8, 0, 'mode') & 0o7777,
-    uid: paxNumber('uid') ?? readNumber(header, 108, 8, 0, 'uid'),
-    gid: paxNumber('gid') ?? readNumber(header, 116, 8, 0, 'gid'),
-    uname: paxText('uname') ?? cString(header.subarray(265, 297)),
-    gname: paxText('gname') ?? cString(header.subarray(297, 329)),
+    mode: nonNegative(header, 'mode', at) & 0o7777,
+    uid: paxNumber('uid') ?? nonNegative(header, 'uid', at),
+    gid: paxNumber('gid') ?? nonNegative(header, 'gid', at),
+    uname: paxText('uname') ?? fieldText(header, 'uname'),
+    gname: paxText('gname') ?? fieldText(header, 'gname'),
     size,
-    mtime: paxNumber('mtime') ?? readNumber(header, 136, 12, 0, 'mtime'),
-    linkname: pending.longLink ?? paxText('linkpath') ?? cString(header.subarray(157, 257)),
-    devmajor: readNumber(header, 329, 8, 0, 'devmajor'),
-    devminor: readNumber(header, 337, 8, 0, 'devminor'),
+    mtime: paxNumber('mtime') ?? nonNegative(header, 'mtime', at),
+    linkname: pending.longLink ?? paxText('linkpath') ?? fieldText(header, 'linkname'),
+    devmajor: nonNegative(header, 'devmajor', at),
+    devminor: nonNegative(header, 'devminor', at),
     xattrs,
   };
 }
 
-function isZeroBlock(block: Buffer): boolean {
-  for (let i = 0; i < block.length; i += 8) if (block.readBigUInt64LE(i) !== 0n) return false;
-  return true;
-}
-
-/** The header checksum, accepting the unsigned and the historical signed sums as Go and GNU do. */
-function checkHeader(header: Buffer, offset: number): void {
-  const stored = readNumber(header, 148, 8, offset, 'checksum');
-  // The checksum field counts as eight spaces. Old tars summed signed bytes: that sum is the
-  // unsigned one less 256 for each byte over 127.
-  let unsigned = 8 * 0x20;
-  let high = 0;
-  for (let i = 0; i < 148; i++) {
-    unsigned += header[i]!;
-    high += header[i]! >> 7;
-  }
-  for (let i = 156; i < BLOCK; i++) {
-    unsigned += header[i]!;
-    high += header[i]! >> 7;
-  }
-  const signed = unsigned - 256 * high;
-  if (stored !== unsigned && stored !== signed) {
-    throw new VerificationError(`corrupt tar header at offset ${offset} (checksum mismatch)`);
-  }
-}
-
-/** Octal, or GNU base-256 when the high bit of the first byte is set. */
-function readNumber(header: Buffer, start: number, length: number, offset: number, field: string): number {
-  const first = header[start]!;
-  if (first & 0x80) {
-    if (first === 0xff) throw new VerificationError(`negative ${field} in tar header at offset ${offset}`);
-    let value = first & 0x7f;
-    for (let i = 1; i < length; i++) value = value * 256 + header[start + i]!;
-    if (!Number.isSafeInteger(value))
-      throw new VerificationError(`${field} too large in tar header at offset ${offset}`);
-    return value;
-  }
-  const fast = readPlainOctal(header, start, start + length);
-  if (fast !== undefined) return fast;
-  const text = header
-    .toString('latin1', start, start + length)
-    .replace(/\0.*$/s, '')
-    .trim();
-  if (text === '') return 0;
-  if (!/^[0-7]+$/.test(text))
-    throw new VerificationError(`bad ${field} "${printable(text)}" in tar header at offset ${offset}`);
-  return Number.parseInt(text, 8);
-}
-
-/**
- * The common spelling, read without making a string: spaces, octal digits, spaces, then NULs.
- * Anything else (other whitespace, junk) is left to the general path and its error message.
- */
-function readPlainOctal(header: Buffer, start: number, end: number): number | undefined {
-  let i = start;
-  while (i < end && header[i] === 0x20) i++;
-  let value = 0;
-  for (; i < end; i++) {
-    const byte = header[i]!;
-    if (byte < 0x30 || byte > 0x37) break;
-    value = value * 8 + (byte - 0x30);
-  }
-  while (i < end && header[i] === 0x20) i++;
-  if (i < end && header[i] !== 0) return undefined;
+/** A header number skiff's view of an entry takes as is: a negative one is refused. */
+function nonNegative(header: Buffer, field: NumericField, at: number): number {
+  const value = readNumber(header, field, at);
+  if (value < 0) throw new VerificationError(`negative ${field} in tar header at offset ${at}`);
   return value;
-}
-
-/** PAX records: "LEN KEY=VALUE\n", LEN counting the whole record. */
-function parsePax(content: Buffer, offset: number): Record<string, Buffer> {
-  const records: Record<string, Buffer> = {};
-  let pos = 0;
-  while (pos < content.length) {
-    if (content[pos] === 0) break;
-    const space = content.indexOf(0x20, pos);
-    const length = space > pos ? Number(content.toString('latin1', pos, space)) : Number.NaN;
-    if (
-      !Number.isInteger(length) ||
-      length <= 0 ||
-      pos + length > content.length ||
-      content[pos + length - 1] !== 0x0a
-    ) {
-      throw new VerificationError(`malformed PAX header near offset ${offset}`);
-    }
-    const record = content.subarray(space + 1, pos + length - 1);
-    const eq = record.indexOf(0x3d);
-    if (eq <= 0) throw new VerificationError(`malformed PAX record near offset ${offset}`);
-    records[record.toString('utf8', 0, eq)] = Buffer.from(record.subarray(eq + 1));
-    pos += length;
-  }
-  return records;
-}
-
-function cString(bytes: Buffer): string {
-  const nul = bytes.indexOf(0);
-  return bytes.toString('utf8', 0, nul < 0 ? bytes.length : nul);
-}
-
-function printable(text: string): string {
-  return text.replace(/[^\x20-\x7e]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 function truncated(offset: number): VerificationError {

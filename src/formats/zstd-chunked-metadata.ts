@@ -6,6 +6,7 @@
  */
 import type { Digest } from '../digest/index.js';
 import { UnconvertibleLayerError } from './tar-go-header.js';
+import type { TocEntry } from './zstd-chunked.js';
 import { MemoryFrame } from './zstd-frames.js';
 
 /** A metadata stream (TOC or tar-split) compressed into one zstd frame as it is written. */
@@ -82,7 +83,7 @@ export class TocWriter {
     this.frame.write('{"version":1,"entries":[');
   }
 
-  add(entry: Record<string, unknown>): void {
+  add(entry: TocEntry): void {
     this.frame.write((this.count++ === 0 ? '' : ',') + goJson(entry));
   }
 

@@ -18,8 +18,10 @@ import { BlobWorker } from './blob-worker.js';
 import { type ChunkSink, ContentChunker } from './chunker.js';
 import { Crc64 } from './crc64.js';
 import { ZSTD_CHUNKED } from './detect.js';
-import { BLOCK, readTar, type TarToken } from './tar.js';
+import { readTar, type TarToken } from './tar.js';
 import { formatGoTime, type GoHeader, GoHeaderReader, UnconvertibleLayerError } from './tar-go-header.js';
+import { BLOCK, ENTRY_TYPES, type EntryType, isZeroBlock } from './tar-header.js';
+import type { TocEntry } from './zstd-chunked.js';
 import { TarSplitWriter, TocWriter } from './zstd-chunked-metadata.js';
 import { SKIPPABLE_HEADER, skippableHeader } from './zstd-frames.js';
 
@@ -133,27 +135,37 @@ class FileContent implements ChunkSink {
   }
 }
 
-const TOC_TYPES: Record<string, string> = {
-  '0': 'reg',
-  '1': 'hardlink',
-  '2': 'symlink',
-  '3': 'char',
-  '4': 'block',
-  '5': 'dir',
-  '6': 'fifo',
+/** The TOC's name for each kind of entry. */
+const TOC_TYPES: Record<EntryType, TocEntry['type']> = {
+  file: 'reg',
+  hardlink: 'hardlink',
+  symlink: 'symlink',
+  char: 'char',
+  block: 'block',
+  dir: 'dir',
+  fifo: 'fifo',
 };
+
+/**
+ * The TOC type of a typeflag after Go's fix-up of NUL. containers-storage has none for `7`
+ * (contiguous file), which Go's reader leaves as it is, so such a layer cannot be converted.
+ */
+function tocType(typeflag: string): TocEntry['type'] | undefined {
+  const kind = typeflag === '7' ? undefined : ENTRY_TYPES[typeflag];
+  return kind && TOC_TYPES[kind];
+}
 
 /** The entry being read: its Go view and, for a regular file with content, the content state. */
 interface CurrentEntry {
   header: GoHeader;
-  type: string;
+  type: TocEntry['type'];
   content: FileContent | undefined;
 }
 
 /** A finished entry waiting for the worker to report where its frames ended. */
 interface PendingTocEntry {
   /** type, name and the tar metadata, ready to serialise. */
-  fields: Record<string, unknown>;
+  fields: TocEntry;
   chunks: ChunkRecord[];
   digest: Digest | undefined;
 }
@@ -221,7 +233,7 @@ class ChunkedLayerWriter {
   private raw(bytes: Buffer): void {
     this.blob.write(bytes);
     if (!this.current && !this.ended) {
-      if (bytes.length === BLOCK && isZero(bytes)) {
+      if (bytes.length === BLOCK && isZeroBlock(bytes)) {
         this.ended = true;
       } else if (GoHeaderReader.isExtension(bytes)) {
         this.headers.extension(bytes);
@@ -235,7 +247,7 @@ class ChunkedLayerWriter {
   private entry(): void {
     // skiff's reader yields each header block as the raw token right before its entry.
     const header = this.headers.header(this.lastRaw!);
-    const type = TOC_TYPES[header.typeflag];
+    const type = tocType(header.typeflag);
     if (!type) {
       throw new UnconvertibleLayerError(
         `tar entry "${header.name.toString('utf8')}" has type "${header.typeflag}", which zstd:chunked cannot represent`,
@@ -320,27 +332,43 @@ class ChunkedLayerWriter {
 }
 
 /** The TOC entries of one tar entry, fields in the order and with the omissions Go's encoder uses. */
-function tocEntries(pending: PendingTocEntry, blob: BlobWorker): Array<Record<string, unknown>> {
+function tocEntries(pending: PendingTocEntry, blob: BlobWorker): TocEntry[] {
   const { fields, chunks, digest } = pending;
-  const main = { ...fields };
+  const main: TocEntry = { ...fields };
   if (chunks.length === 0) return [main];
   const endOffset = blob.ends[chunks.at(-1)!.frame]!;
-  Object.assign(main, { digest, offset: blob.frameStart(chunks[0]!.frame), endOffset });
-  if (chunks.length === 1) return [main];
+  const placed: TocEntry = { ...main, digest, offset: blob.frameStart(chunks[0]!.frame), endOffset };
+  if (chunks.length === 1) return [placed];
   // Several chunks: the reg entry describes the first, a "chunk" entry each of the others.
-  Object.assign(main, chunkFields(chunks[0]!));
-  const rest = chunks.slice(1).map((c) => ({
-    type: 'chunk',
-    name: fields.name,
-    offset: blob.frameStart(c.frame),
-    ...chunkFields(c),
-  }));
-  return [main, ...rest];
+  const rest = chunks.slice(1).map(
+    (c): TocEntry => ({
+      type: 'chunk',
+      name: fields.name,
+      offset: blob.frameStart(c.frame),
+      ...chunkFields(c),
+    }),
+  );
+  return [{ ...placed, ...chunkFields(chunks[0]!) }, ...rest];
 }
 
-function metadataFields(header: GoHeader): Record<string, unknown> {
-  const fields: Record<string, unknown> = {};
-  const set = (key: string, value: unknown) => {
+/** The TOC fields that come from the tar header, after type and name. */
+type TocMetadata = Omit<
+  TocEntry,
+  | 'type'
+  | 'name'
+  | 'digest'
+  | 'offset'
+  | 'endOffset'
+  | 'chunkSize'
+  | 'chunkOffset'
+  | 'chunkDigest'
+  | 'chunkType'
+>;
+
+function metadataFields(header: GoHeader): TocMetadata {
+  const fields: TocMetadata = {};
+  // Go's encoder omits empty values (omitempty).
+  const set = <K extends keyof TocMetadata>(key: K, value: TocMetadata[K]) => {
     if (value !== 0 && value !== '' && value !== undefined) fields[key] = value;
   };
   set('linkName', header.linkName.toString('utf8'));
@@ -361,7 +389,9 @@ function metadataFields(header: GoHeader): Record<string, unknown> {
   return fields;
 }
 
-function chunkFields(chunk: ChunkRecord): Record<string, unknown> {
+function chunkFields(
+  chunk: ChunkRecord,
+): Pick<TocEntry, 'chunkSize' | 'chunkOffset' | 'chunkDigest' | 'chunkType'> {
   return {
     chunkSize: chunk.size,
     ...(chunk.chunkOffset > 0 ? { chunkOffset: chunk.chunkOffset } : {}),
@@ -382,11 +412,6 @@ function footer(positions: number[]): Buffer {
   });
   FOOTER_MAGIC.copy(out, 56);
   return out;
-}
-
-function isZero(block: Buffer): boolean {
-  for (let i = 0; i < block.length; i++) if (block[i] !== 0) return false;
-  return true;
 }
 
 function sha256Digest(data: Buffer): Digest {

@@ -27,14 +27,26 @@ const OptionalDigest = z
   .optional()
   .refine((v) => v === undefined || v === '' || isDigest(v), 'not a sha256 digest');
 
-// Unknown keys (times, ownership, xattrs: the tar-split's headers are what the store records) are
-// stripped, not carried: a loose object costs twice the time on a 9k-entry TOC.
-const TocEntrySchema = z.object({
+/**
+ * One TOC entry (containers/storage's minimal.FileMetadata, docs/formats.md "zstd:chunked, current
+ * generation"): every field the format has, in the order Go's encoder writes them. The one type of
+ * a TOC entry: the reader validates with (part of) this schema and TocWriter writes exactly it.
+ */
+export const TocEntrySchema = z.object({
   type: z.enum(['reg', 'dir', 'symlink', 'hardlink', 'fifo', 'char', 'block', 'chunk']),
   name: z.string(),
   linkName: z.string().optional(),
   mode: z.number().int().optional(),
   size: z.number().int().nonnegative().optional(),
+  uid: z.number().int().optional(),
+  gid: z.number().int().optional(),
+  modtime: z.string().optional(),
+  accesstime: z.string().optional(),
+  changetime: z.string().optional(),
+  devMajor: z.number().int().optional(),
+  devMinor: z.number().int().optional(),
+  /** Extended attributes, name → base64 of the raw value. */
+  xattrs: z.record(z.string(), z.string()).optional(),
   digest: OptionalDigest,
   offset: z.number().int().nonnegative().optional(),
   endOffset: z.number().int().nonnegative().optional(),
@@ -43,11 +55,30 @@ const TocEntrySchema = z.object({
   chunkDigest: OptionalDigest,
   chunkType: z.string().optional(),
 });
-type RawTocEntry = z.infer<typeof TocEntrySchema>;
+export type TocEntry = z.infer<typeof TocEntrySchema>;
+
+// The reader checks only what it uses. The rest (times, ownership, xattrs: the tar-split's headers
+// are what the store records) is stripped, not validated or carried: a loose object costs twice
+// the time on a 9k-entry TOC.
+const TocEntryReadSchema = TocEntrySchema.pick({
+  type: true,
+  name: true,
+  linkName: true,
+  mode: true,
+  size: true,
+  digest: true,
+  offset: true,
+  endOffset: true,
+  chunkSize: true,
+  chunkOffset: true,
+  chunkDigest: true,
+  chunkType: true,
+});
+type RawTocEntry = z.infer<typeof TocEntryReadSchema>;
 
 const TocSchema = z.looseObject({
   version: z.literal(1),
-  entries: z.array(TocEntrySchema).max(MAX_TOC_ENTRIES),
+  entries: z.array(TocEntryReadSchema).max(MAX_TOC_ENTRIES),
   tarSplitDigest: OptionalDigest,
 });
 

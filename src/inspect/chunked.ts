@@ -19,9 +19,8 @@ import {
   parseChunkedMetadata,
   TocUnverifiableError,
 } from '../formats/zstd-chunked.js';
-import { RangesNotHonouredError } from '../registry/client.js';
+import { coalesceRanges, RangesNotHonouredError } from '../ranges/index.js';
 import type { BlobRef, ImageSource } from '../transport/index.js';
-import { coalesceRanges } from '../transport/ranges.js';
 
 export interface ChunkedDescription {
   kind: 'zstd:chunked' | 'estargz';

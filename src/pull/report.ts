@@ -3,6 +3,7 @@ import type { Digest } from '../digest/index.js';
 import type { ReportFormat } from '../formats/detect.js';
 import type { Method, Mode, ReasonCode } from '../strategy/index.js';
 import type { TrustReport } from '../trust/index.js';
+import { formatBytes } from '../util/present.js';
 
 export interface LayerReport {
   digest: Digest;
@@ -43,17 +44,6 @@ export interface PullReport {
   warnings: string[];
   /** Which trust policy requirement accepted the image, with which key or identity (src/trust). */
   trust: TrustReport;
-}
-
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit++;
-  }
-  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
 }
 
 /**

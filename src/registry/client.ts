@@ -14,7 +14,15 @@ import {
   VerificationError,
 } from '../errors/index.js';
 import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from '../manifest/index.js';
-import { type ByteRange, rangeHeaderValue } from '../transport/ranges.js';
+import {
+  type ByteRange,
+  MultipartTruncatedError,
+  PartTruncatedError,
+  type RangeConsumer,
+  RangesNotHonouredError,
+  rangeHeaderValue,
+} from '../ranges/index.js';
+import { shortDigest } from '../util/present.js';
 import { Authenticator, foreignChallengeMessage, type Scope } from './auth.js';
 import type { CredentialOptions } from './credentials.js';
 import {
@@ -27,14 +35,9 @@ import {
   isRetriableNetworkError,
   statusToSkiffError,
 } from './http.js';
-import {
-  MultipartTruncatedError,
-  multipartBoundary,
-  parseContentRange,
-  readMultipartByteranges,
-} from './multipart.js';
+import { multipartBoundary, parseContentRange, readMultipartByteranges } from './multipart.js';
 import { isInsecureHost } from './pull-sources.js';
-import { PartTruncatedError, type RangeConsumer, splitPart } from './range-split.js';
+import { splitPart } from './range-split.js';
 import type { RegistriesConfig } from './registries-conf.js';
 import { isIdleTimeout, resumingBody } from './retry.js';
 
@@ -71,19 +74,6 @@ export interface FetchedManifest {
   contentType: string | undefined;
   /** Docker-Content-Digest, when the registry sent one (informational: we hash ourselves). */
   digestHeader: string | undefined;
-}
-
-/**
- * The source answered a Range request with the whole blob (200) or without the ranges asked for.
- * Not an error for the pull: a run-time fact the strategy module decides on.
- */
-export class RangesNotHonouredError extends Error {
-  constructor(
-    readonly how: 'ignored' | 'multi-range-refused',
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 export class RegistryClient {

@@ -5,6 +5,7 @@
  */
 import { Readable } from 'node:stream';
 import { VerificationError } from '../errors/index.js';
+import { MultipartTruncatedError } from '../ranges/index.js';
 import { asBuffer } from '../util/streams.js';
 
 /** A Content-Range, converted to a half-open range: `end` is exclusive. */
@@ -218,8 +219,6 @@ async function readPartHeaders(reader: BodyReader): Promise<ContentRange> {
 }
 
 /** The body ended early: as likely a dropped connection as a broken server, so callers may retry. */
-export class MultipartTruncatedError extends VerificationError {}
-
 function truncated(): VerificationError {
   return new MultipartTruncatedError('multipart body truncated before the closing boundary');
 }

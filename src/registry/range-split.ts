@@ -3,13 +3,8 @@
  * ranges, answer one big range, or send exactly what was asked; the caller sees the same thing.
  */
 import { once } from 'node:events';
-import { PassThrough, type Readable } from 'node:stream';
-import type { ByteRange } from '../transport/ranges.js';
-
-export type RangeConsumer = (range: ByteRange, data: Readable) => Promise<void>;
-
-/** Raised when a part ends before the ranges it was meant to carry. */
-export class PartTruncatedError extends Error {}
+import { PassThrough } from 'node:stream';
+import { type ByteRange, PartTruncatedError, type RangeConsumer } from '../ranges/index.js';
 
 /**
  * Streams `part` (covering [partStart, …)) and hands every wanted range inside it to `onRange` as

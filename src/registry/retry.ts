@@ -18,7 +18,8 @@
 import { once } from 'node:events';
 import { PassThrough, type Readable } from 'node:stream';
 import pRetry, { AbortError, type RetryContext } from 'p-retry';
-import { NetworkError, SkiffError, StallError, shortDigest } from '../errors/index.js';
+import { NetworkError, SkiffError, StallError } from '../errors/index.js';
+import { formatDuration, shortDigest } from '../util/present.js';
 
 export interface RetryPolicy {
   /** Consecutive retries after a failed attempt (skopeo's --retry-times). */
@@ -57,7 +58,7 @@ export type RetryListener = (notice: RetryNotice) => void;
 
 /** `registry.example answered 503; retrying in 2.0 s (attempt 2 of 5)` */
 export function formatRetryNotice(notice: RetryNotice): string {
-  return `${notice.reason}; retrying in ${(notice.delayMs / 1000).toFixed(1)} s (attempt ${notice.attempt} of ${notice.attempts})`;
+  return `${notice.reason}; retrying in ${formatDuration(notice.delayMs)} (attempt ${notice.attempt} of ${notice.attempts})`;
 }
 
 /** Statuses worth retrying: the server or a proxy may recover. Other 4xx mean "no" and are final. */

@@ -6,7 +6,7 @@
  */
 import type { Digest } from '../digest/index.js';
 import type { TocChunk, ValidatedToc } from '../formats/zstd-chunked.js';
-import { type ByteRange, coalesceRanges, totalBytes } from '../transport/ranges.js';
+import { type ByteRange, coalesceRanges, totalBytes } from '../ranges/index.js';
 
 export interface Availability {
   /** File digests whose content the store holds. */

@@ -183,7 +183,7 @@ export function decideLayer(image: ImageFacts, layer: LayerFacts): LayerDecision
   const toc = layer.toc;
   // The executor asks wantsToc() and supplies the TOC facts before planning a candidate.
   if (!toc) throw new Error(`decideLayer: layer ${layer.index} could be partial but came without TOC facts`);
-  // A partial pull that saves (almost) nothing is slower than one streaming GET (optional row of §5).
+  // A partial pull that saves (almost) nothing is slower than one streaming GET (the `no-saving` row of docs/design.md §5).
   if (!convertOnly && toc.fetchBytes >= NO_SAVING_RATIO * layer.size)
     return decision(layer, 'full', ['no-saving'], false);
   return {

@@ -20,10 +20,10 @@ import {
   MediaType,
   parseDocument,
 } from '../manifest/index.js';
+import type { ByteRange, RangeConsumer } from '../ranges/index.js';
 import { type DockerArchiveReference, parseRegistryReference } from '../reference/index.js';
 import { readLocalRanges } from './local-files.js';
-import type { ByteRange } from './ranges.js';
-import type { BlobRef, ImageSource, RangeConsumer, RawManifest } from './source.js';
+import type { BlobRef, ImageSource, RawManifest } from './source.js';
 import { indexTar, resolveMember, type TarMember } from './tar-archive.js';
 
 /** One image of `manifest.json`; extra fields (LayerSources, Parent) pass through unused. */

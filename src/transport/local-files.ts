@@ -10,8 +10,8 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type Digest, DigestStream, sha256 } from '../digest/index.js';
 import { NotFoundError, VerificationError } from '../errors/index.js';
-import type { ByteRange } from './ranges.js';
-import type { BlobRef, RangeConsumer } from './source.js';
+import type { ByteRange, RangeConsumer } from '../ranges/index.js';
+import type { BlobRef } from './source.js';
 
 export async function openLocalBlob(file: string, digest: Digest): Promise<Readable> {
   try {

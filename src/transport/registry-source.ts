@@ -15,11 +15,11 @@ import {
   StallError,
   UnauthorizedError,
 } from '../errors/index.js';
+import type { ByteRange, RangeConsumer } from '../ranges/index.js';
 import { formatReference, type RegistryReference } from '../reference/index.js';
 import type { RegistryClient, RepositoryLocation } from '../registry/client.js';
 import { type PullEndpoint, pullSources } from '../registry/pull-sources.js';
-import type { ByteRange } from './ranges.js';
-import type { BlobRef, ImageSource, ManifestHead, RangeConsumer, RawManifest } from './source.js';
+import type { BlobRef, ImageSource, ManifestHead, RawManifest } from './source.js';
 
 export class RegistrySource implements ImageSource {
   readonly rangeSupport = 'probe' as const;

@@ -5,8 +5,11 @@
  */
 import type { Readable } from 'node:stream';
 import type { Digest } from '../digest/index.js';
+import type { ByteRange, RangeConsumer } from '../ranges/index.js';
 import type { ImageReference } from '../reference/index.js';
-import type { ByteRange } from './ranges.js';
+
+/** The partial-fetch contract lives in the leaf src/ranges; sources name its consumer type here too. */
+export type { RangeConsumer };
 
 export interface BlobRef {
   digest: Digest;
@@ -28,9 +31,6 @@ export interface ManifestHead {
   mediaType: string | undefined;
   size: number;
 }
-
-/** Consumes one requested range of a blob as a stream (see fetchRanges). */
-export type RangeConsumer = (range: ByteRange, data: Readable) => Promise<void>;
 
 export interface ImageSource {
   readonly reference: ImageReference;
@@ -65,7 +65,7 @@ export interface ImageSource {
   ): Promise<{ stream: Readable; start: number }>;
   /**
    * Byte ranges of a blob, handed to `onRange` one at a time in ascending order. Throws
-   * RangesNotHonouredError (registry/client.ts) when the source turns out not to serve ranges.
+   * RangesNotHonouredError (src/ranges) when the source turns out not to serve ranges.
    */
   fetchRanges(
     blob: BlobRef,

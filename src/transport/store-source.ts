@@ -17,11 +17,10 @@ import { type Digest, DigestStream, sha256 } from '../digest/index.js';
 import { NotFoundError } from '../errors/index.js';
 import { type FoundImage, findImage, findImagesByName, namesDigest } from '../images/index.js';
 import { MediaType } from '../manifest/index.js';
+import { type ByteRange, type RangeConsumer, RangesNotHonouredError } from '../ranges/index.js';
 import type { StoreReference } from '../reference/index.js';
-import { RangesNotHonouredError } from '../registry/client.js';
 import { defaultStorePath, openExistingStore, rebuildLayerTar, type Store } from '../store/index.js';
-import type { ByteRange } from './ranges.js';
-import type { BlobRef, ImageSource, RangeConsumer, RawManifest } from './source.js';
+import type { BlobRef, ImageSource, RawManifest } from './source.js';
 
 /** What a resolved reference serves: its top manifest, every manifest by digest, and its blobs. */
 interface Served {

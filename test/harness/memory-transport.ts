@@ -8,8 +8,8 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { type Digest, hexOf, sha256 } from '../../src/digest/index.js';
 import { NotFoundError, VerificationError } from '../../src/errors/index.js';
+import { type ByteRange, RangesNotHonouredError } from '../../src/ranges/index.js';
 import { parseReference, type RegistryReference } from '../../src/reference/index.js';
-import { RangesNotHonouredError } from '../../src/registry/client.js';
 import type {
   BlobRef,
   DestinationTraits,
@@ -19,7 +19,6 @@ import type {
   RangeConsumer,
   RawManifest,
 } from '../../src/transport/index.js';
-import type { ByteRange } from '../../src/transport/ranges.js';
 
 /** What the memory source answers to a range request. */
 export type RangeAnswer = 'serve' | 'ignore' | 'refuse-multi';

@@ -1,4 +1,8 @@
-// A minimal ustar writer for hostile test layers (GNU tar refuses to write "../" names on purpose).
+// Test layers GNU tar will not write (it refuses "../" names on purpose; xattrs, odd times, PAX),
+// written through skiff's own header codec: a test that wants a malformed header damages these.
+import { END_OF_ARCHIVE, padding, paxRecord, writeHeader } from '../../src/formats/tar-header.js';
+
+export { paxRecord };
 
 export interface TarSpec {
   name: string;
@@ -29,10 +33,6 @@ export function makeTar(entries: TarSpec[]): Buffer {
   return Buffer.concat(blocks);
 }
 
-function octal(value: number, width: number): string {
-  return `${value.toString(8).padStart(width - 1, '0')}\u0000`;
-}
-
 // ---- single headers, for archives GNU tar will not write on demand (xattrs, odd times, PAX) ----
 
 export interface HeaderFields {
@@ -49,37 +49,24 @@ export interface HeaderFields {
 }
 
 export function ustarHeader(f: HeaderFields): Buffer {
-  const h = Buffer.alloc(512);
-  h.write(f.name, 0, 100, 'utf8');
-  h.write(octal(f.mode ?? 0o644, 8), 100, 'latin1');
-  h.write(octal(f.uid ?? 0, 8), 108, 'latin1');
-  h.write(octal(f.gid ?? 0, 8), 116, 'latin1');
-  h.write(octal(f.size ?? 0, 12), 124, 'latin1');
-  h.write(octal(f.mtime ?? 1_700_000_000, 12), 136, 'latin1');
-  h.write(f.type ?? '0', 156, 'latin1');
-  h.write(f.linkname ?? '', 157, 100, 'utf8');
-  h.write('ustar\x0000', 257, 'latin1');
-  h.write('root', 265, 'latin1');
-  h.write('root', 297, 'latin1');
-  h.write(octal(f.devmajor ?? 0, 8), 329, 'latin1');
-  h.write(octal(f.devminor ?? 0, 8), 337, 'latin1');
-  h.fill(0x20, 148, 156);
-  let sum = 0;
-  for (const byte of h) sum += byte;
-  h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
-  return h;
+  return writeHeader({
+    name: f.name,
+    typeflag: f.type ?? '0',
+    mode: f.mode ?? 0o644,
+    uid: f.uid ?? 0,
+    gid: f.gid ?? 0,
+    size: f.size ?? 0,
+    mtime: f.mtime ?? 1_700_000_000,
+    linkname: f.linkname ?? '',
+    uname: 'root',
+    gname: 'root',
+    devmajor: f.devmajor ?? 0,
+    devminor: f.devminor ?? 0,
+  });
 }
 
 export function padded(data: Buffer): Buffer {
-  return Buffer.concat([data, Buffer.alloc((512 - (data.length % 512)) % 512)]);
-}
-
-/** "LEN KEY=VALUE\n" where LEN counts the whole record, itself included. */
-export function paxRecord(key: string, value: Buffer | string): Buffer {
-  const body = Buffer.concat([Buffer.from(` ${key}=`), Buffer.from(value), Buffer.from('\n')]);
-  let length = body.length + 1;
-  while (String(length).length + body.length !== length) length++;
-  return Buffer.concat([Buffer.from(String(length)), body]);
+  return Buffer.concat([data, padding(data.length)]);
 }
 
 export function entry(
@@ -96,4 +83,4 @@ export function entry(
   return Buffer.concat(parts);
 }
 
-export const END = Buffer.alloc(1024);
+export const END = END_OF_ARCHIVE;

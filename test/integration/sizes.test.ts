@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatBytes } from '../../src/pull/report.js';
+import { formatBytes } from '../../src/util/present.js';
 import { runCli, tempDir } from '../harness/cli.js';
 import { FIXTURES } from '../harness/registry.js';
 

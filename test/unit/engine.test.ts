@@ -17,9 +17,9 @@ import {
   StoreDestination,
 } from '../../src/copy/index.js';
 import { VerificationError } from '../../src/errors/index.js';
+import type { ByteRange } from '../../src/ranges/index.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { Store } from '../../src/store/index.js';
-import type { ByteRange } from '../../src/transport/ranges.js';
 import {
   MemoryDestination,
   MemoryRegistry,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { batchRanges, coalesceRanges, rangeHeaderValue, totalBytes } from '../../src/transport/ranges.js';
+import { batchRanges, coalesceRanges, rangeHeaderValue, totalBytes } from '../../src/ranges/index.js';
 
 const r = (start: number, end: number) => ({ start, end });
 

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { DecompressStream } from 'zstd-napi';
 // @ts-expect-error: plain JS fixture library without type declarations
 import { pseudoRandom } from '../../fixtures/lib/trees.mjs';
@@ -23,6 +24,8 @@ import {
   metadataRanges,
   parseChunkedMetadata,
   readContainersTarSplit,
+  type TocEntry,
+  TocEntrySchema,
 } from '../../src/formats/zstd-chunked.js';
 import {
   type ConvertedLayer,
@@ -116,14 +119,8 @@ async function decompressAll(blob: Buffer): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
-interface TocEntryJson {
-  type: string;
-  name: string;
-  [key: string]: unknown;
-}
-
 /** Everything a reader can check about one converted layer; returns the TOC entries. */
-async function verify(tar: Buffer, layer: ConvertedLayer, blob: Buffer): Promise<TocEntryJson[]> {
+async function verify(tar: Buffer, layer: ConvertedLayer, blob: Buffer): Promise<TocEntry[]> {
   expect(layer.mediaType).toBe('application/vnd.oci.image.layer.v1.tar+zstd');
   expect(layer.size).toBe(blob.length);
   expect(layer.digest).toBe(sha256(blob));
@@ -167,10 +164,11 @@ async function verify(tar: Buffer, layer: ConvertedLayer, blob: Buffer): Promise
       'TOC',
     ).toString('utf8'),
   );
-  return toc.entries;
+  // The writer writes the one TOC entry type, nothing beside it: no key the schema lacks.
+  return z.array(z.strictObject(TocEntrySchema.shape)).parse(toc.entries);
 }
 
-const byName = (entries: TocEntryJson[], suffix: string) =>
+const byName = (entries: TocEntry[], suffix: string) =>
   entries.filter((e) => e.type !== 'chunk' && e.name.endsWith(suffix));
 
 // ---- tests -----------------------------------------------------------------------------------------

@@ -20,8 +20,13 @@ import {
   TocUnverifiableError,
   type ValidatedToc,
 } from '../../formats/zstd-chunked.js';
-import { RangesNotHonouredError } from '../../registry/client.js';
-import { PartTruncatedError } from '../../registry/range-split.js';
+import {
+  type ByteRange,
+  batchRanges,
+  coalesceRanges,
+  PartTruncatedError,
+  RangesNotHonouredError,
+} from '../../ranges/index.js';
 import {
   type ChunkRef,
   ingestLayer,
@@ -40,7 +45,6 @@ import {
 } from '../../strategy/fetch-set.js';
 import type { LayerDecision, RuntimeFacts, TocFacts } from '../../strategy/index.js';
 import type { ImageSource } from '../../transport/index.js';
-import { type ByteRange, batchRanges, coalesceRanges } from '../../transport/ranges.js';
 import { asBuffer } from '../../util/streams.js';
 import { RuntimeFactError } from '../replan.js';
 import type { ResolvedLayer } from '../resolve.js';

@@ -1,14 +1,41 @@
 /**
- * Byte-range arithmetic for partial blob fetches (docs/formats.md "Partial fetches"): merge the ranges a
- * partial pull wants into few, larger ones, and split them into requests whose Range header a server
- * will accept. Pure: no I/O.
+ * The partial-fetch contract every image source that serves byte ranges keeps (the registry client
+ * and local sources alike), and the byte-range arithmetic for partial blob fetches (docs/formats.md
+ * "Partial fetches"): merge the ranges a partial pull wants into few, larger ones, and split them
+ * into requests whose Range header a server will accept. A leaf: it imports nothing but the error
+ * classes, so src/registry, src/transport and the engine all depend on it and not on each other.
+ * Pure: no I/O.
  */
+import type { Readable } from 'node:stream';
+import { VerificationError } from '../errors/index.js';
 
 /** A half-open byte range [start, end). */
 export interface ByteRange {
   start: number;
   end: number;
 }
+
+/** Receives one requested range as a stream; ranges arrive one at a time, in ascending order. */
+export type RangeConsumer = (range: ByteRange, data: Readable) => Promise<void>;
+
+/**
+ * The source answered a Range request with the whole blob (200) or without the ranges asked for.
+ * Not an error for the pull: a run-time fact the strategy module decides on.
+ */
+export class RangesNotHonouredError extends Error {
+  constructor(
+    readonly how: 'ignored' | 'multi-range-refused',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A part of a range answer ended before the ranges it was meant to carry (worth asking again). */
+export class PartTruncatedError extends Error {}
+
+/** A `multipart/byteranges` body ended before its closing boundary (worth asking again). */
+export class MultipartTruncatedError extends VerificationError {}
 
 export interface CoalesceOptions {
   /** Ranges separated by at most this many bytes are merged: one request beats two round trips. */
