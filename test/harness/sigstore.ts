@@ -212,7 +212,6 @@ export function makeBundle(key: crypto.KeyObject, repository: string, manifestDi
       artifactType: IN_TOTO,
       signature,
       keyHint: '',
-      singleCertificate: false,
     }),
   );
   return Buffer.from(JSON.stringify({ ...bundle, mediaType: SIGSTORE_BUNDLE }));

@@ -149,7 +149,9 @@ describe('mirror --shard auto over N processes at once, and mirror-report', () =
       expect(item.shard).toBe(shardOf(keys.find((k) => k.startsWith(`${item.source} `))!, SHARDS));
 
     for (const repo of REPOS) {
-      const tags = await (await fetch(`http://${dst.host}/v2/mirrored/${repo}/tags/list`)).json();
+      const tags = (await (await fetch(`http://${dst.host}/v2/mirrored/${repo}/tags/list`)).json()) as {
+        tags: string[];
+      };
       expect(tags.tags.sort()).toEqual(TAGS);
     }
   });

@@ -660,7 +660,9 @@ describe('mirror --file', () => {
         );
     }
     expect(seen.sort()).toEqual(expected);
-    const tags = await (await fetch(`http://${regB.host}/v2/sharded/tags/app/tags/list`)).json();
+    const tags = (await (await fetch(`http://${regB.host}/v2/sharded/tags/app/tags/list`)).json()) as {
+      tags: string[];
+    };
     expect(tags.tags.sort()).toEqual([...TAGS].sort());
   });
 

@@ -346,12 +346,12 @@ location = "${mirrorProxy.host}/nothing-here"
     await skopeoCopy(`docker://${primary.host}/team/lost:v2`, `docker://${mirror.host}/cache/team/lost:v2`, [
       '--preserve-digests',
     ]);
-    const manifest = await (
+    const manifest = (await (
       await fetch(`http://${mirror.host}/v2/cache/team/lost/manifests/v2`, {
         headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
       })
-    ).json();
-    const layer: string = manifest.layers[0].digest;
+    ).json()) as { layers: Array<{ digest: string }> };
+    const layer = manifest.layers[0]!.digest;
     const deleted = await fetch(`http://${mirror.host}/v2/cache/team/lost/blobs/${layer}`, {
       method: 'DELETE',
     });

@@ -37,7 +37,7 @@ const OLD_NODE = ['/usr/bin/node', '/usr/local/bin/node'].find((candidate) => {
 
 /** The environment without anything that would choose the compile cache for Node itself. */
 function envWithout(...names: string[]): NodeJS.ProcessEnv {
-  const env = { ...process.env, NO_COLOR: '1' };
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
   for (const name of names) delete env[name];
   return env;
 }

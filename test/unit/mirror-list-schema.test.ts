@@ -18,7 +18,7 @@ function readmeBlocks(language: string): string[] {
   return [...text.matchAll(new RegExp(`\`\`\`${language}\\n([\\s\\S]*?)\`\`\``, 'g'))].map((m) => m[1]!);
 }
 
-const FULL = {
+const FULL: Record<string, unknown> = {
   source: 'docker://s.example/a',
   destination: 'docker://d.example/',
   tags: ['1.0'],
@@ -52,12 +52,12 @@ describe('docs/mirror-list.schema.json', () => {
     for (const [a, b] of [
       ['all-tags', 'tags'],
       ['all', 'platform'],
-    ]) {
+    ] as const) {
       expect(rules).toContain(JSON.stringify({ required: [a, b], properties: { [a]: { const: true } } }));
       expect(() =>
         parseMirrorList(
           JSON.stringify({
-            images: [{ ...FULL, tags: undefined, [a]: true, [b]: FULL[b as 'tags'] ?? ['x'] }],
+            images: [{ ...FULL, tags: undefined, [a]: true, [b]: FULL[b] ?? ['x'] }],
           }),
         ),
       ).toThrow(/not both/);

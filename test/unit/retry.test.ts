@@ -113,7 +113,7 @@ describe('withRetries', () => {
   it("an idle timeout of undici's is a stall at once, naming the host and the blob", async () => {
     const timeout = Object.assign(new Error('Body Timeout Error'), { code: 'UND_ERR_BODY_TIMEOUT' });
     const r = run([timeout], { step: { host: 'cdn.test', digest: `sha256:${'a'.repeat(64)}` } });
-    const error = await r.done.catch((e: unknown) => e);
+    const error = (await r.done.catch((e: unknown) => e)) as StallError;
     expect(error).toBeInstanceOf(StallError);
     expect(error.exitCode).toBe(5);
     expect(error.withContext({ image: 'registry.test/app:1' }).oneLine()).toBe(
