@@ -11,7 +11,9 @@ import {
   sayRateLimits,
 } from '../src/cli/registry-flags.js';
 import { trustFlags, trustSettings } from '../src/cli/trust-flags.js';
+import type { LayerEncryption } from '../src/copy/index.js';
 import { UsageError } from '../src/errors/index.js';
+import { loadEncryptionKeys } from '../src/formats/encryption/index.js';
 import {
   CONVERT_TARGETS,
   type ConvertTarget,
@@ -29,12 +31,28 @@ import {
 } from '../src/mirror/index.js';
 import { parseSize } from '../src/util/quantities.js';
 
+/** --encryption-key and --encrypt-layer, checked and loaded before anything is copied. */
+async function encryptionSettings(
+  keySpecs: string[] | undefined,
+  layerSpecs: string[] | undefined,
+): Promise<LayerEncryption | undefined> {
+  if (!keySpecs?.length) {
+    if (layerSpecs?.length) throw new UsageError('--encrypt-layer needs --encryption-key');
+    return undefined;
+  }
+  const layers = (layerSpecs ?? []).map((spec) => {
+    if (!/^-?\d+$/.test(spec.trim())) throw new UsageError(`--encrypt-layer ${spec}: not a layer index`);
+    return Number(spec.trim());
+  });
+  return { keys: await loadEncryptionKeys(keySpecs), layers };
+}
+
 export default class Mirror extends SkiffCommand {
   static override summary = 'Copy images between registries and local layouts, preserving every digest.';
   static override description =
     `Copies SRC to DST (docker://, oci:DIR[:TAG], dir:DIR, docker-archive:FILE[:NAME:TAG]), or every image of --file LIST.yaml. Blobs the destination already has are neither downloaded nor uploaded, blobs in another repository of the same registry are mounted, and a re-run of a completed mirror transfers nothing.
 
-Digests change only where they must: --convert, schema1 sources (converted to OCI unless --preserve-schema1), and docker-archive destinations (plain tar layers). Converted manifests are OCI and carry the source digest in an annotation.
+Digests change only where they must: --convert, --encryption-key (layers encrypted as ocicrypt does; the config's DiffIDs stay those of the plaintext), schema1 sources (converted to OCI unless --preserve-schema1), and docker-archive destinations (plain tar layers). Converted manifests are OCI and carry the source digest in an annotation.
 
 --shard I/N takes the items whose sha256("SOURCE DESTINATION") falls in shard I of N: any job runner can spread one list over N machines, each item done exactly once. --shard auto reads I and N from the job runner (Kubernetes Indexed Jobs, GitLab CI parallel, or SKIFF_SHARD_INDEX/SKIFF_SHARD_COUNT). Each shard's --results FILE is merged by \`skiff mirror-report\` (docs/mirror-shards.md).
 
@@ -82,6 +100,17 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
       description: 'recompress layers (changes their digests)',
       options: [...CONVERT_TARGETS],
     }),
+    'encryption-key': Flags.string({
+      description:
+        'encrypt layers for this recipient, jwe:PUBLIC_KEY.pem (RSA or EC; repeat for several), as skopeo/ocicrypt do',
+      multiple: true,
+    }),
+    'encrypt-layer': Flags.string({
+      description:
+        'with --encryption-key: encrypt only these layer indices (0 first, -1 last; repeat or comma-separate)',
+      multiple: true,
+      delimiter: ',',
+    }),
     'preserve-schema1': Flags.boolean({
       description: 'copy schema1 manifests as they are instead of converting them to OCI',
       default: false,
@@ -108,6 +137,7 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
       throw new UsageError('--shard-count goes with --shard auto');
     const maxLayerSize = parseSize(flags['max-layer-size'], '--max-layer-size');
     const trust = await trustSettings(flags);
+    const encryption = await encryptionSettings(flags['encryption-key'], flags['encrypt-layer']);
     const shard = flags.shard ? resolveShard(flags.shard, process.env, flags['shard-count']) : undefined;
     const progress = mirrorProgress(resolveMode(flags.progress, { json: flags.json }));
     const say = (line: string) => progress.write(process.stderr, `${line}\n`);
@@ -140,6 +170,7 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
         blobJobs: flags['blob-jobs'],
         convert: flags.convert as ConvertTarget | undefined,
         preserveSchema1: flags['preserve-schema1'],
+        encryption,
         chunkSize: flags['chunk-size'] * 1024 * 1024,
         maxLayerSize,
         trust,

@@ -20,6 +20,7 @@ import { pipeline, Readable } from 'node:stream';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { type Digest, sha256 } from '../digest/index.js';
 import { asSkiffError, UsageError } from '../errors/index.js';
+import type { EncryptionKey } from '../formats/encryption/index.js';
 import {
   type Compression,
   type Descriptor,
@@ -59,9 +60,15 @@ import { emptyCounters, type MirrorResult } from '../mirror/result.js';
 import { upToDateByHead } from '../mirror/up-to-date.js';
 import { formatReference, type ImageReference, parseReference } from '../reference/index.js';
 import type { RegistryClient } from '../registry/client.js';
-import { type CopyLayerDecision, decideCopyLayer, decideSchema1Layer } from '../strategy/copy.js';
+import {
+  type CopyLayerDecision,
+  decideCopyLayer,
+  decideSchema1Layer,
+  layersToEncrypt,
+} from '../strategy/copy.js';
 import { type ImageDestination, type ImageSource, openDestination, openSource } from '../transport/index.js';
 import { enforceTrustPolicy, type TrustSettings } from '../trust/index.js';
+import { encryptLayer } from './encrypt-layer.js';
 import type { BlobLedger } from './ledger.js';
 import {
   checkDiffIDCount,
@@ -103,6 +110,29 @@ export interface CopyOptions {
   ledger?: BlobLedger | undefined;
   /** The trust policy the source must satisfy (src/trust); undefined: no policy. */
   trust?: TrustSettings | undefined;
+  /** Encrypt layers for these recipients (--encryption-key), ocicrypt-compatible. */
+  encryption?: LayerEncryption | undefined;
+}
+
+export interface LayerEncryption {
+  keys: EncryptionKey[];
+  /** --encrypt-layer indices (negative: from the end); undefined or empty: every layer. */
+  layers?: number[] | undefined;
+}
+
+/**
+ * What a rewritten manifest records as its conversion, and what a re-run compares: the same source
+ * digest and label is the same copy (for encryption: whatever the recipients, see docs/design.md).
+ */
+function conversionLabel(options: Pick<CopyOptions, 'convert' | 'encryption'>, schema1: boolean): string {
+  const encrypt = options.encryption
+    ? `encrypt${encryptedLayersLabel(options.encryption.layers)}`
+    : undefined;
+  return [schema1 ? 'schema1' : undefined, options.convert, encrypt].filter(Boolean).join('+');
+}
+
+function encryptedLayersLabel(layers: number[] | undefined): string {
+  return layers && layers.length > 0 ? `(${layers.join(',')})` : '';
 }
 
 /**
@@ -163,7 +193,10 @@ async function copyWith(
     src = opened.src;
     dst = opened.dst();
     // A re-run that HEADs prove up to date makes no counted manifest GET at the source (rate limits).
-    const unchanged = await upToDateByHead(src, dst, options);
+    const unchanged = await upToDateByHead(src, dst, {
+      ...options,
+      convert: conversionLabel(options, false) || undefined,
+    });
     if (unchanged) {
       Object.assign(result, {
         upToDate: true,
@@ -205,6 +238,10 @@ function checkOptions(options: CopyOptions, dst: ImageReference): void {
   if (options.all && options.platform) throw new UsageError('--all and --platform exclude each other');
   if (options.convert && dst.transport === 'docker-archive')
     throw new UsageError('a docker archive stores uncompressed layers: --convert does not apply to it');
+  if (options.encryption && options.convert)
+    throw new UsageError(
+      '--encryption-key and --convert exclude each other: convert in one mirror, encrypt in a second',
+    );
 }
 
 /** A docker archive written from a tagged registry image is named after it, as `docker save` does. */
@@ -290,24 +327,41 @@ class ImageCopier {
     }
     if (node.doc.kind === 'schema1') return this.prepareSchema1(node.doc);
     const doc = node.doc;
-    const actions = doc.layers.map((layer) => this.decideLayer(layer));
+    const encrypt = this.encryptedLayers(doc.layers.length);
+    const actions = doc.layers.map((layer, i) => this.decideLayer(layer, encrypt[i] ?? false));
     for (const action of actions) if (action.action === 'copy' && action.note) this.notes.add(action.note);
-    const rewrite = this.dst.traits.layers === 'uncompressed' || actions.some((a) => a.action === 'convert');
+    const rewrite =
+      this.dst.traits.layers === 'uncompressed' ||
+      actions.some((a) => a.action === 'convert' || a.action === 'encrypt');
     return { kind: 'image', doc, actions, rewrite };
   }
 
+  /** Which layers --encryption-key/--encrypt-layer select (none without a key). */
+  private encryptedLayers(count: number): boolean[] {
+    const encryption = this.options.encryption;
+    if (!encryption) return Array<boolean>(count).fill(false);
+    const selected = layersToEncrypt(count, encryption.layers);
+    if ('error' in selected) throw new UsageError(selected.error);
+    return selected.encrypt;
+  }
+
   /** The strategy module's decision for one layer; a refusal stops the copy before anything is written. */
-  private decideLayer(layer: Descriptor): LayerAction {
+  private decideLayer(layer: Descriptor, encrypt: boolean): LayerAction {
     const decision = decideCopyLayer(
       copyLayerFacts(layer, this.options.convert),
       { layers: this.dst.traits.layers },
       this.options.convert,
+      encrypt,
     );
     if (decision.action === 'refuse') throw new UsageError(decision.message, { digest: layer.digest });
     return decision;
   }
 
   private prepareSchema1(doc: Schema1Document): Prepared {
+    if (this.options.encryption)
+      throw new UsageError(
+        'a schema1 image cannot be encrypted in the same copy: mirror it to OCI first, then encrypt that',
+      );
     if (!this.options.preserveSchema1) {
       this.schema1Converted = true;
       return { kind: 'schema1', doc, preserve: false, rewrite: true };
@@ -330,7 +384,7 @@ class ImageCopier {
   }
 
   private get conversionLabel(): string {
-    return [this.schema1Converted ? 'schema1' : undefined, this.options.convert].filter(Boolean).join('+');
+    return conversionLabel(this.options, this.schema1Converted);
   }
 
   /** The annotations a rewritten manifest carries: where it came from and what was done to it. */
@@ -415,7 +469,31 @@ class ImageCopier {
       return Promise.resolve(undefined);
     }
     if (action.action === 'copy') return this.copyBlob(layer).then(() => undefined);
+    if (action.action === 'encrypt') return this.encryptBlob(layer);
     return this.convertBlob(layer, action.to, action.from, diffID);
+  }
+
+  /** A layer encrypted for --encryption-key's recipients; once per digest, however many manifests use it. */
+  private encryptBlob(layer: Descriptor): Promise<LayerOut> {
+    const keys = this.options.encryption?.keys ?? [];
+    return this.once(`encrypt ${layer.digest}`, () =>
+      this.limit(async () => {
+        const open = (signal?: AbortSignal) => this.src.openBlob(layer, signal);
+        const encrypted = await encryptLayer(layer, open, keys, await this.tmpDir(), this.signal);
+        try {
+          const { digest, size } = encrypted.descriptor;
+          const job: BlobJob = {
+            digest,
+            size,
+            open: async () => fs.createReadStream(encrypted.file, { highWaterMark: 1 << 20 }),
+          };
+          this.count(await transferBlob(job, this.env));
+        } finally {
+          await fsp.rm(encrypted.file, { force: true });
+        }
+        return { descriptor: encrypted.descriptor };
+      }),
+    );
   }
 
   /** A blob as it is. Each digest is transferred once per image, however many manifests use it. */

@@ -8,7 +8,7 @@
  * - `copyToStore` (./store-copy.ts): any source to the store (./store-destination.ts), which
  *   commits layers rather than blobs: reuse, partial and full pulls. pull.
  */
-export { type CopyOptions, copyBetween, copyImage } from './image-copy.js';
+export { type CopyOptions, copyBetween, copyImage, type LayerEncryption } from './image-copy.js';
 export { BlobLedger } from './ledger.js';
 export { MAX_REPLANS, ReplanLimitError, RuntimeFactError, runWithReplans } from './replan.js';
 export { copyToStore, type StoreCopyOptions } from './store-copy.js';

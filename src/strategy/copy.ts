@@ -23,6 +23,7 @@ export const COPY_REASONS = [
   'non-distributable',
   'convert-requested',
   'destination-uncompressed',
+  'encrypt-requested',
 ] as const;
 export type CopyReason = (typeof COPY_REASONS)[number];
 
@@ -52,14 +53,19 @@ export interface CopyDestinationFacts {
 export type CopyLayerDecision =
   | { action: 'copy'; reasons: CopyReason[]; note?: string | undefined }
   | { action: 'convert'; to: LayerTarget; from: Compression; reasons: CopyReason[] }
+  | { action: 'encrypt'; reasons: CopyReason[] }
   | { action: 'reference'; reasons: CopyReason[]; note: string }
   | { action: 'refuse'; reasons: CopyReason[]; message: string };
 
-/** Decides one layer of a copy, before anything is fetched. */
+/**
+ * Decides one layer of a copy, before anything is fetched. `encrypt`: --encryption-key was given
+ * and --encrypt-layer (if any) selects this layer (`layersToEncrypt`).
+ */
 export function decideCopyLayer(
   layer: CopyLayerFacts,
   destination: CopyDestinationFacts,
   convert: ConvertTarget | undefined,
+  encrypt = false,
 ): CopyLayerDecision {
   const uncompressed = destination.layers === 'uncompressed';
   const target: LayerTarget | undefined = uncompressed ? 'tar' : convert;
@@ -78,19 +84,28 @@ export function decideCopyLayer(
     return {
       action: 'copy',
       reasons: ['not-a-layer'],
-      ...(target ? { note: `${layer.mediaType} copied as it is (not a layer)` } : {}),
+      ...(target || encrypt ? { note: `${layer.mediaType} copied as it is (not a layer)` } : {}),
     };
   }
-  if (!target) return { action: 'copy', reasons: ['as-is'] };
+  if (!target && !encrypt) return { action: 'copy', reasons: ['as-is'] };
   if (layer.encrypted) {
-    // The HMAC and keys cover the encrypted bytes: converting would need the key and break them.
+    // The HMAC and keys cover the encrypted bytes: converting would need the key and break them;
+    // encrypting again would hide the recipients the layer already has.
     if (uncompressed) return refuse(layer, 'encrypted-kept', 'the layer is encrypted');
     return {
       action: 'copy',
       reasons: ['encrypted-kept'],
-      note: 'encrypted layers copied as they are, not converted',
+      note: encrypt
+        ? 'already-encrypted layers copied as they are, not encrypted again'
+        : 'encrypted layers copied as they are, not converted',
     };
   }
+  if (encrypt) {
+    if (uncompressed) return refuse(layer, 'encrypt-requested', 'encryption was asked for');
+    // Encryption wraps the blob as it is (ocicrypt does the same): its compression stays.
+    return { action: 'encrypt', reasons: ['encrypt-requested'] };
+  }
+  if (!target) return { action: 'copy', reasons: ['as-is'] };
   if (alreadyIn(layer, target)) return { action: 'copy', reasons: ['already-in-form'] };
   return { action: 'convert', to: target, from: layer.compression, reasons: [asked] };
 }
@@ -110,6 +125,25 @@ export function decideSchema1Layer(
     return { action: 'convert', to: 'tar', from: 'sniff', reasons: ['destination-uncompressed'] };
   if (convert) return { action: 'convert', to: convert, from: 'sniff', reasons: ['convert-requested'] };
   return { action: 'copy', reasons: ['as-is'] };
+}
+
+/**
+ * Which of an image's `count` layers --encrypt-layer selects, as skopeo reads it: no indices means
+ * every layer; a negative index counts from the end (-1 is the last). An index outside the image
+ * is a usage error, returned as a message rather than silently encrypting less than asked.
+ */
+export function layersToEncrypt(
+  count: number,
+  indices: readonly number[] | undefined,
+): { encrypt: boolean[] } | { error: string } {
+  if (!indices || indices.length === 0) return { encrypt: Array<boolean>(count).fill(true) };
+  const encrypt = Array<boolean>(count).fill(false);
+  for (const index of indices) {
+    const at = index < 0 ? count + index : index;
+    if (at < 0 || at >= count) return { error: `--encrypt-layer ${index}: the image has ${count} layers` };
+    encrypt[at] = true;
+  }
+  return { encrypt };
 }
 
 function alreadyIn(layer: CopyLayerFacts, target: LayerTarget): boolean {

@@ -23,9 +23,12 @@ import {
   decryptedMediaType,
   ENC_KEYS_JWE,
   ENC_PUBOPTS,
+  EncryptStream,
+  encryptionAnnotations,
   isEncryptedMediaType,
   type LayerKey,
   loadDecryptionKeys,
+  loadEncryptionKeys,
   readEncryptionInfo,
   unwrapLayerKey,
 } from '../../src/formats/encryption/index.js';
@@ -412,6 +415,104 @@ describe('loadDecryptionKeys', () => {
       expect(error, spec).toBeInstanceOf(UsageError);
       expect((error as Error).message).toMatch(message);
       expect((error as Error).message).not.toContain('wrongpassword');
+    }
+  });
+});
+
+describe('encrypting (mirror --encryption-key): what skiff writes, skiff reads back', () => {
+  async function encrypt(plaintext: Buffer, chunk: number) {
+    const stream = new EncryptStream();
+    const out: Buffer[] = [];
+    const pieces = [];
+    for (let i = 0; i < plaintext.length; i += chunk) pieces.push(plaintext.subarray(i, i + chunk));
+    await pipeline(
+      Readable.from(pieces),
+      stream,
+      new Writable({
+        write(c: Buffer, _e, done) {
+          out.push(c);
+          done();
+        },
+      }),
+    );
+    return { ciphertext: Buffer.concat(out), secrets: stream.secrets() };
+  }
+
+  it('one recipient (flattened JWE) and three (general JWE): each private key unwraps the layer key and decrypts', async () => {
+    const plaintext = randomBytes(200_000);
+    const { ciphertext, secrets } = await encrypt(plaintext, 4099);
+    expect(ciphertext).toHaveLength(plaintext.length);
+    expect(ciphertext.equals(plaintext)).toBe(false);
+    const one = await loadEncryptionKeys([`jwe:${keyPath('rsa-pub.pem')}`]);
+    const three = await loadEncryptionKeys([
+      `jwe:${keyPath('rsa-pub.pem')}`,
+      `jwe:${keyPath('ec-pub.pem')}`,
+      `jwe:${keyPath('rsa.pem')}`,
+    ]);
+    expect(three.map((k) => k.algorithm)).toEqual(['RSA-OAEP', 'ECDH-ES+A256KW', 'RSA-OAEP']);
+    const plainDigest = `sha256:${createHash('sha256').update(plaintext).digest('hex')}` as const;
+    for (const [recipients, privateKeys] of [
+      [one, ['rsa.pem']],
+      [three, ['rsa.pem', 'ec.pem']],
+    ] as const) {
+      const annotations = await encryptionAnnotations({ ...secrets, plainDigest }, recipients);
+      const jwe = JSON.parse(Buffer.from(annotations[ENC_KEYS_JWE]!, 'base64').toString());
+      expect('recipients' in jwe).toBe(recipients.length > 1);
+      for (const name of privateKeys) {
+        const layerKey = await unwrapLayerKey(annotations, await loadDecryptionKeys([keyPath(name)]));
+        expect(layerKey.plainDigest).toBe(plainDigest);
+        const decrypted: Buffer[] = [];
+        await pipeline(
+          Readable.from([ciphertext]),
+          createDecryptStream(layerKey),
+          new Writable({
+            write(c: Buffer, _e, done) {
+              decrypted.push(c);
+              done();
+            },
+          }),
+        );
+        expect(Buffer.concat(decrypted).equals(plaintext)).toBe(true);
+      }
+      const wrong = await loadDecryptionKeys([keyPath('wrong-rsa.pem')]);
+      await expect(unwrapLayerKey(annotations, wrong)).rejects.toThrow('no decryption key fits');
+    }
+  });
+
+  it('the options are laid out as ocicrypt writes them: hmac public, key and nonce private', async () => {
+    const { secrets } = await encrypt(Buffer.from('layer'), 2);
+    const [key] = await loadEncryptionKeys([`jwe:${keyPath('rsa-pub.pem')}`]);
+    const annotations = await encryptionAnnotations({ ...secrets, plainDigest: `sha256:${'0'.repeat(64)}` }, [
+      key!,
+    ]);
+    expect(JSON.parse(Buffer.from(annotations[ENC_PUBOPTS]!, 'base64').toString())).toEqual({
+      cipher: AES_256_CTR_HMAC_SHA256,
+      hmac: secrets.hmac.toString('base64'),
+      cipheroptions: {},
+    });
+    // HMAC-SHA256 over the ciphertext, keyed with the layer key.
+    const cipher = createCipheriv('aes-256-ctr', secrets.symKey, secrets.nonce);
+    const expected = createHmac('sha256', secrets.symKey)
+      .update(cipher.update(Buffer.from('layer')))
+      .digest();
+    expect(secrets.hmac.equals(expected)).toBe(true);
+  });
+
+  it('refuses keys it cannot encrypt for, naming the file', async () => {
+    await expect(loadEncryptionKeys([keyPath('rsa-pub.pem')])).rejects.toThrow('give jwe:PUBLIC_KEY_FILE');
+    await expect(loadEncryptionKeys([`pgp:${keyPath('rsa-pub.pem')}`])).rejects.toBeInstanceOf(UsageError);
+    const dir = mkdtempSync(path.join(tmpdir(), 'skiff-enckey-'));
+    try {
+      const ed = path.join(dir, 'ed.pem');
+      writeFileSync(ed, generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }));
+      await expect(loadEncryptionKeys([`jwe:${ed}`])).rejects.toThrow(`encryption key ${ed}: ed25519 keys`);
+      const junk = path.join(dir, 'junk.pem');
+      writeFileSync(junk, 'not a key');
+      await expect(loadEncryptionKeys([`jwe:${junk}`])).rejects.toThrow(
+        `encryption key ${junk} is not a public key`,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

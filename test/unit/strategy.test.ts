@@ -8,6 +8,7 @@ import {
   decideBlob,
   decideCopyLayer,
   decideSchema1Layer,
+  layersToEncrypt,
 } from '../../src/strategy/copy.js';
 import {
   decideLayer,
@@ -366,6 +367,37 @@ describe('the copy strategy (blob destinations)', () => {
       reasons: ['not-a-layer'],
       note: 'x/y copied as it is (not a layer)',
     });
+  });
+
+  it('encrypts layers when --encryption-key selects them: plain ones only, never into a docker archive', () => {
+    expect(decideCopyLayer(copyLayer(), asIs, undefined, true)).toEqual({
+      action: 'encrypt',
+      reasons: ['encrypt-requested'],
+    });
+    expect(decideCopyLayer(copyLayer({ compression: 'none' }), asIs, undefined, true).action).toBe('encrypt');
+    const kept = decideCopyLayer(copyLayer({ encrypted: true }), asIs, undefined, true);
+    expect(kept).toMatchObject({ action: 'copy', reasons: ['encrypted-kept'] });
+    expect(kept).toHaveProperty('note', 'already-encrypted layers copied as they are, not encrypted again');
+    expect(decideCopyLayer(copyLayer({ compression: undefined }), asIs, undefined, true).action).toBe('copy');
+    expect(decideCopyLayer(copyLayer({ foreign: true }), asIs, undefined, true).action).toBe('reference');
+    expect(decideCopyLayer(copyLayer(), archive, undefined, true)).toMatchObject({
+      action: 'refuse',
+      reasons: ['encrypt-requested'],
+    });
+    // Not selected by --encrypt-layer: as without a key.
+    expect(decideCopyLayer(copyLayer(), asIs, undefined, false)).toEqual({
+      action: 'copy',
+      reasons: ['as-is'],
+    });
+  });
+
+  it('selects layers for --encrypt-layer as skopeo does: all by default, negative from the end, out of range refused', () => {
+    expect(layersToEncrypt(3, undefined)).toEqual({ encrypt: [true, true, true] });
+    expect(layersToEncrypt(3, [])).toEqual({ encrypt: [true, true, true] });
+    expect(layersToEncrypt(3, [-1])).toEqual({ encrypt: [false, false, true] });
+    expect(layersToEncrypt(3, [0, -1])).toEqual({ encrypt: [true, false, true] });
+    expect(layersToEncrypt(2, [2])).toEqual({ error: '--encrypt-layer 2: the image has 2 layers' });
+    expect(layersToEncrypt(2, [-3])).toEqual({ error: '--encrypt-layer -3: the image has 2 layers' });
   });
 
   it('references non-distributable layers instead of copying them', () => {
