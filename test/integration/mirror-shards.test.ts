@@ -114,8 +114,10 @@ describe('mirror --shard auto over N processes at once, and mirror-report', () =
     expect(killed.signal).toBe('SIGKILL');
     expect(killed.firstLine).toMatch(/^mirrored docker:\/\//);
     expect(fs.existsSync(resultsFile(victim)), 'a killed shard leaves no results file').toBe(false);
-    for (const shard of [1, 2, 3].filter((s) => s !== victim))
-      expect((runs[shard - 1] as { code: number | null }).code).toBe(0);
+    for (const shard of [1, 2, 3].filter((s) => s !== victim)) {
+      const run = runs[shard - 1] as { code: number | null; stderr: string };
+      expect(run.code, `shard ${shard}: ${run.stderr}`).toBe(0);
+    }
 
     const survivors = [1, 2, 3].filter((s) => s !== victim).map(resultsFile);
     const incomplete = await report(...survivors);
