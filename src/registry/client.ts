@@ -22,7 +22,6 @@ import {
   RangesNotHonouredError,
   rangeHeaderValue,
 } from '../ranges/index.js';
-import { shortDigest } from '../util/present.js';
 import { Authenticator, foreignChallengeMessage, type Scope } from './auth.js';
 import type { CredentialOptions } from './credentials.js';
 import {
