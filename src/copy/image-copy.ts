@@ -201,6 +201,20 @@ async function copyWith(
   return result;
 }
 
+/**
+ * Each blob transfer to a registry holds one of the run's connections to it for its uploads, so
+ * that its source GET and its upload never wait for each other (registry/budget.ts).
+ */
+function transferSlot(
+  dst: ImageReference,
+  options: CopyOptions,
+  signal: AbortSignal,
+): TransferEnv['transferSlot'] {
+  if (dst.transport !== 'docker') return undefined;
+  const { budget } = (options.destinationClient ?? options.client).http;
+  return (bytes, run) => budget.transfer(dst.endpoint, bytes, run, signal);
+}
+
 function checkOptions(options: CopyOptions, dst: ImageReference): void {
   if (options.all && options.platform) throw new UsageError('--all and --platform exclude each other');
   if (options.convert && dst.transport === 'docker-archive')
@@ -248,6 +262,7 @@ class ImageCopier {
       onBytes: (n) => progress.bytes(id, n),
       signal: this.signal,
       ledger: options.ledger,
+      transferSlot: transferSlot(dst.reference, options, this.signal),
     };
   }
 
