@@ -4,12 +4,13 @@
  * response body has ended, so a run never has more than `perRegistry` requests in flight to one
  * host, however many images (`--jobs`) and blobs (`--blob-jobs`) it works on at once.
  *
- * A blob copied between registries needs two connections at once: its source GET streams into its
- * destination upload. Taking them one by one could deadlock (every connection held by a GET that
- * waits for an upload's), so a copy first takes a *lease*: one connection to the destination that
- * its upload requests (POST, PATCH, PUT) use in turn. Leases may hold at most `perRegistry - 1`
- * connections of a host, so one is always left for what leases wait for (their source GETs) and for
- * short requests (manifests, HEADs, tokens), none of which waits for anything while it holds one.
+ * A blob copied to a registry streams its source GET into its destination upload: it holds a
+ * connection to each end at once. Taking them one by one could deadlock (every connection held by
+ * a GET that waits for an upload's), so a copy first takes a *lease*: a connection to the
+ * destination that its upload requests (POST, PATCH, PUT) use in turn, and a second one for its
+ * source GET when the source is the same host. Leases hold at most `perRegistry - 1` connections of
+ * a host (a lone lease may take them all), so one is left for short requests (manifests, HEADs,
+ * tokens), and a source GET on another host waits only for requests that wait for nothing.
  *
  * Who gets a connection that frees: first requests made inside a lease (they finish copies that
  * already hold a connection), then other requests in the order they asked, then leases, largest
@@ -26,6 +27,8 @@ export type Release = () => void;
 interface Waiter {
   /** 0: a request inside a lease; 1: any other request; 2: a lease. Lower goes first. */
   tier: 0 | 1 | 2;
+  /** Connections it takes: 1, or 2 for a lease that also feeds its source GET. */
+  units: number;
   /** Bytes of the blob it moves; larger goes first within a tier. */
   bytes: number;
   order: number;
@@ -42,7 +45,8 @@ interface Lease {
   budget: ConnectionBudget;
   host: string;
   bytes: number;
-  inUse: boolean;
+  units: number;
+  inUse: number;
 }
 
 const currentLease = new AsyncLocalStorage<Lease>();
@@ -62,57 +66,66 @@ export class ConnectionBudget {
    */
   async connection(host: string, signal?: AbortSignal): Promise<Release> {
     const lease = currentLease.getStore();
-    if (lease?.budget === this && lease.host === host && !lease.inUse) {
-      lease.inUse = true;
+    if (lease?.budget === this && lease.host === host && lease.inUse < lease.units) {
+      lease.inUse++;
       return once(() => {
-        lease.inUse = false;
+        lease.inUse--;
       });
     }
     const inLease = lease?.budget === this;
-    return this.take(host, inLease ? 0 : 1, inLease ? lease.bytes : 0, signal);
+    return this.take(host, inLease ? 0 : 1, 1, inLease ? lease.bytes : 0, signal);
   }
 
   /**
-   * Runs one blob transfer of `bytes` holding a connection to the destination `host` for its
-   * uploads (no lease when the destination is not a registry: `host` undefined).
+   * Runs one blob transfer of `bytes` under a lease on the destination `host` (no lease when the
+   * destination is not a registry: `host` undefined); `sourceHost` is where its GET goes, if known.
    */
   async transfer<T>(
     host: string | undefined,
+    sourceHost: string | undefined,
     bytes: number,
     run: () => Promise<T>,
     signal?: AbortSignal,
   ): Promise<T> {
     if (host === undefined) return run();
-    const release = await this.take(host, 2, bytes, signal);
+    const units = sourceHost === host ? 2 : 1;
+    const release = await this.take(host, 2, units, bytes, signal);
     try {
-      return await currentLease.run({ budget: this, host, bytes, inUse: false }, run);
+      return await currentLease.run({ budget: this, host, bytes, units, inUse: 0 }, run);
     } finally {
       release();
     }
   }
 
-  /** Requests in flight to `host` (leases count as one each while held). */
+  /** Connections of `host` taken (a lease counts its connections while held, used or not). */
   inFlight(host: string): number {
     return this.hosts.get(host)?.busy ?? 0;
   }
 
-  private take(host: string, tier: Waiter['tier'], bytes: number, signal?: AbortSignal): Promise<Release> {
+  private take(
+    host: string,
+    tier: Waiter['tier'],
+    units: number,
+    bytes: number,
+    signal?: AbortSignal,
+  ): Promise<Release> {
     signal?.throwIfAborted();
     const state = this.state(host);
     return new Promise<Release>((resolve, reject) => {
       const lease = tier === 2;
       const waiter: Waiter = {
         tier,
+        units,
         bytes,
         order: this.order++,
         grant: () => {
           signal?.removeEventListener('abort', onAbort);
-          state.busy++;
-          if (lease) state.leased++;
+          state.busy += units;
+          if (lease) state.leased += units;
           resolve(
             once(() => {
-              state.busy--;
-              if (lease) state.leased--;
+              state.busy -= units;
+              if (lease) state.leased -= units;
               this.grant(state);
             }),
           );
@@ -128,20 +141,25 @@ export class ConnectionBudget {
     });
   }
 
-  /** Hands free connections to waiters, best first (see the module comment). */
+  /**
+   * Hands free connections to waiters, best first (see the module comment). Leases come last, so
+   * when the best waiter is a lease that does not fit, no other waiter could be served.
+   */
   private grant(state: HostState): void {
-    while (state.busy < this.perRegistry) {
-      const leasesAllowed = state.leased < this.perRegistry - 1;
-      let best = -1;
-      for (let i = 0; i < state.waiting.length; i++) {
-        const w = state.waiting[i]!;
-        if (w.tier === 2 && !leasesAllowed) continue;
-        if (best < 0 || before(w, state.waiting[best]!)) best = i;
-      }
-      if (best < 0) return;
-      const [waiter] = state.waiting.splice(best, 1);
-      waiter!.grant();
+    while (state.waiting.length > 0) {
+      let best = 0;
+      for (let i = 1; i < state.waiting.length; i++)
+        if (before(state.waiting[i]!, state.waiting[best]!)) best = i;
+      const waiter = state.waiting[best]!;
+      if (!this.fits(state, waiter)) return;
+      state.waiting.splice(best, 1);
+      waiter.grant();
     }
+  }
+
+  private fits(state: HostState, waiter: Waiter): boolean {
+    if (state.busy + waiter.units > this.perRegistry) return false;
+    return waiter.tier !== 2 || state.leased === 0 || state.leased + waiter.units < this.perRegistry;
   }
 
   private state(host: string): HostState {

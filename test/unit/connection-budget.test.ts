@@ -44,7 +44,7 @@ describe('ConnectionBudget', () => {
       ['small-3', 3_000],
     ] as const;
     for (const [name, bytes] of transfers)
-      void budget.transfer('h', bytes, () => {
+      void budget.transfer('h', undefined, bytes, () => {
         granted.push(name);
         return new Promise<void>(() => undefined);
       });
@@ -58,7 +58,7 @@ describe('ConnectionBudget', () => {
     const budget = new ConnectionBudget(3);
     const gets: string[] = [];
     const transfer = (name: string) =>
-      budget.transfer('h', 100, async () => {
+      budget.transfer('h', undefined, 100, async () => {
         // The source GET on the same host, taken while the lease is held, then the upload on the lease.
         const get = await budget.connection('h');
         gets.push(name);
@@ -85,7 +85,7 @@ describe('ConnectionBudget', () => {
     const ready = new Promise<void>((resolve) => {
       go = resolve;
     });
-    const done = budget.transfer('h', 10, async () => {
+    const done = budget.transfer('h', undefined, 10, async () => {
       const upload = await budget.connection('h'); // the lease's own connection
       granted.push('upload');
       leaseHeld();
@@ -103,6 +103,22 @@ describe('ConnectionBudget', () => {
     await done;
     await tick();
     expect(granted).toEqual(['other', 'upload', 'lease-get', 'outside']);
+  });
+
+  it('leases two connections when source and destination are one host: GET and upload never wait', async () => {
+    const budget = new ConnectionBudget(2);
+    const taken: string[] = [];
+    await budget.transfer('h', 'h', 100, async () => {
+      const get = await budget.connection('h');
+      taken.push('get');
+      const upload = await budget.connection('h');
+      taken.push('upload');
+      expect(budget.inFlight('h')).toBe(2);
+      upload();
+      get();
+    });
+    expect(taken).toEqual(['get', 'upload']);
+    expect(budget.inFlight('h')).toBe(0);
   });
 
   it('refuses a budget that could never copy a blob', () => {
