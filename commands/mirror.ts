@@ -3,6 +3,7 @@ import { jsonFlag, SkiffCommand, verboseFlag } from '../src/cli/base.js';
 import { printMirrorResult, printMirrorSummary } from '../src/cli/mirror-output.js';
 import { mirrorProgress, progressFlag, resolveMode } from '../src/cli/progress.js';
 import {
+  connectionsFlag,
   endClients,
   endFlags,
   manifestGets,
@@ -90,8 +91,9 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
         'write every result and the summary to this JSON file when the run ends (for mirror-report)',
     }),
     jobs: Flags.integer({ description: 'images copied in parallel', default: 4, min: 1, max: 64 }),
+    connections: connectionsFlag,
     'blob-jobs': Flags.integer({
-      description: 'blobs copied in parallel per image',
+      description: 'blobs copied in parallel per image (they share --connections)',
       default: 4,
       min: 1,
       max: 32,
@@ -141,7 +143,7 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
     const shard = flags.shard ? resolveShard(flags.shard, process.env, flags['shard-count']) : undefined;
     const progress = mirrorProgress(resolveMode(flags.progress, { json: flags.json }));
     const say = (line: string) => progress.write(process.stderr, `${line}\n`);
-    const clients = await endClients(flags, Math.max(8, flags.jobs * flags['blob-jobs']), say);
+    const clients = await endClients(flags, flags.connections, say);
     const json = (value: unknown) => progress.write(process.stdout, `${JSON.stringify(value)}\n`);
     try {
       let jobs: MirrorJob[] = flags.file

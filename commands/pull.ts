@@ -2,7 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { SkiffCommand } from '../src/cli/base.js';
 import { progressFlag, pullProgress, resolveMode } from '../src/cli/progress.js';
 import { printPullReport } from '../src/cli/pull-output.js';
-import { registryClient, registryFlags, sayRateLimits } from '../src/cli/registry-flags.js';
+import { connectionsFlag, registryClient, registryFlags, sayRateLimits } from '../src/cli/registry-flags.js';
 import { describePolicy, trustFlags, trustSettings } from '../src/cli/trust-flags.js';
 import { ExitCode, SkiffError } from '../src/errors/index.js';
 import { pull } from '../src/pull/index.js';
@@ -71,6 +71,7 @@ Exit codes: 0 success, 1 usage, 2 not found, unauthorized or blocked by registri
       default: 'auto',
     }),
     jobs: Flags.integer({ description: 'layers fetched in parallel', default: 3, min: 1, max: 32 }),
+    connections: connectionsFlag,
     'dry-run': Flags.boolean({
       description: 'print the plan without fetching any layer body',
       default: false,
@@ -100,7 +101,7 @@ Exit codes: 0 success, 1 usage, 2 not found, unauthorized or blocked by registri
     const say = (line: string) => progress.write(process.stderr, `${line}\n`);
     const keys = await decryptionKeys(flags['decryption-key']);
     const sources: SourceEvent[] = [];
-    const client = await registryClient(flags, Math.max(8, flags.jobs * 2), say, sources);
+    const client = await registryClient(flags, flags.connections, say, sources);
     try {
       const report = await pullFirstOf(
         resolveShortName(args.ref, client.registries).candidates,

@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { SkiffCommand } from '../src/cli/base.js';
 import { mirrorProgress, progressFlag, resolveMode } from '../src/cli/progress.js';
-import { registryClient, registryFlags } from '../src/cli/registry-flags.js';
+import { connectionsFlag, registryClient, registryFlags } from '../src/cli/registry-flags.js';
 import { storePlatformFlag } from '../src/cli/store-flags.js';
 import { resultJson } from '../src/mirror/index.js';
 import { copyFromStore, storeImages } from '../src/save/index.js';
@@ -34,6 +34,7 @@ Exit codes: 0 success, 1 usage, 2 not in the store, or the registry refused acce
       default: false,
     }),
     'blob-jobs': Flags.integer({ description: 'blobs copied in parallel', default: 4, min: 1, max: 32 }),
+    connections: connectionsFlag,
     'chunk-size': Flags.integer({
       description: 'upload blobs in chunks of this many MiB (0: one request per blob)',
       default: 0,
@@ -47,7 +48,7 @@ Exit codes: 0 success, 1 usage, 2 not in the store, or the registry refused acce
     const store = await this.openExistingStore(flags.store);
     const images = await storeImages(store, args.ref, flags);
     const progress = mirrorProgress(resolveMode(flags.progress, { json: flags.json }));
-    const client = await registryClient(flags, Math.max(8, flags['blob-jobs'] * 2), (line) =>
+    const client = await registryClient(flags, flags.connections, (line) =>
       progress.write(process.stderr, `${line}\n`),
     );
     try {

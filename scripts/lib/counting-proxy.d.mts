@@ -5,6 +5,11 @@ export interface RecordedRequest {
   /** Body bytes the registry answered with. */
   bytes: number;
 }
+export interface BlobEvent {
+  path: string;
+  bytes: number;
+  end?: true;
+}
 export interface CountingProxy {
   /** host:port to use instead of the registry's. */
   host: string;
@@ -17,6 +22,10 @@ export interface CountingProxy {
   /** Requests that carry or start blob uploads (POST/PATCH/PUT under `/blobs/uploads/`). */
   uploads(): RecordedRequest[];
   manifestPuts(): RecordedRequest[];
+  /** The most requests in flight at once (arrived, answer not yet sent whole) since start or reset. */
+  maxInFlight(): number;
+  /** Blob GET answers' body chunks in the order they passed; `end` marks an answer sent whole. */
+  blobEvents(): BlobEvent[];
   /** The next request matching `match` has its connection dropped before it reaches the registry. */
   dropNext(match: (method: string, path: string) => boolean): void;
   stop(): Promise<void>;

@@ -10,12 +10,26 @@ const isBlobPath = (path) => /\/blobs\/sha256:[a-f0-9]{64}/.test(path);
 export async function startCountingProxy(target) {
   const [targetHost, targetPort] = target.split(':');
   const requests = [];
+  // Requests in flight (from arrival until the answer is sent whole or the exchange fails), the
+  // most seen at once, and every blob answer's chunks in arrival order (who progressed when).
+  let inFlight = 0;
+  let maxInFlight = 0;
+  const events = [];
   let drop;
   const sockets = new Set();
 
   const server = http.createServer((req, res) => {
     const method = req.method ?? 'GET';
     const path = req.url ?? '/';
+    inFlight++;
+    maxInFlight = Math.max(maxInFlight, inFlight);
+    let settled = false;
+    const settle = () => {
+      if (settled) return;
+      settled = true;
+      inFlight--;
+    };
+    res.on('close', settle);
     if (drop?.(method, path)) {
       drop = undefined;
       requests.push({ method, path, status: 0, bytes: 0 });
@@ -28,9 +42,12 @@ export async function startCountingProxy(target) {
         const record = { method, path, status: answer.statusCode ?? 0, bytes: 0 };
         requests.push(record);
         res.writeHead(answer.statusCode ?? 502, answer.headers);
+        const blob = method === 'GET' && isBlobPath(path);
         answer.on('data', (chunk) => {
           record.bytes += chunk.length;
+          if (blob) events.push({ path, bytes: chunk.length });
         });
+        if (blob) answer.on('end', () => events.push({ path, bytes: 0, end: true }));
         answer.pipe(res);
       },
     );
@@ -49,7 +66,11 @@ export async function startCountingProxy(target) {
     requests,
     reset: () => {
       requests.length = 0;
+      events.length = 0;
+      maxInFlight = inFlight;
     },
+    maxInFlight: () => maxInFlight,
+    blobEvents: () => events,
     blobGets: () => requests.filter((r) => r.method === 'GET' && isBlobPath(r.path)),
     blobBytes: () =>
       requests.filter((r) => r.method === 'GET' && isBlobPath(r.path)).reduce((sum, r) => sum + r.bytes, 0),

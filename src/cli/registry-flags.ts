@@ -4,12 +4,21 @@
  */
 import { Flags } from '@oclif/core';
 import { UsageError } from '../errors/index.js';
+import { ConnectionBudget, DEFAULT_CONNECTIONS, MIN_CONNECTIONS } from '../registry/budget.js';
 import { RegistryClient, type SourceEvent } from '../registry/client.js';
 import { formatRateLimit, type RateLimit } from '../registry/rate-limit.js';
 import { loadRegistriesConf } from '../registry/registries-conf.js';
 import { formatRetryNotice } from '../registry/retry.js';
 import { parseAge } from '../util/quantities.js';
 import { readSecret } from './prompt.js';
+
+/** For commands that move blobs: the run's connections per registry (docs/network.md "Connections"). */
+export const connectionsFlag = Flags.integer({
+  description: 'connections per registry, shared by every image and blob of the run',
+  default: DEFAULT_CONNECTIONS,
+  min: MIN_CONNECTIONS,
+  max: 256,
+});
 
 export const registryFlags = {
   creds: Flags.string({
@@ -106,7 +115,7 @@ const sayOnStderr: Say = (line) => process.stderr.write(`${line}\n`);
 
 export async function registryClient(
   flags: RegistryFlagValues,
-  connections = 8,
+  connections = DEFAULT_CONNECTIONS,
   say: Say = sayOnStderr,
   /** Collects which registries.conf endpoints failed and which served (for a --json report). */
   sources?: SourceEvent[],
@@ -114,7 +123,7 @@ export async function registryClient(
   return clientFor(
     flags,
     { creds: flags.creds, credsFlag: '--creds', tlsVerify: undefined, certDir: flags['cert-dir'] },
-    connections,
+    new ConnectionBudget(connections),
     say,
     sources,
   );
@@ -123,9 +132,11 @@ export async function registryClient(
 /** The source's and the destination's clients; one shared client when both ends are alike. */
 export async function endClients(
   flags: RegistryFlagValues & EndFlagValues,
-  connections = 8,
+  connections = DEFAULT_CONNECTIONS,
   say: Say = sayOnStderr,
 ): Promise<{ source: RegistryClient; destination: RegistryClient }> {
+  // One budget for both ends: a registry that is source and destination counts its connections once.
+  const budget = new ConnectionBudget(connections);
   const source: ClientSettings = {
     creds: flags['src-creds'] ?? flags.creds,
     credsFlag: flags['src-creds'] ? '--src-creds' : '--creds',
@@ -138,21 +149,21 @@ export async function endClients(
     tlsVerify: flags['dest-tls-verify'],
     certDir: flags['dest-cert-dir'] ?? flags['cert-dir'],
   };
-  const sourceClient = await clientFor(flags, source, connections, say);
+  const sourceClient = await clientFor(flags, source, budget, say);
   const alike =
     source.creds === destination.creds &&
     source.tlsVerify === destination.tlsVerify &&
     source.certDir === destination.certDir;
   return {
     source: sourceClient,
-    destination: alike ? sourceClient : await clientFor(flags, destination, connections, say),
+    destination: alike ? sourceClient : await clientFor(flags, destination, budget, say),
   };
 }
 
 async function clientFor(
   flags: RegistryFlagValues,
   end: ClientSettings,
-  connections: number,
+  budget: ConnectionBudget,
   say: Say,
   sources?: SourceEvent[],
 ): Promise<RegistryClient> {
@@ -161,7 +172,7 @@ async function clientFor(
     throw new UsageError('--insecure and --tls-verify contradict each other: give one');
   return new RegistryClient({
     insecure: flags.insecure || tlsVerify === false,
-    connections,
+    budget,
     ...(end.certDir ? { certs: { certDir: end.certDir } } : {}),
     retry: {
       retries: flags['retry-times'],

@@ -234,6 +234,23 @@ async function copyWith(
   return result;
 }
 
+/**
+ * Each blob transfer to a registry leases the run's connections to it for its uploads (and its GET
+ * when the source is the same registry), so its GET and its upload never wait for each other
+ * (registry/budget.ts).
+ */
+function transferSlot(
+  src: ImageReference,
+  dst: ImageReference,
+  options: CopyOptions,
+  signal: AbortSignal,
+): TransferEnv['transferSlot'] {
+  if (dst.transport !== 'docker') return undefined;
+  const { budget } = (options.destinationClient ?? options.client).http;
+  const sourceHost = src.transport === 'docker' ? src.endpoint : undefined;
+  return (bytes, run) => budget.transfer(dst.endpoint, sourceHost, bytes, run, signal);
+}
+
 function checkOptions(options: CopyOptions, dst: ImageReference): void {
   if (options.all && options.platform) throw new UsageError('--all and --platform exclude each other');
   if (options.convert && dst.transport === 'docker-archive')
@@ -285,6 +302,7 @@ class ImageCopier {
       onBytes: (n) => progress.bytes(id, n),
       signal: this.signal,
       ledger: options.ledger,
+      transferSlot: transferSlot(srcRef, dst.reference, options, this.signal),
     };
   }
 
@@ -449,10 +467,12 @@ class ImageCopier {
   ): Promise<Written> {
     const converting = actions.some((a) => a.action === 'convert');
     const diffIDs = converting ? await this.configDiffIDs(doc) : undefined;
-    if (!converting) await this.copyBlob(doc.config);
-    const outs = await Promise.all(
-      doc.layers.map((layer, i) => this.layer(layer, actions[i]!, diffIDs?.[i])),
-    );
+    // The config travels beside the layers, not before them: the run's connections go to the
+    // largest blob first (registry/budget.ts), and a small config must not hold back its layers.
+    const [, ...outs] = await Promise.all([
+      converting ? undefined : this.copyBlob(doc.config),
+      ...doc.layers.map((layer, i) => this.layer(layer, actions[i]!, diffIDs?.[i])),
+    ]);
     if (!rewrite) return same(doc);
     const layers = outs.map((out, i) => out?.descriptor ?? doc.layers[i]!);
     if (this.dst.traits.layers === 'uncompressed') return archiveWritten(doc.config, layers);

@@ -34,6 +34,11 @@ export interface TransferEnv {
   signal?: AbortSignal | undefined;
   /** The run-wide record of blobs placed at registry destinations (mirror --file). */
   ledger?: BlobLedger | undefined;
+  /**
+   * Runs one attempt at a transfer of this many bytes holding a connection to the destination for
+   * its uploads (`ConnectionBudget.transfer`, registry/budget.ts); absent: run as it is.
+   */
+  transferSlot?: (<T>(bytes: number, run: () => Promise<T>) => Promise<T>) | undefined;
 }
 
 export interface BlobOutcome {
@@ -110,32 +115,37 @@ export async function uploadWithRetries(job: BlobJob, env: TransferEnv): Promise
         final: (e) => withDigest(e, job.digest),
       }),
     },
-    async (progress) => {
-      const verify = new DigestStream({
-        digest: job.digest,
-        ...(job.size === undefined ? {} : { size: job.size }),
-        what: `blob ${job.digest}`,
-      });
-      let sent = 0;
-      let body: Readable | undefined;
-      try {
-        const raw = await job.open(env.signal);
-        const counter = new ByteCounter((n) => {
-          sent += n;
-          progress.progressed();
-          env.onBytes(n);
-        });
-        body = pipeline(raw, verify, counter, () => {});
-        await env.dst.putBlob({ digest: job.digest, size: job.size }, body, env.signal);
-        if (verify.errored) throw verify.errored;
-        return sent;
-      } catch (error) {
-        body?.destroy();
-        // The digest check's verdict wins over whatever the aborted request reported.
-        throw verify.errored ?? error;
-      }
+    (progress) => {
+      const attempt = () => uploadOnce(job, env, progress);
+      return env.transferSlot ? env.transferSlot(job.size ?? 0, attempt) : attempt();
     },
   );
+}
+
+async function uploadOnce(job: BlobJob, env: TransferEnv, progress: AttemptProgress): Promise<number> {
+  const verify = new DigestStream({
+    digest: job.digest,
+    ...(job.size === undefined ? {} : { size: job.size }),
+    what: `blob ${job.digest}`,
+  });
+  let sent = 0;
+  let body: Readable | undefined;
+  try {
+    const raw = await job.open(env.signal);
+    const counter = new ByteCounter((n) => {
+      sent += n;
+      progress.progressed();
+      env.onBytes(n);
+    });
+    body = pipeline(raw, verify, counter, () => {});
+    await env.dst.putBlob({ digest: job.digest, size: job.size }, body, env.signal);
+    if (verify.errored) throw verify.errored;
+    return sent;
+  } catch (error) {
+    body?.destroy();
+    // The digest check's verdict wins over whatever the aborted request reported.
+    throw verify.errored ?? error;
+  }
 }
 
 /** A whole blob is copied again after a network failure, but not after a stall: that is final. */

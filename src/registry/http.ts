@@ -16,6 +16,7 @@ import {
   VerificationError,
 } from '../errors/index.js';
 import { isLoopbackHost } from '../reference/index.js';
+import { ConnectionBudget, type Release } from './budget.js';
 import { type CertsLocations, type RegistryTls, registryTls } from './certs.js';
 import {
   type ConnectionRoute,
@@ -94,7 +95,11 @@ export interface HttpClientOptions {
   retry?: Partial<RetryPolicy>;
   /** Told about every wait before a retry (the CLI prints it on stderr). */
   onRetry?: RetryListener;
-  /** Connections per origin; layers, ranges and uploads share them. */
+  /**
+   * The run's connections per registry host (budget.ts), shared with the run's other clients;
+   * without one, a budget of `connections` (default 8) of this client's own.
+   */
+  budget?: ConnectionBudget;
   connections?: number;
   userAgent?: string;
   dispatcher?: Dispatcher;
@@ -115,6 +120,7 @@ function ProxyAgent(): ProxyAgentClass {
 
 export class HttpClient {
   readonly retry: RetryPolicy;
+  readonly budget: ConnectionBudget;
   private readonly agentSettings: UndiciAgent.Options;
   private readonly proxies: ProxyEnvironment;
   /** One dispatcher per registry TLS profile, TLS policy and proxy, made when first needed. */
@@ -126,10 +132,12 @@ export class HttpClient {
 
   constructor(private readonly options: HttpClientOptions = {}) {
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
+    this.budget = options.budget ?? new ConnectionBudget(options.connections);
     // A read that waits the stall timeout for a byte (headers or body) fails; the retry policy makes
     // that final. Writing a request body refreshes undici's headers timer, so uploads are not cut.
     this.agentSettings = {
-      connections: options.connections ?? 8,
+      // The budget keeps requests in flight per host within this; the pool never queues behind it.
+      connections: this.budget.perRegistry,
       headersTimeout: this.retry.stallTimeoutMs,
       bodyTimeout: this.retry.stallTimeoutMs,
       connectTimeout: 15_000,
@@ -186,12 +194,15 @@ export class HttpClient {
     for (const scheme of order) {
       try {
         route = this.route(new URL(`${scheme}://${host}/`), host);
-        const res = await undiciRequest.call(route.dispatcher, {
-          origin: `${scheme}://${host}`,
-          path: '/v2/',
-          method: 'GET',
-          headers: { 'user-agent': this.userAgent },
-        });
+        const { dispatcher } = route;
+        const res = await this.budgeted(host, 'GET', undefined, () =>
+          undiciRequest.call(dispatcher, {
+            origin: `${scheme}://${host}`,
+            path: '/v2/',
+            method: 'GET',
+            headers: { 'user-agent': this.userAgent },
+          }),
+        );
         await res.body.dump();
         return scheme;
       } catch (error) {
@@ -239,6 +250,28 @@ export class HttpClient {
 
   private isInsecure(host: string): boolean {
     return Boolean(this.options.insecure || this.options.insecureHost?.(host));
+  }
+
+  /**
+   * Sends one request holding one of the run's connections to `host` (budget.ts) until its response
+   * has been received whole: its body ended, was destroyed or failed, or it has none.
+   */
+  private async budgeted(
+    host: string,
+    method: Method,
+    signal: AbortSignal | undefined,
+    send: () => Promise<Dispatcher.ResponseData>,
+  ): Promise<Dispatcher.ResponseData> {
+    const release = await this.budget.connection(host, signal);
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await send();
+    } catch (error) {
+      release();
+      throw error;
+    }
+    holdUntilReceived(res, method, release);
+    return res;
   }
 
   /**
@@ -294,15 +327,18 @@ export class HttpClient {
     let headers: Record<string, string> = { 'user-agent': this.userAgent, ...request.headers };
     let body = request.body ?? null;
     for (let hop = 0; ; hop++) {
-      at.route = this.route(url, registry);
-      const res = await undiciRequest.call(at.route.dispatcher, {
-        origin: url.origin,
-        path: `${url.pathname}${url.search}`,
-        method,
-        headers,
-        body,
-        ...(signal ? { signal } : {}),
-      });
+      const route = this.route(url, registry);
+      at.route = route;
+      const res = await this.budgeted(url.host, method, signal, () =>
+        undiciRequest.call(route.dispatcher, {
+          origin: url.origin,
+          path: `${url.pathname}${url.search}`,
+          method,
+          headers,
+          body,
+          ...(signal ? { signal } : {}),
+        }),
+      );
       const location = res.headers.location;
       if (res.statusCode < 300 || res.statusCode >= 400 || typeof location !== 'string') {
         return { status: res.statusCode, headers: res.headers, body: res.body, url };
@@ -332,6 +368,21 @@ export class HttpClient {
       at.url = url;
     }
   }
+}
+
+/**
+ * A response without a body is received with its headers; another one when its body ends, fails or
+ * is destroyed (callers consume or dump every body they are given).
+ */
+function holdUntilReceived(res: Dispatcher.ResponseData, method: Method, release: Release): void {
+  const length = res.headers['content-length'];
+  if (method === 'HEAD' || res.statusCode === 204 || res.statusCode === 304 || length === '0') {
+    release();
+    return;
+  }
+  res.body.once('end', release);
+  res.body.once('close', release);
+  res.body.once('error', release);
 }
 
 /** The distribution API's error JSON, condensed to one line (never includes request headers). */
