@@ -32,7 +32,7 @@ import { parseSize } from '../src/util/quantities.js';
 export default class Mirror extends SkiffCommand {
   static override summary = 'Copy images between registries and local layouts, preserving every digest.';
   static override description =
-    `Copies SRC to DST (docker://, oci:DIR[:TAG], dir:DIR, docker-archive:FILE[:NAME:TAG]), or every image of --file LIST.yaml. Blobs the destination already has are neither downloaded nor uploaded, blobs in another repository of the same registry are mounted, and a re-run of a completed mirror transfers nothing.
+    `Copies SRC to DST (docker://, oci:DIR[:TAG], dir:DIR, docker-archive:FILE[:NAME:TAG], store:[ROOT]NAME), or every image of --file LIST.yaml. A copy into the store (store:NAME, the default store unless [ROOT] names one) is a pull recorded under NAME: one platform (--platform), layers unpacked, reused by DiffID. Blobs the destination already has are neither downloaded nor uploaded, blobs in another repository of the same registry are mounted, and a re-run of a completed mirror transfers nothing.
 
 Digests change only where they must: --convert, schema1 sources (converted to OCI unless --preserve-schema1), and docker-archive destinations (plain tar layers). Converted manifests are OCI and carry the source digest in an annotation.
 
@@ -51,7 +51,7 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
     destination: Args.string({ description: 'where to copy it (omit with --file)' }),
   };
 
-  /** mirror never touches the store: no --store. */
+  /** mirror reaches a store only through a store:[ROOT]NAME reference: no --store. */
   static override baseFlags = { json: jsonFlag, verbose: verboseFlag };
 
   static override flags = {

@@ -70,6 +70,7 @@ import {
   type SourceTree,
   schema1SizedLayers,
 } from './resolve.js';
+import { StoreImageDestination } from './store-image-destination.js';
 
 /**
  * The converters (decompression, zstd, the chunked writer) load only when a layer needs one: a
@@ -103,6 +104,8 @@ export interface CopyOptions {
   ledger?: BlobLedger | undefined;
   /** The trust policy the source must satisfy (src/trust); undefined: no policy. */
   trust?: TrustSettings | undefined;
+  /** Report what the copy would do, writing nothing. */
+  dryRun?: boolean | undefined;
 }
 
 /**
@@ -172,6 +175,10 @@ async function copyWith(
       });
       return result;
     }
+    if (dst instanceof StoreImageDestination) {
+      await copyIntoStore(src, dst, options, result);
+      return result;
+    }
     const tree = await readSourceTree(src, src.reference, {
       all: options.all ?? false,
       platform: options.platform ? parsePlatform(options.platform) : hostPlatform(),
@@ -203,8 +210,49 @@ async function copyWith(
 
 function checkOptions(options: CopyOptions, dst: ImageReference): void {
   if (options.all && options.platform) throw new UsageError('--all and --platform exclude each other');
+  if (dst.transport === 'store') {
+    if (options.all)
+      throw new UsageError('the store keeps single images: drop --all (choose one with --platform)');
+    if (options.convert)
+      throw new UsageError('the store keeps layers unpacked: --convert does not apply to it');
+  }
   if (options.convert && dst.transport === 'docker-archive')
     throw new UsageError('a docker archive stores uncompressed layers: --convert does not apply to it');
+}
+
+/**
+ * A copy into the store is a pull (./store-copy.ts): the store reuses what it holds by DiffID and
+ * by file and chunk digest and fetches chunked layers partially, which a blob copy cannot. Its
+ * report is told as a mirror result: a layer fetched is a blob copied, a layer reused one skipped.
+ */
+async function copyIntoStore(
+  src: ImageSource,
+  dst: StoreImageDestination,
+  options: CopyOptions,
+  result: MirrorResult,
+): Promise<void> {
+  const before = await dst.namedManifests();
+  const report = await dst.copyFrom(src, {
+    platform: options.platform,
+    dryRun: options.dryRun,
+    jobs: options.blobJobs,
+    signal: options.signal,
+    maxLayerSize: options.maxLayerSize,
+    trust: { settings: options.trust, client: options.client },
+  });
+  const fetched = report.layers.filter((l) => l.method !== 'reuse').length;
+  const upToDate = fetched === 0 && before.includes(report.manifestDigest);
+  Object.assign(result, {
+    manifestDigest: report.manifestDigest,
+    mediaType: await dst.manifestMediaType(report.configDigest, report.manifestDigest),
+    upToDate,
+    blobsCopied: fetched,
+    blobsSkipped: report.layers.length - fetched,
+    manifestsWritten: upToDate || report.dryRun ? 0 : 1,
+    bytes: report.bytesFetched,
+    trust: report.trust,
+  });
+  result.notes.push(...report.warnings);
 }
 
 /** A docker archive written from a tagged registry image is named after it, as `docker save` does. */
