@@ -86,8 +86,9 @@ export class StoreImageDestination implements ImageDestination {
 
   /** The media type of a manifest the store keeps for an image, if it keeps that manifest. */
   async manifestMediaType(configDigest: Digest | undefined, manifest: Digest): Promise<string | undefined> {
-    const store = configDigest && (await Store.find(this.root));
-    if (!store || !store.hasImage(configDigest)) return undefined;
+    if (!configDigest) return undefined;
+    const store = await Store.find(this.root);
+    if (!store?.hasImage(configDigest)) return undefined;
     const kept = await store.readImageManifests(configDigest);
     return kept.find((m) => m.record.digest === manifest)?.record.mediaType;
   }
