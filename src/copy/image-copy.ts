@@ -156,6 +156,7 @@ async function copyWith(
     durationMs: 0,
     notes: [],
     ...emptyCounters(),
+    ...(options.dryRun ? { dryRun: true } : {}),
   };
   progress.imageStart(id, `${source} → ${destination}`);
   let src: ImageSource | undefined;
@@ -246,11 +247,15 @@ async function copyIntoStore(
     manifestDigest: report.manifestDigest,
     mediaType: await dst.manifestMediaType(report.configDigest, report.manifestDigest),
     upToDate,
+    trust: report.trust,
+  });
+  // A dry run planned the layers and moved none: its counters stay 0.
+  if (report.dryRun) return;
+  Object.assign(result, {
     blobsCopied: fetched,
     blobsSkipped: report.layers.length - fetched,
-    manifestsWritten: upToDate || report.dryRun ? 0 : 1,
+    manifestsWritten: upToDate ? 0 : 1,
     bytes: report.bytesFetched,
-    trust: report.trust,
   });
   result.notes.push(...report.warnings);
 }
@@ -301,12 +306,19 @@ class ImageCopier {
 
   async run(tree: SourceTree): Promise<void> {
     const prepared = this.prepare(tree);
-    await this.dst.init();
+    // A dry run reads what the run reads (so its manifest GETs are the run's) and writes nothing.
+    if (!this.options.dryRun) await this.dst.init();
     const existing = await this.upToDate(prepared);
     if (existing) {
       this.result.upToDate = true;
       this.result.manifestDigest = existing.digest;
       this.result.mediaType = existing.mediaType;
+    } else if (this.options.dryRun) {
+      // What the destination would name; a rewritten manifest's digest is known only once written.
+      if (!prepared.rewrite) {
+        this.result.manifestDigest = prepared.doc.digest;
+        this.result.mediaType = prepared.doc.mediaType;
+      }
     } else {
       const written = await this.write(prepared, 'top');
       await this.dst.commit();

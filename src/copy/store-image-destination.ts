@@ -70,11 +70,21 @@ export class StoreImageDestination implements ImageDestination {
 
   /** Copies `source` into the store under this name (resolve, plan, fetch, verify, commit). */
   async copyFrom(source: ImageSource, options: Omit<StoreCopyOptions, 'reference'>): Promise<PullReport> {
-    const store = await Store.open(this.root);
-    return copyToStore(source, new StoreDestination(store, this.name), {
-      ...options,
-      reference: formatReference(source.reference),
-    });
+    const copy = (store: Store) =>
+      copyToStore(source, new StoreDestination(store, this.name), {
+        ...options,
+        reference: formatReference(source.reference),
+      });
+    if (!options.dryRun) return copy(await Store.open(this.root));
+    // A dry run creates nothing: where no store is yet, it plans against an empty one of its own.
+    const existing = await Store.find(this.root);
+    if (existing) return copy(existing);
+    const empty = await fsp.mkdtemp(path.join(os.tmpdir(), 'skiff-dry-run-'));
+    try {
+      return await copy(await Store.open(empty));
+    } finally {
+      await fsp.rm(empty, { recursive: true, force: true });
+    }
   }
 
   /** The manifest digests the name points at now, one per platform (none without a store). */
