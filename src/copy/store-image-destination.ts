@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Digest } from '../digest/index.js';
-import { SkiffError, UsageError } from '../errors/index.js';
+import { UsageError } from '../errors/index.js';
 import { namesDigest } from '../images/index.js';
 import type { PullReport } from '../pull/report.js';
 import {
@@ -33,6 +33,7 @@ import {
   type DestinationTraits,
   type ImageDestination,
   type ManifestToWrite,
+  readBack,
 } from '../transport/destination.js';
 import { OciLayoutSource } from '../transport/oci-layout.js';
 import { OciLayoutDestination } from '../transport/oci-layout-dest.js';
@@ -111,14 +112,9 @@ export class StoreImageDestination implements ImageDestination {
     this.staging = { dir, layout, top: false };
   }
 
-  async existingManifest(): Promise<RawManifest | undefined> {
-    try {
-      return await new StoreSource(this.reference).getManifest();
-    } catch (error) {
-      // No store, or no such name: nothing there yet. A damaged store is said, not hidden.
-      if (error instanceof SkiffError && error.kind !== 'verification') return undefined;
-      throw error;
-    }
+  /** No store, or no such name: nothing there yet. A damaged store is said, not hidden. */
+  existingManifest(): Promise<RawManifest | undefined> {
+    return readBack(new StoreSource(this.reference), (error) => error.kind !== 'verification');
   }
 
   hasBlob(digest: Digest, size?: number): Promise<boolean> {
