@@ -23,7 +23,7 @@ import type { PullReport } from '../pull/report.js';
 import {
   formatReference,
   type ImageReference,
-  parseReference,
+  parseStoredName,
   type StoreReference,
   storeName,
 } from '../reference/index.js';
@@ -171,7 +171,7 @@ function storedName(reference: StoreReference): ImageReference {
       `${formatReference(reference)}: a copy into the store needs a name to record, NAME[:TAG], not a digest`,
     );
   if (namesDigest(reference.image)) throw refuse();
-  const name = parseReference(reference.image);
+  const name = parseStoredName(reference.image);
   if (name.transport === 'docker' && name.digest && !name.tag) throw refuse();
   return name;
 }

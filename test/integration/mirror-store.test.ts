@@ -78,7 +78,7 @@ describe('mirror into the store (store: as a destination)', () => {
     const archive = path.join(work.dir, 'plain.tar');
     await execFileAsync('skopeo', ['copy', '-q', fixtureRef('plain'), `docker-archive:${archive}:plain:1`]);
     for (const [source, name] of [
-      [fixtureRef('gzip'), 'from-oci:1'],
+      [fixtureRef('gzip'), 'from-oci:stable'],
       [`docker-archive:${archive}`, 'from-archive:1'],
     ] as const) {
       const copied = await mirrorJson([source, `store:[${store}]${name}`]);
@@ -86,11 +86,11 @@ describe('mirror into the store (store: as a destination)', () => {
       expect(copied.image.error).toBeNull();
     }
     expect(await namesIn(store)).toEqual(
-      expect.arrayContaining(['docker.io/library/from-oci:1', 'docker.io/library/from-archive:1']),
+      expect.arrayContaining(['docker.io/library/from-oci:stable', 'docker.io/library/from-archive:1']),
     );
 
     const other = freshStore();
-    const copied = await mirrorJson([`store:[${store}]from-oci:1`, `store:[${other}]copied:2`]);
+    const copied = await mirrorJson([`store:[${store}]from-oci:stable`, `store:[${other}]copied:2`]);
     expect(copied.result.code, copied.result.stderr).toBe(0);
     expect(copied.image).toMatchObject({ upToDate: false, manifestsWritten: 1, error: null });
     expect(await namesIn(other)).toEqual(['docker.io/library/copied:2']);
