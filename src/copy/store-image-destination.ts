@@ -37,7 +37,7 @@ import {
 } from '../transport/destination.js';
 import { OciLayoutSource } from '../transport/oci-layout.js';
 import { OciLayoutDestination } from '../transport/oci-layout-dest.js';
-import type { ImageSource, RawManifest } from '../transport/source.js';
+import type { ImageSource, ManifestHead, RawManifest } from '../transport/source.js';
 import { StoreSource } from '../transport/store-source.js';
 import { copyToStore, type StoreCopyOptions } from './store-copy.js';
 import { StoreDestination } from './store-destination.js';
@@ -93,6 +93,27 @@ export class StoreImageDestination implements ImageDestination {
     const store = await Store.find(this.root);
     if (!store) return [];
     return (await store.readNames(storeName(this.name))).map((n) => n.manifestDigest);
+  }
+
+  /**
+   * The source manifest the name was pulled from, as a HEAD would name it: what lets a re-run
+   * be proven up to date by the source's HEAD alone (src/mirror/up-to-date.ts), with no counted
+   * GET, even where the store serves another manifest (compressed layers come out as tars).
+   * Only for a name of one platform: of several, which one a HEAD means is not known here.
+   */
+  async existingManifestHead(): Promise<ManifestHead | undefined> {
+    const store = await Store.find(this.root);
+    const records = store ? await store.readNames(storeName(this.name)) : [];
+    const record = records.length === 1 ? records[0]! : undefined;
+    if (!store || !record?.manifestDigest) return undefined;
+    const kept = store.hasImage(record.configDigest)
+      ? (await store.readImageManifests(record.configDigest)).find(
+          (m) => m.record.digest === record.manifestDigest,
+        )
+      : undefined;
+    return (
+      kept && { digest: record.manifestDigest, mediaType: kept.record.mediaType, size: kept.bytes.length }
+    );
   }
 
   /** The media type of a manifest the store keeps for an image, if it keeps that manifest. */

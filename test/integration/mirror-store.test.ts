@@ -71,6 +71,8 @@ describe('mirror into the store (store: as a destination)', () => {
       manifestDigest: first.image.manifestDigest,
     });
     expect(again.summary).toMatchObject({ upToDate: 1, failed: 0 });
+    // Proven by the source's HEAD against the name's record: not one counted manifest GET.
+    expect(again.summary.manifestGets).toEqual({});
   });
 
   it('copies from an OCI layout and a docker archive, then from one store into another', async () => {
