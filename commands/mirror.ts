@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { jsonFlag, SkiffCommand, verboseFlag } from '../src/cli/base.js';
-import { printMirrorResult, printMirrorSummary } from '../src/cli/mirror-output.js';
+import { printMirrorResult, printMirrorSummary, sayManifestGets } from '../src/cli/mirror-output.js';
 import { mirrorProgress, progressFlag, resolveMode } from '../src/cli/progress.js';
 import {
   connectionsFlag,
@@ -51,9 +51,11 @@ async function encryptionSettings(
 export default class Mirror extends SkiffCommand {
   static override summary = 'Copy images between registries and local layouts, preserving every digest.';
   static override description =
-    `Copies SRC to DST (docker://, oci:DIR[:TAG], dir:DIR, docker-archive:FILE[:NAME:TAG]), or every image of --file LIST.yaml. Blobs the destination already has are neither downloaded nor uploaded, blobs in another repository of the same registry are mounted, and a re-run of a completed mirror transfers nothing.
+    `Copies SRC to DST (docker://, oci:DIR[:TAG], dir:DIR, docker-archive:FILE[:NAME:TAG], store:[ROOT]NAME), or every image of --file LIST.yaml. A copy into the store (store:NAME, the default store unless [ROOT] names one) is a pull recorded under NAME: one platform (--platform), layers unpacked, reused by DiffID. Blobs the destination already has are neither downloaded nor uploaded, blobs in another repository of the same registry are mounted, and a re-run of a completed mirror transfers nothing.
 
 Digests change only where they must: --convert, --encryption-key (layers encrypted as ocicrypt does; the config's DiffIDs stay those of the plaintext), schema1 sources (converted to OCI unless --preserve-schema1), and docker-archive destinations (plain tar layers). Converted manifests are OCI and carry the source digest in an annotation.
+
+--dry-run reads what a run reads (HEADs first; manifests where HEADs cannot prove an image up to date) and writes nothing: each image says whether it is up to date, and the summary (manifestGets with --json) how many manifest GETs the run makes at each registry, the pulls a metering registry counts.
 
 --shard I/N takes the items whose sha256("SOURCE DESTINATION") falls in shard I of N: any job runner can spread one list over N machines, each item done exactly once. --shard auto reads I and N from the job runner (Kubernetes Indexed Jobs, GitLab CI parallel, or SKIFF_SHARD_INDEX/SKIFF_SHARD_COUNT). Each shard's --results FILE is merged by \`skiff mirror-report\` (docs/mirror-shards.md).
 
@@ -70,7 +72,7 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
     destination: Args.string({ description: 'where to copy it (omit with --file)' }),
   };
 
-  /** mirror never touches the store: no --store. */
+  /** mirror reaches a store only through a store:[ROOT]NAME reference: no --store. */
   static override baseFlags = { json: jsonFlag, verbose: verboseFlag };
 
   static override flags = {
@@ -126,6 +128,11 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
       default: 0,
       min: 0,
     }),
+    'dry-run': Flags.boolean({
+      description:
+        'say per image whether it is up to date (by HEAD) and count the manifest GETs the run makes at each registry; write nothing',
+      default: false,
+    }),
     ...trustFlags,
     progress: progressFlag,
   };
@@ -176,6 +183,7 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
         chunkSize: flags['chunk-size'] * 1024 * 1024,
         maxLayerSize,
         trust,
+        dryRun: flags['dry-run'],
         progress,
         shard: shard ? formatShard(shard) : undefined,
         onResult: (result) => {
@@ -201,6 +209,7 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
           manifestGets: manifestGets(clientsUsed),
         });
       else printMirrorSummary(summary);
+      if (flags['dry-run'] && !flags.json) sayManifestGets(manifestGets(clientsUsed));
       if (flags.verbose) sayRateLimits(clientsUsed);
       if (summary.exitCode !== 0) this.exit(summary.exitCode);
     } finally {

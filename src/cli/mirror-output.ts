@@ -18,7 +18,9 @@ export function printMirrorResult(result: MirrorResult, write: Write = direct): 
   const digest = result.manifestDigest ? shortDigest(result.manifestDigest) : '';
   const line = result.upToDate
     ? `up to date ${route} ${digest} (no blob transferred)`
-    : `mirrored ${route} ${digest} (${result.blobsCopied} blobs copied, ${result.blobsSkipped} skipped, ${result.blobsMounted} mounted, ${formatBytes(result.bytes)}, ${formatDuration(result.durationMs)})`;
+    : result.dryRun
+      ? `would mirror ${route} ${digest}`.trimEnd()
+      : `mirrored ${route} ${digest} (${result.blobsCopied} blobs copied, ${result.blobsSkipped} skipped, ${result.blobsMounted} mounted, ${formatBytes(result.bytes)}, ${formatDuration(result.durationMs)})`;
   write(process.stdout, `${line}\n${result.notes.map((n) => `  note: ${n}\n`).join('')}`);
 }
 
@@ -40,6 +42,13 @@ export function printMirrorSummary(summary: MirrorSummary): void {
     `${summary.blobsCopied} blobs copied, ${summary.blobsSkipped} skipped, ${summary.blobsMounted} mounted, ${formatBytes(summary.bytes)}`,
   ];
   process.stdout.write(`${parts.join('; ')}\n`);
+}
+
+/** mirror --dry-run: the manifest GETs a run makes, by registry (what a metering registry counts). */
+export function sayManifestGets(counts: Record<string, number>): void {
+  const hosts = Object.entries(counts);
+  const list = hosts.length ? hosts.map(([host, n]) => `${host} ${n}`).join(', ') : 'none';
+  process.stdout.write(`manifest GETs a run makes: ${list}\n`);
 }
 
 /** Human output of `skiff mirror-report`: what went wrong, item by item, then one summary line. */

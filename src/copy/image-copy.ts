@@ -77,6 +77,7 @@ import {
   type SourceTree,
   schema1SizedLayers,
 } from './resolve.js';
+import { StoreImageDestination } from './store-image-destination.js';
 
 /**
  * The converters (decompression, zstd, the chunked writer) load only when a layer needs one: a
@@ -112,6 +113,8 @@ export interface CopyOptions {
   trust?: TrustSettings | undefined;
   /** Encrypt layers for these recipients (--encryption-key), ocicrypt-compatible. */
   encryption?: LayerEncryption | undefined;
+  /** Report what the copy would do, writing nothing. */
+  dryRun?: boolean | undefined;
 }
 
 export interface LayerEncryption {
@@ -183,6 +186,7 @@ async function copyWith(
     durationMs: 0,
     notes: [],
     ...emptyCounters(),
+    ...(options.dryRun ? { dryRun: true } : {}),
   };
   progress.imageStart(id, `${source} → ${destination}`);
   let src: ImageSource | undefined;
@@ -203,6 +207,10 @@ async function copyWith(
         manifestDigest: unchanged.digest,
         mediaType: unchanged.mediaType,
       });
+      return result;
+    }
+    if (dst instanceof StoreImageDestination) {
+      await copyIntoStore(src, dst, options, result);
       return result;
     }
     const tree = await readSourceTree(src, src.reference, {
@@ -253,12 +261,57 @@ function transferSlot(
 
 function checkOptions(options: CopyOptions, dst: ImageReference): void {
   if (options.all && options.platform) throw new UsageError('--all and --platform exclude each other');
+  if (dst.transport === 'store') {
+    if (options.all)
+      throw new UsageError('the store keeps single images: drop --all (choose one with --platform)');
+    if (options.convert)
+      throw new UsageError('the store keeps layers unpacked: --convert does not apply to it');
+  }
   if (options.convert && dst.transport === 'docker-archive')
     throw new UsageError('a docker archive stores uncompressed layers: --convert does not apply to it');
   if (options.encryption && options.convert)
     throw new UsageError(
       '--encryption-key and --convert exclude each other: convert in one mirror, encrypt in a second',
     );
+}
+
+/**
+ * A copy into the store is a pull (./store-copy.ts): the store reuses what it holds by DiffID and
+ * by file and chunk digest and fetches chunked layers partially, which a blob copy cannot. Its
+ * report is told as a mirror result: a layer fetched is a blob copied, a layer reused one skipped.
+ */
+async function copyIntoStore(
+  src: ImageSource,
+  dst: StoreImageDestination,
+  options: CopyOptions,
+  result: MirrorResult,
+): Promise<void> {
+  const before = await dst.namedManifests();
+  const report = await dst.copyFrom(src, {
+    platform: options.platform,
+    dryRun: options.dryRun,
+    jobs: options.blobJobs,
+    signal: options.signal,
+    maxLayerSize: options.maxLayerSize,
+    trust: { settings: options.trust, client: options.client },
+  });
+  const fetched = report.layers.filter((l) => l.method !== 'reuse').length;
+  const upToDate = fetched === 0 && before.includes(report.manifestDigest);
+  Object.assign(result, {
+    manifestDigest: report.manifestDigest,
+    mediaType: await dst.manifestMediaType(report.configDigest, report.manifestDigest),
+    upToDate,
+    trust: report.trust,
+  });
+  // A dry run planned the layers and moved none: its counters stay 0.
+  if (report.dryRun) return;
+  Object.assign(result, {
+    blobsCopied: fetched,
+    blobsSkipped: report.layers.length - fetched,
+    manifestsWritten: upToDate ? 0 : 1,
+    bytes: report.bytesFetched,
+  });
+  result.notes.push(...report.warnings);
 }
 
 /** A docker archive written from a tagged registry image is named after it, as `docker save` does. */
@@ -308,12 +361,19 @@ class ImageCopier {
 
   async run(tree: SourceTree): Promise<void> {
     const prepared = this.prepare(tree);
-    await this.dst.init();
+    // A dry run reads what the run reads (so its manifest GETs are the run's) and writes nothing.
+    if (!this.options.dryRun) await this.dst.init();
     const existing = await this.upToDate(prepared);
     if (existing) {
       this.result.upToDate = true;
       this.result.manifestDigest = existing.digest;
       this.result.mediaType = existing.mediaType;
+    } else if (this.options.dryRun) {
+      // What the destination would name; a rewritten manifest's digest is known only once written.
+      if (!prepared.rewrite) {
+        this.result.manifestDigest = prepared.doc.digest;
+        this.result.mediaType = prepared.doc.mediaType;
+      }
     } else {
       const written = await this.write(prepared, 'top');
       await this.dst.commit();

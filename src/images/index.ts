@@ -9,7 +9,7 @@ import {
   parsePlatform,
   platformScore,
 } from '../manifest/index.js';
-import { parseReference, storeName } from '../reference/index.js';
+import { parseStoredName, storeName } from '../reference/index.js';
 import type { ImageRecord, NameRecord, Store } from '../store/index.js';
 
 export interface ImageSummary {
@@ -143,7 +143,7 @@ export async function findImagesByName(store: Store, text: string): Promise<Foun
 async function nameRecords(store: Store, text: string): Promise<NameRecord[]> {
   let name: string;
   try {
-    name = storeName(parseReference(text));
+    name = storeName(parseStoredName(text));
   } catch {
     return [];
   }

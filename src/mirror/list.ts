@@ -25,7 +25,7 @@ import { z } from 'zod';
 import { isDigest } from '../digest/index.js';
 import { asSkiffError, type SkiffError, UsageError } from '../errors/index.js';
 import { IndexSchema, parseDocument } from '../manifest/index.js';
-import { formatReference, type ImageReference, parseReference } from '../reference/index.js';
+import { formatReference, type ImageReference, parseReference, parseStoredName } from '../reference/index.js';
 import type { RegistryClient } from '../registry/client.js';
 import { listTags } from '../registry/push.js';
 import { REF_NAME_ANNOTATION } from '../transport/oci-layout.js';
@@ -237,12 +237,16 @@ function destinationFor(text: string, source: ImageReference, count: number): st
     const { tag: _tag, digest: _digest, ...rest } = destination;
     return referenceText({ ...rest, ...(tag ? { tag } : digest ? { digest } : { tag: 'latest' }) });
   }
+  // store:NAME records each image under NAME:TAG, as a registry repository would hold it.
+  if (destination.transport === 'store' && tag)
+    return referenceText({ ...destination, image: `${destination.image}:${tag}` });
   return referenceText(tag && destination.transport === 'oci' ? { ...destination, tag } : destination);
 }
 
 /** parseReference fills in `latest`; whether the user wrote a tag (or digest) is in the text. */
 function hasExplicitVersion(text: string, ref: ImageReference): boolean {
   if (ref.transport === 'oci') return ref.tag !== undefined;
+  if (ref.transport === 'store') return hasExplicitVersion(ref.image, parseStoredName(ref.image));
   if (ref.transport !== 'docker') return false;
   const name = text.trim().replace(/^docker:\/\//, '');
   return name.includes('@') || name.slice(name.lastIndexOf('/') + 1).includes(':');

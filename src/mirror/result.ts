@@ -30,6 +30,8 @@ export interface MirrorResult extends MirrorCounters {
   notes: string[];
   /** What the trust policy said of the source (src/trust); absent when the copy failed before. */
   trust?: TrustReport | undefined;
+  /** --dry-run: the manifests were read and nothing was written; the counters stay 0. */
+  dryRun?: boolean | undefined;
   error?: SkiffError | undefined;
 }
 
@@ -54,6 +56,7 @@ export function resultJson(result: MirrorResult): Record<string, unknown> {
     durationMs: result.durationMs,
     notes: result.notes,
     trust: result.trust ?? null,
+    ...(result.dryRun ? { dryRun: true } : {}),
     error: result.error ? result.error.toJSON().error : null,
   };
 }

@@ -228,6 +228,20 @@ export function formatReference(ref: ImageReference): string {
   }
 }
 
+/**
+ * A stored image's name as written after `store:` or to rmi/save: a reference as pull normalises
+ * it, and also a bare `NAME:TAG` whose tag would read as a transport (`app:stable`): in the store
+ * a name is never a transport.
+ */
+export function parseStoredName(text: string): ImageReference {
+  try {
+    return parseReference(text);
+  } catch (error) {
+    if (/^[a-z][a-z0-9-]*:(?!\/\/)/.test(text.trim())) return parseRegistryReference(text.trim(), text);
+    throw error;
+  }
+}
+
 /** The name an image is recorded under in the store: `registry/repo:tag` (or `@digest`). */
 export function storeName(ref: ImageReference): string {
   if (ref.transport !== 'docker') return formatReference(ref);

@@ -5,10 +5,10 @@
  */
 import type { Readable } from 'node:stream';
 import { type Digest, sha256 } from '../digest/index.js';
-import { VerificationError } from '../errors/index.js';
+import { SkiffError, VerificationError } from '../errors/index.js';
 import { parseManifest } from '../manifest/index.js';
 import type { ImageReference, RegistryReference } from '../reference/index.js';
-import type { ManifestHead, RawManifest } from './source.js';
+import type { ImageSource, ManifestHead, RawManifest } from './source.js';
 
 export interface DestinationTraits {
   /** Can hold an index with its per-platform manifests (docker-archive cannot). */
@@ -52,6 +52,25 @@ export function checkManifestDigest(manifest: ManifestToWrite): void {
     throw new VerificationError(`manifest ${manifest.digest} does not match its bytes (they are ${actual})`, {
       digest: manifest.digest,
     });
+}
+
+/**
+ * What a local destination's reference names now, read back through that transport's own source:
+ * undefined when nothing is there yet (`absent` says which failures mean so for the transport),
+ * every other failure thrown, so a damaged destination is said rather than overwritten.
+ */
+export async function readBack(
+  source: ImageSource,
+  absent: (error: SkiffError) => boolean,
+): Promise<RawManifest | undefined> {
+  try {
+    return await source.getManifest();
+  } catch (error) {
+    if (error instanceof SkiffError && absent(error)) return undefined;
+    throw error;
+  } finally {
+    await source.close();
+  }
 }
 
 export interface ImageDestination {

@@ -9,13 +9,14 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { type Digest, hexOf } from '../digest/index.js';
-import { SkiffError, UsageError } from '../errors/index.js';
+import { UsageError } from '../errors/index.js';
 import type { DirReference } from '../reference/index.js';
 import {
   checkManifestDigest,
   type DestinationTraits,
   type ImageDestination,
   type ManifestToWrite,
+  readBack,
 } from './destination.js';
 import { DirSource } from './dir-source.js';
 import { writeFileAtomic, writeVerifiedFile } from './local-files.js';
@@ -60,13 +61,8 @@ export class DirDestination implements ImageDestination {
     if (version === undefined) await writeFileAtomic(this.file('version'), VERSION);
   }
 
-  async existingManifest(): Promise<RawManifest | undefined> {
-    try {
-      return await new DirSource(this.reference).getManifest();
-    } catch (error) {
-      if (error instanceof SkiffError && error.kind === 'not-found') return undefined;
-      throw error;
-    }
+  existingManifest(): Promise<RawManifest | undefined> {
+    return readBack(new DirSource(this.reference), (error) => error.kind === 'not-found');
   }
 
   async hasBlob(digest: Digest, size?: number): Promise<boolean> {

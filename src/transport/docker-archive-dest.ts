@@ -11,7 +11,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type Digest, hexOf } from '../digest/index.js';
-import { SkiffError, UsageError } from '../errors/index.js';
+import { UsageError } from '../errors/index.js';
 import { type Descriptor, ImageManifestSchema, parseDocument } from '../manifest/index.js';
 import type { DockerArchiveReference } from '../reference/index.js';
 import {
@@ -19,6 +19,7 @@ import {
   type DestinationTraits,
   type ImageDestination,
   type ManifestToWrite,
+  readBack,
 } from './destination.js';
 import { DockerArchiveSource, normalizeRepoTag } from './docker-archive.js';
 import { writeVerifiedFile } from './local-files.js';
@@ -62,13 +63,8 @@ export class DockerArchiveDestination implements ImageDestination {
   /** The image the archive holds now, read back as a source would read it. */
   async existingManifest(): Promise<RawManifest | undefined> {
     if (!fs.existsSync(this.reference.file)) return undefined;
-    try {
-      return await new DockerArchiveSource(this.reference).getManifest();
-    } catch (error) {
-      // Not an archive we can read, or it holds other images: it will be replaced.
-      if (error instanceof SkiffError) return undefined;
-      throw error;
-    }
+    // Not an archive we can read, or it holds other images: it will be replaced.
+    return readBack(new DockerArchiveSource(this.reference), () => true);
   }
 
   async hasBlob(digest: Digest, size?: number): Promise<boolean> {

@@ -1,6 +1,6 @@
 /** Opens the right source or destination for a reference. */
-import { UsageError } from '../errors/index.js';
-import { formatReference, type ImageReference } from '../reference/index.js';
+import { StoreImageDestination } from '../copy/store-image-destination.js';
+import type { ImageReference } from '../reference/index.js';
 import type { RegistryClient } from '../registry/client.js';
 import type { ImageDestination } from './destination.js';
 import { DirDestination } from './dir-dest.js';
@@ -54,9 +54,7 @@ export function openDestination(
     case 'docker-archive':
       return new DockerArchiveDestination(reference, options.archiveName);
     case 'store':
-      // TODO(engine): the store as a destination (issue 12 item 2); until then `skiff pull` fills it.
-      throw new UsageError(
-        `${formatReference(reference)}: the store is written by skiff pull, not as a copy's destination`,
-      );
+      // The store commits layers: the copy engine hands copies into it to its store path (copyFrom).
+      return new StoreImageDestination(reference);
   }
 }

@@ -1,13 +1,13 @@
 /** An OCI image layout as a mirror destination: OciLayoutDestination behind ImageDestination. */
 import type { Readable } from 'node:stream';
 import type { Digest } from '../digest/index.js';
-import { SkiffError } from '../errors/index.js';
 import type { OciLayoutReference } from '../reference/index.js';
 import {
   checkManifestDigest,
   type DestinationTraits,
   type ImageDestination,
   type ManifestToWrite,
+  readBack,
 } from './destination.js';
 import { OciLayoutSource } from './oci-layout.js';
 import { OciLayoutDestination } from './oci-layout-dest.js';
@@ -33,13 +33,8 @@ export class OciDestination implements ImageDestination {
   }
 
   /** What the tag names now; nothing when the layout is new or the tag (or the only image) is absent. */
-  async existingManifest(): Promise<RawManifest | undefined> {
-    try {
-      return await new OciLayoutSource(this.reference).getManifest();
-    } catch (error) {
-      if (error instanceof SkiffError && error.kind !== 'verification') return undefined;
-      throw error;
-    }
+  existingManifest(): Promise<RawManifest | undefined> {
+    return readBack(new OciLayoutSource(this.reference), (error) => error.kind !== 'verification');
   }
 
   hasBlob(digest: Digest, size?: number): Promise<boolean> {

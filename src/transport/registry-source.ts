@@ -32,17 +32,7 @@ export class RegistrySource implements ImageSource {
   ) {}
 
   async getManifest(signal?: AbortSignal): Promise<RawManifest> {
-    // A digest pins the manifest even when a tag is given too (docker's rule for name:tag@digest).
-    const fetched = await this.attempt(
-      'manifest',
-      (location, endpoint) =>
-        this.client.getManifest(
-          location,
-          endpoint.reference.digest ?? endpoint.reference.tag ?? 'latest',
-          signal,
-        ),
-      isSkiffError,
-    );
+    const fetched = await this.askManifest((location, ref) => this.client.getManifest(location, ref, signal));
     const served = this.candidates()[0]!;
     // Said only where registries.conf sent the pull elsewhere than the reference names.
     if (served.reference !== this.reference || this.candidates().length > 1)
@@ -58,16 +48,8 @@ export class RegistrySource implements ImageSource {
   /** The manifest's digest, media type and size by HEAD, which metered registries do not count. */
   async headManifest(signal?: AbortSignal): Promise<ManifestHead | undefined> {
     const digest = this.reference.digest;
-    const head = await this.attempt(
-      'manifest',
-      (location, endpoint) =>
-        this.client.headManifest(
-          location,
-          endpoint.reference.digest ?? endpoint.reference.tag ?? 'latest',
-          ['pull'],
-          signal,
-        ),
-      isSkiffError,
+    const head = await this.askManifest((location, ref) =>
+      this.client.headManifest(location, ref, ['pull'], signal),
     );
     // A reference pinned by digest names it, whether or not the registry repeats it.
     return head && digest ? { ...head, digest } : head;
@@ -163,6 +145,18 @@ export class RegistrySource implements ImageSource {
    * Runs `operation` against each endpoint in turn until one succeeds; every failure that moves on
    * is told to the client's listener. The endpoint that succeeded is asked first from then on.
    */
+  /**
+   * Asks each endpoint in turn for the manifest the reference names. A digest pins it even when a
+   * tag is given too (docker's rule for name:tag@digest).
+   */
+  private askManifest<T>(ask: (location: RepositoryLocation, ref: string) => Promise<T>): Promise<T> {
+    return this.attempt(
+      'manifest',
+      (location, endpoint) => ask(location, endpoint.reference.digest ?? endpoint.reference.tag ?? 'latest'),
+      isSkiffError,
+    );
+  }
+
   private async attempt<T>(
     what: string,
     operation: (location: RepositoryLocation, endpoint: PullEndpoint) => Promise<T>,

@@ -10,6 +10,7 @@ import { type Digest, hexOf, sha256 } from '../../src/digest/index.js';
 import { NotFoundError, VerificationError } from '../../src/errors/index.js';
 import { type ByteRange, RangesNotHonouredError } from '../../src/ranges/index.js';
 import { parseReference, type RegistryReference } from '../../src/reference/index.js';
+import { checkManifestDigest } from '../../src/transport/destination.js';
 import type {
   BlobRef,
   DestinationTraits,
@@ -131,6 +132,13 @@ export class MemorySource implements ImageSource {
     if (answer === 'refuse-multi' && ranges.length > 1)
       throw new RangesNotHonouredError('multi-range-refused', 'memory registry serves one range per request');
     const bytes = this.bytes(blob.digest);
+    // A short part would pass a truncated read off as the range: refuse, as every real source does.
+    const beyond = ranges.find((range) => range.end > bytes.length);
+    if (beyond)
+      throw new VerificationError(
+        `blob ${blob.digest}: range ${beyond.start}-${beyond.end} is beyond its ${bytes.length} bytes`,
+        { digest: blob.digest },
+      );
     for (const range of ranges) await onRange(range, Readable.from([bytes.subarray(range.start, range.end)]));
   }
 
@@ -167,8 +175,9 @@ export class MemoryDestination implements ImageDestination {
     return found && { bytes: found.bytes, contentType: found.mediaType };
   }
 
-  async hasBlob(digest: Digest): Promise<boolean> {
-    return this.registry.repo(this.reference.repository).has(digest);
+  async hasBlob(digest: Digest, size?: number): Promise<boolean> {
+    const held = this.registry.repo(this.reference.repository).has(digest);
+    return held && (size === undefined || this.registry.blobs.get(digest)?.length === size);
   }
 
   async mountBlob(digest: Digest, from: RegistryReference): Promise<boolean> {
@@ -198,6 +207,8 @@ export class MemoryDestination implements ImageDestination {
 
   async putManifest(manifest: ManifestToWrite, role: 'child' | 'top'): Promise<void> {
     this.registry.switches.fault?.('put-manifest', manifest.digest);
+    // Bytes and digest must agree before a tag is pointed at them, as for every real destination.
+    checkManifestDigest(manifest);
     const entry = { bytes: manifest.bytes, mediaType: manifest.mediaType };
     this.registry.blobs.set(manifest.digest, manifest.bytes);
     if (role === 'top')

@@ -1,6 +1,7 @@
 // Issue 12: every transport passes one conformance suite (test/harness/transport-conformance.ts).
 // Sources are filled by tools other than the code under test: skopeo for the registry, dir: and
-// docker-archive:, the seed layout itself for oci:, and `skiff pull` for the store.
+// docker-archive:, the seed layout itself for oci: and the in-memory transport, and `skiff pull`
+// for the store. Six transports: registry, oci, dir, docker-archive, store, memory.
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -10,6 +11,7 @@ import { parseReference } from '../../src/reference/index.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { openDestination, openSource } from '../../src/transport/index.js';
 import { runCli, tempDir } from '../harness/cli.js';
+import { MemoryDestination, MemoryRegistry, MemorySource } from '../harness/memory-transport.js';
 import {
   describeTransportConformance,
   makeTestImage,
@@ -146,21 +148,44 @@ describeTransportConformance('skiff store (store:)', () => {
         return open(`store:[${store}]${layout}`);
       },
     },
-    // TODO(engine): the store as a destination (issue 12 item 2). Plug it in here once
-    // openDestination('store:…') exists: visibleAt 'commit' (a copy into the store is a pull).
-    destination: undefined,
+    // A copy into the store is a pull: nothing is visible before commit (docs/design.md §12).
+    destination: {
+      manifests: 'preserved',
+      visibleAt: 'commit',
+      fresh: async () => destination(`store:[${fresh('store')}]conformance/app:v1`),
+    },
   };
 });
 
-// TODO(lead): the in-memory transport of the engine branch (test/harness/memory-transport.ts) plugs
-// in here, e.g.
-//   describeTransportConformance('memory', () => {
-//     const memory = new MemoryTransport({ ranges: true });
-//     return {
-//       source: { manifests: 'preserved', indexes: 'preserved', open: async (seed) => memory.seeded(seed) },
-//       destination: { manifests: 'preserved', visibleAt: 'commit', fresh: async () => memory.fresh() },
-//     };
-//   });
+describeTransportConformance('memory (test/harness/memory-transport.ts)', () => {
+  const memory = new MemoryRegistry('memory.test');
+  const at = (repository: string) => memory.reference(repository, 'v1');
+  return {
+    source: {
+      manifests: 'preserved',
+      indexes: 'preserved',
+      async open(seed) {
+        const repository = uniqueName('src');
+        const dir = fresh('seed');
+        writeSeedLayout(dir, seed, 'v1');
+        memory.loadLayout(dir, repository);
+        return new MemorySource(memory, at(repository));
+      },
+    },
+    destination: {
+      manifests: 'preserved',
+      visibleAt: 'manifest',
+      async fresh() {
+        const reference = at(uniqueName('dst'));
+        return {
+          destination: new MemoryDestination(memory, reference),
+          readBack: () => new MemorySource(memory, reference),
+          again: () => new MemoryDestination(memory, reference),
+        };
+      },
+    },
+  };
+});
 
 describe('store: as a source, proven as it streams', () => {
   it('fails the stream of a layer that no longer rebuilds to its DiffID', async () => {

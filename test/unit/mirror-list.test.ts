@@ -75,6 +75,18 @@ describe('expandList', () => {
     expect(jobs[2]!.error?.kind).toBe('usage');
   });
 
+  it('records each tag under NAME:TAG in the store, and keeps a name that has its tag', async () => {
+    const jobs = await expand(
+      'images:\n  - {source: "docker://s.example/a", destination: "store:[/tmp/s]mirror/a", tags: ["1", "2"]}\n  - {source: "docker://s.example/a:3", destination: "store:b:stable"}\n  - {source: "docker://s.example/a", destination: "store:b:stable", tags: ["1", "2"]}\n',
+    );
+    expect(jobs.slice(0, 3).map((j) => j.destination)).toEqual([
+      'store:[/tmp/s]mirror/a:1',
+      'store:[/tmp/s]mirror/a:2',
+      'store:b:stable',
+    ]);
+    expect(jobs[3]!.error?.message).toMatch(/holds one image, but the entry expands to 2/);
+  });
+
   it('applies the command defaults unless the item says otherwise', async () => {
     const jobs = await expand(
       'images:\n  - {source: "s.example/a", destination: "docker://d.example/a"}\n  - {source: "s.example/b", destination: "docker://d.example/b", platform: linux/arm64}\n',
