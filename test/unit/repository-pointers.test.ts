@@ -1,20 +1,46 @@
 // Issue 12 item 7: the repository explains itself. The README's layout section names every folder
-// of src/, and every pointer in a comment or a document names a file that is in the repository.
+// of src/; every pointer in a comment or a document names something a reader of the repository can
+// open (a file; `docs/design.md §n` a section of it; `docs/formats.md "Title"` a heading of it); and
+// nothing points at the spec and format notes the project was started from, which are not in it.
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
+const SELF = import.meta.filename;
+const SCANNED = [
+  'README.md',
+  'src',
+  'commands',
+  'docs',
+  'test',
+  'scripts',
+  'bench',
+  'fixtures/parts',
+  'fixtures/lib',
+];
 const read = (file: string) => fs.readFileSync(path.join(ROOT, file), 'utf8');
 
-/** Files whose comments and text are read for pointers: the code, the commands, the docs, the README. */
+/** The files whose comments and text are read for pointers (this one excepted), relative to ROOT. */
 function pointerSources(): string[] {
-  const files: string[] = ['README.md'];
-  for (const dir of ['src', 'commands', 'docs', 'test', 'scripts', 'bench'])
-    for (const entry of fs.readdirSync(path.join(ROOT, dir), { recursive: true, withFileTypes: true }))
-      if (entry.isFile() && /\.(ts|mjs|md|sh)$/.test(entry.name))
-        files.push(path.relative(ROOT, path.join(entry.parentPath, entry.name)));
-  return files;
+  return SCANNED.flatMap((entry) => {
+    const full = path.join(ROOT, entry);
+    if (!fs.existsSync(full)) return [];
+    if (fs.statSync(full).isFile()) return [entry];
+    return fs
+      .readdirSync(full, { recursive: true, withFileTypes: true })
+      .filter((e) => e.isFile() && /\.(ts|mjs|js|md|sh)$/.test(e.name))
+      .map((e) => path.join(e.parentPath, e.name))
+      .filter((file) => file !== SELF)
+      .map((file) => path.relative(ROOT, file));
+  });
+}
+
+function headings(doc: string): string[] {
+  return read(`docs/${doc}`)
+    .split('\n')
+    .filter((line) => line.startsWith('## '))
+    .map((line) => line.slice(3).trim());
 }
 
 describe('the repository explains itself', () => {
@@ -29,24 +55,34 @@ describe('the repository explains itself', () => {
     expect([...named].sort()).toEqual(folders.sort());
   });
 
-  it('every file a comment or a document points to is in the repository', () => {
-    const missing: string[] = [];
-    const pointer = /\b(?:src|test|docs|scripts|bench|fixtures)\/[\w./-]+\.(?:ts|js|mjs|md|json|sh)\b/g;
-    for (const file of pointerSources()) {
-      for (const target of read(file).match(pointer) ?? []) {
-        // Imports name the compiled .js of a .ts source.
-        const candidates = [target, target.replace(/\.js$/, '.ts')];
-        if (!candidates.some((c) => fs.existsSync(path.join(ROOT, c)))) missing.push(`${file}: ${target}`);
-      }
+  it('every file, section and heading a comment or a document points to is in the repository', () => {
+    const designSections = new Set(headings('design.md').map((h) => h.match(/^(\d+)\./)?.[1]));
+    const formatSections = new Set(headings('formats.md'));
+    // Not inside another path (a fixture's own app/src/…).
+    const file =
+      /(?<![\w/.-])(?:src|test|docs|scripts|bench|fixtures)\/[\w./-]+\.(?:ts|js|mjs|md|json|sh)\b/g;
+    const dead: string[] = [];
+    for (const source of pointerSources()) {
+      read(source)
+        .split('\n')
+        .forEach((line, i) => {
+          const where = `${source}:${i + 1}`;
+          // Imports name the compiled .js of a .ts source.
+          for (const target of line.match(file) ?? [])
+            if (![target, target.replace(/\.js$/, '.ts')].some((c) => fs.existsSync(path.join(ROOT, c))))
+              dead.push(`${where}: ${target}`);
+          for (const m of line.matchAll(/docs\/design\.md,? §(\d+)/g))
+            if (!designSections.has(m[1])) dead.push(`${where}: docs/design.md §${m[1]}`);
+          for (const m of line.matchAll(/docs\/formats\.md,? "([^"]+)"/g))
+            if (!formatSections.has(m[1]!)) dead.push(`${where}: docs/formats.md "${m[1]}"`);
+        });
     }
-    expect(missing).toEqual([]);
+    expect(dead).toEqual([]);
   });
 
-  it('no pointer names a document outside the repository (SPEC §n, FORMATS.md)', () => {
-    const self = path.relative(ROOT, import.meta.filename);
-    const outside = pointerSources().filter(
-      (file) => file !== self && /\bSPEC(?:\.md)? ?§|(?<!docs\/)\bFORMATS\.md\b/.test(read(file)),
-    );
-    expect(outside).toEqual([]);
+  it('no pointer names a document outside the repository', () => {
+    const outside = /SPEC(?:\.md| ?§)|(?<!docs\/)\bFORMATS\.md\b|\.\.\/shared\/|\/work\/shared/;
+    const found = pointerSources().filter((source) => outside.test(read(source)));
+    expect(found).toEqual([]);
   });
 });
