@@ -95,6 +95,12 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
       default: 0,
       min: 0,
     }),
+    referrers: Flags.boolean({
+      description:
+        'carry signatures, attestations and SBOMs that refer to each image (cosign tags, OCI referrers)',
+      default: true,
+      allowNo: true,
+    }),
     ...trustFlags,
     progress: progressFlag,
   };
@@ -143,6 +149,7 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
         chunkSize: flags['chunk-size'] * 1024 * 1024,
         maxLayerSize,
         trust,
+        referrers: flags.referrers,
         progress,
         shard: shard ? formatShard(shard) : undefined,
         onResult: (result) => {

@@ -17,9 +17,11 @@ export function printMirrorResult(result: MirrorResult, write: Write = direct): 
     return;
   }
   const digest = result.manifestDigest ? shortDigest(result.manifestDigest) : '';
+  const referrers =
+    result.referrersCopied === undefined ? '' : `, ${result.referrersCopied} referrers copied`;
   const line = result.upToDate
-    ? `up to date ${route} ${digest} (no blob transferred)`
-    : `mirrored ${route} ${digest} (${result.blobsCopied} blobs copied, ${result.blobsSkipped} skipped, ${result.blobsMounted} mounted, ${formatBytes(result.bytes)}, ${(result.durationMs / 1000).toFixed(1)} s)`;
+    ? `up to date ${route} ${digest} (no blob transferred${referrers})`
+    : `mirrored ${route} ${digest} (${result.blobsCopied} blobs copied, ${result.blobsSkipped} skipped, ${result.blobsMounted} mounted${referrers}, ${formatBytes(result.bytes)}, ${(result.durationMs / 1000).toFixed(1)} s)`;
   write(process.stdout, `${line}\n${result.notes.map((n) => `  note: ${n}\n`).join('')}`);
 }
 

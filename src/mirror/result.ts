@@ -28,6 +28,11 @@ export interface MirrorResult extends MirrorCounters {
   durationMs: number;
   /** Why the copy is not a plain byte copy (conversions, layers left as they are). */
   notes: string[];
+  /**
+   * Signatures, attestations and SBOMs (cosign tags, OCI referrers) this run wrote beside the image
+   * (src/mirror/referrers.ts); undefined when none were looked for (--no-referrers, local ends).
+   */
+  referrersCopied?: number | undefined;
   /** What the trust policy said of the source (src/trust); absent when the copy failed before. */
   trust?: TrustReport | undefined;
   error?: SkiffError | undefined;
@@ -53,6 +58,7 @@ export function resultJson(result: MirrorResult): Record<string, unknown> {
     bytes: result.bytes,
     durationMs: result.durationMs,
     notes: result.notes,
+    referrersCopied: result.referrersCopied ?? null,
     trust: result.trust ?? null,
     error: result.error ? result.error.toJSON().error : null,
   };

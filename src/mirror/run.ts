@@ -2,7 +2,10 @@
 import pLimit from 'p-limit';
 import { type CopyOptions, copyImage } from '../copy/image-copy.js';
 import { BlobLedger } from '../copy/ledger.js';
+import { asSkiffError } from '../errors/index.js';
+import { parseReference } from '../reference/index.js';
 import type { MirrorJob } from './list.js';
+import { carryReferrers } from './referrers.js';
 import { emptyCounters, type MirrorResult, type MirrorSummary, summarize } from './result.js';
 
 export interface RunOptions extends Omit<CopyOptions, 'all' | 'platform' | 'id'> {
@@ -11,6 +14,8 @@ export interface RunOptions extends Omit<CopyOptions, 'all' | 'platform' | 'id'>
   /** Called as each image finishes (its JSON line goes out then, not at the end). */
   onResult?: ((result: MirrorResult) => void) | undefined;
   shard?: string | undefined;
+  /** Carry signatures, attestations and SBOMs that refer to each image (default; --no-referrers). */
+  referrers?: boolean | undefined;
 }
 
 export async function runMirror(
@@ -33,12 +38,48 @@ export async function runMirror(
               id,
               ledger,
             });
+        if (!result.error && options.referrers !== false) await carry(job, result, { ...options, ledger });
         options.onResult?.(result);
         return result;
       }),
     ),
   );
   return { results, summary: summarize(results, Math.round(performance.now() - started), options.shard) };
+}
+
+/**
+ * Everything at the source that refers to the manifest now at the destination follows it, copied by
+ * the same engine with digests kept (no conversion, no policy: a signature is data about the image
+ * the policy already judged). A failure here fails the image: a mirror that silently drops its
+ * signatures would be refused by every verifying reader.
+ */
+async function carry(job: MirrorJob, result: MirrorResult, options: RunOptions): Promise<void> {
+  const src = parseReference(job.source);
+  const dst = parseReference(job.destination);
+  if (src.transport !== 'docker' || !result.manifestDigest) return;
+  if (dst.transport !== 'docker') {
+    result.notes.push(`signatures and other referrers are not carried to a ${dst.transport}: destination`);
+    return;
+  }
+  try {
+    const carried = await carryReferrers(src, dst, result.manifestDigest, {
+      client: options.client,
+      destinationClient: options.destinationClient ?? options.client,
+      signal: options.signal,
+      copy: (from, to) =>
+        copyImage(from, to, {
+          ...options,
+          all: true,
+          platform: undefined,
+          convert: undefined,
+          trust: undefined,
+          progress: undefined,
+        }),
+    });
+    result.referrersCopied = carried.copied;
+  } catch (error) {
+    result.error = asSkiffError(error, { image: job.source });
+  }
 }
 
 function failedExpansion(job: MirrorJob): MirrorResult {
