@@ -1,0 +1,236 @@
+// Issue 14 item 4: mirror carries what refers to an image. A signature written by skopeo 1.18
+// (cosign's `sha256-<hex>.sig` tag) and an SBOM pushed by hand as an OCI artifact with `subject`
+// (listed under the referrers tag schema, since Debian's registry 2.8 has no referrers API) follow
+// the image registry → registry with their digests, and skopeo 1.18 and skiff verify the copy with
+// a policy; --no-referrers carries nothing; a re-run copies nothing.
+import { execFile } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { runCli, tempDir } from '../harness/cli.js';
+import { fixtureRef } from '../harness/registry.js';
+
+const run = promisify(execFile);
+const SKOPEO = '/opt/skopeo-modern/skopeo';
+const registry = inject('registry');
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
+const SPDX = 'application/spdx+json';
+const SOURCE = `supply-${process.pid}/app`;
+let work: { dir: string; cleanup: () => void };
+const file = (name: string) => path.join(work.dir, name);
+const digestOf = (bytes: Buffer) => `sha256:${crypto.createHash('sha256').update(bytes).digest('hex')}`;
+const hex = (digest: string) => digest.slice('sha256:'.length);
+
+async function uploadBlob(repo: string, bytes: Buffer): Promise<string> {
+  const digest = digestOf(bytes);
+  const start = await fetch(`http://${registry}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
+  const url = new URL(start.headers.get('location')!, `http://${registry}`);
+  url.searchParams.set('digest', digest);
+  const put = await fetch(url, { method: 'PUT', body: bytes });
+  expect(put.status).toBe(201);
+  return digest;
+}
+
+async function putManifest(repo: string, reference: string, bytes: Buffer, type: string): Promise<void> {
+  const res = await fetch(`http://${registry}/v2/${repo}/manifests/${reference}`, {
+    method: 'PUT',
+    body: bytes,
+    headers: { 'content-type': type },
+  });
+  expect(res.status, await res.text()).toBe(201);
+}
+
+async function getManifest(repo: string, reference: string): Promise<{ status: number; bytes: Buffer }> {
+  const res = await fetch(`http://${registry}/v2/${repo}/manifests/${reference}`, {
+    headers: { accept: [OCI_MANIFEST, OCI_INDEX].join(', ') },
+  });
+  return { status: res.status, bytes: Buffer.from(await res.arrayBuffer()) };
+}
+
+/** An SBOM as an OCI artifact whose subject is the image, listed as a client does without the API. */
+async function pushSbom(repo: string, subject: { mediaType: string; digest: string; size: number }) {
+  const empty = Buffer.from('{}');
+  const sbom = Buffer.from(JSON.stringify({ spdxVersion: 'SPDX-2.3', name: 'skiff test', packages: [] }));
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      artifactType: SPDX,
+      config: {
+        mediaType: 'application/vnd.oci.empty.v1+json',
+        digest: await uploadBlob(repo, empty),
+        size: 2,
+      },
+      layers: [{ mediaType: SPDX, digest: await uploadBlob(repo, sbom), size: sbom.length }],
+      subject,
+    }),
+  );
+  const digest = digestOf(manifest);
+  await putManifest(repo, digest, manifest, OCI_MANIFEST);
+  const index = {
+    schemaVersion: 2,
+    mediaType: OCI_INDEX,
+    manifests: [{ mediaType: OCI_MANIFEST, digest, size: manifest.length, artifactType: SPDX }],
+  };
+  await putManifest(repo, `sha256-${hex(subject.digest)}`, Buffer.from(JSON.stringify(index)), OCI_INDEX);
+  return digest;
+}
+
+let image: { mediaType: string; digest: string; size: number };
+let sbomDigest: string;
+let policyFile: string;
+let registriesD: string;
+
+beforeAll(async () => {
+  work = tempDir('skiff-supply-');
+  fs.writeFileSync(file('pass'), 'secret\n');
+  await run(SKOPEO, [
+    'generate-sigstore-key',
+    '--output-prefix',
+    file('key'),
+    '--passphrase-file',
+    file('pass'),
+  ]);
+  registriesD = file('registries.d');
+  fs.mkdirSync(registriesD);
+  fs.writeFileSync(
+    path.join(registriesD, 'default.yaml'),
+    'default-docker:\n  use-sigstore-attachments: true\n',
+  );
+  await run(SKOPEO, [
+    'copy',
+    '-q',
+    '--dest-tls-verify=false',
+    '--registries.d',
+    registriesD,
+    '--sign-by-sigstore-private-key',
+    file('key.private'),
+    '--sign-passphrase-file',
+    file('pass'),
+    fixtureRef('gzip'),
+    `docker://${registry}/${SOURCE}:v1`,
+  ]);
+  const top = await getManifest(SOURCE, 'v1');
+  const mediaType = JSON.parse(top.bytes.toString()).mediaType as string;
+  image = { mediaType, digest: digestOf(top.bytes), size: top.bytes.length };
+  sbomDigest = await pushSbom(SOURCE, image);
+  // The signature names the source; a mirror's policy maps its own names onto it (remapIdentity).
+  const signed = (prefix: string) => [
+    {
+      type: 'sigstoreSigned',
+      keyPath: file('key.pub'),
+      signedIdentity: { type: 'remapIdentity', prefix, signedPrefix: `${registry}/${SOURCE}` },
+    },
+  ];
+  const scopes: Record<string, unknown[]> = {};
+  for (const name of ['carried', 'bare']) {
+    const repo = `${registry}/supply-${process.pid}/${name}`;
+    scopes[repo] = signed(repo);
+  }
+  policyFile = file('policy.json');
+  fs.writeFileSync(
+    policyFile,
+    JSON.stringify({ default: [{ type: 'reject' }], transports: { docker: scopes } }),
+  );
+});
+afterAll(() => work?.cleanup());
+
+async function mirror(destination: string, extra: string[] = []) {
+  const result = await runCli([
+    'mirror',
+    '--json',
+    ...extra,
+    `docker://${registry}/${SOURCE}:v1`,
+    `docker://${registry}/supply-${process.pid}/${destination}:v1`,
+  ]);
+  const line = JSON.parse(result.stdout.trim().split('\n')[0]!) as Record<string, unknown>;
+  return { ...result, line };
+}
+
+async function skopeoVerifies(repo: string): Promise<boolean> {
+  const dest = fs.mkdtempSync(file('skopeo-out-'));
+  try {
+    await run(SKOPEO, [
+      'copy',
+      '-q',
+      '--src-tls-verify=false',
+      '--policy',
+      policyFile,
+      '--registries.d',
+      registriesD,
+      `docker://${registry}/supply-${process.pid}/${repo}:v1`,
+      `dir:${dest}`,
+    ]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function skiffVerifies(repo: string) {
+  return runCli(
+    [
+      'pull',
+      '--policy',
+      policyFile,
+      '--registries.d',
+      registriesD,
+      `${registry}/supply-${process.pid}/${repo}:v1`,
+    ],
+    { SKIFF_STORE: fs.mkdtempSync(file('store-')) },
+  );
+}
+
+describe('mirror carries signatures and referrers', () => {
+  it('copies the cosign signature and the SBOM, digests kept; skopeo 1.18 and skiff verify the copy', async () => {
+    const first = await mirror('carried');
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.line).toMatchObject({ manifestDigest: image.digest, referrersCopied: 2, error: null });
+
+    const dst = `supply-${process.pid}/carried`;
+    const sigTag = `sha256-${hex(image.digest)}.sig`;
+    expect((await getManifest(dst, sigTag)).bytes).toEqual((await getManifest(SOURCE, sigTag)).bytes);
+    expect(digestOf((await getManifest(dst, sbomDigest)).bytes)).toBe(sbomDigest);
+    // No referrers API at the destination: the tag schema lists the SBOM there.
+    const listed = JSON.parse((await getManifest(dst, `sha256-${hex(image.digest)}`)).bytes.toString());
+    expect(listed.manifests).toEqual([expect.objectContaining({ digest: sbomDigest, artifactType: SPDX })]);
+
+    expect(await skopeoVerifies('carried')).toBe(true);
+    const pulled = await skiffVerifies('carried');
+    expect(pulled.code, pulled.stderr).toBe(0);
+  });
+
+  it('a re-run copies nothing and leaves the referrers index as it was', async () => {
+    const dst = `supply-${process.pid}/carried`;
+    const before = await getManifest(dst, `sha256-${hex(image.digest)}`);
+    const again = await mirror('carried');
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.line).toMatchObject({ upToDate: true, referrersCopied: 0, blobsCopied: 0 });
+    expect((await getManifest(dst, `sha256-${hex(image.digest)}`)).bytes).toEqual(before.bytes);
+    expect(again.stdout).not.toContain('"error":{');
+  });
+
+  it('--no-referrers carries nothing, and the copy no longer verifies', async () => {
+    const bare = await mirror('bare', ['--no-referrers']);
+    expect(bare.code, bare.stderr).toBe(0);
+    expect(bare.line).toMatchObject({ manifestDigest: image.digest, referrersCopied: null });
+    const dst = `supply-${process.pid}/bare`;
+    expect((await getManifest(dst, `sha256-${hex(image.digest)}.sig`)).status).toBe(404);
+    expect((await getManifest(dst, sbomDigest)).status).toBe(404);
+    expect(await skopeoVerifies('bare')).toBe(false);
+    expect((await skiffVerifies('bare')).code).toBe(6);
+  });
+
+  it('says how many it carried in the human line', async () => {
+    const result = await runCli([
+      'mirror',
+      `docker://${registry}/${SOURCE}:v1`,
+      `docker://${registry}/supply-${process.pid}/human:v1`,
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/^mirrored .* \(.*, 2 referrers copied, /m);
+  });
+});
