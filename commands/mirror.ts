@@ -27,6 +27,7 @@ import {
   summaryJson,
   writeResultsFile,
 } from '../src/mirror/index.js';
+import { readCosignPrivateKey, readPassphrase } from '../src/trust/cosign-key.js';
 import { parseSize } from '../src/util/quantities.js';
 
 export default class Mirror extends SkiffCommand {
@@ -101,6 +102,13 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
       default: true,
       allowNo: true,
     }),
+    'sign-by-sigstore-private-key': Flags.string({
+      description:
+        'sign each pushed image with this cosign private key (as skopeo generate-sigstore-key writes it)',
+    }),
+    'sign-passphrase-file': Flags.string({
+      description: "the signing key's passphrase, first line of this file (default: $COSIGN_PASSWORD)",
+    }),
     ...trustFlags,
     progress: progressFlag,
   };
@@ -114,6 +122,14 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
       throw new UsageError('--shard-count goes with --shard auto');
     const maxLayerSize = parseSize(flags['max-layer-size'], '--max-layer-size');
     const trust = await trustSettings(flags);
+    if (flags['sign-passphrase-file'] && !flags['sign-by-sigstore-private-key'])
+      throw new UsageError('--sign-passphrase-file goes with --sign-by-sigstore-private-key');
+    const signBy = flags['sign-by-sigstore-private-key']
+      ? await readCosignPrivateKey(
+          flags['sign-by-sigstore-private-key'],
+          await readPassphrase(flags['sign-passphrase-file']),
+        )
+      : undefined;
     const shard = flags.shard ? resolveShard(flags.shard, process.env, flags['shard-count']) : undefined;
     const progress = mirrorProgress(resolveMode(flags.progress, { json: flags.json }));
     const say = (line: string) => progress.write(process.stderr, `${line}\n`);
@@ -150,6 +166,7 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
         maxLayerSize,
         trust,
         referrers: flags.referrers,
+        signBy,
         progress,
         shard: shard ? formatShard(shard) : undefined,
         onResult: (result) => {

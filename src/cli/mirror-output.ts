@@ -18,7 +18,8 @@ export function printMirrorResult(result: MirrorResult, write: Write = direct): 
   }
   const digest = result.manifestDigest ? shortDigest(result.manifestDigest) : '';
   const referrers =
-    result.referrersCopied === undefined ? '' : `, ${result.referrersCopied} referrers copied`;
+    (result.referrersCopied === undefined ? '' : `, ${result.referrersCopied} referrers copied`) +
+    (result.signed === undefined ? '' : result.signed ? ', signed' : ', signature already there');
   const line = result.upToDate
     ? `up to date ${route} ${digest} (no blob transferred${referrers})`
     : `mirrored ${route} ${digest} (${result.blobsCopied} blobs copied, ${result.blobsSkipped} skipped, ${result.blobsMounted} mounted${referrers}, ${formatBytes(result.bytes)}, ${(result.durationMs / 1000).toFixed(1)} s)`;

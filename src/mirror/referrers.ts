@@ -12,7 +12,13 @@
  */
 import { type Digest, sha256 } from '../digest/index.js';
 import { SkiffError, VerificationError } from '../errors/index.js';
-import { type Descriptor, IndexSchema, MediaType, parseDocument } from '../manifest/index.js';
+import {
+  type Descriptor,
+  ImageManifestSchema,
+  IndexSchema,
+  MediaType,
+  parseDocument,
+} from '../manifest/index.js';
 import { formatReference, type RegistryReference } from '../reference/index.js';
 import type { RegistryClient } from '../registry/client.js';
 import { headerValue } from '../registry/http.js';
@@ -83,7 +89,9 @@ export async function carryReferrers(
     for (const suffix of COSIGN_SUFFIXES) {
       const tag = `sha256-${hexOf(subject)}.${suffix}`;
       const head = await options.client.headManifest(location(src), tag, ['pull'], options.signal);
-      if (head) next.push(await copyOne(tag, at(src, { tag }), at(dst, { tag })));
+      if (!head) continue;
+      if (await holdsAllOf(src, dst, tag, head.digest, options)) carried.found++;
+      else next.push(await copyOne(tag, at(src, { tag }), at(dst, { tag })));
     }
     const found = await referrers(options.client, src, subject, options.signal);
     for (const d of found)
@@ -98,6 +106,30 @@ export async function carryReferrers(
       }
   }
   return carried;
+}
+
+/**
+ * A cosign tag at the destination that already holds every layer of the source's (same payload,
+ * same annotations: the same signature) is kept, not overwritten: signatures added there (mirror
+ * --sign-by-sigstore-private-key) must survive a re-run.
+ */
+async function holdsAllOf(
+  src: RegistryReference,
+  dst: RegistryReference,
+  tag: string,
+  sourceDigest: Digest | undefined,
+  options: CarryOptions,
+): Promise<boolean> {
+  const there = await options.destinationClient.headManifest(location(dst), tag, ['pull'], options.signal);
+  if (!there || there.digest === sourceDigest) return false;
+  const layers = async (client: RegistryClient, ref: RegistryReference) =>
+    parseDocument(
+      ImageManifestSchema,
+      (await client.getManifest(location(ref), tag, options.signal)).bytes,
+      `${tag} at ${formatReference(ref)}`,
+    ).layers.map((l) => JSON.stringify([l.digest, l.annotations ?? {}]));
+  const held = new Set(await layers(options.destinationClient, dst));
+  return (await layers(options.client, src)).every((l) => held.has(l));
 }
 
 /**

@@ -33,6 +33,8 @@ export interface MirrorResult extends MirrorCounters {
    * (src/mirror/referrers.ts); undefined when none were looked for (--no-referrers, local ends).
    */
   referrersCopied?: number | undefined;
+  /** --sign-by-sigstore-private-key: true when this run wrote the signature, false when it was there. */
+  signed?: boolean | undefined;
   /** What the trust policy said of the source (src/trust); absent when the copy failed before. */
   trust?: TrustReport | undefined;
   error?: SkiffError | undefined;
@@ -59,6 +61,7 @@ export function resultJson(result: MirrorResult): Record<string, unknown> {
     durationMs: result.durationMs,
     notes: result.notes,
     referrersCopied: result.referrersCopied ?? null,
+    signed: result.signed ?? null,
     trust: result.trust ?? null,
     error: result.error ? result.error.toJSON().error : null,
   };

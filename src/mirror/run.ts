@@ -1,12 +1,14 @@
 /** Runs many mirror jobs, a bounded number at once; one failed image never stops the others. */
+import type { KeyObject } from 'node:crypto';
 import pLimit from 'p-limit';
 import { type CopyOptions, copyImage } from '../copy/image-copy.js';
 import { BlobLedger } from '../copy/ledger.js';
-import { asSkiffError } from '../errors/index.js';
+import { asSkiffError, UsageError } from '../errors/index.js';
 import { parseReference } from '../reference/index.js';
 import type { MirrorJob } from './list.js';
 import { carryReferrers } from './referrers.js';
 import { emptyCounters, type MirrorResult, type MirrorSummary, summarize } from './result.js';
+import { signAtDestination } from './sign.js';
 
 export interface RunOptions extends Omit<CopyOptions, 'all' | 'platform' | 'id'> {
   /** Images copied at once. */
@@ -16,6 +18,8 @@ export interface RunOptions extends Omit<CopyOptions, 'all' | 'platform' | 'id'>
   shard?: string | undefined;
   /** Carry signatures, attestations and SBOMs that refer to each image (default; --no-referrers). */
   referrers?: boolean | undefined;
+  /** Sign each pushed image with this cosign key (--sign-by-sigstore-private-key). */
+  signBy?: KeyObject | undefined;
 }
 
 export async function runMirror(
@@ -39,6 +43,7 @@ export async function runMirror(
               ledger,
             });
         if (!result.error && options.referrers !== false) await carry(job, result, { ...options, ledger });
+        if (!result.error && options.signBy) await sign(job, result, options.signBy, options);
         options.onResult?.(result);
         return result;
       }),
@@ -79,6 +84,22 @@ async function carry(job: MirrorJob, result: MirrorResult, options: RunOptions):
     result.referrersCopied = carried.copied;
   } catch (error) {
     result.error = asSkiffError(error, { image: job.source });
+  }
+}
+
+/** Our signature goes next to the carried ones, so it lands in the `.sig` manifest they built. */
+async function sign(job: MirrorJob, result: MirrorResult, key: KeyObject, options: RunOptions) {
+  try {
+    const dst = parseReference(job.destination);
+    if (dst.transport !== 'docker')
+      throw new UsageError(
+        `--sign-by-sigstore-private-key: a ${dst.transport}: destination holds no cosign signatures`,
+      );
+    if (!result.manifestDigest) return;
+    const client = options.destinationClient ?? options.client;
+    result.signed = await signAtDestination(client, dst, result.manifestDigest, key, options.signal);
+  } catch (error) {
+    result.error = asSkiffError(error, { image: job.destination });
   }
 }
 

@@ -87,13 +87,14 @@ let registriesD: string;
 beforeAll(async () => {
   work = tempDir('skiff-supply-');
   fs.writeFileSync(file('pass'), 'secret\n');
-  await run(SKOPEO, [
-    'generate-sigstore-key',
-    '--output-prefix',
-    file('key'),
-    '--passphrase-file',
-    file('pass'),
-  ]);
+  for (const prefix of ['key', 'mirror-key'])
+    await run(SKOPEO, [
+      'generate-sigstore-key',
+      '--output-prefix',
+      file(prefix),
+      '--passphrase-file',
+      file('pass'),
+    ]);
   registriesD = file('registries.d');
   fs.mkdirSync(registriesD);
   fs.writeFileSync(
@@ -130,6 +131,10 @@ beforeAll(async () => {
     const repo = `${registry}/supply-${process.pid}/${name}`;
     scopes[repo] = signed(repo);
   }
+  // What skiff signs names the destination itself: the default identity rule applies.
+  scopes[`${registry}/supply-${process.pid}/resigned`] = [
+    { type: 'sigstoreSigned', keyPath: file('mirror-key.pub') },
+  ];
   policyFile = file('policy.json');
   fs.writeFileSync(
     policyFile,
@@ -232,5 +237,50 @@ describe('mirror carries signatures and referrers', () => {
     ]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toMatch(/^mirrored .* \(.*, 2 referrers copied, /m);
+  });
+});
+
+describe('mirror --sign-by-sigstore-private-key', () => {
+  const sign = () => [
+    '--sign-by-sigstore-private-key',
+    file('mirror-key.private'),
+    '--sign-passphrase-file',
+    file('pass'),
+  ];
+
+  it('signs what it pushes with a key skopeo 1.18 wrote; skopeo 1.18 and skiff accept it with that key', async () => {
+    const signed = await mirror('resigned', sign());
+    expect(signed.code, signed.stderr).toBe(0);
+    expect(signed.line).toMatchObject({ manifestDigest: image.digest, signed: true, referrersCopied: 2 });
+    // The carried signature stays beside skiff's own in the one .sig manifest.
+    const sig = await getManifest(`supply-${process.pid}/resigned`, `sha256-${hex(image.digest)}.sig`);
+    expect(JSON.parse(sig.bytes.toString()).layers).toHaveLength(2);
+    expect(await skopeoVerifies('resigned')).toBe(true);
+    const pulled = await skiffVerifies('resigned');
+    expect(pulled.code, pulled.stderr).toBe(0);
+
+    const again = await mirror('resigned', sign());
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.line).toMatchObject({ upToDate: true, signed: false, referrersCopied: 0 });
+    const unchanged = await getManifest(`supply-${process.pid}/resigned`, `sha256-${hex(image.digest)}.sig`);
+    expect(unchanged.bytes).toEqual(sig.bytes);
+  });
+
+  it('a wrong passphrase is one usage error naming the key, before anything is copied', async () => {
+    fs.writeFileSync(file('wrong'), 'not it\n');
+    const result = await runCli([
+      'mirror',
+      '--sign-by-sigstore-private-key',
+      file('mirror-key.private'),
+      '--sign-passphrase-file',
+      file('wrong'),
+      `docker://${registry}/${SOURCE}:v1`,
+      `docker://${registry}/supply-${process.pid}/never:v1`,
+    ]);
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim()).toBe(
+      `skiff: private key ${file('mirror-key.private')}: wrong passphrase (the key does not decrypt)`,
+    );
+    expect((await getManifest(`supply-${process.pid}/never`, 'v1')).status).toBe(404);
   });
 });
