@@ -108,6 +108,19 @@ export async function carryReferrers(
   return carried;
 }
 
+/** Whether anything at the source refers to `digest` (for a destination that cannot hold it). */
+export async function hasReferrers(
+  src: RegistryReference,
+  digest: Digest,
+  client: RegistryClient,
+  signal?: AbortSignal,
+): Promise<boolean> {
+  for (const suffix of COSIGN_SUFFIXES)
+    if (await client.headManifest(location(src), `sha256-${hexOf(digest)}.${suffix}`, ['pull'], signal))
+      return true;
+  return (await referrers(client, src, digest, signal)).length > 0;
+}
+
 /**
  * A cosign tag at the destination that already holds every layer of the source's (same payload,
  * same annotations: the same signature) is kept, not overwritten: signatures added there (mirror

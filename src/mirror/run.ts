@@ -6,7 +6,7 @@ import { BlobLedger } from '../copy/ledger.js';
 import { asSkiffError, UsageError } from '../errors/index.js';
 import { parseReference } from '../reference/index.js';
 import type { MirrorJob } from './list.js';
-import { carryReferrers } from './referrers.js';
+import { carryReferrers, hasReferrers } from './referrers.js';
 import { emptyCounters, type MirrorResult, type MirrorSummary, summarize } from './result.js';
 import { signAtDestination } from './sign.js';
 
@@ -62,11 +62,15 @@ async function carry(job: MirrorJob, result: MirrorResult, options: RunOptions):
   const src = parseReference(job.source);
   const dst = parseReference(job.destination);
   if (src.transport !== 'docker' || !result.manifestDigest) return;
-  if (dst.transport !== 'docker') {
-    result.notes.push(`signatures and other referrers are not carried to a ${dst.transport}: destination`);
-    return;
-  }
   try {
+    if (dst.transport !== 'docker') {
+      // Said only where something was left behind: most local copies have nothing to carry.
+      if (await hasReferrers(src, result.manifestDigest, options.client, options.signal))
+        result.notes.push(
+          `signatures, attestations and SBOMs that refer to it are not carried to a ${dst.transport}: destination`,
+        );
+      return;
+    }
     const carried = await carryReferrers(src, dst, result.manifestDigest, {
       client: options.client,
       destinationClient: options.destinationClient ?? options.client,

@@ -229,6 +229,21 @@ describe('mirror carries signatures and referrers', () => {
     expect((await skiffVerifies('bare')).code).toBe(6);
   });
 
+  it('to an OCI layout: carries none, and says so in a note', async () => {
+    const result = await runCli([
+      'mirror',
+      '--json',
+      `docker://${registry}/${SOURCE}:v1`,
+      `oci:${file('layout')}:v1`,
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    const line = JSON.parse(result.stdout.trim().split('\n')[0]!);
+    expect(line).toMatchObject({ referrersCopied: null, error: null });
+    expect(line.notes).toEqual([
+      'signatures, attestations and SBOMs that refer to it are not carried to a oci: destination',
+    ]);
+  });
+
   it('says how many it carried in the human line', async () => {
     const result = await runCli([
       'mirror',
