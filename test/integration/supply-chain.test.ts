@@ -6,6 +6,8 @@
 import { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -297,5 +299,82 @@ describe('mirror --sign-by-sigstore-private-key', () => {
       `skiff: private key ${file('mirror-key.private')}: wrong passphrase (the key does not decrypt)`,
     );
     expect((await getManifest(`supply-${process.pid}/never`, 'v1')).status).toBe(404);
+  });
+});
+
+/**
+ * A registry with the referrers API, as far as this test needs one: the real registry behind a
+ * loopback proxy that indexes manifests PUT with a `subject` (answering `OCI-Subject`, as the spec
+ * says) and serves `GET /v2/<name>/referrers/<digest>` from that index.
+ */
+async function referrersApiRegistry() {
+  const index = new Map<string, unknown[]>();
+  const server = http.createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const body = Buffer.concat(chunks);
+    const listed = /^\/v2\/(.+)\/referrers\/(sha256:[0-9a-f]{64})$/.exec(req.url ?? '');
+    if (req.method === 'GET' && listed) {
+      res.writeHead(200, { 'content-type': OCI_INDEX });
+      res.end(
+        JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: index.get(listed[2]!) ?? [] }),
+      );
+      return;
+    }
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.headers))
+      if (typeof v === 'string' && k !== 'host') headers[k] = v;
+    const upstream = await fetch(`http://${registry}${req.url}`, {
+      method: req.method!,
+      headers,
+      ...(body.length ? { body } : {}),
+      redirect: 'manual',
+    });
+    const out: Record<string, string> = {};
+    upstream.headers.forEach((v, k) => {
+      if (k !== 'content-encoding' && k !== 'transfer-encoding') out[k] = v;
+    });
+    const isManifestPut = req.method === 'PUT' && /\/manifests\//.test(req.url ?? '');
+    if (isManifestPut && upstream.status === 201) {
+      const doc = JSON.parse(body.toString()) as { subject?: { digest: string }; artifactType?: string };
+      if (doc.subject) {
+        const list = index.get(doc.subject.digest) ?? [];
+        list.push({
+          mediaType: OCI_MANIFEST,
+          digest: digestOf(body),
+          size: body.length,
+          artifactType: doc.artifactType,
+        });
+        index.set(doc.subject.digest, list);
+        out['oci-subject'] = doc.subject.digest;
+      }
+    }
+    res.writeHead(upstream.status, out);
+    res.end(Buffer.from(await upstream.arrayBuffer()));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return { host, index, stop: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+describe('a destination with the referrers API', () => {
+  it('indexes the carried SBOM itself: no referrers tag is written there', async () => {
+    const api = await referrersApiRegistry();
+    try {
+      const repo = `supply-${process.pid}/api`;
+      const result = await runCli([
+        'mirror',
+        '--json',
+        `docker://${registry}/${SOURCE}:v1`,
+        `docker://${api.host}/${repo}:v1`,
+      ]);
+      expect(result.code, result.stderr).toBe(0);
+      expect(JSON.parse(result.stdout.trim().split('\n')[0]!)).toMatchObject({ referrersCopied: 2 });
+      expect(api.index.get(image.digest)).toEqual([expect.objectContaining({ digest: sbomDigest })]);
+      expect((await getManifest(repo, `sha256-${hex(image.digest)}`)).status).toBe(404);
+      expect(digestOf((await getManifest(repo, sbomDigest)).bytes)).toBe(sbomDigest);
+    } finally {
+      await api.stop();
+    }
   });
 });
