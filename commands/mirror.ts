@@ -30,6 +30,7 @@ import {
   summaryJson,
   writeResultsFile,
 } from '../src/mirror/index.js';
+import { readCosignPrivateKey, readPassphrase } from '../src/trust/cosign-key.js';
 import { parseSize } from '../src/util/quantities.js';
 
 /** --encryption-key and --encrypt-layer, checked and loaded before anything is copied. */
@@ -133,6 +134,19 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
         'say per image whether it is up to date (by HEAD) and count the manifest GETs the run makes at each registry; write nothing',
       default: false,
     }),
+    referrers: Flags.boolean({
+      description:
+        'carry signatures, attestations and SBOMs that refer to each image (cosign tags, OCI referrers)',
+      default: true,
+      allowNo: true,
+    }),
+    'sign-by-sigstore-private-key': Flags.string({
+      description:
+        'sign each pushed image with this cosign private key (as skopeo generate-sigstore-key writes it)',
+    }),
+    'sign-passphrase-file': Flags.string({
+      description: "the signing key's passphrase, first line of this file (default: $COSIGN_PASSWORD)",
+    }),
     ...trustFlags,
     progress: progressFlag,
   };
@@ -147,6 +161,14 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
     const maxLayerSize = parseSize(flags['max-layer-size'], '--max-layer-size');
     const trust = await trustSettings(flags);
     const encryption = await encryptionSettings(flags['encryption-key'], flags['encrypt-layer']);
+    if (flags['sign-passphrase-file'] && !flags['sign-by-sigstore-private-key'])
+      throw new UsageError('--sign-passphrase-file goes with --sign-by-sigstore-private-key');
+    const signBy = flags['sign-by-sigstore-private-key']
+      ? await readCosignPrivateKey(
+          flags['sign-by-sigstore-private-key'],
+          await readPassphrase(flags['sign-passphrase-file']),
+        )
+      : undefined;
     const shard = flags.shard ? resolveShard(flags.shard, process.env, flags['shard-count']) : undefined;
     const progress = mirrorProgress(resolveMode(flags.progress, { json: flags.json }));
     const say = (line: string) => progress.write(process.stderr, `${line}\n`);
@@ -184,6 +206,8 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
         maxLayerSize,
         trust,
         dryRun: flags['dry-run'],
+        referrers: flags.referrers,
+        signBy,
         progress,
         shard: shard ? formatShard(shard) : undefined,
         onResult: (result) => {

@@ -16,11 +16,14 @@ export function printMirrorResult(result: MirrorResult, write: Write = direct): 
     return;
   }
   const digest = result.manifestDigest ? shortDigest(result.manifestDigest) : '';
+  const referrers =
+    (result.referrersCopied === undefined ? '' : `, ${result.referrersCopied} referrers copied`) +
+    (result.signed === undefined ? '' : result.signed ? ', signed' : ', signature already there');
   const line = result.upToDate
-    ? `up to date ${route} ${digest} (no blob transferred)`
+    ? `up to date ${route} ${digest} (no blob transferred${referrers})`
     : result.dryRun
       ? `would mirror ${route} ${digest}`.trimEnd()
-      : `mirrored ${route} ${digest} (${result.blobsCopied} blobs copied, ${result.blobsSkipped} skipped, ${result.blobsMounted} mounted, ${formatBytes(result.bytes)}, ${formatDuration(result.durationMs)})`;
+      : `mirrored ${route} ${digest} (${result.blobsCopied} blobs copied, ${result.blobsSkipped} skipped, ${result.blobsMounted} mounted${referrers}, ${formatBytes(result.bytes)}, ${formatDuration(result.durationMs)})`;
   write(process.stdout, `${line}\n${result.notes.map((n) => `  note: ${n}\n`).join('')}`);
 }
 

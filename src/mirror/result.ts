@@ -28,6 +28,13 @@ export interface MirrorResult extends MirrorCounters {
   durationMs: number;
   /** Why the copy is not a plain byte copy (conversions, layers left as they are). */
   notes: string[];
+  /**
+   * Signatures, attestations and SBOMs (cosign tags, OCI referrers) this run wrote beside the image
+   * (src/mirror/referrers.ts); undefined when none were looked for (--no-referrers, local ends).
+   */
+  referrersCopied?: number | undefined;
+  /** --sign-by-sigstore-private-key: true when this run wrote the signature, false when it was there. */
+  signed?: boolean | undefined;
   /** What the trust policy said of the source (src/trust); absent when the copy failed before. */
   trust?: TrustReport | undefined;
   /** --dry-run: the manifests were read and nothing was written; the counters stay 0. */
@@ -55,6 +62,8 @@ export function resultJson(result: MirrorResult): Record<string, unknown> {
     bytes: result.bytes,
     durationMs: result.durationMs,
     notes: result.notes,
+    referrersCopied: result.referrersCopied ?? null,
+    signed: result.signed ?? null,
     trust: result.trust ?? null,
     ...(result.dryRun ? { dryRun: true } : {}),
     error: result.error ? result.error.toJSON().error : null,

@@ -1,9 +1,14 @@
 /** Runs many mirror jobs, a bounded number at once; one failed image never stops the others. */
+import type { KeyObject } from 'node:crypto';
 import pLimit from 'p-limit';
 import { type CopyOptions, copyImage } from '../copy/image-copy.js';
 import { BlobLedger } from '../copy/ledger.js';
+import { asSkiffError, UsageError } from '../errors/index.js';
+import { parseReference } from '../reference/index.js';
 import type { MirrorJob } from './list.js';
+import { carryReferrers, hasReferrers } from './referrers.js';
 import { emptyCounters, type MirrorResult, type MirrorSummary, summarize } from './result.js';
+import { signAtDestination } from './sign.js';
 
 export interface RunOptions extends Omit<CopyOptions, 'all' | 'platform' | 'id'> {
   /** Images copied at once. */
@@ -11,6 +16,10 @@ export interface RunOptions extends Omit<CopyOptions, 'all' | 'platform' | 'id'>
   /** Called as each image finishes (its JSON line goes out then, not at the end). */
   onResult?: ((result: MirrorResult) => void) | undefined;
   shard?: string | undefined;
+  /** Carry signatures, attestations and SBOMs that refer to each image (default; --no-referrers). */
+  referrers?: boolean | undefined;
+  /** Sign each pushed image with this cosign key (--sign-by-sigstore-private-key). */
+  signBy?: KeyObject | undefined;
 }
 
 export async function runMirror(
@@ -33,12 +42,71 @@ export async function runMirror(
               id,
               ledger,
             });
+        // A dry run writes nothing: no referrer is carried and nothing is signed.
+        const writes = !result.error && !options.dryRun;
+        if (writes && options.referrers !== false) await carry(job, result, { ...options, ledger });
+        if (writes && options.signBy) await sign(job, result, options.signBy, options);
         options.onResult?.(result);
         return result;
       }),
     ),
   );
   return { results, summary: summarize(results, Math.round(performance.now() - started), options.shard) };
+}
+
+/**
+ * Everything at the source that refers to the manifest now at the destination follows it, copied by
+ * the same engine with digests kept (no conversion, no policy: a signature is data about the image
+ * the policy already judged). A failure here fails the image: a mirror that silently drops its
+ * signatures would be refused by every verifying reader.
+ */
+async function carry(job: MirrorJob, result: MirrorResult, options: RunOptions): Promise<void> {
+  const src = parseReference(job.source);
+  const dst = parseReference(job.destination);
+  if (src.transport !== 'docker' || !result.manifestDigest) return;
+  try {
+    if (dst.transport !== 'docker') {
+      // Said only where something was left behind: most local copies have nothing to carry.
+      if (await hasReferrers(src, result.manifestDigest, options.client, options.signal))
+        result.notes.push(
+          `signatures, attestations and SBOMs that refer to it are not carried to a ${dst.transport}: destination`,
+        );
+      return;
+    }
+    const carried = await carryReferrers(src, dst, result.manifestDigest, {
+      client: options.client,
+      destinationClient: options.destinationClient ?? options.client,
+      signal: options.signal,
+      copy: (from, to) =>
+        copyImage(from, to, {
+          ...options,
+          all: true,
+          platform: undefined,
+          convert: undefined,
+          trust: undefined,
+          progress: undefined,
+        }),
+    });
+    result.referrersCopied = carried.copied;
+  } catch (error) {
+    result.error = asSkiffError(error, { image: job.source });
+  }
+}
+
+/** Our signature goes next to the carried ones, so it lands in the `.sig` manifest they built. */
+async function sign(job: MirrorJob, result: MirrorResult, key: KeyObject, options: RunOptions) {
+  try {
+    const dst = parseReference(job.destination);
+    if (dst.transport !== 'docker')
+      throw new UsageError(
+        `--sign-by-sigstore-private-key: a ${dst.transport}: destination holds no cosign signatures`,
+      );
+    if (!result.manifestDigest) return;
+    const client = options.destinationClient ?? options.client;
+    result.signed = await signAtDestination(client, dst, result.manifestDigest, key, options.signal);
+  } catch (error) {
+    result.error = asSkiffError(error, { image: job.destination });
+  }
 }
 
 function failedExpansion(job: MirrorJob): MirrorResult {

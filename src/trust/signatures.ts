@@ -174,7 +174,8 @@ export async function referrerBundles(
   return found;
 }
 
-async function referrers(
+/** What refers to `digest`: the referrers API's answer, else the referrers tag schema's index. */
+export async function referrers(
   client: RegistryClient,
   ref: RegistryReference,
   digest: Digest,
@@ -197,8 +198,11 @@ async function referrers(
     return parseDocument(IndexSchema, bytes, `referrers of ${digest}`).manifests;
   }
   await res.body.dump();
-  // No referrers API (404, or a registry answering something else): the tag schema.
-  const raw = await manifestIfTagged(client, ref, `sha256-${hexOf(digest)}`, signal);
+  // No referrers API (404, or a registry answering something else): the tag schema, asked by HEAD
+  // first so that an image with no referrers costs no counted manifest GET (rate limits).
+  const tag = `sha256-${hexOf(digest)}`;
+  if (!(await client.headManifest(location(ref), tag, ['pull'], signal))) return [];
+  const raw = await manifestIfTagged(client, ref, tag, signal);
   if (!raw) return [];
-  return parseDocument(IndexSchema, raw.bytes, `referrers tag sha256-${hexOf(digest)}`).manifests;
+  return parseDocument(IndexSchema, raw.bytes, `referrers tag ${tag}`).manifests;
 }
