@@ -7,9 +7,9 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import { promisify } from 'node:util';
+import nacl from 'tweetnacl';
 import { z } from 'zod';
 import { UsageError } from '../errors/index.js';
-import { secretboxOpen } from './secretbox.js';
 
 const scrypt = promisify(crypto.scrypt) as (
   password: crypto.BinaryLike,
@@ -69,11 +69,14 @@ export async function readCosignPrivateKey(file: string, passphrase: string): Pr
     p,
     maxmem: 256 * N * r + (1 << 20),
   });
-  const plain = secretboxOpen(
-    Buffer.from(sealed.ciphertext, 'base64'),
-    Buffer.from(sealed.cipher.nonce, 'base64'),
-    key,
-  );
+  const nonce = Buffer.from(sealed.cipher.nonce, 'base64');
+  if (nonce.length !== nacl.secretbox.nonceLength)
+    throw new UsageError(
+      `private key ${file}: its nonce is ${nonce.length} bytes, not ${nacl.secretbox.nonceLength}`,
+    );
+  // NaCl secretbox (XSalsa20-Poly1305), as cosign seals its keys: tweetnacl's, not our own.
+  const opened = nacl.secretbox.open(Buffer.from(sealed.ciphertext, 'base64'), nonce, key);
+  const plain = opened ? Buffer.from(opened) : undefined;
   if (!plain) throw new UsageError(`private key ${file}: wrong passphrase (the key does not decrypt)`);
   try {
     return crypto.createPrivateKey({ key: plain, format: 'der', type: 'pkcs8' });
