@@ -59,6 +59,11 @@ export class RootFs {
     return this.walk(relative.split('/'), false);
   }
 
+  /** `relative` was just made a real directory at `host`: remembered if no symlink led there. */
+  remember(relative: string, host: string): void {
+    if (host === `${this.root}/${relative}`) this.directories.add(relative);
+  }
+
   /** Something in the tree was removed: directories seen before may be gone. */
   forget(): void {
     this.directories.clear();
@@ -69,15 +74,10 @@ export class RootFs {
    * kept inside the root. A name of "", "." or ".." would be the root itself or its parent.
    */
   private below(dir: string, name: string, relative: string): string {
-    const host = path.join(dir, name);
-    const fromRoot = path.relative(this.root, host);
-    if (
-      !isPlain(name) ||
-      fromRoot === '' ||
-      fromRoot === '..' ||
-      fromRoot.startsWith('../') ||
-      path.isAbsolute(fromRoot)
-    )
+    // walk() returns the root or a directory below it, never "..": a plain name below that is
+    // inside. The prefix check says so again, cheaply, in case walk() ever changes.
+    const host = `${dir}/${name}`;
+    if (!isPlain(name) || !(dir === this.root || dir.startsWith(`${this.root}/`)))
       throw new VerificationError(`entry "${relative}" resolves outside the unpack root`, { path: relative });
     return host;
   }

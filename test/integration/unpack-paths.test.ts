@@ -44,3 +44,57 @@ describe('unpack of a directory that a later layer replaces', () => {
     expect(changed).toEqual([]);
   });
 });
+
+// unpack creates each name exclusively and removes what a lower layer left there only when the
+// creation says it exists (no lstat per entry): every kind of entry must still replace every kind
+// of lower entry, and a lower symlink is replaced, never written through.
+describe('unpack of names a later layer reuses without a whiteout', () => {
+  it('replaces each lower entry by the upper one, never writing through a symlink', async () => {
+    const layout = writeTestLayout(path.join(work.dir, 'reuse'), {
+      layers: [
+        {
+          tar: makeTar([
+            { name: 'target', content: 'kept\n' },
+            { name: 'through', type: 'symlink', linkname: 'target' },
+            { name: 'file', content: 'lower\n', mode: 0o600 },
+            { name: 'to-dir', content: 'a file below\n' },
+            { name: 'to-file/', type: 'dir' },
+            { name: 'to-file/child', content: 'gone\n' },
+            { name: 'to-link', content: 'lower\n' },
+            { name: 'to-hardlink', content: 'lower\n' },
+          ]),
+        },
+        {
+          tar: makeTar([
+            { name: 'through', content: 'upper\n' },
+            { name: 'file', content: 'upper\n', mode: 0o640 },
+            { name: 'to-dir/', type: 'dir' },
+            { name: 'to-dir/child', content: 'in the dir\n' },
+            { name: 'to-file', content: 'now a file\n' },
+            { name: 'to-link', type: 'symlink', linkname: 'file' },
+            { name: 'to-hardlink', type: 'hardlink', linkname: 'file' },
+          ]),
+        },
+      ],
+    });
+    const image = `oci:${layout.dir}:latest`;
+    const store = path.join(work.dir, 'reuse-store');
+    expect((await runCli(['pull', image], { SKIFF_STORE: store })).code).toBe(0);
+    const target = path.join(work.dir, 'reuse-out');
+
+    const result = await runCli(['unpack', image, target], { SKIFF_STORE: store });
+    expect(result.code, result.stderr).toBe(0);
+    const read = (name: string) => fs.readFileSync(path.join(target, name), 'utf8');
+    expect(read('target')).toBe('kept\n');
+    expect(fs.lstatSync(path.join(target, 'through')).isFile()).toBe(true);
+    expect(read('through')).toBe('upper\n');
+    expect(read('file')).toBe('upper\n');
+    expect(fs.statSync(path.join(target, 'file')).mode & 0o777).toBe(0o640);
+    expect(read('to-dir/child')).toBe('in the dir\n');
+    expect(read('to-file')).toBe('now a file\n');
+    expect(fs.readlinkSync(path.join(target, 'to-link'))).toBe('file');
+    expect(fs.statSync(path.join(target, 'to-hardlink')).ino).toBe(
+      fs.statSync(path.join(target, 'file')).ino,
+    );
+  });
+});
