@@ -9,25 +9,12 @@ import {
   parseContentRange,
   readMultipartByteranges,
 } from '../../src/registry/multipart.js';
+import { pseudoRandomBytes } from '../harness/random.js';
 import { type RunningRegistry, startRegistry } from '../harness/registry.js';
 
 interface TestPart {
   range: ContentRange;
   data: Buffer;
-}
-
-/** A small deterministic PRNG, so failures reproduce. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state * 1664525 + 1013904223) >>> 0;
-    return state / 2 ** 32;
-  };
-}
-
-function pseudoRandomBytes(length: number, seed: number): Buffer {
-  const next = prng(seed);
-  return Buffer.from(Array.from({ length }, () => Math.floor(next() * 256)));
 }
 
 async function readAll(stream: Readable): Promise<Buffer> {

@@ -8,6 +8,7 @@ import {
   parseContentRange,
   readMultipartByteranges,
 } from '../../src/registry/multipart.js';
+import { prng, pseudoRandomBytes } from '../harness/random.js';
 
 const BOUNDARY = '3d6b6a416f9b5';
 
@@ -15,20 +16,6 @@ interface TestPart {
   range: ContentRange;
   data: Buffer;
   headers?: string[];
-}
-
-/** A small deterministic PRNG, so failures reproduce. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state * 1664525 + 1013904223) >>> 0;
-    return state / 2 ** 32;
-  };
-}
-
-function pseudoRandomBytes(length: number, seed: number): Buffer {
-  const next = prng(seed);
-  return Buffer.from(Array.from({ length }, () => Math.floor(next() * 256)));
 }
 
 function part(
