@@ -27,17 +27,6 @@ export function printMirrorResult(result: MirrorResult, write: Write = direct): 
   write(process.stdout, `${line}\n${result.notes.map((n) => `  note: ${n}\n`).join('')}`);
 }
 
-/** The one `skiff:` line on stderr for an image that failed (with or without --json). */
-export function printMirrorFailure(result: MirrorResult): void {
-  if (!result.error) return;
-  const { message, context } = result.error;
-  const layer =
-    context.digest && !message.includes(context.digest) ? ` (${shortDigest(context.digest)})` : '';
-  process.stderr.write(
-    `skiff: failed ${result.source} -> ${result.destination}: ${message.replace(/\s*\n\s*/g, '; ')}${layer}\n`,
-  );
-}
-
 export function printMirrorSummary(summary: MirrorSummary): void {
   if (summary.images < 2 && summary.failed === 0) return;
   const parts = [
