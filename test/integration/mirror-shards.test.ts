@@ -30,8 +30,12 @@ beforeAll(async () => {
   const temp = tempDir('skiff-shards-');
   work = temp.dir;
   cleanups.push(temp.cleanup);
+  // Repositories in parallel, the tags of one in turn: Debian's registry can answer 500 to two
+  // pushes of the same blobs into one repository at once.
   await Promise.all(
-    REPOS.flatMap((repo) => TAGS.map((tag) => pushFixture(src.host, repo, `app/${repo}:${tag}`))),
+    REPOS.map(async (repo) => {
+      for (const tag of TAGS) await pushFixture(src.host, repo, `app/${repo}:${tag}`);
+    }),
   );
   list = path.join(work, 'list.yaml');
   fs.writeFileSync(
