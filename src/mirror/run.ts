@@ -8,7 +8,7 @@ import { parseReference } from '../reference/index.js';
 import type { MirrorJob } from './list.js';
 import { carryReferrers, hasReferrers, referrerEnd } from './referrers.js';
 import { emptyCounters, type MirrorResult, type MirrorSummary, summarize } from './result.js';
-import { signAtDestination } from './sign.js';
+import { signWritten } from './sign.js';
 
 export interface RunOptions extends Omit<CopyOptions, 'all' | 'platform' | 'id'> {
   /** Images copied at once. */
@@ -106,7 +106,8 @@ async function sign(job: MirrorJob, result: MirrorResult, key: KeyObject, option
       );
     if (!result.manifestDigest) return;
     const client = options.destinationClient ?? options.client;
-    result.signed = await signAtDestination(client, dst, result.manifestDigest, key, options.signal);
+    const written = { digest: result.manifestDigest, mediaType: result.mediaType };
+    result.signed = await signWritten(client, dst, written, key, options.signal);
   } catch (error) {
     result.error = asSkiffError(error, { image: job.destination });
   }

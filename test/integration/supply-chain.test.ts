@@ -171,9 +171,10 @@ beforeAll(async () => {
     ];
   }
   // What skiff signs names the destination itself: the default identity rule applies.
-  scopes[`${registry}/supply-${process.pid}/resigned`] = [
-    { type: 'sigstoreSigned', keyPath: file('mirror-key.pub') },
-  ];
+  for (const name of ['resigned', 'multi-resigned'])
+    scopes[`${registry}/supply-${process.pid}/${name}`] = [
+      { type: 'sigstoreSigned', keyPath: file('mirror-key.pub') },
+    ];
   policyFile = file('policy.json');
   fs.writeFileSync(
     policyFile,
@@ -339,6 +340,35 @@ describe('mirror --all of a multi-arch index', () => {
       upToDate: true,
       referrersCopied: 0,
     });
+  });
+});
+
+describe('mirror --all --sign-by-sigstore-private-key', () => {
+  it('signs the index and each platform manifest, as skopeo 1.18 does; a platform pulled from it verifies', async () => {
+    const dst = `supply-${process.pid}/multi-resigned`;
+    const signed = await runCli([
+      'mirror',
+      '--json',
+      '--all',
+      '--no-referrers',
+      '--sign-by-sigstore-private-key',
+      file('mirror-key.private'),
+      '--sign-passphrase-file',
+      file('pass'),
+      `docker://${registry}/${MULTI}:v1`,
+      `docker://${registry}/${dst}:v1`,
+    ]);
+    expect(signed.code, signed.stderr).toBe(0);
+    expect(JSON.parse(signed.stdout.trim().split('\n')[0]!)).toMatchObject({
+      manifestDigest: multi.digest,
+      signed: true,
+    });
+    for (const digest of [multi.digest, ...multi.children.map((m) => m.digest)])
+      expect((await getManifest(dst, `sha256-${hex(digest)}.sig`)).status, digest).toBe(200);
+    const amd64 = multi.children.find((m) => m.platform?.architecture === 'amd64')!;
+    expect(await skopeoVerifies('multi-resigned', `@${amd64.digest}`)).toBe(true);
+    const pulled = await skiffVerifies('multi-resigned');
+    expect(pulled.code, pulled.stderr).toBe(0);
   });
 });
 
