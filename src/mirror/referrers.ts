@@ -70,8 +70,8 @@ type Which = { tag: string } | { digest: Digest };
 
 /** One end of a carry: what `carryReferrers` needs to find, read and write artifacts there. */
 export interface ReferrerEnd {
-  /** The digest a tag names now, or undefined when the tag is absent. */
-  tagged(tag: string): Promise<Digest | undefined>;
+  /** What a tag names now (its digest when known), or undefined when the tag is absent. */
+  tagged(tag: string): Promise<{ digest: Digest | undefined } | undefined>;
   /** A manifest's bytes (digest-checked where read by digest). */
   manifest(which: Which): Promise<Buffer>;
   /** What refers to `subject` here. */
@@ -107,7 +107,7 @@ function registryEnd(
     return { ...repository, ...which };
   };
   return {
-    tagged: async (tag) => (await client.headManifest(location, tag, ['pull'], options.signal))?.digest,
+    tagged: (tag) => client.headManifest(location, tag, ['pull'], options.signal),
     manifest: async (which) => {
       const bytes = (await client.getManifest(location, nameOf(which), options.signal)).bytes;
       if ('digest' in which && sha256(bytes) !== which.digest)
@@ -129,10 +129,9 @@ function layoutEnd(ref: OciLayoutReference): ReferrerEnd {
     'tag' in which ? [{ transport: 'oci', dir, tag: which.tag }, {}] : [{ transport: 'oci', dir }, which];
   const entries = async () => readLayoutIndex(dir).catch(() => [] as Descriptor[]);
   return {
-    tagged: async (tag) =>
-      (await entries()).find((e) => e.annotations?.[REF_NAME_ANNOTATION] === tag)?.digest,
+    tagged: async (tag) => (await entries()).find((e) => e.annotations?.[REF_NAME_ANNOTATION] === tag),
     manifest: async (which) => {
-      const digest = 'digest' in which ? which.digest : await layoutEnd(ref).tagged(which.tag);
+      const digest = 'digest' in which ? which.digest : (await layoutEnd(ref).tagged(which.tag))?.digest;
       if (!digest) throw new VerificationError(`no manifest tagged ${nameOf(which)} in OCI layout ${dir}`);
       return readLayoutManifest(dir, digest);
     },
@@ -219,9 +218,9 @@ export async function carryReferrers(
     const next: Array<Digest | undefined> = [];
     for (const suffix of COSIGN_SUFFIXES) {
       const tag = `sha256-${hexOf(subject)}.${suffix}`;
-      const digest = await src.tagged(tag);
-      if (!digest) continue;
-      if (await holdsAllOf(src, dst, tag, digest)) carried.found++;
+      const there = await src.tagged(tag);
+      if (!there) continue;
+      if (await holdsAllOf(src, dst, tag, there.digest)) carried.found++;
       else next.push(await copyOne(tag, { tag }));
     }
     const found = await src.referrers(subject);
@@ -266,10 +265,10 @@ async function holdsAllOf(
   src: ReferrerEnd,
   dst: ReferrerEnd,
   tag: string,
-  sourceDigest: Digest,
+  sourceDigest: Digest | undefined,
 ): Promise<boolean> {
   const there = await dst.tagged(tag);
-  if (!there || there === sourceDigest) return false;
+  if (!there || there.digest === sourceDigest) return false;
   const layers = async (end: ReferrerEnd) =>
     parseDocument(ImageManifestSchema, await end.manifest({ tag }), tag).layers.map((l) =>
       JSON.stringify([l.digest, l.annotations ?? {}]),
