@@ -1,14 +1,14 @@
 /** Runs many mirror jobs, a bounded number at once; one failed image never stops the others. */
 import type { KeyObject } from 'node:crypto';
 import pLimit from 'p-limit';
-import { type CopyOptions, copyImage } from '../copy/image-copy.js';
+import { type CopyOptions, copyBetween, copyImage } from '../copy/image-copy.js';
 import { BlobLedger } from '../copy/ledger.js';
 import { asSkiffError, UsageError } from '../errors/index.js';
 import { parseReference } from '../reference/index.js';
 import type { MirrorJob } from './list.js';
-import { carryReferrers, hasReferrers } from './referrers.js';
+import { carryReferrers, hasReferrers, referrerEnd } from './referrers.js';
 import { emptyCounters, type MirrorResult, type MirrorSummary, summarize } from './result.js';
-import { signAtDestination } from './sign.js';
+import { signWritten } from './sign.js';
 
 export interface RunOptions extends Omit<CopyOptions, 'all' | 'platform' | 'id'> {
   /** Images copied at once. */
@@ -61,28 +61,31 @@ export async function runMirror(
  * signatures would be refused by every verifying reader.
  */
 async function carry(job: MirrorJob, result: MirrorResult, options: RunOptions): Promise<void> {
-  const src = parseReference(job.source);
-  const dst = parseReference(job.destination);
-  if (src.transport !== 'docker' || !result.manifestDigest) return;
+  if (!result.manifestDigest) return;
+  const destinationClient = options.destinationClient ?? options.client;
+  const ends = { chunkSize: options.chunkSize, signal: options.signal };
+  const src = referrerEnd(parseReference(job.source), options.client, ends);
+  const dstRef = parseReference(job.destination);
+  const dst = referrerEnd(dstRef, destinationClient, ends);
+  if (!src) return;
   try {
-    if (dst.transport !== 'docker') {
+    if (!dst) {
       // Said only where something was left behind: most local copies have nothing to carry.
-      if (await hasReferrers(src, result.manifestDigest, options.client, options.signal))
+      if (await hasReferrers(src, result.manifestDigest))
         result.notes.push(
-          `signatures, attestations and SBOMs that refer to it are not carried to a ${dst.transport}: destination`,
+          `signatures, attestations and SBOMs that refer to it are not carried to a ${dstRef.transport}: destination`,
         );
       return;
     }
-    const carried = await carryReferrers(src, dst, result.manifestDigest, {
-      client: options.client,
-      destinationClient: options.destinationClient ?? options.client,
-      signal: options.signal,
+    const written = { digest: result.manifestDigest, mediaType: result.mediaType };
+    const carried = await carryReferrers(src, dst, written, {
       copy: (from, to) =>
-        copyImage(from, to, {
+        copyBetween(from, to, {
           ...options,
           all: true,
           platform: undefined,
           convert: undefined,
+          encryption: undefined,
           trust: undefined,
           progress: undefined,
         }),
@@ -103,7 +106,8 @@ async function sign(job: MirrorJob, result: MirrorResult, key: KeyObject, option
       );
     if (!result.manifestDigest) return;
     const client = options.destinationClient ?? options.client;
-    result.signed = await signAtDestination(client, dst, result.manifestDigest, key, options.signal);
+    const written = { digest: result.manifestDigest, mediaType: result.mediaType };
+    result.signed = await signWritten(client, dst, written, key, options.signal);
   } catch (error) {
     result.error = asSkiffError(error, { image: job.destination });
   }

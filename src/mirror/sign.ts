@@ -9,7 +9,14 @@
 import crypto from 'node:crypto';
 import { Readable } from 'node:stream';
 import { type Digest, sha256 } from '../digest/index.js';
-import { ImageManifestSchema, MediaType, parseDocument } from '../manifest/index.js';
+import { VerificationError } from '../errors/index.js';
+import {
+  ImageManifestSchema,
+  IndexSchema,
+  isIndexMediaType,
+  MediaType,
+  parseDocument,
+} from '../manifest/index.js';
 import type { RegistryReference } from '../reference/index.js';
 import type { RegistryClient } from '../registry/client.js';
 import { putManifest, startUpload, uploadMonolithic } from '../registry/push.js';
@@ -52,6 +59,35 @@ async function uploadBytes(client: RegistryClient, dst: RegistryReference, bytes
       Readable.from([bytes]),
     );
   return digest;
+}
+
+/**
+ * Signs what a mirror wrote at `dst`: the manifest, and for an index (`--all`) each of its
+ * manifests too, as skopeo 1.18 does, since a reader that takes one platform (skiff pull, podman)
+ * checks that platform's signature. True when a signature was written, false when all were there.
+ */
+export async function signWritten(
+  client: RegistryClient,
+  dst: RegistryReference,
+  written: { digest: Digest; mediaType?: string | undefined },
+  key: crypto.KeyObject,
+  signal?: AbortSignal,
+): Promise<boolean> {
+  const digests = [written.digest];
+  if (written.mediaType && isIndexMediaType(written.mediaType.split(';')[0]!.trim())) {
+    const location = { endpoint: dst.endpoint, repository: dst.repository };
+    const bytes = (await client.getManifest(location, written.digest, signal)).bytes;
+    if (sha256(bytes) !== written.digest)
+      throw new VerificationError(`index ${written.digest} at the destination does not match its digest`, {
+        digest: written.digest,
+      });
+    digests.push(
+      ...parseDocument(IndexSchema, bytes, `index ${written.digest}`).manifests.map((m) => m.digest),
+    );
+  }
+  let signed = false;
+  for (const digest of digests) if (await signAtDestination(client, dst, digest, key, signal)) signed = true;
+  return signed;
 }
 
 /** Signs `digest` at `dst`; true when a signature was written, false when ours was already there. */

@@ -1,6 +1,7 @@
 /** An OCI image layout as a mirror destination: OciLayoutDestination behind ImageDestination. */
 import type { Readable } from 'node:stream';
 import type { Digest } from '../digest/index.js';
+import type { Descriptor } from '../manifest/index.js';
 import type { OciLayoutReference } from '../reference/index.js';
 import {
   checkManifestDigest,
@@ -24,8 +25,16 @@ export class OciDestination implements ImageDestination {
   };
   private readonly layout: OciLayoutDestination;
 
-  constructor(readonly reference: OciLayoutReference) {
-    this.layout = new OciLayoutDestination(reference.dir, reference.tag);
+  /**
+   * `select.digest`: the manifest is written untagged, listed in index.json under its digest with
+   * its `artifactType` (a referrer `mirror` carries, as `oras attach` writes one); otherwise under
+   * the reference's tag.
+   */
+  constructor(
+    readonly reference: OciLayoutReference,
+    private readonly select: { digest?: Digest | undefined } = {},
+  ) {
+    this.layout = new OciLayoutDestination(reference.dir, select.digest ? undefined : reference.tag);
   }
 
   init(): Promise<void> {
@@ -34,7 +43,10 @@ export class OciDestination implements ImageDestination {
 
   /** What the tag names now; nothing when the layout is new or the tag (or the only image) is absent. */
   existingManifest(): Promise<RawManifest | undefined> {
-    return readBack(new OciLayoutSource(this.reference), (error) => error.kind !== 'verification');
+    return readBack(
+      new OciLayoutSource(this.reference, this.select),
+      (error) => error.kind !== 'verification',
+    );
   }
 
   hasBlob(digest: Digest, size?: number): Promise<boolean> {
@@ -53,10 +65,32 @@ export class OciDestination implements ImageDestination {
         await this.layout.putBlob(manifest.digest, manifest.bytes);
       return;
     }
-    await this.layout.putManifest(manifest.bytes, manifest.mediaType);
+    await this.layout.putManifest(manifest.bytes, manifest.mediaType, referrerFields(manifest.bytes));
   }
 
   async commit(): Promise<void> {}
 
   async close(): Promise<void> {}
+}
+
+/**
+ * What an index.json entry says of a manifest that refers to another (image-spec 1.1: the
+ * descriptor's `artifactType` is the manifest's, else its config's media type), so that readers of
+ * the layout can tell it from an image without reading it. Nothing for a manifest without `subject`.
+ */
+function referrerFields(bytes: Buffer): Partial<Descriptor> {
+  let doc: {
+    subject?: unknown;
+    artifactType?: unknown;
+    config?: { mediaType?: unknown };
+    annotations?: unknown;
+  };
+  try {
+    doc = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    return {};
+  }
+  if (typeof doc !== 'object' || doc === null || !doc.subject) return {};
+  const artifactType = typeof doc.artifactType === 'string' ? doc.artifactType : doc.config?.mediaType;
+  return typeof artifactType === 'string' ? { artifactType } : {};
 }

@@ -186,17 +186,25 @@ async function readKeyFile(policy: Policy, file: string): Promise<Buffer> {
 }
 
 async function gpgKeys(requirement: SignedByRequirement, policy: Policy) {
-  const blobs = requirement.keyData
-    ? [requirement.keyData]
+  const sources = requirement.keyData
+    ? [{ label: 'keyData', bytes: requirement.keyData }]
     : await Promise.all(
-        (requirement.keyPaths ?? [requirement.keyPath!]).map((file) => readKeyFile(policy, file)),
+        (requirement.keyPaths ?? [requirement.keyPath!]).map(async (file) => ({
+          label: `key file ${file}`,
+          bytes: await readKeyFile(policy, file),
+        })),
       );
   const { readGpgKeys } = await import('./verify-gpg.js');
-  try {
-    return (await Promise.all(blobs.map(readGpgKeys))).flat();
-  } catch (error) {
-    throw new UsageError(`policy ${policy.file}: a signedBy key cannot be read: ${(error as Error).message}`);
-  }
+  const keys = await Promise.all(
+    sources.map(({ label, bytes }) =>
+      readGpgKeys(bytes).catch((error: unknown) => {
+        throw new UsageError(
+          `policy ${policy.file}: signedBy ${label} is not a GPG key: ${(error as Error).message}`,
+        );
+      }),
+    ),
+  );
+  return keys.flat();
 }
 
 async function sigstoreMaterial(r: SigstoreRequirement, policy: Policy): Promise<SigstoreMaterial> {

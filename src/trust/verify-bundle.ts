@@ -60,6 +60,7 @@ export function verifyBundle(
   const tlogThreshold = material.rekorKeys.length > 0 ? 1 : 0;
   const options = { tlogThreshold, ctlogThreshold: 0, timestampThreshold: tlogThreshold };
   const entity = toSignedEntity(bundle);
+  const logNames = checkpointSigners(bundle);
   // Each trusted key in turn (a bundle's key hint is free text); one verifier for a Fulcio CA.
   const candidates: Array<{ label: string; key?: crypto.KeyObject }> = material.fulcio
     ? [{ label: `${material.fulcio.subjectEmail} (${material.fulcio.oidcIssuer})` }]
@@ -74,7 +75,7 @@ export function verifyBundle(
   let signer: string | undefined;
   for (const candidate of candidates) {
     try {
-      new Verifier(trustMaterial(material, candidate.key), options).verify(entity, policy);
+      new Verifier(trustMaterial(material, candidate.key, logNames), options).verify(entity, policy);
       signer = candidate.label;
       break;
     } catch (error) {
@@ -122,14 +123,33 @@ function safeJson(bytes: Buffer): unknown {
   }
 }
 
+/**
+ * The names that sign the checkpoints of the bundle's log entries (`— rekor.sigstore.dev …`).
+ * @sigstore/verify accepts a checkpoint signature only from a log whose base URL contains the
+ * signer's name; a policy names a Rekor key, not a log's URL (containers/image checks the key
+ * alone), so each policy Rekor key stands for every name the bundle's checkpoints carry: the key
+ * still has to verify them.
+ */
+function checkpointSigners(bundle: ReturnType<typeof bundleFromJSON>): string {
+  const names = new Set<string>();
+  for (const entry of bundle.verificationMaterial.tlogEntries)
+    for (const match of (entry.inclusionProof?.checkpoint?.envelope ?? '').matchAll(/\u2014 (\S+) \S+\n/g))
+      names.add(match[1]!);
+  return [...names].join(' ') || 'policy';
+}
+
 /** The policy as sigstore trust material: one of its keys (whatever the hint), its Fulcio CA, its Rekor keys. */
-function trustMaterial(material: SigstoreMaterial, key: crypto.KeyObject | undefined): TrustMaterial {
+function trustMaterial(
+  material: SigstoreMaterial,
+  key: crypto.KeyObject | undefined,
+  logNames: string,
+): TrustMaterial {
   const tlogs: TLogAuthority[] = material.rekorKeys.map((publicKey) => ({
     logID: crypto
       .createHash('sha256')
       .update(publicKey.export({ type: 'spki', format: 'der' }))
       .digest(),
-    baseURL: 'policy',
+    baseURL: logNames,
     publicKey,
     validFor: FOREVER,
   }));

@@ -2,7 +2,9 @@
 // (cosign's `sha256-<hex>.sig` tag) and an SBOM pushed by hand as an OCI artifact with `subject`
 // (listed under the referrers tag schema, since Debian's registry 2.8 has no referrers API) follow
 // the image registry → registry with their digests, and skopeo 1.18 and skiff verify the copy with
-// a policy; --no-referrers carries nothing; a re-run copies nothing.
+// a policy; --no-referrers carries nothing; a re-run copies nothing. With --all, the signatures
+// skopeo 1.18 writes for each platform's manifest (and an SBOM attached to one) follow the index.
+// Into an OCI layout and out of it again, the same artifacts travel as index.json entries.
 import { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -21,6 +23,7 @@ const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 const SPDX = 'application/spdx+json';
 const SOURCE = `supply-${process.pid}/app`;
+const MULTI = `supply-${process.pid}/multi`;
 let work: { dir: string; cleanup: () => void };
 const file = (name: string) => path.join(work.dir, name);
 const digestOf = (bytes: Buffer) => `sha256:${crypto.createHash('sha256').update(bytes).digest('hex')}`;
@@ -83,6 +86,11 @@ async function pushSbom(repo: string, subject: { mediaType: string; digest: stri
 
 let image: { mediaType: string; digest: string; size: number };
 let sbomDigest: string;
+let multi: {
+  digest: string;
+  children: Array<{ mediaType: string; digest: string; size: number; platform?: { architecture: string } }>;
+};
+let multiSbom: string;
 let policyFile: string;
 let registriesD: string;
 
@@ -120,6 +128,25 @@ beforeAll(async () => {
   const mediaType = JSON.parse(top.bytes.toString()).mediaType as string;
   image = { mediaType, digest: digestOf(top.bytes), size: top.bytes.length };
   sbomDigest = await pushSbom(SOURCE, image);
+  // skopeo 1.18 signs the index and each platform's manifest with --all.
+  await run(SKOPEO, [
+    'copy',
+    '-q',
+    '--all',
+    '--dest-tls-verify=false',
+    '--registries.d',
+    registriesD,
+    '--sign-by-sigstore-private-key',
+    file('key.private'),
+    '--sign-passphrase-file',
+    file('pass'),
+    fixtureRef('multi'),
+    `docker://${registry}/${MULTI}:v1`,
+  ]);
+  const index = await getManifest(MULTI, 'v1');
+  multi = { digest: digestOf(index.bytes), children: JSON.parse(index.bytes.toString()).manifests };
+  const amd64 = multi.children.find((m) => m.platform?.architecture === 'amd64')!;
+  multiSbom = await pushSbom(MULTI, { mediaType: amd64.mediaType, digest: amd64.digest, size: amd64.size });
   // The signature names the source; a mirror's policy maps its own names onto it (remapIdentity).
   const signed = (prefix: string) => [
     {
@@ -129,14 +156,25 @@ beforeAll(async () => {
     },
   ];
   const scopes: Record<string, unknown[]> = {};
-  for (const name of ['carried', 'bare']) {
+  for (const name of ['carried', 'bare', 'from-layout']) {
     const repo = `${registry}/supply-${process.pid}/${name}`;
     scopes[repo] = signed(repo);
   }
+  for (const name of ['multi-carried', 'multi-bare']) {
+    const repo = `${registry}/supply-${process.pid}/${name}`;
+    scopes[repo] = [
+      {
+        type: 'sigstoreSigned',
+        keyPath: file('key.pub'),
+        signedIdentity: { type: 'remapIdentity', prefix: repo, signedPrefix: `${registry}/${MULTI}` },
+      },
+    ];
+  }
   // What skiff signs names the destination itself: the default identity rule applies.
-  scopes[`${registry}/supply-${process.pid}/resigned`] = [
-    { type: 'sigstoreSigned', keyPath: file('mirror-key.pub') },
-  ];
+  for (const name of ['resigned', 'multi-resigned'])
+    scopes[`${registry}/supply-${process.pid}/${name}`] = [
+      { type: 'sigstoreSigned', keyPath: file('mirror-key.pub') },
+    ];
   policyFile = file('policy.json');
   fs.writeFileSync(
     policyFile,
@@ -157,7 +195,7 @@ async function mirror(destination: string, extra: string[] = []) {
   return { ...result, line };
 }
 
-async function skopeoVerifies(repo: string): Promise<boolean> {
+async function skopeoVerifies(repo: string, reference = ':v1'): Promise<boolean> {
   const dest = fs.mkdtempSync(file('skopeo-out-'));
   try {
     await run(SKOPEO, [
@@ -168,7 +206,7 @@ async function skopeoVerifies(repo: string): Promise<boolean> {
       policyFile,
       '--registries.d',
       registriesD,
-      `docker://${registry}/supply-${process.pid}/${repo}:v1`,
+      `docker://${registry}/supply-${process.pid}/${repo}${reference}`,
       `dir:${dest}`,
     ]);
     return true;
@@ -231,18 +269,18 @@ describe('mirror carries signatures and referrers', () => {
     expect((await skiffVerifies('bare')).code).toBe(6);
   });
 
-  it('to an OCI layout: carries none, and says so in a note', async () => {
+  it('to a dir: destination: carries none, and says so in a note', async () => {
     const result = await runCli([
       'mirror',
       '--json',
       `docker://${registry}/${SOURCE}:v1`,
-      `oci:${file('layout')}:v1`,
+      `dir:${file('dir-copy')}`,
     ]);
     expect(result.code, result.stderr).toBe(0);
     const line = JSON.parse(result.stdout.trim().split('\n')[0]!);
     expect(line).toMatchObject({ referrersCopied: null, error: null });
     expect(line.notes).toEqual([
-      'signatures, attestations and SBOMs that refer to it are not carried to a oci: destination',
+      'signatures, attestations and SBOMs that refer to it are not carried to a dir: destination',
     ]);
   });
 
@@ -254,6 +292,152 @@ describe('mirror carries signatures and referrers', () => {
     ]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toMatch(/^mirrored .* \(.*, 2 referrers copied, /m);
+  });
+});
+
+describe('mirror --all of a multi-arch index', () => {
+  it("carries each platform manifest's signatures and referrers, not only the index's", async () => {
+    const dst = `supply-${process.pid}/multi-carried`;
+    const result = await runCli([
+      'mirror',
+      '--json',
+      '--all',
+      `docker://${registry}/${MULTI}:v1`,
+      `docker://${registry}/${dst}:v1`,
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    const line = JSON.parse(result.stdout.trim().split('\n')[0]!);
+    // skopeo signed the index and each of its platform manifests; one SBOM refers to amd64's.
+    const signatures = 1 + multi.children.length;
+    expect(line).toMatchObject({
+      manifestDigest: multi.digest,
+      referrersCopied: signatures + 1,
+      error: null,
+    });
+    for (const digest of [multi.digest, ...multi.children.map((m) => m.digest)]) {
+      const tag = `sha256-${hex(digest)}.sig`;
+      expect((await getManifest(dst, tag)).bytes, tag).toEqual((await getManifest(MULTI, tag)).bytes);
+    }
+    const amd64 = multi.children.find((m) => m.platform?.architecture === 'amd64')!;
+    expect(digestOf((await getManifest(dst, multiSbom)).bytes)).toBe(multiSbom);
+    const listed = JSON.parse((await getManifest(dst, `sha256-${hex(amd64.digest)}`)).bytes.toString());
+    expect(listed.manifests).toEqual([expect.objectContaining({ digest: multiSbom })]);
+
+    // A platform's manifest verifies at the destination by its own signature, for skopeo 1.18 and skiff.
+    expect(await skopeoVerifies('multi-carried', `@${amd64.digest}`)).toBe(true);
+    const pulled = await skiffVerifies('multi-carried');
+    expect(pulled.code, pulled.stderr).toBe(0);
+
+    const again = await runCli([
+      'mirror',
+      '--json',
+      '--all',
+      `docker://${registry}/${MULTI}:v1`,
+      `docker://${registry}/${dst}:v1`,
+    ]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout.trim().split('\n')[0]!)).toMatchObject({
+      upToDate: true,
+      referrersCopied: 0,
+    });
+  });
+});
+
+describe('mirror --all --sign-by-sigstore-private-key', () => {
+  it('signs the index and each platform manifest, as skopeo 1.18 does; a platform pulled from it verifies', async () => {
+    const dst = `supply-${process.pid}/multi-resigned`;
+    const signed = await runCli([
+      'mirror',
+      '--json',
+      '--all',
+      '--no-referrers',
+      '--sign-by-sigstore-private-key',
+      file('mirror-key.private'),
+      '--sign-passphrase-file',
+      file('pass'),
+      `docker://${registry}/${MULTI}:v1`,
+      `docker://${registry}/${dst}:v1`,
+    ]);
+    expect(signed.code, signed.stderr).toBe(0);
+    expect(JSON.parse(signed.stdout.trim().split('\n')[0]!)).toMatchObject({
+      manifestDigest: multi.digest,
+      signed: true,
+    });
+    for (const digest of [multi.digest, ...multi.children.map((m) => m.digest)])
+      expect((await getManifest(dst, `sha256-${hex(digest)}.sig`)).status, digest).toBe(200);
+    const amd64 = multi.children.find((m) => m.platform?.architecture === 'amd64')!;
+    expect(await skopeoVerifies('multi-resigned', `@${amd64.digest}`)).toBe(true);
+    const pulled = await skiffVerifies('multi-resigned');
+    expect(pulled.code, pulled.stderr).toBe(0);
+  });
+});
+
+describe('referrers into and out of an OCI layout', () => {
+  const layout = () => file('layout');
+  const entries = () =>
+    JSON.parse(fs.readFileSync(path.join(layout(), 'index.json'), 'utf8')).manifests as Array<{
+      digest: string;
+      mediaType: string;
+      artifactType?: string;
+      annotations?: Record<string, string>;
+    }>;
+  const refName = 'org.opencontainers.image.ref.name';
+
+  it('registry → oci:DIR: the cosign tag as a named entry, the SBOM as an untagged entry with its subject', async () => {
+    const result = await runCli([
+      'mirror',
+      '--json',
+      `docker://${registry}/${SOURCE}:v1`,
+      `oci:${layout()}:v1`,
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout.trim().split('\n')[0]!)).toMatchObject({
+      manifestDigest: image.digest,
+      referrersCopied: 2,
+      notes: [],
+    });
+    const sigTag = `sha256-${hex(image.digest)}.sig`;
+    const sig = entries().find((e) => e.annotations?.[refName] === sigTag);
+    expect(sig?.digest).toBe(digestOf((await getManifest(SOURCE, sigTag)).bytes));
+    const sbom = entries().find((e) => e.digest === sbomDigest);
+    expect(sbom).toMatchObject({ mediaType: OCI_MANIFEST, artifactType: SPDX });
+    expect(sbom?.annotations?.[refName]).toBeUndefined();
+    const stored = fs.readFileSync(path.join(layout(), 'blobs', 'sha256', hex(sbomDigest)));
+    expect(JSON.parse(stored.toString()).subject.digest).toBe(image.digest);
+
+    const again = await runCli([
+      'mirror',
+      '--json',
+      `docker://${registry}/${SOURCE}:v1`,
+      `oci:${layout()}:v1`,
+    ]);
+    expect(JSON.parse(again.stdout.trim().split('\n')[0]!)).toMatchObject({
+      upToDate: true,
+      referrersCopied: 0,
+    });
+    expect(entries()).toHaveLength(3);
+  });
+
+  it('oci:DIR → registry: they follow, and skopeo 1.18 verifies the copy', async () => {
+    const dst = `supply-${process.pid}/from-layout`;
+    const result = await runCli(['mirror', '--json', `oci:${layout()}:v1`, `docker://${registry}/${dst}:v1`]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout.trim().split('\n')[0]!)).toMatchObject({
+      manifestDigest: image.digest,
+      referrersCopied: 2,
+    });
+    const listed = JSON.parse((await getManifest(dst, `sha256-${hex(image.digest)}`)).bytes.toString());
+    expect(listed.manifests).toEqual([expect.objectContaining({ digest: sbomDigest, artifactType: SPDX })]);
+    expect(await skopeoVerifies('from-layout')).toBe(true);
+  });
+
+  it('the layout without a tag still names its one image: signatures and SBOMs beside it are not images', async () => {
+    const result = await runCli(['mirror', '--json', `oci:${layout()}`, `oci:${file('layout-copy')}:x`]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout.trim().split('\n')[0]!)).toMatchObject({
+      manifestDigest: image.digest,
+      referrersCopied: 2,
+    });
   });
 });
 

@@ -5,8 +5,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseReference } from '../../src/reference/index.js';
+import type { RegistryClient } from '../../src/registry/client.js';
 import { decideTrust, type SignatureCheck, type TrustFacts } from '../../src/trust/decide.js';
 import { identityMatches, parseIdentity } from '../../src/trust/identity.js';
+import { enforceTrustPolicy } from '../../src/trust/index.js';
 import { loadPolicy, parsePolicy, policyScopes, requirementsFor } from '../../src/trust/policy.js';
 import { mergeFile, type RegistriesD, signatureSources } from '../../src/trust/registries-d.js';
 
@@ -248,5 +250,35 @@ describe('registries.d', () => {
     expect(() => mergeFile(c, '/d/b.yaml', 'docker:\n  r.io:\n    lookaside: file:///b\n')).toThrow(
       'docker scope "r.io" is defined in more than one file',
     );
+  });
+});
+
+describe('policy keys', () => {
+  it('a signedBy key file that is not a GPG key is one usage error naming the policy and the file', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skiff-trust-keys-'));
+    try {
+      const junk = path.join(dir, 'junk.gpg');
+      fs.writeFileSync(junk, 'not a key');
+      const file = path.join(dir, 'policy.json');
+      const policy = parsePolicy(
+        JSON.stringify({ default: [{ type: 'signedBy', keyType: 'GPGKeys', keyPath: junk }] }),
+        file,
+      );
+      // The keys are read before any signature is looked for: no client is needed to get there.
+      const refused = enforceTrustPolicy({
+        settings: { policy, registriesD: { dir: undefined, defaultDocker: undefined, docker: new Map() } },
+        reference: parseReference('reg.example.com/app:v1'),
+        manifestDigest: `sha256:${'a'.repeat(64)}`,
+        client: {} as RegistryClient,
+      });
+      await expect(refused).rejects.toMatchObject({
+        exitCode: 1,
+        message: expect.stringMatching(
+          new RegExp(`^policy ${file}: signedBy key file ${junk} is not a GPG key: `),
+        ),
+      });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
