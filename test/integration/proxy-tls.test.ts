@@ -136,6 +136,16 @@ async function startFront(): Promise<typeof front> {
       res.writeHead(401, { 'www-authenticate': `Bearer realm="${realm}",service="front"` }).end();
       return;
     }
+    if (name === FRONT && where.startsWith('/v2/forbidden/')) {
+      const denied = '{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}';
+      res
+        .writeHead(403, {
+          'content-type': 'application/json',
+          'docker-distribution-api-version': 'registry/2.0',
+        })
+        .end(denied);
+      return;
+    }
     if (name === FRONT && where.includes('/blobs/')) {
       res.writeHead(307, { location: `http://${STORAGE}:${front.port}${where}` }).end();
       return;
@@ -311,6 +321,66 @@ describe('HTTPS_PROXY', () => {
     } finally {
       await guarded.stop();
     }
+  });
+});
+
+describe('HTTP_PROXY refusing a plain-HTTP registry', () => {
+  const frontHosts = () => Object.fromEntries([FRONT, TOKEN_HOST, STORAGE].map((h) => [h, '127.0.0.1']));
+  // Plain HTTP goes to the proxy in absolute form: its refusal is an ordinary answer, which must not
+  // be taken for the registry's own 403 (exit 2, "unauthorized").
+  it('403 from squid: exit 5 at once, naming the proxy and what it said', async () => {
+    const denying = await startSquid({ hosts: frontHosts(), denyAll: true });
+    try {
+      const result = await pull(
+        `${FRONT}:${front.port}/${IMAGE}`,
+        ['--tls-verify=false', '--retry-times', '2'],
+        {
+          HTTP_PROXY: denying.url,
+        },
+      );
+      expect(result.code, result.stderr).toBe(5);
+      expect(expectCleanStderr(result)).toBe(
+        `skiff: ${FRONT}:${front.port}/${IMAGE}: proxy ${denying.url} refused the request to ${FRONT}:${front.port} (HTTP 403, ERR_ACCESS_DENIED)`,
+      );
+      expect(result.stderr).not.toContain('retrying');
+    } finally {
+      await denying.stop();
+    }
+  });
+
+  // undici itself fails a plain-HTTP request the proxy answers 407 (Http1ProxyWrapper).
+  it('407 from squid: exit 5 saying it wants credentials; with them in the URL the pull goes through', async () => {
+    const user = { name: 'proxyuser', password: 'pr0xy-s3cret' };
+    const guarded = await startSquid({ hosts: frontHosts(), user });
+    try {
+      const refused = await pull(`${FRONT}:${front.port}/${IMAGE}`, ['--tls-verify=false'], {
+        HTTP_PROXY: guarded.url,
+      });
+      expect(refused.code, refused.stderr).toBe(5);
+      expect(expectCleanStderr(refused)).toContain(
+        `proxy ${guarded.url} refused the request to ${FRONT}:${front.port} (HTTP 407): it asks for credentials; give them in $HTTP_PROXY`,
+      );
+      const withUser = new URL(guarded.url);
+      withUser.username = user.name;
+      withUser.password = user.password;
+      const accepted = await pull(`${FRONT}:${front.port}/${IMAGE}`, ['--tls-verify=false'], {
+        HTTP_PROXY: withUser.href,
+      });
+      expect(accepted.code, accepted.stderr).toBe(0);
+      expect(accepted.stderr + accepted.stdout).not.toContain(user.password);
+    } finally {
+      await guarded.stop();
+    }
+  });
+
+  it("the registry's own 403 through the proxy stays the registry's: exit 2", async () => {
+    const before = (await proxy.requests()).length;
+    const result = await pull(`${FRONT}:${front.port}/forbidden/app:1`, ['--tls-verify=false'], {
+      HTTP_PROXY: proxy.url,
+    });
+    expect(result.code, result.stderr).toBe(2);
+    expect(expectCleanStderr(result)).not.toContain('proxy');
+    expect((await proxy.requests()).length).toBeGreaterThan(before);
   });
 });
 
