@@ -24,7 +24,25 @@ export function printMirrorResult(result: MirrorResult, write: Write = direct): 
     : result.dryRun
       ? `would mirror ${route} ${digest}`.trimEnd()
       : `mirrored ${route} ${digest} (${result.blobsCopied} blobs copied, ${result.blobsSkipped} skipped, ${result.blobsMounted} mounted${referrers}, ${formatBytes(result.bytes)}, ${formatDuration(result.durationMs)})`;
-  write(process.stdout, `${line}\n${result.notes.map((n) => `  note: ${n}\n`).join('')}`);
+  const notes = [...result.notes, ...servedBy(result)];
+  write(process.stdout, `${line}\n${notes.map((n) => `  note: ${n}\n`).join('')}`);
+}
+
+/**
+ * Where registries.conf sent the copy, when a mirror was involved: which endpoint served what
+ * (each failure already had its line on stderr as it happened).
+ */
+function servedBy(result: MirrorResult): string[] {
+  const endpoints = result.endpoints ?? [];
+  if (!endpoints.some((e) => e.mirror)) return [];
+  const mirrorFailed = endpoints.some((e) => e.mirror && e.outcome === 'failed');
+  return endpoints
+    .filter((e) => e.outcome === 'served')
+    .map((e) =>
+      e.mirror
+        ? `${e.what} from mirror ${e.endpoint} (registries.conf), not the primary`
+        : `${e.what} from ${e.endpoint}${mirrorFailed ? ' after a mirror failed' : ''}`,
+    );
 }
 
 export function printMirrorSummary(summary: MirrorSummary): void {

@@ -140,7 +140,7 @@ describe('mirrors from registries.conf', () => {
     expect(result.code, result.stderr).toBe(0);
     expect(result.stderr).toBe('');
     expect(result.report.endpoints).toEqual([
-      { outcome: 'served', endpoint: `${mirrorProxy.host}/cache/team/app`, mirror: true },
+      { outcome: 'served', endpoint: `${mirrorProxy.host}/cache/team/app`, mirror: true, what: 'manifest' },
     ]);
     expect(mirrorProxy.blobGets().length).toBeGreaterThan(0);
     expect(primaryProxy.requests).toEqual([]);
@@ -170,7 +170,7 @@ describe('mirrors from registries.conf', () => {
         error: expect.stringContaining(`cannot reach registry ${deadHost}`),
         next: `${primaryProxy.host}/team/app`,
       },
-      { outcome: 'served', endpoint: `${primaryProxy.host}/team/app`, mirror: false },
+      { outcome: 'served', endpoint: `${primaryProxy.host}/team/app`, mirror: false, what: 'manifest' },
     ]);
     expect(primaryProxy.blobGets().length).toBeGreaterThan(0);
     expect(await storedNames(store)).toEqual([`${primaryProxy.host}/team/app:v1`]);
@@ -201,14 +201,14 @@ location = "${mirrorProxy.host}/nothing-here"
     expect(byTag.code, byTag.stderr).toBe(0);
     expect(mirrorProxy.requests).toEqual([]);
     expect(byTag.report.endpoints).toEqual([
-      { outcome: 'served', endpoint: `${primaryProxy.host}/team/app`, mirror: false },
+      { outcome: 'served', endpoint: `${primaryProxy.host}/team/app`, mirror: false, what: 'manifest' },
     ]);
     reset();
     const store = freshStore();
     const byDigest = await pull(store, `${primaryProxy.host}/team/app@${appDigest}`, digestOnly);
     expect(byDigest.code, byDigest.stderr).toBe(0);
     expect(byDigest.report.endpoints).toEqual([
-      { outcome: 'served', endpoint: `${mirrorProxy.host}/cache/team/app`, mirror: true },
+      { outcome: 'served', endpoint: `${mirrorProxy.host}/cache/team/app`, mirror: true, what: 'manifest' },
     ]);
     expect(primaryProxy.requests).toEqual([]);
     expect(await storedNames(store)).toEqual([`${primaryProxy.host}/team/app@${appDigest}`]);
@@ -289,7 +289,12 @@ location = "${mirrorProxy.host}/nothing-here"
     expect(v2.code, v2.stderr).toBe(0);
     expect(v2.report.layers.map((l: { method: string }) => l.method)).toEqual(['partial']);
     expect(v2.report.endpoints).toEqual([
-      { outcome: 'served', endpoint: `${mirrorProxy.host}/cache/team/chunked`, mirror: true },
+      {
+        outcome: 'served',
+        endpoint: `${mirrorProxy.host}/cache/team/chunked`,
+        mirror: true,
+        what: 'manifest',
+      },
     ]);
     // Every range came from the mirror; the primary was not asked at all.
     const ranged = mirrorProxy.blobGets().filter((r) => r.status === 206);
@@ -324,7 +329,12 @@ location = "${mirrorProxy.host}/nothing-here"
         const served = await pull(freshStore(), `${primaryProxy.host}/team/app:v1`, viaMirror(true));
         expect(served.code, served.stderr).toBe(0);
         expect(served.report.endpoints).toEqual([
-          { outcome: 'served', endpoint: `${outsideMirror.host}/cache/team/app`, mirror: true },
+          {
+            outcome: 'served',
+            endpoint: `${outsideMirror.host}/cache/team/app`,
+            mirror: true,
+            what: 'manifest',
+          },
         ]);
         const fellBack = await pull(freshStore(), `${primaryProxy.host}/team/app:v1`, viaMirror(false));
         expect(fellBack.code, fellBack.stderr).toBe(0);
@@ -369,18 +379,78 @@ location = "${mirrorProxy.host}/nothing-here"
     expect(v2.code, v2.stderr).toBe(0);
     expect(v2.report.layers.map((l: { method: string }) => l.method)).toEqual(['partial']);
     expect(v2.report.endpoints).toEqual([
-      { outcome: 'served', endpoint: `${mirrorProxy.host}/cache/team/lost`, mirror: true },
+      { outcome: 'served', endpoint: `${mirrorProxy.host}/cache/team/lost`, mirror: true, what: 'manifest' },
       expect.objectContaining({
         outcome: 'failed',
         endpoint: `${mirrorProxy.host}/cache/team/lost`,
         what: expect.stringContaining(layer),
         next: `${primaryProxy.host}/team/lost`,
       }),
+      {
+        outcome: 'served',
+        endpoint: `${primaryProxy.host}/team/lost`,
+        mirror: false,
+        what: expect.stringContaining(layer),
+      },
     ]);
     expect(v2.stderr).toContain(`mirror ${mirrorProxy.host}/cache/team/lost failed for`);
     // The manifest from the mirror; every range of the layer from the primary.
     expect(primaryProxy.requests.some((r) => r.path.includes('/manifests/'))).toBe(false);
     expect(primaryProxy.blobGets().filter((r) => r.status === 206).length).toBeGreaterThan(0);
     expect(mirrorProxy.blobGets().filter((r) => r.status === 206)).toEqual([]);
+  });
+
+  it('mirror --json names the endpoints of each image, and the human line says a mirror served', async () => {
+    const run = (confFile: string, destination: string, ...flags: string[]) =>
+      runCli([
+        'mirror',
+        '--retry-times',
+        '0',
+        // Referrers are looked up where the reference names (src/mirror/referrers.ts), not at mirrors.
+        '--no-referrers',
+        '--registries-conf',
+        confFile,
+        ...flags,
+        `docker://${primaryProxy.host}/team/app:v1`,
+        `docker://${mirror.host}/${destination}`,
+      ]);
+    reset();
+    const served = await run(conf('mirror-json-up', mirrored(mirrorProxy.host)), 'out/up:v1', '--json');
+    expect(served.code, served.stderr).toBe(0);
+    const line = JSON.parse(served.stdout.trim().split('\n')[0]!);
+    expect(line.endpoints).toEqual([
+      { outcome: 'served', endpoint: `${mirrorProxy.host}/cache/team/app`, mirror: true, what: 'manifest' },
+    ]);
+    expect(primaryProxy.requests).toEqual([]);
+
+    const down = await run(conf('mirror-json-down', mirrored(deadHost)), 'out/down:v1', '--json');
+    expect(down.code, down.stderr).toBe(0);
+    expect(down.stderr).toContain(`mirror ${deadHost}/cache/team/app failed for manifest (HEAD)`);
+    expect(JSON.parse(down.stdout.trim().split('\n')[0]!).endpoints).toEqual([
+      {
+        outcome: 'failed',
+        endpoint: `${deadHost}/cache/team/app`,
+        mirror: true,
+        what: 'manifest (HEAD)',
+        error: expect.stringContaining(`cannot reach registry ${deadHost}`),
+        next: `${primaryProxy.host}/team/app`,
+      },
+      {
+        outcome: 'served',
+        endpoint: `${primaryProxy.host}/team/app`,
+        mirror: false,
+        what: 'manifest (HEAD)',
+      },
+      { outcome: 'served', endpoint: `${primaryProxy.host}/team/app`, mirror: false, what: 'manifest' },
+    ]);
+
+    const human = await run(conf('mirror-human-up', mirrored(mirrorProxy.host)), 'out/human:v1');
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stdout).toContain(
+      `  note: manifest from mirror ${mirrorProxy.host}/cache/team/app (registries.conf), not the primary\n`,
+    );
+    const plain = await run(conf('mirror-plain', ''), 'out/plain:v1');
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(plain.stdout).not.toContain('note:');
   });
 });
