@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pushChunkedPair } from '../harness/chunked-pair.js';
 import { runCli, tempDir } from '../harness/cli.js';
 import { type CountingProxy, startCountingProxy } from '../harness/counting-proxy.js';
+import { type FaultProxy, startFaultProxy } from '../harness/fault-proxy.js';
 import {
   fixtureRef,
   freePort,
@@ -452,5 +453,104 @@ location = "${mirrorProxy.host}/nothing-here"
     const plain = await run(conf('mirror-plain', ''), 'out/plain:v1');
     expect(plain.code, plain.stderr).toBe(0);
     expect(plain.stdout).not.toContain('note:');
+  });
+
+  describe('one layer from two sources: the TOC from the mirror, the missing chunks from the primary', () => {
+    let faultyMirror: FaultProxy;
+    let faultyPrimary: FaultProxy;
+    let layer: string;
+    beforeAll(async () => {
+      [faultyMirror, faultyPrimary] = await Promise.all([
+        startFaultProxy(mirror.host),
+        startFaultProxy(primary.host),
+      ]);
+      const manifest = (await (
+        await fetch(`http://${mirror.host}/v2/cache/team/chunked/manifests/v2`, {
+          headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+        })
+      ).json()) as { layers: Array<{ digest: string }> };
+      layer = manifest.layers[0]!.digest;
+    });
+    afterAll(async () => {
+      await Promise.all([faultyMirror?.stop(), faultyPrimary?.stop()]);
+    });
+
+    /** The mirror answers the TOC's ranges (the first GET of the layer) and then `status` for the rest. */
+    const mirrorFailsAfterToc = (status: number) => {
+      faultyMirror.set({ digest: layer, on: 'range', skip: 1, mode: { kind: 'status', status } });
+      faultyPrimary.set();
+    };
+    const confBoth = () =>
+      conf(
+        'two-sources',
+        `[[registry]]\nlocation = "${faultyPrimary.host}/team"\n[[registry.mirror]]\nlocation = "${faultyMirror.host}/cache/team"\n`,
+      );
+    const pullV2 = async () => {
+      const store = freshStore();
+      const v1 = await pull(store, `${primaryProxy.host}/team/chunked:v1`, conf('none', ''));
+      expect(v1.code, v1.stderr).toBe(0);
+      return pull(store, `${faultyPrimary.host}/team/chunked:v2`, confBoth());
+    };
+
+    it.each([404, 500])(
+      'the mirror answers %i for the chunks: they come from the primary, the pull stays partial',
+      async (status) => {
+        mirrorFailsAfterToc(status);
+        const v2 = await pullV2();
+        expect(v2.code, v2.stderr).toBe(0);
+        const [only] = v2.report.layers;
+        expect(only).toMatchObject({ method: 'partial' });
+        expect(only.bytesFetched).toBeLessThan(only.size);
+        const mirrorGets = faultyMirror.blobGets(layer);
+        expect(mirrorGets[0]).toMatchObject({ status: 206, fault: undefined });
+        expect(mirrorGets.slice(1).every((r) => r.status === status)).toBe(true);
+        // The primary served the chunks only: ranges, never the TOC's (the mirror's one answer) nor the whole blob.
+        const tocRange = mirrorGets[0]!.range!;
+        const primaryGets = faultyPrimary.blobGets(layer);
+        expect(primaryGets.length).toBeGreaterThan(0);
+        expect(primaryGets.every((r) => r.range !== undefined && r.status === 206)).toBe(true);
+        expect(primaryGets.some((r) => r.range!.includes(tocRange.slice('bytes='.length)))).toBe(false);
+        expect(only.tocBytesFetched).toBeGreaterThan(0);
+        expect(faultyPrimary.requests.some((r) => r.path.includes('/manifests/'))).toBe(false);
+        expect(v2.report.endpoints).toEqual([
+          {
+            outcome: 'served',
+            endpoint: `${faultyMirror.host}/cache/team/chunked`,
+            mirror: true,
+            what: 'manifest',
+          },
+          expect.objectContaining({
+            outcome: 'failed',
+            endpoint: `${faultyMirror.host}/cache/team/chunked`,
+            what: `ranges of blob ${layer}`,
+            next: `${faultyPrimary.host}/team/chunked`,
+          }),
+          {
+            outcome: 'served',
+            endpoint: `${faultyPrimary.host}/team/chunked`,
+            mirror: false,
+            what: `ranges of blob ${layer}`,
+          },
+        ]);
+        expect(faultyMirror.errors).toEqual([]);
+        expect(faultyPrimary.errors).toEqual([]);
+      },
+    );
+
+    it('a chunk with a wrong digest from the primary is refused (exit 4), nothing stored', async () => {
+      mirrorFailsAfterToc(404);
+      faultyPrimary.set({ digest: layer, on: 'range', mode: { kind: 'flip' } });
+      const store = freshStore();
+      const v1 = await pull(store, `${primaryProxy.host}/team/chunked:v1`, conf('none', ''));
+      expect(v1.code, v1.stderr).toBe(0);
+      const v2 = await pull(store, `${faultyPrimary.host}/team/chunked:v2`, confBoth());
+      expect(v2.code, v2.stderr).toBe(4);
+      expect(await storedNames(store)).toEqual([`${primaryProxy.host}/team/chunked:v1`]);
+      expect(faultyPrimary.blobGets(layer).some((r) => r.fault === 'flip')).toBe(true);
+      // The flipped byte breaks the chunk's zstd frame, whose checksum refuses it before its digest is
+      // taken; either way the wrong bytes from the second source are never written.
+      expect(v2.stderr).toMatch(/: chunk of "[^"]+" at \d+ \(bytes \d+-\d+ of the blob\): /);
+      expect(v2.stderr).toContain(layer.slice(0, 19));
+    });
   });
 });
