@@ -36,13 +36,18 @@ function servedBy(result: MirrorResult): string[] {
   const endpoints = result.endpoints ?? [];
   if (!endpoints.some((e) => e.mirror)) return [];
   const mirrorFailed = endpoints.some((e) => e.mirror && e.outcome === 'failed');
-  return endpoints
-    .filter((e) => e.outcome === 'served')
-    .map((e) =>
-      e.mirror
-        ? `${e.what} from mirror ${e.endpoint} (registries.conf), not the primary`
-        : `${e.what} from ${e.endpoint}${mirrorFailed ? ' after a mirror failed' : ''}`,
-    );
+  // What each endpoint served, in the order first served.
+  const served = new Map<string, { mirror: boolean; what: string[] }>();
+  for (const e of endpoints.filter((e) => e.outcome === 'served')) {
+    const entry = served.get(e.endpoint) ?? { mirror: e.mirror, what: [] };
+    if (!entry.what.includes(e.what)) entry.what.push(e.what);
+    served.set(e.endpoint, entry);
+  }
+  return [...served].map(([endpoint, { mirror, what }]) =>
+    mirror
+      ? `${what.join(', ')} from mirror ${endpoint} (registries.conf), not the primary`
+      : `${what.join(', ')} from ${endpoint}${mirrorFailed ? ' after a mirror failed' : ''}`,
+  );
 }
 
 export function printMirrorSummary(summary: MirrorSummary): void {

@@ -32,14 +32,9 @@ export class RegistrySource implements ImageSource {
   ) {}
 
   async getManifest(signal?: AbortSignal): Promise<RawManifest> {
-    // Which endpoint served is said only where registries.conf sent the pull elsewhere than the
-    // reference names (after a failure it is said anyway, by `attempt`).
-    const endpoints = this.candidates();
-    const rewritten = endpoints.length > 1 || endpoints[0]!.reference !== this.reference;
     const fetched = await this.askManifest(
       (location, ref) => this.client.getManifest(location, ref, signal),
       'manifest',
-      rewritten,
     );
     return { bytes: fetched.bytes, contentType: fetched.contentType };
   }
@@ -148,13 +143,16 @@ export class RegistrySource implements ImageSource {
   private askManifest<T>(
     ask: (location: RepositoryLocation, ref: string) => Promise<T>,
     what: string,
-    sayServed = false,
   ): Promise<T> {
+    // Which endpoint served is said where registries.conf sent the pull elsewhere than the
+    // reference names (after a failure it is said anyway).
+    const endpoints = this.candidates();
+    const rewritten = endpoints.length > 1 || endpoints[0]!.reference !== this.reference;
     return this.attempt(
       what,
       (location, endpoint) => ask(location, endpoint.reference.digest ?? endpoint.reference.tag ?? 'latest'),
       isSkiffError,
-      sayServed,
+      rewritten,
     );
   }
 

@@ -419,10 +419,28 @@ location = "${mirrorProxy.host}/nothing-here"
     const served = await run(conf('mirror-json-up', mirrored(mirrorProxy.host)), 'out/up:v1', '--json');
     expect(served.code, served.stderr).toBe(0);
     const line = JSON.parse(served.stdout.trim().split('\n')[0]!);
-    expect(line.endpoints).toEqual([
-      { outcome: 'served', endpoint: `${mirrorProxy.host}/cache/team/app`, mirror: true, what: 'manifest' },
-    ]);
+    expect(line.endpoints).toEqual(
+      ['manifest (HEAD)', 'manifest'].map((what) => ({
+        outcome: 'served',
+        endpoint: `${mirrorProxy.host}/cache/team/app`,
+        mirror: true,
+        what,
+      })),
+    );
     expect(primaryProxy.requests).toEqual([]);
+    // A re-run is up to date by the source's HEAD, which the mirror served.
+    const again = await run(conf('mirror-json-up', mirrored(mirrorProxy.host)), 'out/up:v1', '--json');
+    expect(again.code, again.stderr).toBe(0);
+    const upToDate = JSON.parse(again.stdout.trim().split('\n')[0]!);
+    expect(upToDate.upToDate).toBe(true);
+    expect(upToDate.endpoints).toEqual([
+      {
+        outcome: 'served',
+        endpoint: `${mirrorProxy.host}/cache/team/app`,
+        mirror: true,
+        what: 'manifest (HEAD)',
+      },
+    ]);
 
     const down = await run(conf('mirror-json-down', mirrored(deadHost)), 'out/down:v1', '--json');
     expect(down.code, down.stderr).toBe(0);
@@ -448,7 +466,12 @@ location = "${mirrorProxy.host}/nothing-here"
     const human = await run(conf('mirror-human-up', mirrored(mirrorProxy.host)), 'out/human:v1');
     expect(human.code, human.stderr).toBe(0);
     expect(human.stdout).toContain(
-      `  note: manifest from mirror ${mirrorProxy.host}/cache/team/app (registries.conf), not the primary\n`,
+      `  note: manifest (HEAD), manifest from mirror ${mirrorProxy.host}/cache/team/app (registries.conf), not the primary\n`,
+    );
+    const humanDown = await run(conf('mirror-human-down', mirrored(deadHost)), 'out/human-down:v1');
+    expect(humanDown.code, humanDown.stderr).toBe(0);
+    expect(humanDown.stdout).toContain(
+      `  note: manifest (HEAD), manifest from ${primaryProxy.host}/team/app after a mirror failed\n`,
     );
     const plain = await run(conf('mirror-plain', ''), 'out/plain:v1');
     expect(plain.code, plain.stderr).toBe(0);
