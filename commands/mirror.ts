@@ -10,6 +10,7 @@ import {
   rateLimits,
   registryFlags,
   sayRateLimits,
+  takeEndpoints,
 } from '../src/cli/registry-flags.js';
 import { trustFlags, trustSettings } from '../src/cli/trust-flags.js';
 import type { LayerEncryption } from '../src/copy/index.js';
@@ -30,6 +31,7 @@ import {
   summaryJson,
   writeResultsFile,
 } from '../src/mirror/index.js';
+import type { SourceEvent } from '../src/registry/client.js';
 import { readCosignPrivateKey, readPassphrase } from '../src/trust/cosign-key.js';
 import { parseSize } from '../src/util/quantities.js';
 
@@ -172,7 +174,9 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
     const shard = flags.shard ? resolveShard(flags.shard, process.env, flags['shard-count']) : undefined;
     const progress = mirrorProgress(resolveMode(flags.progress, { json: flags.json }));
     const say = (line: string) => progress.write(process.stderr, `${line}\n`);
-    const clients = await endClients(flags, flags.connections, say);
+    // registries.conf endpoints of the source, taken per image into its result (`endpoints`).
+    const sources: SourceEvent[] = [];
+    const clients = await endClients(flags, flags.connections, say, sources);
     const json = (value: unknown) => progress.write(process.stdout, `${JSON.stringify(value)}\n`);
     try {
       let jobs: MirrorJob[] = flags.file
@@ -211,6 +215,7 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
         progress,
         shard: shard ? formatShard(shard) : undefined,
         onResult: (result) => {
+          result.endpoints = takeEndpoints(sources, result.source);
           if (!flags.json) return printMirrorResult(result, progress.write);
           json(resultJson(result));
           // A failed image also gets its one `skiff:` line on stderr, as pull's errors do.

@@ -2,7 +2,13 @@ import { Args, Flags } from '@oclif/core';
 import { SkiffCommand } from '../src/cli/base.js';
 import { progressFlag, pullProgress, resolveMode } from '../src/cli/progress.js';
 import { printPullReport } from '../src/cli/pull-output.js';
-import { connectionsFlag, registryClient, registryFlags, sayRateLimits } from '../src/cli/registry-flags.js';
+import {
+  connectionsFlag,
+  endpointReport,
+  registryClient,
+  registryFlags,
+  sayRateLimits,
+} from '../src/cli/registry-flags.js';
 import { describePolicy, trustFlags, trustSettings } from '../src/cli/trust-flags.js';
 import { ExitCode, SkiffError } from '../src/errors/index.js';
 import { pull } from '../src/pull/index.js';
@@ -37,11 +43,6 @@ async function pullFirstOf<T>(
     }
   }
   throw new Error('unreachable: no candidate to pull');
-}
-
-function endpointJson(event: SourceEvent) {
-  const { kind, image: _image, ...rest } = event;
-  return { outcome: kind === 'used' ? 'served' : 'failed', ...rest };
 }
 
 export default class Pull extends SkiffCommand {
@@ -130,7 +131,7 @@ Exit codes: 0 success, 1 usage, 2 not found, unauthorized or blocked by registri
         this.printJson({
           ...report,
           rateLimit: client.http.rateLimits(),
-          ...(sources.length > 0 ? { endpoints: sources.map(endpointJson) } : {}),
+          ...(sources.length > 0 ? { endpoints: sources.map(endpointReport) } : {}),
         });
       else printPullReport(report);
       if (flags.verbose) sayRateLimits([client]);

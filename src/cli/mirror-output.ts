@@ -24,7 +24,30 @@ export function printMirrorResult(result: MirrorResult, write: Write = direct): 
     : result.dryRun
       ? `would mirror ${route} ${digest}`.trimEnd()
       : `mirrored ${route} ${digest} (${result.blobsCopied} blobs copied, ${result.blobsSkipped} skipped, ${result.blobsMounted} mounted${referrers}, ${formatBytes(result.bytes)}, ${formatDuration(result.durationMs)})`;
-  write(process.stdout, `${line}\n${result.notes.map((n) => `  note: ${n}\n`).join('')}`);
+  const notes = [...result.notes, ...servedBy(result)];
+  write(process.stdout, `${line}\n${notes.map((n) => `  note: ${n}\n`).join('')}`);
+}
+
+/**
+ * Where registries.conf sent the copy, when a mirror was involved: which endpoint served what
+ * (each failure already had its line on stderr as it happened).
+ */
+function servedBy(result: MirrorResult): string[] {
+  const endpoints = result.endpoints ?? [];
+  if (!endpoints.some((e) => e.mirror)) return [];
+  const mirrorFailed = endpoints.some((e) => e.mirror && e.outcome === 'failed');
+  // What each endpoint served, in the order first served.
+  const served = new Map<string, { mirror: boolean; what: string[] }>();
+  for (const e of endpoints.filter((e) => e.outcome === 'served')) {
+    const entry = served.get(e.endpoint) ?? { mirror: e.mirror, what: [] };
+    if (!entry.what.includes(e.what)) entry.what.push(e.what);
+    served.set(e.endpoint, entry);
+  }
+  return [...served].map(([endpoint, { mirror, what }]) =>
+    mirror
+      ? `${what.join(', ')} from mirror ${endpoint} (registries.conf), not the primary`
+      : `${what.join(', ')} from ${endpoint}${mirrorFailed ? ' after a mirror failed' : ''}`,
+  );
 }
 
 export function printMirrorSummary(summary: MirrorSummary): void {

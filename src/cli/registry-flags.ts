@@ -4,6 +4,8 @@
  */
 import { Flags } from '@oclif/core';
 import { UsageError } from '../errors/index.js';
+import type { EndpointReport } from '../mirror/result.js';
+import { formatReference, parseReference } from '../reference/index.js';
 import { ConnectionBudget, DEFAULT_CONNECTIONS, MIN_CONNECTIONS } from '../registry/budget.js';
 import { RegistryClient, type SourceEvent } from '../registry/client.js';
 import { formatRateLimit, type RateLimit } from '../registry/rate-limit.js';
@@ -134,6 +136,8 @@ export async function endClients(
   flags: RegistryFlagValues & EndFlagValues,
   connections = DEFAULT_CONNECTIONS,
   say: Say = sayOnStderr,
+  /** Collects which registries.conf endpoints of the source failed and which served. */
+  sources?: SourceEvent[],
 ): Promise<{ source: RegistryClient; destination: RegistryClient }> {
   // One budget for both ends: a registry that is source and destination counts its connections once.
   const budget = new ConnectionBudget(connections);
@@ -149,7 +153,7 @@ export async function endClients(
     tlsVerify: flags['dest-tls-verify'],
     certDir: flags['dest-cert-dir'] ?? flags['cert-dir'],
   };
-  const sourceClient = await clientFor(flags, source, budget, say);
+  const sourceClient = await clientFor(flags, source, budget, say, sources);
   const alike =
     source.creds === destination.creds &&
     source.tlsVerify === destination.tlsVerify &&
@@ -192,6 +196,31 @@ async function clientFor(
       ...(flags.authfile ? { authFile: flags.authfile } : {}),
     },
   });
+}
+
+/** A registries.conf event as `--json` reports it (`endpoints`, in pull's report and mirror's lines). */
+export function endpointReport(event: SourceEvent): EndpointReport {
+  const { kind, image: _image, ...rest } = event;
+  return { outcome: kind === 'used' ? 'served' : 'failed', ...rest };
+}
+
+/**
+ * The events of one mirrored image, taken out of the run's list: they name the source reference as
+ * the registry source formats it. Taken, so an image mirrored twice in one run gets its own.
+ */
+export function takeEndpoints(events: SourceEvent[], source: string): EndpointReport[] | undefined {
+  let image: string;
+  try {
+    const ref = parseReference(source);
+    if (ref.transport !== 'docker') return undefined;
+    image = formatReference(ref);
+  } catch {
+    return undefined;
+  }
+  const mine = events.filter((e) => e.image === image);
+  if (mine.length === 0) return undefined;
+  events.splice(0, events.length, ...events.filter((e) => e.image !== image));
+  return mine.map(endpointReport);
 }
 
 /** `mirror 127.0.0.1:5001/app failed for the manifest (…); trying 127.0.0.1:5000/app`. */

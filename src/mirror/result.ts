@@ -37,9 +37,27 @@ export interface MirrorResult extends MirrorCounters {
   signed?: boolean | undefined;
   /** What the trust policy said of the source (src/trust); absent when the copy failed before. */
   trust?: TrustReport | undefined;
+  /**
+   * registries.conf endpoints of the source: each attempt that failed and each that served (as
+   * `pull --json` lists them); absent when the source was read where its reference names.
+   */
+  endpoints?: EndpointReport[] | undefined;
   /** --dry-run: the manifests were read and nothing was written; the counters stay 0. */
   dryRun?: boolean | undefined;
   error?: SkiffError | undefined;
+}
+
+/** One registries.conf endpoint asked for something (docs/network.md "registries.conf"). */
+export interface EndpointReport {
+  outcome: 'served' | 'failed';
+  /** HOST/REPOSITORY asked. */
+  endpoint: string;
+  mirror: boolean;
+  /** `manifest`, `blob sha256:…`, `ranges of blob sha256:…`. */
+  what: string;
+  error?: string;
+  /** Asked next, after a failure. */
+  next?: string;
 }
 
 export function emptyCounters(): MirrorCounters {
@@ -65,6 +83,7 @@ export function resultJson(result: MirrorResult): Record<string, unknown> {
     referrersCopied: result.referrersCopied ?? null,
     signed: result.signed ?? null,
     trust: result.trust ?? null,
+    ...(result.endpoints?.length ? { endpoints: result.endpoints } : {}),
     ...(result.dryRun ? { dryRun: true } : {}),
     error: result.error ? result.error.toJSON().error : null,
   };

@@ -59,7 +59,8 @@ export type SourceEvent =
       error: string;
       next?: string;
     }
-  | { kind: 'used'; image: string; endpoint: string; mirror: boolean };
+  /** `what` was served by `endpoint`: the manifest, or a blob or ranges after another endpoint failed. */
+  | { kind: 'used'; image: string; endpoint: string; mirror: boolean; what: string };
 export type SourceListener = (event: SourceEvent) => void;
 
 /** Where a repository lives: the API host and the repository path. */

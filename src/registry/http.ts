@@ -23,6 +23,7 @@ import {
   classifyConnectionFailure,
   finalConnectionError,
   networkError,
+  proxyAnswerError,
 } from './network-errors.js';
 import { type ProxyEnvironment, proxyEnvironment, proxyFor } from './proxy.js';
 import { type RateLimit, RateLimits } from './rate-limit.js';
@@ -339,6 +340,11 @@ export class HttpClient {
           ...(signal ? { signal } : {}),
         }),
       );
+      const refused = proxyAnswerError(res.statusCode, res.headers, route);
+      if (refused) {
+        await res.body.dump();
+        throw refused;
+      }
       const location = res.headers.location;
       if (res.statusCode < 300 || res.statusCode >= 400 || typeof location !== 'string') {
         return { status: res.statusCode, headers: res.headers, body: res.body, url };

@@ -78,20 +78,60 @@ export function classifyConnectionFailure(error: unknown, route: ConnectionRoute
   if (code) return certificateError(code, error, route);
   const refusal = proxyRefusal(error);
   if (refusal && route.proxy) {
-    const setting = route.url.protocol === 'https:' ? 'HTTPS_PROXY' : 'HTTP_PROXY';
-    const hint =
-      refusal.status === 407
-        ? route.proxy.username
-          ? `: it refused the credentials in $${setting}`
-          : `: it asks for credentials; give them in $${setting} (http://USER:PASSWORD@HOST:PORT)`
-        : '';
     return new NetworkError(
-      `proxy ${redactProxy(route.proxy)} refused the tunnel to ${route.url.host} (HTTP ${refusal.status})${hint}`,
+      `proxy ${redactProxy(route.proxy)} refused the ${route.url.protocol === 'https:' ? 'tunnel' : 'request'} to ${route.url.host} (HTTP ${refusal.status})${credentialsHint(refusal.status, route)}`,
       {},
       error,
     );
   }
   return error;
+}
+
+/** What a 407 asks of the user: credentials in the proxy variable, or other ones. */
+function credentialsHint(status: number, route: ConnectionRoute): string {
+  if (status !== 407 || !route.proxy) return '';
+  const setting = route.url.protocol === 'https:' ? 'HTTPS_PROXY' : 'HTTP_PROXY';
+  return route.proxy.username
+    ? `: it refused the credentials in $${setting}`
+    : `: it asks for credentials; give them in $${setting} (http://USER:PASSWORD@HOST:PORT)`;
+}
+
+type Headers = Record<string, string | string[] | undefined>;
+const header = (headers: Headers, name: string) => {
+  const value = headers[name];
+  return Array.isArray(value) ? value.join(', ') : value;
+};
+
+/**
+ * A plain-HTTP request travels to the proxy in absolute form, so the proxy's own refusal comes
+ * back as an ordinary response, not as a failed CONNECT. 407 is always the proxy's. A 403 is the
+ * proxy's when it says so: squid's `X-Squid-Error`, an RFC 9209 `Proxy-Status` with an `error`;
+ * or, for a request to the registry's API, when it came through a proxy (`Via`) without the
+ * `Docker-Distribution-Api-Version` every distribution answer carries. Such an answer is the
+ * proxy's decision: exit 5 naming the proxy, not retried, never taken for the registry's "no".
+ */
+export function proxyAnswerError(
+  status: number,
+  headers: Headers,
+  route: ConnectionRoute,
+): NetworkError | undefined {
+  if (!route.proxy || (status !== 403 && status !== 407)) return undefined;
+  const squidError = header(headers, 'x-squid-error')?.split(' ')[0];
+  const proxyStatus = header(headers, 'proxy-status');
+  const proxyError = proxyStatus && /;\s*error\s*=\s*"?([\w-]+)/i.exec(proxyStatus)?.[1];
+  const registryApi = route.url.host === route.registry && route.url.pathname.startsWith('/v2/');
+  const unsigned =
+    registryApi &&
+    header(headers, 'via') !== undefined &&
+    header(headers, 'docker-distribution-api-version') === undefined;
+  if (status === 403 && !squidError && !proxyError && !unsigned) return undefined;
+  const said =
+    squidError ??
+    proxyError ??
+    (status === 403 ? 'no Docker-Distribution-Api-Version: not the registry' : '');
+  return new NetworkError(
+    `proxy ${redactProxy(route.proxy)} refused the request to ${route.url.host} (HTTP ${status}${said ? `, ${said}` : ''})${credentialsHint(status, route)}`,
+  );
 }
 
 /**

@@ -32,24 +32,19 @@ export class RegistrySource implements ImageSource {
   ) {}
 
   async getManifest(signal?: AbortSignal): Promise<RawManifest> {
-    const fetched = await this.askManifest((location, ref) => this.client.getManifest(location, ref, signal));
-    const served = this.candidates()[0]!;
-    // Said only where registries.conf sent the pull elsewhere than the reference names.
-    if (served.reference !== this.reference || this.candidates().length > 1)
-      this.client.onSource?.({
-        kind: 'used',
-        image: formatReference(this.reference),
-        endpoint: endpointName(served),
-        mirror: served.mirror,
-      });
+    const fetched = await this.askManifest(
+      (location, ref) => this.client.getManifest(location, ref, signal),
+      'manifest',
+    );
     return { bytes: fetched.bytes, contentType: fetched.contentType };
   }
 
   /** The manifest's digest, media type and size by HEAD, which metered registries do not count. */
   async headManifest(signal?: AbortSignal): Promise<ManifestHead | undefined> {
     const digest = this.reference.digest;
-    const head = await this.askManifest((location, ref) =>
-      this.client.headManifest(location, ref, ['pull'], signal),
+    const head = await this.askManifest(
+      (location, ref) => this.client.headManifest(location, ref, ['pull'], signal),
+      'manifest (HEAD)',
     );
     // A reference pinned by digest names it, whether or not the registry repeats it.
     return head && digest ? { ...head, digest } : head;
@@ -142,25 +137,35 @@ export class RegistrySource implements ImageSource {
   }
 
   /**
-   * Runs `operation` against each endpoint in turn until one succeeds; every failure that moves on
-   * is told to the client's listener. The endpoint that succeeded is asked first from then on.
-   */
-  /**
    * Asks each endpoint in turn for the manifest the reference names. A digest pins it even when a
    * tag is given too (docker's rule for name:tag@digest).
    */
-  private askManifest<T>(ask: (location: RepositoryLocation, ref: string) => Promise<T>): Promise<T> {
+  private askManifest<T>(
+    ask: (location: RepositoryLocation, ref: string) => Promise<T>,
+    what: string,
+  ): Promise<T> {
+    // Which endpoint served is said where registries.conf sent the pull elsewhere than the
+    // reference names (after a failure it is said anyway).
+    const endpoints = this.candidates();
+    const rewritten = endpoints.length > 1 || endpoints[0]!.reference !== this.reference;
     return this.attempt(
-      'manifest',
+      what,
       (location, endpoint) => ask(location, endpoint.reference.digest ?? endpoint.reference.tag ?? 'latest'),
       isSkiffError,
+      rewritten,
     );
   }
 
+  /**
+   * Runs `operation` against each endpoint in turn until one succeeds; every failure that moves on
+   * is told to the client's listener, and so is the endpoint that then served (or, with
+   * `sayServed`, whichever served). The endpoint that succeeded is asked first from then on.
+   */
   private async attempt<T>(
     what: string,
     operation: (location: RepositoryLocation, endpoint: PullEndpoint) => Promise<T>,
     movesOn: (error: unknown) => boolean,
+    sayServed = false,
   ): Promise<T> {
     const endpoints = this.candidates();
     for (const [i, endpoint] of endpoints.entries()) {
@@ -170,6 +175,14 @@ export class RegistrySource implements ImageSource {
           endpoint,
         );
         if (i > 0) this.endpoints = [endpoint, ...endpoints.filter((e) => e !== endpoint)];
+        if (i > 0 || sayServed)
+          this.client.onSource?.({
+            kind: 'used',
+            image: formatReference(this.reference),
+            endpoint: endpointName(endpoint),
+            mirror: endpoint.mirror,
+            what,
+          });
         return result;
       } catch (error) {
         const next = endpoints[i + 1];

@@ -149,7 +149,9 @@ class Evidence {
       const ref = this.registry();
       if (!ref) return [];
       const { lookaside } = signatureSources(this.registriesD, ref);
-      return lookaside ? lookasideSignatures(lookaside, ref, this.manifestDigest, this.input.signal) : [];
+      return lookaside
+        ? lookasideSignatures(this.input.client, lookaside, ref, this.manifestDigest, this.input.signal)
+        : [];
     });
   }
 

@@ -36,8 +36,14 @@ function hexOf(digest: Digest): string {
   return digest.slice(digest.indexOf(':') + 1);
 }
 
-/** Simple signatures from the lookaside store, in order, until the first one that is not there. */
+/**
+ * Simple signatures from the lookaside store, in order, until the first one that is not there. An
+ * http(s): store is read through the registry client's HTTP layer, as containers/image reads it
+ * with the registry's own HTTP client: the same proxy (HTTPS_PROXY, NO_PROXY), the registry's
+ * certs.d directory or --cert-dir, retries and stall timeout; never its credentials.
+ */
 export async function lookasideSignatures(
+  client: RegistryClient,
   base: string,
   ref: RegistryReference,
   manifestDigest: Digest,
@@ -47,14 +53,19 @@ export async function lookasideSignatures(
   const found: Array<{ origin: string; bytes: Buffer }> = [];
   for (let n = 1; n <= MAX_SIGNATURES; n++) {
     const url = `${dir}/signature-${n}`;
-    const bytes = await readLookaside(url, signal);
+    const bytes = await readLookaside(client, ref, url, signal);
     if (!bytes) return found;
     found.push({ origin: `lookaside signature-${n}`, bytes });
   }
   throw new VerificationError(`lookaside ${dir} holds more than ${MAX_SIGNATURES} signatures`);
 }
 
-async function readLookaside(url: string, signal?: AbortSignal): Promise<Buffer | undefined> {
+async function readLookaside(
+  client: RegistryClient,
+  ref: RegistryReference,
+  url: string,
+  signal?: AbortSignal,
+): Promise<Buffer | undefined> {
   const parsed = new URL(url);
   if (parsed.protocol === 'file:') {
     const file = fileURLToPath(parsed);
@@ -65,12 +76,26 @@ async function readLookaside(url: string, signal?: AbortSignal): Promise<Buffer 
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')
     throw new UsageError(`lookaside ${url}: only file:, http: and https: are supported`);
-  const res = await fetch(url, { signal: signal ?? null });
-  if (res.status === 404) return undefined;
-  if (!res.ok) throw new VerificationError(`lookaside ${url}: HTTP ${res.status}`);
-  const bytes = Buffer.from(await res.arrayBuffer());
-  if (bytes.length > MAX_SIGNATURE_BYTES) throw new VerificationError(`signature ${url} is too large`);
-  return bytes;
+  const res = await client.http.send({ method: 'GET', url: parsed, registry: ref.endpoint }, signal);
+  if (res.status === 404) {
+    await res.body.dump();
+    return undefined;
+  }
+  if (res.status < 200 || res.status >= 300) {
+    await res.body.dump();
+    throw new VerificationError(`lookaside ${url}: HTTP ${res.status}`);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res.body as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_SIGNATURE_BYTES) {
+      res.body.destroy();
+      throw new VerificationError(`signature ${url} is too large`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
 }
 
 /** A manifest by tag, or undefined when the tag does not exist. */

@@ -5,8 +5,10 @@
 // registry; its access log shows each CONNECT. skopeo 1.18 reads the same certificate
 // directories as the yardstick.
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -32,6 +34,8 @@ const ALIAS = 'alias.skiff.test';
 const FRONT = 'front.skiff.test';
 const TOKEN_HOST = 'token.skiff.test';
 const STORAGE = 'storage.skiff.test';
+/** An HTTPS lookaside store of simple signatures (registries.d `lookaside`). */
+const LOOKASIDE = 'lookaside.skiff.test';
 const IMAGE = 'fixtures/gzip:latest';
 
 let work: { dir: string; cleanup: () => void };
@@ -91,7 +95,9 @@ beforeAll(async () => {
     startRegistry({ tls: { certificate: server.cert, key: server.key, clientCAs: [ca.cert] } }),
     startRegistry({ tls: { certificate: expired.cert, key: expired.key } }),
     startSquid({
-      hosts: Object.fromEntries([NAME, ALIAS, FRONT, TOKEN_HOST, STORAGE].map((h) => [h, '127.0.0.1'])),
+      hosts: Object.fromEntries(
+        [NAME, ALIAS, FRONT, TOKEN_HOST, STORAGE, LOOKASIDE].map((h) => [h, '127.0.0.1']),
+      ),
     }),
   ]);
   front = await startFront();
@@ -134,6 +140,16 @@ async function startFront(): Promise<typeof front> {
     if (name === FRONT && req.headers.authorization !== 'Bearer t0k3n') {
       const realm = `http://${TOKEN_HOST}:${front.port}/token`;
       res.writeHead(401, { 'www-authenticate': `Bearer realm="${realm}",service="front"` }).end();
+      return;
+    }
+    if (name === FRONT && where.startsWith('/v2/forbidden/')) {
+      const denied = '{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}';
+      res
+        .writeHead(403, {
+          'content-type': 'application/json',
+          'docker-distribution-api-version': 'registry/2.0',
+        })
+        .end(denied);
       return;
     }
     if (name === FRONT && where.includes('/blobs/')) {
@@ -314,6 +330,66 @@ describe('HTTPS_PROXY', () => {
   });
 });
 
+describe('HTTP_PROXY refusing a plain-HTTP registry', () => {
+  const frontHosts = () => Object.fromEntries([FRONT, TOKEN_HOST, STORAGE].map((h) => [h, '127.0.0.1']));
+  // Plain HTTP goes to the proxy in absolute form: its refusal is an ordinary answer, which must not
+  // be taken for the registry's own 403 (exit 2, "unauthorized").
+  it('403 from squid: exit 5 at once, naming the proxy and what it said', async () => {
+    const denying = await startSquid({ hosts: frontHosts(), denyAll: true });
+    try {
+      const result = await pull(
+        `${FRONT}:${front.port}/${IMAGE}`,
+        ['--tls-verify=false', '--retry-times', '2'],
+        {
+          HTTP_PROXY: denying.url,
+        },
+      );
+      expect(result.code, result.stderr).toBe(5);
+      expect(expectCleanStderr(result)).toBe(
+        `skiff: ${FRONT}:${front.port}/${IMAGE}: proxy ${denying.url} refused the request to ${FRONT}:${front.port} (HTTP 403, ERR_ACCESS_DENIED)`,
+      );
+      expect(result.stderr).not.toContain('retrying');
+    } finally {
+      await denying.stop();
+    }
+  });
+
+  // undici itself fails a plain-HTTP request the proxy answers 407 (Http1ProxyWrapper).
+  it('407 from squid: exit 5 saying it wants credentials; with them in the URL the pull goes through', async () => {
+    const user = { name: 'proxyuser', password: 'pr0xy-s3cret' };
+    const guarded = await startSquid({ hosts: frontHosts(), user });
+    try {
+      const refused = await pull(`${FRONT}:${front.port}/${IMAGE}`, ['--tls-verify=false'], {
+        HTTP_PROXY: guarded.url,
+      });
+      expect(refused.code, refused.stderr).toBe(5);
+      expect(expectCleanStderr(refused)).toContain(
+        `proxy ${guarded.url} refused the request to ${FRONT}:${front.port} (HTTP 407): it asks for credentials; give them in $HTTP_PROXY`,
+      );
+      const withUser = new URL(guarded.url);
+      withUser.username = user.name;
+      withUser.password = user.password;
+      const accepted = await pull(`${FRONT}:${front.port}/${IMAGE}`, ['--tls-verify=false'], {
+        HTTP_PROXY: withUser.href,
+      });
+      expect(accepted.code, accepted.stderr).toBe(0);
+      expect(accepted.stderr + accepted.stdout).not.toContain(user.password);
+    } finally {
+      await guarded.stop();
+    }
+  });
+
+  it("the registry's own 403 through the proxy stays the registry's: exit 2", async () => {
+    const before = (await proxy.requests()).length;
+    const result = await pull(`${FRONT}:${front.port}/forbidden/app:1`, ['--tls-verify=false'], {
+      HTTP_PROXY: proxy.url,
+    });
+    expect(result.code, result.stderr).toBe(2);
+    expect(expectCleanStderr(result)).not.toContain('proxy');
+    expect((await proxy.requests()).length).toBeGreaterThan(before);
+  });
+});
+
 describe('certificates', () => {
   it('a registry whose CA skiff does not know: exit 5 at once, naming the host, the check and where skiff looked', async () => {
     const home = fresh('home');
@@ -407,5 +483,116 @@ describe('certificates', () => {
     await inspect(`${NAME}:${mtlsPort}/${IMAGE}`, ['--cert-dir', clientDir]);
     await inspect(`${NAME}:${port}/${IMAGE}`, [], homeTrusting(`${NAME}:${port}`));
     await expect(inspect(`${NAME}:${port}/${IMAGE}`, [])).rejects.toThrow(/certificate/);
+  });
+});
+
+describe('lookaside signatures over HTTPS', () => {
+  // registries.d's `lookaside` is read as containers/image reads it: with the registry's HTTP
+  // client, so through HTTPS_PROXY and trusting the registry's certs.d or --cert-dir CAs. Here the
+  // store is named only in squid's hosts file, and its certificate is the suite CA's.
+  let policy: string;
+  let registriesD: string;
+  let served: string[];
+  const servers: https.Server[] = [];
+
+  /** An HTTPS lookaside holding one GPG simple signature of the image, under `issuer`'s certificate. */
+  async function lookasideServer(issued: { cert: string; key: string }, signature: Buffer, dir: string) {
+    const server = https.createServer(
+      { cert: fs.readFileSync(issued.cert), key: fs.readFileSync(issued.key) },
+      (req, res) => {
+        served.push(req.url ?? '');
+        if (req.url === `/${dir}/signature-1`) res.writeHead(200).end(signature);
+        else res.writeHead(404).end();
+      },
+    );
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    servers.push(server);
+    return (server.address() as net.AddressInfo).port;
+  }
+
+  let signature: Buffer;
+  let signatureDir: string;
+  beforeAll(async () => {
+    served = [];
+    const gnupg = fresh('gnupg');
+    fs.mkdirSync(gnupg, { mode: 0o700 });
+    const env = { ...process.env, GNUPGHOME: gnupg };
+    const uid = 'skiff lookaside <lookaside@skiff.invalid>';
+    await execFileAsync(
+      'gpg',
+      ['--batch', '--passphrase', '', '--quick-gen-key', uid, 'ed25519', 'sign', 'never'],
+      {
+        env,
+      },
+    );
+    const { stdout } = await execFileAsync('gpg', ['--list-keys', '--with-colons', uid], { env });
+    const fingerprint = /^fpr:+([0-9A-F]{40}):/m.exec(stdout)![1]!;
+    const publicKey = fresh('key.gpg');
+    await execFileAsync('gpg', ['--batch', '--yes', '--output', publicKey, '--export', fingerprint], { env });
+    const manifest = fresh('manifest.json');
+    const raw = await execFileAsync(
+      SKOPEO_MODERN,
+      ['inspect', '--raw', '--cert-dir', caDir, `docker://${tlsRegistry.host}/${IMAGE}`],
+      {
+        encoding: 'buffer',
+      },
+    );
+    fs.writeFileSync(manifest, raw.stdout);
+    const digest = createHash('sha256').update(raw.stdout).digest('hex');
+    const signed = fresh('signature');
+    await execFileAsync(
+      SKOPEO_MODERN,
+      ['standalone-sign', '--output', signed, manifest, `${NAME}:${port}/${IMAGE}`, fingerprint],
+      { env },
+    );
+    signature = fs.readFileSync(signed);
+    signatureDir = `${IMAGE.split(':')[0]}@sha256=${digest}`;
+    policy = fresh('policy.json');
+    fs.writeFileSync(
+      policy,
+      JSON.stringify({ default: [{ type: 'signedBy', keyType: 'GPGKeys', keyPath: publicKey }] }),
+    );
+  });
+  afterAll(async () => {
+    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  });
+
+  function lookasideAt(lookasidePort: number): string {
+    registriesD = fresh('registries.d');
+    fs.mkdirSync(registriesD);
+    fs.writeFileSync(
+      path.join(registriesD, 'default.yaml'),
+      `default-docker:\n  lookaside: https://${LOOKASIDE}:${lookasidePort}/\n`,
+    );
+    return registriesD;
+  }
+  const signedPull = (dir: string, args: string[]) =>
+    pull(`${NAME}:${port}/${IMAGE}`, ['--policy', policy, '--registries.d', dir, ...args], {
+      HTTPS_PROXY: proxy.url,
+    });
+
+  it("through the proxy, trusted by --cert-dir or by the registry's certs.d: the signature is read and accepted", async () => {
+    const lookasidePort = await lookasideServer(ca.server('lookaside', [LOOKASIDE]), signature, signatureDir);
+    const dir = lookasideAt(lookasidePort);
+    const before = await proxy.connects();
+    const result = await signedPull(dir, ['--cert-dir', caDir]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(served).toContain(`/${signatureDir}/signature-1`);
+    expect(await newConnects(before)).toContain(`${LOOKASIDE}:${lookasidePort}`);
+    const viaHome = await pull(`${NAME}:${port}/${IMAGE}`, ['--policy', policy, '--registries.d', dir], {
+      HTTPS_PROXY: proxy.url,
+      HOME: homeTrusting(`${NAME}:${port}`),
+    });
+    expect(viaHome.code, viaHome.stderr).toBe(0);
+  });
+
+  it('a lookaside whose certificate no trusted CA signed: exit 5 naming it, not a missing signature', async () => {
+    const stranger = new TestCa(fresh('stranger-ca'), 'stranger').server('lookaside', [LOOKASIDE]);
+    const lookasidePort = await lookasideServer(stranger, signature, signatureDir);
+    const result = await signedPull(lookasideAt(lookasidePort), ['--cert-dir', caDir]);
+    expect(result.code, result.stderr).toBe(5);
+    expect(expectCleanStderr(result)).toContain(
+      `the TLS certificate of ${LOOKASIDE}:${lookasidePort} (for registry ${NAME}:${port}) failed verification`,
+    );
   });
 });

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pushChunkedPair } from '../harness/chunked-pair.js';
 import { runCli, tempDir } from '../harness/cli.js';
 import { type CountingProxy, startCountingProxy } from '../harness/counting-proxy.js';
+import { type FaultProxy, startFaultProxy } from '../harness/fault-proxy.js';
 import {
   fixtureRef,
   freePort,
@@ -140,7 +141,7 @@ describe('mirrors from registries.conf', () => {
     expect(result.code, result.stderr).toBe(0);
     expect(result.stderr).toBe('');
     expect(result.report.endpoints).toEqual([
-      { outcome: 'served', endpoint: `${mirrorProxy.host}/cache/team/app`, mirror: true },
+      { outcome: 'served', endpoint: `${mirrorProxy.host}/cache/team/app`, mirror: true, what: 'manifest' },
     ]);
     expect(mirrorProxy.blobGets().length).toBeGreaterThan(0);
     expect(primaryProxy.requests).toEqual([]);
@@ -170,7 +171,7 @@ describe('mirrors from registries.conf', () => {
         error: expect.stringContaining(`cannot reach registry ${deadHost}`),
         next: `${primaryProxy.host}/team/app`,
       },
-      { outcome: 'served', endpoint: `${primaryProxy.host}/team/app`, mirror: false },
+      { outcome: 'served', endpoint: `${primaryProxy.host}/team/app`, mirror: false, what: 'manifest' },
     ]);
     expect(primaryProxy.blobGets().length).toBeGreaterThan(0);
     expect(await storedNames(store)).toEqual([`${primaryProxy.host}/team/app:v1`]);
@@ -201,14 +202,14 @@ location = "${mirrorProxy.host}/nothing-here"
     expect(byTag.code, byTag.stderr).toBe(0);
     expect(mirrorProxy.requests).toEqual([]);
     expect(byTag.report.endpoints).toEqual([
-      { outcome: 'served', endpoint: `${primaryProxy.host}/team/app`, mirror: false },
+      { outcome: 'served', endpoint: `${primaryProxy.host}/team/app`, mirror: false, what: 'manifest' },
     ]);
     reset();
     const store = freshStore();
     const byDigest = await pull(store, `${primaryProxy.host}/team/app@${appDigest}`, digestOnly);
     expect(byDigest.code, byDigest.stderr).toBe(0);
     expect(byDigest.report.endpoints).toEqual([
-      { outcome: 'served', endpoint: `${mirrorProxy.host}/cache/team/app`, mirror: true },
+      { outcome: 'served', endpoint: `${mirrorProxy.host}/cache/team/app`, mirror: true, what: 'manifest' },
     ]);
     expect(primaryProxy.requests).toEqual([]);
     expect(await storedNames(store)).toEqual([`${primaryProxy.host}/team/app@${appDigest}`]);
@@ -289,7 +290,12 @@ location = "${mirrorProxy.host}/nothing-here"
     expect(v2.code, v2.stderr).toBe(0);
     expect(v2.report.layers.map((l: { method: string }) => l.method)).toEqual(['partial']);
     expect(v2.report.endpoints).toEqual([
-      { outcome: 'served', endpoint: `${mirrorProxy.host}/cache/team/chunked`, mirror: true },
+      {
+        outcome: 'served',
+        endpoint: `${mirrorProxy.host}/cache/team/chunked`,
+        mirror: true,
+        what: 'manifest',
+      },
     ]);
     // Every range came from the mirror; the primary was not asked at all.
     const ranged = mirrorProxy.blobGets().filter((r) => r.status === 206);
@@ -324,7 +330,12 @@ location = "${mirrorProxy.host}/nothing-here"
         const served = await pull(freshStore(), `${primaryProxy.host}/team/app:v1`, viaMirror(true));
         expect(served.code, served.stderr).toBe(0);
         expect(served.report.endpoints).toEqual([
-          { outcome: 'served', endpoint: `${outsideMirror.host}/cache/team/app`, mirror: true },
+          {
+            outcome: 'served',
+            endpoint: `${outsideMirror.host}/cache/team/app`,
+            mirror: true,
+            what: 'manifest',
+          },
         ]);
         const fellBack = await pull(freshStore(), `${primaryProxy.host}/team/app:v1`, viaMirror(false));
         expect(fellBack.code, fellBack.stderr).toBe(0);
@@ -369,18 +380,200 @@ location = "${mirrorProxy.host}/nothing-here"
     expect(v2.code, v2.stderr).toBe(0);
     expect(v2.report.layers.map((l: { method: string }) => l.method)).toEqual(['partial']);
     expect(v2.report.endpoints).toEqual([
-      { outcome: 'served', endpoint: `${mirrorProxy.host}/cache/team/lost`, mirror: true },
+      { outcome: 'served', endpoint: `${mirrorProxy.host}/cache/team/lost`, mirror: true, what: 'manifest' },
       expect.objectContaining({
         outcome: 'failed',
         endpoint: `${mirrorProxy.host}/cache/team/lost`,
         what: expect.stringContaining(layer),
         next: `${primaryProxy.host}/team/lost`,
       }),
+      {
+        outcome: 'served',
+        endpoint: `${primaryProxy.host}/team/lost`,
+        mirror: false,
+        what: expect.stringContaining(layer),
+      },
     ]);
     expect(v2.stderr).toContain(`mirror ${mirrorProxy.host}/cache/team/lost failed for`);
     // The manifest from the mirror; every range of the layer from the primary.
     expect(primaryProxy.requests.some((r) => r.path.includes('/manifests/'))).toBe(false);
     expect(primaryProxy.blobGets().filter((r) => r.status === 206).length).toBeGreaterThan(0);
     expect(mirrorProxy.blobGets().filter((r) => r.status === 206)).toEqual([]);
+  });
+
+  it('mirror --json names the endpoints of each image, and the human line says a mirror served', async () => {
+    const run = (confFile: string, destination: string, ...flags: string[]) =>
+      runCli([
+        'mirror',
+        '--retry-times',
+        '0',
+        // Referrers are looked up where the reference names (src/mirror/referrers.ts), not at mirrors.
+        '--no-referrers',
+        '--registries-conf',
+        confFile,
+        ...flags,
+        `docker://${primaryProxy.host}/team/app:v1`,
+        `docker://${mirror.host}/${destination}`,
+      ]);
+    reset();
+    const served = await run(conf('mirror-json-up', mirrored(mirrorProxy.host)), 'out/up:v1', '--json');
+    expect(served.code, served.stderr).toBe(0);
+    const line = JSON.parse(served.stdout.trim().split('\n')[0]!);
+    expect(line.endpoints).toEqual(
+      ['manifest (HEAD)', 'manifest'].map((what) => ({
+        outcome: 'served',
+        endpoint: `${mirrorProxy.host}/cache/team/app`,
+        mirror: true,
+        what,
+      })),
+    );
+    expect(primaryProxy.requests).toEqual([]);
+    // A re-run is up to date by the source's HEAD, which the mirror served.
+    const again = await run(conf('mirror-json-up', mirrored(mirrorProxy.host)), 'out/up:v1', '--json');
+    expect(again.code, again.stderr).toBe(0);
+    const upToDate = JSON.parse(again.stdout.trim().split('\n')[0]!);
+    expect(upToDate.upToDate).toBe(true);
+    expect(upToDate.endpoints).toEqual([
+      {
+        outcome: 'served',
+        endpoint: `${mirrorProxy.host}/cache/team/app`,
+        mirror: true,
+        what: 'manifest (HEAD)',
+      },
+    ]);
+
+    const down = await run(conf('mirror-json-down', mirrored(deadHost)), 'out/down:v1', '--json');
+    expect(down.code, down.stderr).toBe(0);
+    expect(down.stderr).toContain(`mirror ${deadHost}/cache/team/app failed for manifest (HEAD)`);
+    expect(JSON.parse(down.stdout.trim().split('\n')[0]!).endpoints).toEqual([
+      {
+        outcome: 'failed',
+        endpoint: `${deadHost}/cache/team/app`,
+        mirror: true,
+        what: 'manifest (HEAD)',
+        error: expect.stringContaining(`cannot reach registry ${deadHost}`),
+        next: `${primaryProxy.host}/team/app`,
+      },
+      {
+        outcome: 'served',
+        endpoint: `${primaryProxy.host}/team/app`,
+        mirror: false,
+        what: 'manifest (HEAD)',
+      },
+      { outcome: 'served', endpoint: `${primaryProxy.host}/team/app`, mirror: false, what: 'manifest' },
+    ]);
+
+    const human = await run(conf('mirror-human-up', mirrored(mirrorProxy.host)), 'out/human:v1');
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stdout).toContain(
+      `  note: manifest (HEAD), manifest from mirror ${mirrorProxy.host}/cache/team/app (registries.conf), not the primary\n`,
+    );
+    const humanDown = await run(conf('mirror-human-down', mirrored(deadHost)), 'out/human-down:v1');
+    expect(humanDown.code, humanDown.stderr).toBe(0);
+    expect(humanDown.stdout).toContain(
+      `  note: manifest (HEAD), manifest from ${primaryProxy.host}/team/app after a mirror failed\n`,
+    );
+    const plain = await run(conf('mirror-plain', ''), 'out/plain:v1');
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(plain.stdout).not.toContain('note:');
+  });
+
+  describe('one layer from two sources: the TOC from the mirror, the missing chunks from the primary', () => {
+    let faultyMirror: FaultProxy;
+    let faultyPrimary: FaultProxy;
+    let layer: string;
+    beforeAll(async () => {
+      [faultyMirror, faultyPrimary] = await Promise.all([
+        startFaultProxy(mirror.host),
+        startFaultProxy(primary.host),
+      ]);
+      const manifest = (await (
+        await fetch(`http://${mirror.host}/v2/cache/team/chunked/manifests/v2`, {
+          headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+        })
+      ).json()) as { layers: Array<{ digest: string }> };
+      layer = manifest.layers[0]!.digest;
+    });
+    afterAll(async () => {
+      await Promise.all([faultyMirror?.stop(), faultyPrimary?.stop()]);
+    });
+
+    /** The mirror answers the TOC's ranges (the first GET of the layer) and then `status` for the rest. */
+    const mirrorFailsAfterToc = (status: number) => {
+      faultyMirror.set({ digest: layer, on: 'range', skip: 1, mode: { kind: 'status', status } });
+      faultyPrimary.set();
+    };
+    const confBoth = () =>
+      conf(
+        'two-sources',
+        `[[registry]]\nlocation = "${faultyPrimary.host}/team"\n[[registry.mirror]]\nlocation = "${faultyMirror.host}/cache/team"\n`,
+      );
+    const pullV2 = async () => {
+      const store = freshStore();
+      const v1 = await pull(store, `${primaryProxy.host}/team/chunked:v1`, conf('none', ''));
+      expect(v1.code, v1.stderr).toBe(0);
+      return pull(store, `${faultyPrimary.host}/team/chunked:v2`, confBoth());
+    };
+
+    it.each([404, 500])(
+      'the mirror answers %i for the chunks: they come from the primary, the pull stays partial',
+      async (status) => {
+        mirrorFailsAfterToc(status);
+        const v2 = await pullV2();
+        expect(v2.code, v2.stderr).toBe(0);
+        const [only] = v2.report.layers;
+        expect(only).toMatchObject({ method: 'partial' });
+        expect(only.bytesFetched).toBeLessThan(only.size);
+        const mirrorGets = faultyMirror.blobGets(layer);
+        expect(mirrorGets[0]).toMatchObject({ status: 206, fault: undefined });
+        expect(mirrorGets.slice(1).every((r) => r.status === status)).toBe(true);
+        // The primary served the chunks only: ranges, never the TOC's (the mirror's one answer) nor the whole blob.
+        const tocRange = mirrorGets[0]!.range!;
+        const primaryGets = faultyPrimary.blobGets(layer);
+        expect(primaryGets.length).toBeGreaterThan(0);
+        expect(primaryGets.every((r) => r.range !== undefined && r.status === 206)).toBe(true);
+        expect(primaryGets.some((r) => r.range!.includes(tocRange.slice('bytes='.length)))).toBe(false);
+        expect(only.tocBytesFetched).toBeGreaterThan(0);
+        expect(faultyPrimary.requests.some((r) => r.path.includes('/manifests/'))).toBe(false);
+        expect(v2.report.endpoints).toEqual([
+          {
+            outcome: 'served',
+            endpoint: `${faultyMirror.host}/cache/team/chunked`,
+            mirror: true,
+            what: 'manifest',
+          },
+          expect.objectContaining({
+            outcome: 'failed',
+            endpoint: `${faultyMirror.host}/cache/team/chunked`,
+            what: `ranges of blob ${layer}`,
+            next: `${faultyPrimary.host}/team/chunked`,
+          }),
+          {
+            outcome: 'served',
+            endpoint: `${faultyPrimary.host}/team/chunked`,
+            mirror: false,
+            what: `ranges of blob ${layer}`,
+          },
+        ]);
+        expect(faultyMirror.errors).toEqual([]);
+        expect(faultyPrimary.errors).toEqual([]);
+      },
+    );
+
+    it('a chunk with a wrong digest from the primary is refused (exit 4), nothing stored', async () => {
+      mirrorFailsAfterToc(404);
+      faultyPrimary.set({ digest: layer, on: 'range', mode: { kind: 'flip' } });
+      const store = freshStore();
+      const v1 = await pull(store, `${primaryProxy.host}/team/chunked:v1`, conf('none', ''));
+      expect(v1.code, v1.stderr).toBe(0);
+      const v2 = await pull(store, `${faultyPrimary.host}/team/chunked:v2`, confBoth());
+      expect(v2.code, v2.stderr).toBe(4);
+      expect(await storedNames(store)).toEqual([`${primaryProxy.host}/team/chunked:v1`]);
+      expect(faultyPrimary.blobGets(layer).some((r) => r.fault === 'flip')).toBe(true);
+      // The flipped byte breaks the chunk's zstd frame, whose checksum refuses it before its digest is
+      // taken; either way the wrong bytes from the second source are never written.
+      expect(v2.stderr).toMatch(/: chunk of "[^"]+" at \d+ \(bytes \d+-\d+ of the blob\): /);
+      expect(v2.stderr).toContain(layer.slice(0, 19));
+    });
   });
 });
