@@ -67,6 +67,7 @@ import {
   layersToEncrypt,
 } from '../strategy/copy.js';
 import { type ImageDestination, type ImageSource, openDestination, openSource } from '../transport/index.js';
+import type { ManifestHead } from '../transport/source.js';
 import { enforceTrustPolicy, type TrustSettings } from '../trust/index.js';
 import { encryptLayer } from './encrypt-layer.js';
 import type { BlobLedger } from './ledger.js';
@@ -197,7 +198,7 @@ async function copyWith(
     src = opened.src;
     dst = opened.dst();
     // A re-run that HEADs prove up to date makes no counted manifest GET at the source (rate limits).
-    const unchanged = await upToDateByHead(src, dst, {
+    const { unchanged, destination: destinationHead } = await upToDateByHead(src, dst, {
       ...options,
       convert: conversionLabel(options, false) || undefined,
     });
@@ -226,7 +227,7 @@ async function copyWith(
       client: options.client,
       signal: options.signal,
     });
-    copier = new ImageCopier(src, src.reference, dst, options, result);
+    copier = new ImageCopier(src, src.reference, dst, options, result, destinationHead);
     await copier.run(tree);
   } catch (error) {
     result.error = asSkiffError(error, { image: source });
@@ -343,6 +344,8 @@ class ImageCopier {
     private readonly dst: ImageDestination,
     private readonly options: CopyOptions,
     private readonly result: MirrorResult,
+    /** What the destination's manifest HEAD found before the copy (up-to-date.ts), if it was asked. */
+    private readonly destinationHead?: ManifestHead | null,
   ) {
     this.limit = pLimit(options.blobJobs ?? 4);
     this.signal = options.signal ? AbortSignal.any([options.signal, this.abort.signal]) : this.abort.signal;
@@ -471,7 +474,15 @@ class ImageCopier {
   }
 
   /** What the destination holds, if it is already what this copy would produce. */
-  private async upToDate(prepared: Prepared): Promise<Written | undefined> {
+  private async upToDate(prepared: Prepared): Promise<Pick<Written, 'digest' | 'mediaType'> | undefined> {
+    // The HEAD already answered for a destination without the manifest, and for one naming another
+    // digest than a digest-preserving copy writes: no GET needed to learn that again.
+    const head = this.destinationHead;
+    if (head === null) return undefined;
+    if (head?.digest && !prepared.rewrite && this.dst.traits.layers === 'as-is')
+      return head.digest === prepared.doc.digest && head.mediaType
+        ? { digest: head.digest, mediaType: head.mediaType }
+        : undefined;
     const raw = await this.dst.existingManifest();
     if (!raw) return undefined;
     let existing: ReturnType<typeof parseManifest>;
