@@ -69,7 +69,6 @@ import {
 import { type ImageDestination, type ImageSource, openDestination, openSource } from '../transport/index.js';
 import type { ManifestHead } from '../transport/source.js';
 import { enforceTrustPolicy, type TrustSettings } from '../trust/index.js';
-import { encryptLayer } from './encrypt-layer.js';
 import type { BlobLedger } from './ledger.js';
 import {
   checkDiffIDCount,
@@ -85,6 +84,8 @@ import { StoreImageDestination } from './store-image-destination.js';
  * digest-preserving copy, and above all a re-run that copies nothing, should not pay for them.
  */
 const converters = () => import('../mirror/convert.js');
+/** Likewise the encryptor (jose behind it, ~0.1 s of CPU at every start otherwise). */
+const encryptor = () => import('./encrypt-layer.js');
 
 export interface CopyOptions {
   /** The client for the source; for the destination too unless destinationClient is given. */
@@ -570,6 +571,7 @@ class ImageCopier {
     return this.once(`encrypt ${layer.digest}`, () =>
       this.limit(async () => {
         const open = (signal?: AbortSignal) => this.src.openBlob(layer, signal);
+        const { encryptLayer } = await encryptor();
         const encrypted = await encryptLayer(layer, open, keys, await this.tmpDir(), this.signal);
         try {
           const { digest, size } = encrypted.descriptor;
