@@ -477,10 +477,16 @@ class ImageCopier {
   /** What the destination holds, if it is already what this copy would produce. */
   private async upToDate(prepared: Prepared): Promise<Pick<Written, 'digest' | 'mediaType'> | undefined> {
     // The HEAD already answered for a destination without the manifest, and for one naming another
-    // digest than a digest-preserving copy writes: no GET needed to learn that again.
+    // digest than a digest-preserving copy writes: no GET needed to learn that again. (Not for
+    // schema1: skiff's digest of a signed one is over its payload, the registry's over its bytes.)
     const head = this.destinationHead;
     if (head === null) return undefined;
-    if (head?.digest && !prepared.rewrite && this.dst.traits.layers === 'as-is')
+    if (
+      head?.digest &&
+      !prepared.rewrite &&
+      prepared.kind !== 'schema1' &&
+      this.dst.traits.layers === 'as-is'
+    )
       return head.digest === prepared.doc.digest && head.mediaType
         ? { digest: head.digest, mediaType: head.mediaType }
         : undefined;
