@@ -55,7 +55,7 @@ export async function runMirror(
  * shared blob while holding a job's place, so a list grouped by repository would copy one
  * repository's layers at a time (issue 15, bench/mirror-many: 30 tags of three repositories).
  */
-export async function eachSpread<T>(
+async function eachSpread<T>(
   list: MirrorJob[],
   jobs: number,
   run: (job: MirrorJob, id: number) => Promise<T>,
