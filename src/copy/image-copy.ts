@@ -478,7 +478,7 @@ class ImageCopier {
   private async upToDate(prepared: Prepared): Promise<Pick<Written, 'digest' | 'mediaType'> | undefined> {
     // The HEAD already answered for a destination without the manifest, and for one naming another
     // digest than a digest-preserving copy writes: no GET needed to learn that again. (Not for
-    // schema1: skiff's digest of a signed one is over its payload, the registry's over its bytes.)
+    // schema1, whose digest skiff takes over the payload without signatures: the GET compares that.)
     const head = this.destinationHead;
     if (head === null) return undefined;
     if (
