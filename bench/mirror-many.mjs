@@ -9,9 +9,12 @@
 // multi-arch index under two tags. Counted at proxies in front of both registries, not taken from
 // either tool's report: blob bytes read from the source, blob uploads per digest at the destination
 // (a shared blob should cross the wire once), and on the re-run, manifest GETs and blob transfers.
+// Each round also runs skiff's first run with --jobs 1 and 8 (4 is the default): wall time and peak
+// RSS by jobs, since the run's connections are one budget however many images are in flight.
 // Not a test: `node bench/mirror-many.mjs`.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { parsePlatform, writeImage, writeLayout } from '../fixtures/lib/mkimage.mjs';
 import { startCountingProxy } from '../scripts/lib/counting-proxy.mjs';
@@ -24,6 +27,7 @@ const COMPRESSIONS = ['gzip', 'zstd', 'zstd:chunked'];
 const TAGS = Array.from({ length: process.env.BENCH_MANY_SMOKE === '1' ? 2 : 10 }, (_, i) => `v${i + 1}`);
 const MULTI_TAGS = ['latest', 'stable'];
 const TARGETS = { firstRun: 0.5, rerunOfFirst: 0.2 };
+const JOBS = [1, 8];
 
 const work = tempDir('skiff-bench-many-');
 const source = await startRegistry();
@@ -34,14 +38,15 @@ try {
   const skiffList = writeSkiffList(work, sourceProxy.host);
   const skopeoList = writeSkopeoList(work, sourceProxy.host);
 
-  const runs = { skiff: [], skopeo: [] };
+  const machine = `${os.cpus().length} cores, load average ${os.loadavg()[0].toFixed(1)} at start`;
+  const skiffRun = (extra) => (dest) => [
+    process.execPath,
+    [SKIFF, 'mirror', '--file', skiffList(dest), '--json', '--progress', 'none', ...extra],
+  ];
+  const runs = { skiff: [], skopeo: [], ...Object.fromEntries(JOBS.map((j) => [`jobs${j}`, []])) };
   for (let round = 0; round < RUNS; round++) {
-    runs.skiff.push(
-      await measure((dest) => [
-        process.execPath,
-        [SKIFF, 'mirror', '--file', skiffList(dest), '--json', '--progress', 'none'],
-      ]),
-    );
+    runs.skiff.push(await measure(skiffRun([])));
+    for (const j of JOBS) runs[`jobs${j}`].push(await measure(skiffRun(['--jobs', String(j)]), false));
     runs.skopeo.push(
       await measure((dest) => [
         MODERN_SKOPEO,
@@ -68,6 +73,11 @@ try {
       `≤ ${TARGETS.firstRun}`,
     ),
     row(
+      'first run, CPU (s)',
+      m('skiff', (r) => r.first.cpuSeconds),
+      m('skopeo', (r) => r.first.cpuSeconds),
+    ),
+    row(
       'first run, source blob MB',
       m('skiff', (r) => r.first.sourceBytes / 1e6),
       m('skopeo', (r) => r.first.sourceBytes / 1e6),
@@ -81,6 +91,12 @@ try {
       'first run, blobs uploaded twice or more',
       m('skiff', (r) => r.first.repeatedUploads),
       m('skopeo', (r) => r.first.repeatedUploads),
+      '0 (skiff)',
+    ),
+    row(
+      'first run, blobs read from the source twice or more',
+      m('skiff', (r) => r.first.repeatedSourceGets),
+      m('skopeo', (r) => r.first.repeatedSourceGets),
       '0 (skiff)',
     ),
     row(
@@ -101,6 +117,11 @@ try {
       '0 (skiff)',
     ),
     row(
+      're-run, destination manifest GETs',
+      m('skiff', (r) => r.again.destinationManifestGets),
+      m('skopeo', (r) => r.again.destinationManifestGets),
+    ),
+    row(
       're-run, blob transfers',
       m('skiff', (r) => r.again.blobTransfers),
       m('skopeo', (r) => r.again.blobTransfers),
@@ -112,9 +133,27 @@ try {
       Math.max(...runs.skopeo.map((r) => r.first.rssMiB)),
       '≤ 250 (skiff)',
     ),
+    // skiff against itself: the peer column is the default, --jobs 4.
+    ...JOBS.flatMap((j) => [
+      row(
+        `first run --jobs ${j} vs 4, wall (s)`,
+        m(`jobs${j}`, (r) => r.first.seconds),
+        m('skiff', (r) => r.first.seconds),
+      ),
+      row(
+        `first run --jobs ${j} vs 4, peak RSS (MiB)`,
+        Math.max(...runs[`jobs${j}`].map((r) => r.first.rssMiB)),
+        Math.max(...runs.skiff.map((r) => r.first.rssMiB)),
+        '≤ 250',
+      ),
+    ]),
   ];
   printTable(rows);
-  console.log(`results: ${writeResults('mirror-many', { images, runs: RUNS, rows })}`);
+  const finished = `${machine}, ${os.loadavg()[0].toFixed(1)} at the end; ${new Date().toISOString()}`;
+  console.log(finished);
+  console.log(
+    `results: ${writeResults('mirror-many', { images, runs: RUNS, machine: finished, rows, raw: runs })}`,
+  );
 } finally {
   await sourceProxy.stop();
   await source.stop();
@@ -122,7 +161,7 @@ try {
 }
 
 /** A first run into a fresh destination registry, then the re-run; counted at both proxies. */
-async function measure(command) {
+async function measure(command, rerun = true) {
   const dest = await startRegistry();
   const destProxy = await startCountingProxy(dest.host);
   try {
@@ -137,20 +176,25 @@ async function measure(command) {
         const digest = /digest=(sha256(?::|%3A)[a-f0-9]{64})/i.exec(u.path)?.[1] ?? u.path;
         perDigest.set(digest, (perDigest.get(digest) ?? 0) + 1);
       }
+      const sourceGets = new Map();
+      for (const g of sourceProxy.blobGets()) sourceGets.set(g.path, (sourceGets.get(g.path) ?? 0) + 1);
+      const manifestGets = (proxy) =>
+        proxy.requests.filter((r) => r.method === 'GET' && r.path.includes('/manifests/')).length;
       return {
         seconds: timing.seconds,
+        cpuSeconds: timing.cpuSeconds,
         rssMiB: timing.rssMiB,
         sourceBytes: sourceProxy.blobBytes(),
         uploads: uploads.length,
         repeatedUploads: [...perDigest.values()].filter((n) => n > 1).length,
-        manifestGets: sourceProxy.requests.filter((r) => r.method === 'GET' && r.path.includes('/manifests/'))
-          .length,
+        repeatedSourceGets: [...sourceGets.values()].filter((n) => n > 1).length,
+        manifestGets: manifestGets(sourceProxy),
+        destinationManifestGets: manifestGets(destProxy),
         blobTransfers: sourceProxy.blobGets().length + uploads.length,
       };
     };
     const first = await once();
-    const again = await once();
-    return { first, again };
+    return rerun ? { first, again: await once() } : { first };
   } finally {
     await destProxy.stop();
     await dest.stop();

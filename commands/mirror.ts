@@ -15,7 +15,6 @@ import {
 import { trustFlags, trustSettings } from '../src/cli/trust-flags.js';
 import type { LayerEncryption } from '../src/copy/index.js';
 import { UsageError } from '../src/errors/index.js';
-import { loadEncryptionKeys } from '../src/formats/encryption/index.js';
 import {
   CONVERT_TARGETS,
   type ConvertTarget,
@@ -48,6 +47,8 @@ async function encryptionSettings(
     if (!/^-?\d+$/.test(spec.trim())) throw new UsageError(`--encrypt-layer ${spec}: not a layer index`);
     return Number(spec.trim());
   });
+  // Loaded (with jose behind it) only when a key is given.
+  const { loadEncryptionKeys } = await import('../src/formats/encryption/index.js');
   return { keys: await loadEncryptionKeys(keySpecs), layers };
 }
 

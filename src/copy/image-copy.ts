@@ -67,8 +67,8 @@ import {
   layersToEncrypt,
 } from '../strategy/copy.js';
 import { type ImageDestination, type ImageSource, openDestination, openSource } from '../transport/index.js';
+import type { ManifestHead } from '../transport/source.js';
 import { enforceTrustPolicy, type TrustSettings } from '../trust/index.js';
-import { encryptLayer } from './encrypt-layer.js';
 import type { BlobLedger } from './ledger.js';
 import {
   checkDiffIDCount,
@@ -84,6 +84,8 @@ import { StoreImageDestination } from './store-image-destination.js';
  * digest-preserving copy, and above all a re-run that copies nothing, should not pay for them.
  */
 const converters = () => import('../mirror/convert.js');
+/** Likewise the encryptor (jose behind it, ~0.1 s of CPU at every start otherwise). */
+const encryptor = () => import('./encrypt-layer.js');
 
 export interface CopyOptions {
   /** The client for the source; for the destination too unless destinationClient is given. */
@@ -197,7 +199,7 @@ async function copyWith(
     src = opened.src;
     dst = opened.dst();
     // A re-run that HEADs prove up to date makes no counted manifest GET at the source (rate limits).
-    const unchanged = await upToDateByHead(src, dst, {
+    const { unchanged, destination: destinationHead } = await upToDateByHead(src, dst, {
       ...options,
       convert: conversionLabel(options, false) || undefined,
     });
@@ -226,7 +228,7 @@ async function copyWith(
       client: options.client,
       signal: options.signal,
     });
-    copier = new ImageCopier(src, src.reference, dst, options, result);
+    copier = new ImageCopier(src, src.reference, dst, options, result, destinationHead);
     await copier.run(tree);
   } catch (error) {
     result.error = asSkiffError(error, { image: source });
@@ -343,6 +345,8 @@ class ImageCopier {
     private readonly dst: ImageDestination,
     private readonly options: CopyOptions,
     private readonly result: MirrorResult,
+    /** What the destination's manifest HEAD found before the copy (up-to-date.ts), if it was asked. */
+    private readonly destinationHead?: ManifestHead | null,
   ) {
     this.limit = pLimit(options.blobJobs ?? 4);
     this.signal = options.signal ? AbortSignal.any([options.signal, this.abort.signal]) : this.abort.signal;
@@ -471,7 +475,21 @@ class ImageCopier {
   }
 
   /** What the destination holds, if it is already what this copy would produce. */
-  private async upToDate(prepared: Prepared): Promise<Written | undefined> {
+  private async upToDate(prepared: Prepared): Promise<Pick<Written, 'digest' | 'mediaType'> | undefined> {
+    // The HEAD already answered for a destination without the manifest, and for one naming another
+    // digest than a digest-preserving copy writes: no GET needed to learn that again. (Not for
+    // schema1, whose digest skiff takes over the payload without signatures: the GET compares that.)
+    const head = this.destinationHead;
+    if (head === null) return undefined;
+    if (
+      head?.digest &&
+      !prepared.rewrite &&
+      prepared.kind !== 'schema1' &&
+      this.dst.traits.layers === 'as-is'
+    )
+      return head.digest === prepared.doc.digest && head.mediaType
+        ? { digest: head.digest, mediaType: head.mediaType }
+        : undefined;
     const raw = await this.dst.existingManifest();
     if (!raw) return undefined;
     let existing: ReturnType<typeof parseManifest>;
@@ -559,6 +577,7 @@ class ImageCopier {
     return this.once(`encrypt ${layer.digest}`, () =>
       this.limit(async () => {
         const open = (signal?: AbortSignal) => this.src.openBlob(layer, signal);
+        const { encryptLayer } = await encryptor();
         const encrypted = await encryptLayer(layer, open, keys, await this.tmpDir(), this.signal);
         try {
           const { digest, size } = encrypted.descriptor;

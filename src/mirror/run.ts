@@ -1,6 +1,5 @@
 /** Runs many mirror jobs, a bounded number at once; one failed image never stops the others. */
 import type { KeyObject } from 'node:crypto';
-import pLimit from 'p-limit';
 import { type CopyOptions, copyBetween, copyImage } from '../copy/image-copy.js';
 import { BlobLedger } from '../copy/ledger.js';
 import { asSkiffError, UsageError } from '../errors/index.js';
@@ -9,6 +8,7 @@ import type { MirrorJob } from './list.js';
 import { carryReferrers, hasReferrers, referrerEnd } from './referrers.js';
 import { emptyCounters, type MirrorResult, type MirrorSummary, summarize } from './result.js';
 import { signWritten } from './sign.js';
+import { eachSpread } from './spread.js';
 
 export interface RunOptions extends Omit<CopyOptions, 'all' | 'platform' | 'id'> {
   /** Images copied at once. */
@@ -27,30 +27,25 @@ export async function runMirror(
   options: RunOptions,
 ): Promise<{ results: MirrorResult[]; summary: MirrorSummary }> {
   const started = performance.now();
-  const limit = pLimit(Math.max(1, options.jobs));
   // One record for the run: a blob shared by several items crosses the wire once.
   const ledger = options.ledger ?? new BlobLedger();
-  const results = await Promise.all(
-    jobs.map((job, id) =>
-      limit(async () => {
-        const result = job.error
-          ? failedExpansion(job)
-          : await copyImage(job.source, job.destination, {
-              ...options,
-              all: job.all,
-              platform: job.platform,
-              id,
-              ledger,
-            });
-        // A dry run writes nothing: no referrer is carried and nothing is signed.
-        const writes = !result.error && !options.dryRun;
-        if (writes && options.referrers !== false) await carry(job, result, { ...options, ledger });
-        if (writes && options.signBy) await sign(job, result, options.signBy, options);
-        options.onResult?.(result);
-        return result;
-      }),
-    ),
-  );
+  const results = await eachSpread(jobs, Math.max(1, options.jobs), async (job, id) => {
+    const result = job.error
+      ? failedExpansion(job)
+      : await copyImage(job.source, job.destination, {
+          ...options,
+          all: job.all,
+          platform: job.platform,
+          id,
+          ledger,
+        });
+    // A dry run writes nothing: no referrer is carried and nothing is signed.
+    const writes = !result.error && !options.dryRun;
+    if (writes && options.referrers !== false) await carry(job, result, { ...options, ledger });
+    if (writes && options.signBy) await sign(job, result, options.signBy, options);
+    options.onResult?.(result);
+    return result;
+  });
   return { results, summary: summarize(results, Math.round(performance.now() - started), options.shard) };
 }
 

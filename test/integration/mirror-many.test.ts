@@ -1,0 +1,117 @@
+// Issue 15, many images in one run: what a `mirror --file` run asks of the registries (counted at
+// proxies in front of both) and in which order it starts its items.
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli, tempDir } from '../harness/cli.js';
+import { type CountingProxy, startCountingProxy } from '../harness/counting-proxy.js';
+import { pushFixture, type RunningRegistry, startRegistry } from '../harness/registry.js';
+
+let regA: RunningRegistry;
+let regB: RunningRegistry;
+/** Source registry, through its proxy. */
+let A: CountingProxy;
+/** Destination registry, through its proxy. */
+let B: CountingProxy;
+let work: string;
+const cleanups: Array<() => unknown> = [];
+
+beforeAll(async () => {
+  [regA, regB] = await Promise.all([startRegistry(), startRegistry()]);
+  cleanups.push(
+    () => regA.stop(),
+    () => regB.stop(),
+  );
+  [A, B] = await Promise.all([startCountingProxy(regA.host), startCountingProxy(regB.host)]);
+  cleanups.push(
+    () => A.stop(),
+    () => B.stop(),
+  );
+  const temp = tempDir('skiff-mirror-many-');
+  work = temp.dir;
+  cleanups.push(temp.cleanup);
+  // Two repositories: three tags of one image in the first (they share every blob), one in the other.
+  for (const tag of ['1', '2', '3']) await pushFixture(regA.host, 'gzip', `many/shared:${tag}`);
+  await pushFixture(regA.host, 'zstd', 'many/other:1');
+  await pushFixture(regA.host, 'multi', 'many/multi:latest');
+});
+
+afterAll(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+});
+
+function writeList(name: string, lines: string[]): string {
+  const file = path.join(work, name);
+  fs.writeFileSync(file, `images:\n${lines.join('\n')}\n`);
+  return file;
+}
+
+async function mirrorList(file: string, ...args: string[]) {
+  const result = await runCli(['mirror', '--json', '--file', file, ...args]);
+  expect(result.code, result.stderr).toBe(0);
+  return result;
+}
+
+const manifestRequests = (proxy: CountingProxy, method: string) =>
+  proxy.requests.filter((r) => r.method === method && r.path.includes('/manifests/'));
+
+describe('mirror --file, many images', () => {
+  it('a first run learns by HEAD that the destination lacks each image: no manifest GET there', async () => {
+    const list = writeList('first.yaml', [
+      `  - source: docker://${A.host}/many/shared`,
+      '    tags: ["1", "2"]',
+      `    destination: docker://${B.host}/first/shared`,
+      `  - source: docker://${A.host}/many/multi:latest`,
+      '    all: true',
+      `    destination: docker://${B.host}/first/multi:latest`,
+    ]);
+    A.reset();
+    B.reset();
+    await mirrorList(list, '--no-referrers');
+    expect(manifestRequests(B, 'HEAD').map((r) => r.status)).toEqual([404, 404, 404]);
+    expect(manifestRequests(B, 'GET')).toEqual([]);
+    expect(manifestRequests(B, 'PUT').length).toBeGreaterThanOrEqual(3);
+
+    // The re-run: HEADs alone at both ends, no blob moved, no manifest written.
+    A.reset();
+    B.reset();
+    await mirrorList(list, '--no-referrers');
+    expect(manifestRequests(A, 'GET')).toEqual([]);
+    expect(manifestRequests(B, 'GET')).toEqual([]);
+    expect(A.blobGets()).toEqual([]);
+    expect(B.uploads()).toEqual([]);
+    expect(B.manifestPuts()).toEqual([]);
+  });
+
+  it('starts an item of an idle repository before another tag of a busy one', async () => {
+    // Listed grouped by repository, as lists usually are; with two jobs the second to start is the
+    // other repository's image, not the second tag sharing the first one's layers.
+    const list = writeList('spread.yaml', [
+      `  - source: docker://${A.host}/many/shared`,
+      '    tags: ["1", "2", "3"]',
+      `    destination: docker://${B.host}/spread/shared`,
+      `  - source: docker://${A.host}/many/other:1`,
+      `    destination: docker://${B.host}/spread/other:1`,
+    ]);
+    A.reset();
+    const result = await mirrorList(list, '--jobs', '2', '--no-referrers');
+    const started = manifestRequests(A, 'HEAD')
+      .slice(0, 2)
+      .map((r) => r.path)
+      .sort();
+    expect(started).toEqual(['/v2/many/other/manifests/1', '/v2/many/shared/manifests/1']);
+    // Results are still reported for every item, in full.
+    const images = result.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((l) => l.type === 'image');
+    expect(images.map((i) => i.source).sort()).toEqual(
+      [
+        `docker://${A.host}/many/other:1`,
+        ...['1', '2', '3'].map((t) => `docker://${A.host}/many/shared:${t}`),
+      ].sort(),
+    );
+    expect(images.every((i) => i.error === null)).toBe(true);
+  });
+});
