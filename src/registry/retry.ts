@@ -15,7 +15,6 @@
  * up to it without a new byte. A stall is final (exit 5): a slow-loris server cannot hold a pull
  * for the sum of every retry's timeouts.
  */
-import { once } from 'node:events';
 import { PassThrough, type Readable } from 'node:stream';
 import pRetry, { AbortError, type RetryContext } from 'p-retry';
 import { NetworkError, SkiffError, StallError } from '../errors/index.js';
@@ -354,10 +353,23 @@ export function resumingBody(settings: RetrySettings, read: ResumingRead): Reada
   return out;
 }
 
-/** Resolves when `out` wants more, or throws (not retried) when its consumer went away. */
-async function drained(out: PassThrough): Promise<void> {
+/**
+ * Resolves when `out` wants more, or throws (not retried) when its consumer went away. Both
+ * listeners go when either fires: a race of two `once`s left the loser's listeners on the stream,
+ * one 'close' and one 'error' per wait, piling up for as long as the blob was read (and each
+ * removal scanning them: MaxListenersExceededWarning on every pull of a blob over ~10 MiB).
+ */
+export async function drained(out: PassThrough): Promise<void> {
   if (out.destroyed) throw new AbortError('blob stream closed');
-  await Promise.race([once(out, 'drain'), once(out, 'close')]);
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      out.off('drain', done);
+      out.off('close', done);
+      resolve();
+    };
+    out.on('drain', done);
+    out.on('close', done);
+  });
   if (out.destroyed) throw new AbortError('blob stream closed');
 }
 

@@ -9,18 +9,18 @@ import fs from 'node:fs';
 import { type Digest, isDigest } from '../digest/index.js';
 import type { StoreLayout } from './layout.js';
 import type { ChunkRef } from './records.js';
-import { byDigest, encodeTable, findRecord, TABLE_HEADER, tableCount } from './sorted-records.js';
+import { encodeTable, findRecord, TABLE_HEADER, tableCount, writeU64 } from './sorted-records.js';
 
 const MAGIC = 'SKIFFCHK';
 const ENTRY = 80;
 
 export function encodeChunkIndex(chunks: readonly ChunkRef[]): Buffer {
-  const unique = [...new Map(chunks.map((c) => [c.digest, c])).values()].sort(byDigest);
+  const unique = new Map(chunks.map((c) => [c.digest, c])).values();
   return encodeTable(MAGIC, ENTRY, unique, (out, at, c) => {
     out.write(c.digest.slice(7), at, 'hex');
     out.write(c.object.slice(7), at + 32, 'hex');
-    out.writeBigUInt64LE(BigInt(c.offset), at + 64);
-    out.writeBigUInt64LE(BigInt(c.size), at + 72);
+    writeU64(out, c.offset, at + 64);
+    writeU64(out, c.size, at + 72);
   });
 }
 

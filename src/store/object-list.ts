@@ -10,8 +10,7 @@ const MAGIC = 'SKIFFOBJ';
 const ENTRY = 32;
 
 export function encodeObjectList(objects: Iterable<Digest>): Buffer {
-  const sorted = [...new Set(objects)].sort();
-  return encodeTable(MAGIC, ENTRY, sorted, (out, at, digest) => {
+  return encodeTable(MAGIC, ENTRY, new Set(objects), (out, at, digest) => {
     out.write(digest.slice(7), at, 'hex');
   });
 }

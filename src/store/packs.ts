@@ -16,7 +16,7 @@ import fsp from 'node:fs/promises';
 import type { Digest } from '../digest/index.js';
 import { VerificationError } from '../errors/index.js';
 import type { StoreLayout } from './layout.js';
-import { byDigest, encodeTable, findRecord, TABLE_HEADER } from './sorted-records.js';
+import { encodeTable, findRecord, TABLE_HEADER, writeU64 } from './sorted-records.js';
 
 /** Objects up to this size are packed; larger ones are stored loose, one file each. */
 export const PACK_THRESHOLD = 1024 * 1024;
@@ -41,11 +41,10 @@ export interface ObjectLocation {
 }
 
 export function encodeIndex(entries: Iterable<PackEntry>): Buffer {
-  const sorted = [...entries].sort(byDigest);
-  return encodeTable(MAGIC, ENTRY, sorted, (out, at, e) => {
+  return encodeTable(MAGIC, ENTRY, entries, (out, at, e) => {
     out.write(e.digest.slice(7), at, 'hex');
-    out.writeBigUInt64LE(BigInt(e.offset), at + 32);
-    out.writeBigUInt64LE(BigInt(e.size), at + 40);
+    writeU64(out, e.offset, at + 32);
+    writeU64(out, e.size, at + 40);
   });
 }
 

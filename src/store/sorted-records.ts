@@ -7,21 +7,50 @@
 export const TABLE_HEADER = 16;
 const TABLE_VERSION = 1;
 
-/** Writes a table: the header, then each record at its fixed offset. Sort `records` first. */
+/**
+ * Writes a table: the header, then the records sorted by their leading 32 bytes. Records are
+ * written as they come and then sorted as bytes: sorting the digest strings first cost a 100k-file
+ * layer ~1.5 s of string comparisons (its pack index and object list), sorting record numbers by
+ * their first four bytes (the rest only on a tie) about a tenth of that. `records` must not
+ * repeat a key.
+ */
 export function encodeTable<T>(
   magic: string,
   recordSize: number,
-  records: readonly T[],
+  records: Iterable<T>,
   write: (out: Buffer, at: number, record: T) => void,
 ): Buffer {
-  const out = Buffer.alloc(TABLE_HEADER + records.length * recordSize);
+  const items = Array.isArray(records) ? (records as readonly T[]) : [...records];
+  const unsorted = Buffer.allocUnsafe(items.length * recordSize);
+  for (let i = 0; i < items.length; i++) write(unsorted, i * recordSize, items[i]!);
+  const out = Buffer.allocUnsafe(TABLE_HEADER + unsorted.length);
   out.write(magic, 0, 'latin1');
   out.writeUInt32LE(TABLE_VERSION, 8);
-  out.writeUInt32LE(records.length, 12);
-  records.forEach((record, i) => {
-    write(out, TABLE_HEADER + i * recordSize, record);
-  });
+  out.writeUInt32LE(items.length, 12);
+  const order = sortedOrder(unsorted, recordSize, items.length);
+  for (let i = 0; i < order.length; i++) {
+    const from = order[i]! * recordSize;
+    unsorted.copy(out, TABLE_HEADER + i * recordSize, from, from + recordSize);
+  }
   return out;
+}
+
+/** Record numbers in the order of their leading 32 bytes. */
+function sortedOrder(records: Buffer, recordSize: number, count: number): Uint32Array {
+  const heads = new Uint32Array(count);
+  const order = new Uint32Array(count);
+  for (let i = 0; i < count; i++) {
+    heads[i] = records.readUInt32BE(i * recordSize);
+    order[i] = i;
+  }
+  return order.sort((a, b) => {
+    const ha = heads[a]!;
+    const hb = heads[b]!;
+    if (ha !== hb) return ha < hb ? -1 : 1;
+    const at = a * recordSize;
+    const bt = b * recordSize;
+    return records.compare(records, bt, bt + 32, at, at + 32);
+  });
 }
 
 /** The record count of a well-formed table with this magic and record size, or undefined. */
@@ -57,7 +86,8 @@ export function findRecord(
   return -1;
 }
 
-/** Sorts by digest text, which orders like the raw bytes the records are searched by. */
-export function byDigest<T extends { digest: string }>(a: T, b: T): number {
-  return a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0;
+/** A u64 LE of a safe integer, without a BigInt per field (indexes have one or two per record). */
+export function writeU64(out: Buffer, value: number, at: number): void {
+  out.writeUInt32LE(value % 0x1_0000_0000, at);
+  out.writeUInt32LE(Math.floor(value / 0x1_0000_0000), at + 4);
 }

@@ -199,6 +199,32 @@ describe('resumingBody', () => {
     expect(offsets).toEqual([2, 8]);
   });
 
+  it('waits for a slow consumer without leaving listeners on the stream, however long the blob', async () => {
+    const piece = 'x'.repeat(1 << 20);
+    const stream = resumingBody(
+      { policy },
+      {
+        digest: `sha256:${'d'.repeat(64)}`,
+        first: response(
+          200,
+          Array.from({ length: 40 }, () => piece),
+        ),
+        base: 0,
+        reopen: async () => response(206, []),
+      },
+    );
+    let bytes = 0;
+    let mostListeners = 0;
+    for await (const chunk of stream) {
+      bytes += (chunk as Buffer).length;
+      mostListeners = Math.max(mostListeners, stream.listenerCount('close'), stream.listenerCount('error'));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(bytes).toBe(40 << 20);
+    // The stream's own and the iterator's listeners, and one wait's: not one per wait (40 here).
+    expect(mostListeners).toBeLessThanOrEqual(5);
+  });
+
   it('a body that keeps failing ends the stream with a NetworkError naming the blob', async () => {
     const digest = `sha256:${'c'.repeat(64)}`;
     const stream = resumingBody(
