@@ -28,12 +28,18 @@ import { XattrWriter } from './xattrs.js';
 
 const execFileAsync = promisify(execFile);
 
+export interface Skipped {
+  path: string;
+  what: string;
+  why: string;
+}
+
 export interface UnpackResult {
   target: string;
   layers: number;
   entries: number;
-  /** What could not be applied where skiff runs (device nodes without root, extended attributes). */
-  skipped: Array<{ path: string; what: string }>;
+  /** What could not be applied where skiff runs (device nodes without root, extended attributes), and why. */
+  skipped: Skipped[];
 }
 
 export async function unpack(
@@ -209,7 +215,7 @@ class Unpacker {
       case 'char':
       case 'block':
         if (!RUNNING_AS_ROOT) {
-          this.result.skipped.push({ path: entry.path, what: `${entry.type} device (needs root)` });
+          this.result.skipped.push({ path: entry.path, what: `${entry.type} device`, why: 'needs root' });
           return undefined;
         }
         return this.makeSpecial(entry, dest, 'mknod', [

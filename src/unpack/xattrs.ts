@@ -8,6 +8,7 @@
  */
 import { createRequire } from 'node:module';
 import type { StoredEntry } from '../store/index.js';
+import type { Skipped } from './index.js';
 
 export const XATTR_PACKAGE = '@napi-rs/xattr';
 
@@ -40,14 +41,15 @@ function load(): Loaded {
 
 export class XattrWriter {
   /** Sets `entry`'s attributes on `dest`; what cannot be set is added to `skipped`, with why. */
-  apply(dest: string, entry: StoredEntry, skipped: Array<{ path: string; what: string }>): void {
+  apply(dest: string, entry: StoredEntry, skipped: Skipped[]): void {
     const names = Object.keys(entry.xattrs ?? {});
     if (names.length === 0) return;
     const xattrs = load();
     if ('unavailable' in xattrs) {
       skipped.push({
         path: entry.path,
-        what: `extended attributes (${names.join(', ')}): ${xattrs.unavailable}`,
+        what: `extended attributes ${names.join(', ')}`,
+        why: xattrs.unavailable,
       });
       return;
     }
@@ -55,7 +57,7 @@ export class XattrWriter {
       try {
         xattrs.api.setAttributeSync(dest, name, Buffer.from(entry.xattrs![name]!, 'base64'));
       } catch (error) {
-        skipped.push({ path: entry.path, what: `extended attribute ${name}: ${reason(error)}` });
+        skipped.push({ path: entry.path, what: `extended attribute ${name}`, why: reason(error) });
       }
     }
   }
