@@ -4,6 +4,8 @@ import { storePlatformFlag } from '../src/cli/store-flags.js';
 import { findImage } from '../src/images/index.js';
 import { unpack } from '../src/unpack/index.js';
 
+const MAX_WARNINGS = 10;
+
 export default class Unpack extends SkiffCommand {
   static override summary = "Materialise an image's root filesystem into an empty directory.";
 
@@ -23,8 +25,13 @@ export default class Unpack extends SkiffCommand {
       this.printJson({ image: image.configDigest, ...result });
       return;
     }
-    for (const s of result.skipped)
-      process.stderr.write(`skiff: warning: ${s.path}: ${s.what} not applied\n`);
+    // A few lines say what was not applied and why; --json lists every one.
+    for (const s of result.skipped.slice(0, MAX_WARNINGS))
+      process.stderr.write(`skiff: warning: ${s.path}: ${s.what} not applied (${s.why})\n`);
+    if (result.skipped.length > MAX_WARNINGS)
+      process.stderr.write(
+        `skiff: warning: and ${result.skipped.length - MAX_WARNINGS} more not applied (--json lists them)\n`,
+      );
     process.stdout.write(
       `unpacked ${result.entries} entries of ${result.layers} layer(s) into ${result.target}\n`,
     );

@@ -2,7 +2,7 @@
 # Installs what skiff's tests and demo need beyond Node and npm, when missing (Debian, as root):
 # docker-registry (the CNCF distribution server the tests and demo talk to), skopeo (fixtures,
 # comparisons), squid (the HTTP proxy of the proxy tests), openssl (their private CA) and gnupg
-# (GPG-signed images for the trust tests). With --modern also a current skopeo (1.18, installed privately by modern-skopeo.sh),
+# (GPG-signed images for the trust tests), attr (getfattr, for the unpack xattr test). With --modern also a current skopeo (1.18, installed privately by modern-skopeo.sh),
 # which writes today's zstd:chunked for the tests. Idempotent.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -13,6 +13,8 @@ command -v skopeo >/dev/null || need+=(skopeo)
 [[ -x /usr/sbin/squid ]] || command -v squid >/dev/null || need+=(squid)
 command -v openssl >/dev/null || need+=(openssl)
 command -v gpg >/dev/null || need+=(gnupg)
+# getfattr reads back the extended attributes unpack sets (test/integration/unpack-files.test.ts).
+command -v getfattr >/dev/null || need+=(attr)
 if ((${#need[@]})); then
   if [[ $(id -u) != 0 ]]; then
     echo "ensure-tools: ${need[*]} missing; run as root or: sudo apt-get install ${need[*]}" >&2

@@ -57,6 +57,6 @@ export {
   Store,
 } from './store.js';
 // A layer's tar-split: the tar's bytes that are not file content, and its entries.
-export { readTarSplit, type TarSplitRecord, TarSplitWriter } from './tarsplit.js';
+export { readTarSplit, readTarSplitSync, type TarSplitRecord, TarSplitWriter } from './tarsplit.js';
 // A failed write into the store (a full disk), said as one line.
 export { storeWriteFailure } from './write-failure.js';

@@ -34,9 +34,18 @@ export function readStoredRange(location: ObjectLocation, start: number, length:
  * Reads are synchronous (see ObjectReader): the content is in the page cache or just written.
  */
 export class ContentReader {
-  private readonly reader = new ObjectReader();
+  private readonly reader: ObjectReader;
 
-  constructor(private readonly objects: ObjectLocator) {}
+  /**
+   * `transient`: what read() returns is used before the next read (see ObjectReader), so one
+   * buffer serves them all.
+   */
+  constructor(
+    private readonly objects: ObjectLocator,
+    options: { transient?: boolean } = {},
+  ) {
+    this.reader = new ObjectReader(options);
+  }
 
   /** Where `ref`'s content is; a missing object is a damaged store (exit 4). */
   locate(ref: ContentRef): ObjectLocation {
@@ -48,7 +57,7 @@ export class ContentReader {
     return location;
   }
 
-  /** Content up to the pack threshold, whole (a view of the window: copy it to keep it). */
+  /** Content up to the pack threshold, whole (a view of the window: copy it to keep it; a transient reader's until the next read). */
   read(ref: ContentRef): Buffer {
     if (ref.size > PACK_THRESHOLD) throw new Error(`read: ${ref.size} bytes is over the pack threshold`);
     return this.reader.read(this.locate(ref));

@@ -40,7 +40,7 @@ import {
 } from './records.js';
 import { ResumeArea } from './resume.js';
 import { type StagedLayerFiles, StoreSession } from './session.js';
-import { readTarSplit, type TarSplitRecord } from './tarsplit.js';
+import { readTarSplit, readTarSplitSync, type TarSplitRecord } from './tarsplit.js';
 
 export { type StagedLayerFiles, StoreSession } from './session.js';
 export { PACK_THRESHOLD };
@@ -250,6 +250,12 @@ export class Store {
     for await (const record of records) if ('e' in record) yield record.e;
   }
 
+  /** layerEntries, synchronously (readTarSplitSync): for a reader that works per entry without awaiting. */
+  *layerEntriesSync(diffID: Digest, options: { mentioning?: string } = {}): Generator<StoredEntry> {
+    const records = readTarSplitSync(this.layout.layer(diffID).tarSplit, { entriesOnly: true, ...options });
+    for (const record of records) if ('e' in record) yield record.e;
+  }
+
   /**
    * Renames a staged layer directory into place; called by StoreSession.commitLayer. A complete
    * layer already there (another pull's) is kept; anything else there (a layer missing parts, the
@@ -311,8 +317,8 @@ export class Store {
   }
 
   /** A reader of stored content by digest, in layer order (close it when done). */
-  openReader(): ContentReader {
-    return new ContentReader(this);
+  openReader(options: { transient?: boolean } = {}): ContentReader {
+    return new ContentReader(this, options);
   }
 
   // ---- blobs -------------------------------------------------------------------------------
