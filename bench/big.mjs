@@ -302,9 +302,12 @@ function buildImages(dir) {
   let changed = 0;
   LAYER_ROOTS.forEach((roots, i) => {
     const v1 = path.join(dir, `layer-${i}-v1.tar`);
-    const extra = i === LAYER_ROOTS.length - 1 ? [BIG_FILE] : [];
-    const from = GENERATED_FILES ? ['-C', dir, ...roots] : ['-C', '/', ...roots, '-C', dir];
-    execFileSync('tar', ['--sort=name', '--numeric-owner', '-cf', v1, ...from, ...extra]);
+    const last = i === LAYER_ROOTS.length - 1;
+    // The big file (in the last layer) is under the work directory, as generated trees are.
+    const from = GENERATED_FILES
+      ? ['-C', dir, ...roots, ...(last ? [BIG_FILE] : [])]
+      : ['-C', '/', ...roots, ...(last ? ['-C', dir, BIG_FILE] : [])];
+    execFileSync('tar', ['--sort=name', '--numeric-owner', '-cf', v1, ...from]);
     const v2 = path.join(dir, `layer-${i}-v2.tar`);
     changed += Number(
       execFileSync('python3', [path.join(import.meta.dirname, 'lib/edit-tar.py'), v1, v2, BIG_FILE]),
