@@ -6,11 +6,19 @@
 //
 // Measured, interleaved run by run (this machine is shared and noisy), medians of BENCH_RUNS (3):
 //  - full pull into a fresh store: skiff vs skopeo 1.18 into containers-storage (overlay);
-//  - partial v2 after v1 (zstd:chunked): registry bytes (at a counting proxy), wall time;
+//  - partial v2 (zstd:chunked): each run pulls v1 untimed into a fresh store (a fresh
+//    containers-storage for skopeo, partial pulls enabled), then times and counts ONLY the v2 pull:
+//    registry bytes (at a counting proxy), wall time, CPU time, peak RSS;
 //  - peak RSS of every skiff run;
 //  - the ~150 MB image of bench/full.mjs in the same run, so time per GB and per 10k files can be
 //    compared across sizes (a step quadratic in files or chunks shows as a growing per-unit cost).
 // Not a test: `node bench/big.mjs` (needs ~20 GB free under $TMPDIR).
+// BENCH_BIG_SCALE=files: 100k generated small files in two layers plus a 224 MiB file (~0.6 GB),
+// the per-file cost of a partial pull without the 3.6 GB image; BENCH_BIG_SMOKE=1 (or
+// BENCH_BIG_SCALE=smoke): the same steps on a small image, to check the script in a minute.
+// BENCH_BIG_ONLY=partial: only the partial v2 rows. BENCH_BIG_PUSH_TO=HOST: build the image, push
+// it to the registry at HOST (bench/big:{gzip,zstd-chunked}-{v1,v2}) and stop, for profiling by hand;
+// BENCH_BIG_REGISTRY=HOST with BENCH_BIG_ONLY=partial: measure the images pushed there earlier.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -31,77 +39,122 @@ import {
 } from './lib.mjs';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-// BENCH_BIG_SMOKE=1: the same steps on a small image, to check the script itself in a minute.
-const SMOKE = process.env.BENCH_BIG_SMOKE === '1';
-const LAYER_ROOTS = SMOKE
-  ? [['usr/include/linux'], ['usr/share/perl']]
-  : // Three layers, each under the 2 GiB a single read of fixtures/lib/mkimage.mjs can take.
-    [['usr/lib/google-cloud-sdk'], ['usr/lib/x86_64-linux-gnu', 'usr/include'], ['usr/share']];
+const SCALE = process.env.BENCH_BIG_SMOKE === '1' ? 'smoke' : (process.env.BENCH_BIG_SCALE ?? 'full');
+const ONLY_PARTIAL = process.env.BENCH_BIG_ONLY === 'partial';
+/** Per scale: each layer's trees (relative to `/`, or to the work directory when generated). */
+const SCALES = {
+  smoke: { generated: 0, layers: [['usr/include/linux'], ['usr/share/perl']], bigMiB: 16 },
+  files: { generated: 100_000, layers: [['gen/a'], ['gen/b']], bigMiB: 224 },
+  // Three layers, each under the 2 GiB a single read of fixtures/lib/mkimage.mjs can take.
+  full: {
+    generated: 0,
+    layers: [['usr/lib/google-cloud-sdk'], ['usr/lib/x86_64-linux-gnu', 'usr/include'], ['usr/share']],
+    bigMiB: 256,
+  },
+};
+const { generated: GENERATED_FILES, layers: LAYER_ROOTS, bigMiB } = SCALES[SCALE];
 const BIG_FILE = 'big/blob.bin';
-const BIG_FILE_BYTES = (SMOKE ? 16 : 256) * 1024 * 1024;
+const BIG_FILE_BYTES = bigMiB * 1024 * 1024;
+// BENCH_SKIFF=PATH/bin/run.js: another build of skiff (a before/after comparison, as a third column).
+const BEFORE = process.env.BENCH_SKIFF;
+// BENCH_SKIFF_ENV='{"NAME":"value"}': extra environment for skiff (e.g. a CPU profile's NODE_OPTIONS).
+const SKIFF_ENV = JSON.parse(process.env.BENCH_SKIFF_ENV ?? '{}');
 const TARGETS = { fullTime: 0.25, partialTime: 0.2, partialBytes: 1, peakRssMiB: 250 };
 
+const PUSH_TO = process.env.BENCH_BIG_PUSH_TO;
+const PUSHED = ONLY_PARTIAL ? process.env.BENCH_BIG_REGISTRY : undefined;
 const work = tempDir('skiff-bench-big-');
-const registry = await startRegistry();
+const existing = PUSH_TO ?? PUSHED;
+const registry = existing ? { host: existing, stop: async () => {} } : await startRegistry();
 const proxy = await startCountingProxy(registry.host);
 try {
-  const image = buildImages(work);
-  console.log(
-    `image: ${fmt(image.bytes / 1e9, 2)} GB tar in ${image.layers} layers, ${image.files} files; v2 edits ${image.changed} files and 3 regions of the ${BIG_FILE_BYTES >> 20} MiB file; ${RUNS} runs each`,
-  );
-  for (const format of ['gzip', 'zstd:chunked'])
-    for (const version of ['v1', 'v2'])
-      push(image.layouts[version], `bench/big:${tag(format, version)}`, format);
-  fs.mkdirSync(path.join(work, 'small'));
-  const small = buildBigImage(path.join(work, 'small'));
-  push(small.layout, 'bench/small:gzip', 'gzip');
-
-  const ref = (name) => `${proxy.host}/${name}`;
-  const rows = [];
-  for (const format of ['gzip', 'zstd:chunked']) {
-    const runs = await interleaved(RUNS, {
-      skiff: () => skiffPull([ref(`bench/big:${tag(format, 'v1')}`)]),
-      skopeo: () => skopeoPull([ref(`bench/big:${tag(format, 'v1')}`)]),
-    });
-    rows.push(row(`full pull, ${format}`, runs, 'seconds', TARGETS.fullTime));
-    rows.push(rssRow(`peak RSS, full ${format}`, runs.skiff));
-  }
-  const partial = await interleaved(RUNS, {
-    skiff: () =>
-      skiffPull([
-        ref(`bench/big:${tag('zstd:chunked', 'v1')}`),
-        ref(`bench/big:${tag('zstd:chunked', 'v2')}`),
-      ]),
-    skopeo: () =>
-      skopeoPull(
-        [ref(`bench/big:${tag('zstd:chunked', 'v1')}`), ref(`bench/big:${tag('zstd:chunked', 'v2')}`)],
-        true,
-      ),
-  });
-  rows.push(row('partial v2, zstd:chunked: time', partial, 'seconds', TARGETS.partialTime));
-  rows.push(row('partial v2, zstd:chunked: bytes', partial, 'bytes', TARGETS.partialBytes));
-  rows.push(rssRow('peak RSS, partial v2', partial.skiff));
-  const smallRuns = await interleaved(RUNS, { skiff: () => skiffPull([ref('bench/small:gzip')]) });
-
-  printTable(rows);
-  const perUnit = scaling(
-    { bytes: small.bytes, files: small.files, seconds: median(smallRuns.skiff.map((r) => r.seconds)) },
-    { bytes: image.bytes, files: image.files, seconds: rows[0].skiff },
-  );
-  console.log(
-    `scaling (skiff, full gzip pull): ${perUnit.map((p) => `${p.name}: ${fmt(p.secondsPerGB)} s/GB, ${fmt(p.secondsPer10kFiles)} s/10k files`).join(' | ')}`,
-  );
-  const file = writeResults('big', {
-    image: { ...image, layouts: undefined },
-    runs: RUNS,
-    rows,
-    scaling: perUnit,
-  });
-  console.log(`results: ${file}`);
+  if (PUSHED) await measure({ pushedEarlierTo: PUSHED, scale: SCALE }, ['zstd:chunked']);
+  else await buildPushMeasure();
 } finally {
   await proxy.stop();
   await registry.stop();
   fs.rmSync(work, { recursive: true, force: true });
+}
+
+async function buildPushMeasure() {
+  const image = buildImages(work);
+  console.log(
+    `image (${SCALE}): ${fmt(image.bytes / 1e9, 2)} GB tar in ${image.layers} layers, ${image.files} files; v2 edits ${image.changed} files and 3 regions of the ${BIG_FILE_BYTES >> 20} MiB file; ${RUNS} runs each`,
+  );
+  const formats = ONLY_PARTIAL ? ['zstd:chunked'] : ['gzip', 'zstd:chunked'];
+  for (const format of formats)
+    for (const version of ['v1', 'v2'])
+      push(image.layouts[version], `bench/big:${tag(format, version)}`, format);
+  for (const name of ['v1', 'v2']) fs.rmSync(image.layouts[name], { recursive: true, force: true });
+  if (PUSH_TO) console.log(`pushed to ${PUSH_TO}`);
+  else await measure(image, formats);
+}
+
+async function measure(image, formats) {
+  const small = ONLY_PARTIAL ? undefined : buildSmallImage(path.join(work, 'small'));
+  if (small) push(small.layout, 'bench/small:gzip', 'gzip');
+
+  const ref = (name) => `${proxy.host}/${name}`;
+  const rows = [];
+  if (!ONLY_PARTIAL)
+    for (const format of formats) {
+      const runs = await interleaved(RUNS, {
+        skiff: () => skiffPull(undefined, ref(`bench/big:${tag(format, 'v1')}`)),
+        skopeo: () => skopeoPull(undefined, ref(`bench/big:${tag(format, 'v1')}`)),
+      });
+      rows.push(row(`full pull, ${format}`, runs, 'seconds', TARGETS.fullTime));
+      rows.push(rssRow(`peak RSS, full ${format}`, runs.skiff));
+    }
+  const [v1, v2] = ['v1', 'v2'].map((version) => ref(`bench/big:${tag('zstd:chunked', version)}`));
+  const partial = await interleaved(RUNS, {
+    skiff: () => skiffPull(v1, v2),
+    skopeo: () => skopeoPull(v1, v2, true),
+    ...(BEFORE ? { before: () => skiffPull(v1, v2, BEFORE) } : {}),
+  });
+  rows.push(row('partial v2 alone, zstd:chunked: time', partial, 'seconds', TARGETS.partialTime));
+  rows.push(row('partial v2 alone, zstd:chunked: CPU', partial, 'cpuSeconds', undefined));
+  rows.push(row('partial v2 alone, zstd:chunked: bytes', partial, 'bytes', TARGETS.partialBytes));
+  rows.push(row('partial v2 alone: blob GETs', partial, 'blobGets', undefined));
+  rows.push(rssRow('peak RSS, partial v2', partial.skiff));
+  if (BEFORE)
+    for (const key of ['seconds', 'cpuSeconds', 'bytes'])
+      rows.push(
+        row(
+          `partial v2 alone: ${key}, skiff vs BENCH_SKIFF`,
+          { skiff: partial.skiff, skopeo: partial.before },
+          key,
+        ),
+      );
+  const smallRuns = small
+    ? await interleaved(RUNS, { skiff: () => skiffPull(undefined, ref('bench/small:gzip')) })
+    : undefined;
+
+  printTable(rows);
+  const perUnit = smallRuns
+    ? scaling(
+        { bytes: small.bytes, files: small.files, seconds: median(smallRuns.skiff.map((r) => r.seconds)) },
+        { bytes: image.bytes, files: image.files, seconds: rows[0].skiff },
+      )
+    : [];
+  if (smallRuns)
+    console.log(
+      `scaling (skiff, full gzip pull): ${perUnit.map((p) => `${p.name}: ${fmt(p.secondsPerGB)} s/GB, ${fmt(p.secondsPer10kFiles)} s/10k files`).join(' | ')}`,
+    );
+  const file = writeResults(SCALE === 'full' ? 'big' : `big-${SCALE}`, {
+    image: { ...image, layouts: undefined },
+    scale: SCALE,
+    runs: RUNS,
+    rows,
+    partialRuns: partial,
+    scaling: perUnit,
+  });
+  console.log(`results: ${file}`);
+}
+
+/** bench/full.mjs's ~150 MB image, for time per GB and per 10k files beside the big one. */
+function buildSmallImage(dir) {
+  fs.mkdirSync(dir);
+  return buildBigImage(dir);
 }
 
 function tag(format, version) {
@@ -131,40 +184,44 @@ async function interleaved(rounds, tools) {
   return results;
 }
 
-/** Pulls each reference in turn into one fresh store; measures the last. */
-async function skiffPull(refs) {
+/**
+ * Into a fresh store: pulls `before` (if any) untimed, then times `measured` alone and counts the
+ * blob bytes and GETs the registry served for it.
+ */
+async function skiffPull(before, measured, skiff = SKIFF) {
   const store = path.join(work, 'store');
+  const pull = (r) =>
+    timedAsync(process.execPath, [skiff, 'pull', r, '--store', store, '--progress', 'none'], SKIFF_ENV);
   try {
-    let last;
-    for (const r of refs) {
-      proxy.reset();
-      last = await timedAsync(process.execPath, [SKIFF, 'pull', r, '--store', store, '--progress', 'none']);
-    }
-    return { ...last, bytes: proxy.blobBytes() };
+    if (before) await pull(before);
+    proxy.reset();
+    const run = await pull(measured);
+    return { ...run, bytes: proxy.blobBytes(), blobGets: proxy.blobGets().length };
   } finally {
     fs.rmSync(store, { recursive: true, force: true });
   }
 }
 
-async function skopeoPull(refs, partial = false) {
+/** The same with skopeo 1.18 into a fresh containers-storage (overlay). */
+async function skopeoPull(before, measured, partial = false) {
   const storage = containersStorage(partial);
+  const pull = (r) =>
+    timedAsync(
+      MODERN_SKOPEO,
+      [
+        'copy',
+        '-q',
+        '--src-tls-verify=false',
+        `docker://${r}`,
+        `containers-storage:${r.split('/').slice(1).join('/')}`,
+      ],
+      storage.env,
+    );
   try {
-    let last;
-    for (const r of refs) {
-      proxy.reset();
-      last = await timedAsync(
-        MODERN_SKOPEO,
-        [
-          'copy',
-          '-q',
-          '--src-tls-verify=false',
-          `docker://${r}`,
-          `containers-storage:${r.split('/').slice(1).join('/')}`,
-        ],
-        storage.env,
-      );
-    }
-    return { ...last, bytes: proxy.blobBytes() };
+    if (before) await pull(before);
+    proxy.reset();
+    const run = await pull(measured);
+    return { ...run, bytes: proxy.blobBytes(), blobGets: proxy.blobGets().length };
   } finally {
     storage.remove();
   }
@@ -175,11 +232,11 @@ function row(name, runs, key, target) {
   const peer = median(runs.skopeo.map((r) => r[key]));
   return {
     name,
-    unit: key === 'bytes' ? 'MB' : 's',
+    unit: key === 'bytes' ? 'MB' : key === 'blobGets' ? 'requests' : 's',
     skiff,
     peer,
     ratio: skiff / peer,
-    target: `≤ ${target}`,
+    target: target === undefined ? '' : `≤ ${target}`,
   };
 }
 
@@ -197,7 +254,11 @@ function rssRow(name, runs) {
 
 function printTable(rows) {
   const show = (r, v) =>
-    v === undefined ? '' : r.unit === 'MB' ? fmt(v / 1e6, 1) : fmt(v, r.unit === 'MiB' ? 0 : 2);
+    v === undefined
+      ? ''
+      : r.unit === 'MB'
+        ? fmt(v / 1e6, 1)
+        : fmt(v, r.unit === 'MiB' || r.unit === 'requests' ? 0 : 2);
   const lines = [
     ['', 'skiff', 'skopeo 1.18', 'ratio', 'target'],
     ...rows.map((r) => [
@@ -235,13 +296,18 @@ function buildImages(dir) {
     '-c',
     `find /usr/lib/x86_64-linux-gnu -type f -size +1M -print0 | sort -z | xargs -0 cat 2>/dev/null | head -c ${BIG_FILE_BYTES} > ${path.join(dir, BIG_FILE)}`,
   ]);
+  if (GENERATED_FILES) generateFiles(dir, LAYER_ROOTS, GENERATED_FILES);
   const layouts = {};
   const tarsOf = { v1: [], v2: [] };
   let changed = 0;
   LAYER_ROOTS.forEach((roots, i) => {
     const v1 = path.join(dir, `layer-${i}-v1.tar`);
-    const extra = i === LAYER_ROOTS.length - 1 ? ['-C', dir, BIG_FILE] : [];
-    execFileSync('tar', ['--sort=name', '--numeric-owner', '-cf', v1, '-C', '/', ...roots, ...extra]);
+    const last = i === LAYER_ROOTS.length - 1;
+    // The big file (in the last layer) is under the work directory, as generated trees are.
+    const from = GENERATED_FILES
+      ? ['-C', dir, ...roots, ...(last ? [BIG_FILE] : [])]
+      : ['-C', '/', ...roots, ...(last ? ['-C', dir, BIG_FILE] : [])];
+    execFileSync('tar', ['--sort=name', '--numeric-owner', '-cf', v1, ...from]);
     const v2 = path.join(dir, `layer-${i}-v2.tar`);
     changed += Number(
       execFileSync('python3', [path.join(import.meta.dirname, 'lib/edit-tar.py'), v1, v2, BIG_FILE]),
@@ -265,11 +331,42 @@ function buildImages(dir) {
         .trim(),
     );
   const files = tarsOf.v1.reduce((sum, t) => sum + regularFiles(t), 0);
+  const bytes = tarsOf.v1.reduce((sum, t) => sum + fs.statSync(t).size, 0);
+  for (const tar of [...tarsOf.v1, ...tarsOf.v2]) fs.rmSync(tar);
+  if (GENERATED_FILES) fs.rmSync(path.join(dir, 'gen'), { recursive: true, force: true });
   return {
     layouts,
     layers: LAYER_ROOTS.length,
-    bytes: tarsOf.v1.reduce((sum, t) => sum + fs.statSync(t).size, 0),
+    bytes,
     files,
     changed,
   };
+}
+
+/**
+ * `count` small files (64 B to 8 KiB, text cut from /usr/include and /usr/share/perl, so they
+ * compress as source files do) spread over the layers' roots, 1,000 to a directory.
+ */
+function generateFiles(dir, layerRoots, count) {
+  const text = execFileSync(
+    'bash',
+    [
+      '-c',
+      'find /usr/include /usr/share/perl -type f -name "*.[hp]*" -print0 | sort -z | xargs -0 cat | head -c 67108864',
+    ],
+    { maxBuffer: 128 * 1024 * 1024 },
+  );
+  let seed = 1;
+  const random = () => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed;
+  };
+  const roots = layerRoots.map((r) => r[0]);
+  for (let i = 0; i < count; i++) {
+    const folder = path.join(dir, roots[i % roots.length], `d${Math.floor(i / roots.length / 1000)}`);
+    if (i % (roots.length * 1000) < roots.length) fs.mkdirSync(folder, { recursive: true });
+    const size = 64 + (random() % 8128);
+    const at = random() % (text.length - size);
+    fs.writeFileSync(path.join(folder, `f${i}.txt`), text.subarray(at, at + size));
+  }
 }

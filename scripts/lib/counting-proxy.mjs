@@ -18,7 +18,8 @@ export async function startCountingProxy(target) {
   let drop;
   const sockets = new Set();
 
-  const server = http.createServer((req, res) => {
+  // skopeo asks for up to 1024 ranges in one request: a Range header far over Node's 16 KiB default.
+  const server = http.createServer({ maxHeaderSize: 1024 * 1024 }, (req, res) => {
     const method = req.method ?? 'GET';
     const path = req.url ?? '/';
     inFlight++;

@@ -325,6 +325,8 @@ export class RegistryClient {
         }),
       },
       async (progress) => {
+        // A connection lost after the last range was delivered leaves nothing to ask for.
+        if (pending.length === 0) return;
         const delivered: ByteRange[] = [];
         answeredBy.host = location.endpoint;
         const asked = pending;

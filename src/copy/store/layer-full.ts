@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs';
 import { Readable, type Transform } from 'node:stream';
-import { type Digest, DigestStream } from '../../digest/index.js';
+import { DigestStream } from '../../digest/index.js';
 import { SkiffError, VerificationError, writeRefusedErrno } from '../../errors/index.js';
 import { decompressor, type TarSizeBound, TarSizeCap } from '../../formats/compression.js';
 import { type ChunkedMetadata, tarSplitTarSize } from '../../formats/zstd-chunked.js';
@@ -77,18 +77,6 @@ export function tarSizeBound(
   } catch {
     return byCap;
   }
-}
-
-/**
- * A partial pull writes the files its TOC names and rebuilds the tar its tar-split describes:
- * both are held to the cap before anything is fetched (zero chunks cost nothing to send).
- */
-export function checkPartialSize(chunked: ChunkedMetadata, cap: number, digest: Digest): void {
-  const files = chunked.toc.files.reduce((sum, file) => sum + file.size, 0);
-  const size = Math.max(files, tarSplitTarSize(chunked.tarSplit));
-  if (size <= cap) return;
-  const message = `layer ${digest} decompresses to ${size} bytes by its TOC and tar-split, more than ${cap} bytes, the limit set by --max-layer-size`;
-  throw new VerificationError(message, { digest });
 }
 
 /**

@@ -17,6 +17,7 @@ import {
   metadataRanges,
   parseChunkedMetadata,
   readContainersTarSplit,
+  type TocFile,
   TocUnverifiableError,
   type ValidatedToc,
 } from '../../formats/zstd-chunked.js';
@@ -50,7 +51,7 @@ import { RuntimeFactError } from '../replan.js';
 import type { ResolvedLayer } from '../resolve.js';
 import { FileAssembler, type LocalChunk } from './assembler.js';
 import type { LayerContext } from './context.js';
-import { checkDiffID, checkPartialSize } from './layer-full.js';
+import { checkDiffID } from './layer-full.js';
 
 export interface ChunkedLayer extends ChunkedMetadata {
   fetchSet: FetchSet;
@@ -205,13 +206,45 @@ export function chunkRefs(toc: ValidatedToc): ChunkRef[] {
 
 /** Digests of the TOC's files by path, consumed in tar order (a path may occur twice). */
 export function tocDigestsByPath(toc: ValidatedToc): (path: string) => Digest | undefined {
-  const queues = new Map<string, Digest[]>();
-  for (const file of toc.files) {
-    const queue = queues.get(file.path);
-    if (queue) queue.push(file.digest);
-    else queues.set(file.path, [file.digest]);
-  }
-  return (path) => queues.get(path)?.shift();
+  const next = tocFilesByPath(toc);
+  return (path) => next(path)?.digest;
+}
+
+/**
+ * The TOC's files by path, each given out once, first unconsumed first (a path may occur twice).
+ * The tar asks in the TOC's own order, so the next file in that order is nearly always the one:
+ * a map of every path is built only for a tar that asks out of order (it cost a partial pull of
+ * 100k files about 0.6 s for each of its two users).
+ */
+function tocFilesByPath(toc: ValidatedToc): (path: string) => TocFile | undefined {
+  const files = toc.files;
+  const consumed = new Uint8Array(files.length);
+  let cursor = 0;
+  let byPath: Map<string, number[]> | undefined;
+  return (path) => {
+    while (cursor < files.length && consumed[cursor]) cursor++;
+    if (files[cursor]?.path === path) {
+      consumed[cursor] = 1;
+      return files[cursor++];
+    }
+    byPath ??= indexByPath(files);
+    const queue = byPath.get(path);
+    while (queue?.length && consumed[queue[0]!]) queue.shift();
+    const found = queue?.shift();
+    if (found === undefined) return undefined;
+    consumed[found] = 1;
+    return files[found];
+  };
+}
+
+function indexByPath(files: readonly TocFile[]): Map<string, number[]> {
+  const byPath = new Map<string, number[]>();
+  files.forEach((file, i) => {
+    const queue = byPath.get(file.path);
+    if (queue) queue.push(i);
+    else byPath.set(file.path, [i]);
+  });
+  return byPath;
 }
 
 export async function pullPartial(
@@ -223,13 +256,14 @@ export async function pullPartial(
   const hasher = new RebuildHasher();
   let staged: StagedLayer;
   try {
-    checkPartialSize(chunked, ctx.maxLayerSize, ctx.layer.digest);
+    const cap = new PartialSizeCap(ctx.maxLayerSize, ctx.layer.digest);
+    cap.checkFiles(chunked.toc);
     const assembler = new FileAssembler(ctx.session, chunked.fetchSet.files);
     await assembler.fillLocal(chunked.localChunks);
     await fetchMissing(ctx, chunked, assembler, decision.rangesPerRequest ?? RANGES_PER_REQUEST);
     assembler.assertComplete();
     await ctx.session.flushStaged();
-    staged = await ingestLayer(rebuildTar(chunked, ctx.session, hasher), {
+    staged = await ingestLayer(rebuildTar(chunked, ctx.session, hasher, cap), {
       session: ctx.session,
       provenance: ctx.provenance,
       source: {
@@ -396,6 +430,37 @@ async function carveChunks(
 }
 
 /**
+ * --max-layer-size for a partial pull: the files its TOC names are held to it before anything is
+ * fetched (zero chunks cost nothing to send), and the tar its tar-split describes as the rebuild
+ * goes, before any byte past the cap is written. The tar-split is in memory and its records hold
+ * no content, so counting while rebuilding bounds as much as a pass of its own did, without
+ * decoding it twice (a second pass cost about 1 s on 100k files).
+ */
+class PartialSizeCap {
+  private tarBytes = 0;
+
+  constructor(
+    private readonly cap: number,
+    private readonly digest: Digest,
+  ) {}
+
+  checkFiles(toc: ValidatedToc): void {
+    this.check(toc.files.reduce((sum, file) => sum + file.size, 0));
+  }
+
+  add(bytes: number): void {
+    this.tarBytes += bytes;
+    this.check(this.tarBytes);
+  }
+
+  private check(size: number): void {
+    if (size <= this.cap) return;
+    const message = `layer ${this.digest} decompresses to ${size} bytes by its TOC and tar-split, more than ${this.cap} bytes, the limit set by --max-layer-size`;
+    throw new VerificationError(message, { digest: this.digest });
+  }
+}
+
+/**
  * The original tar, rebuilt from the tar-split's segments and the objects the TOC names. The
  * ingest gets the segments and, for each file, only its size: the hasher reads and hashes the
  * objects on its own thread, in the same order, and the ingest takes the DiffID from it.
@@ -406,20 +471,22 @@ function* rebuildTar(
   chunked: ChunkedLayer,
   session: StoreSession,
   hasher: RebuildHasher,
+  cap: PartialSizeCap,
 ): Generator<RebuildPiece> {
-  const next = tocDigestsByPath(chunked.toc);
-  const sizes = new Map(chunked.toc.files.map((f) => [f.digest, f.size]));
+  const next = tocFilesByPath(chunked.toc);
   for (const record of readContainersTarSplit(chunked.tarSplit)) {
     if (record.kind === 'segment') {
+      cap.add(record.bytes.length);
       hasher.raw(record.bytes);
       yield record.bytes;
       continue;
     }
     if (record.size === 0) continue;
+    cap.add(record.size);
     const path = normalizeEntryPath(record.name, 'tar-split entry');
-    const digest = next(path);
-    const location =
-      digest && sizes.get(digest) === record.size ? session.locate(digest, record.size) : undefined;
+    const file = next(path);
+    const digest = file?.digest;
+    const location = digest && file.size === record.size ? session.locate(digest, record.size) : undefined;
     if (!digest || !location) {
       throw new TocUnverifiableError(
         `tar-split names "${record.name}" (${record.size} bytes), which the TOC does not list with that size`,
