@@ -12,7 +12,8 @@ import { type Digest, isDigest, sha256 } from '../digest/index.js';
 import { VerificationError } from '../errors/index.js';
 import type { ZstdChunkedInfo } from './detect.js';
 import { normalizeEntryPath, normalizeLinkTarget } from './paths.js';
-import { zstd, zstdBinding } from './zstd-native.js';
+import { zstdBinding } from './zstd-native.js';
+import { ZstdDecompressStream } from './zstd-stream.js';
 
 export class TocUnverifiableError extends Error {}
 
@@ -358,7 +359,7 @@ export async function decompressChunk(compressed: Buffer, size: number): Promise
   const parts: Buffer[] = [];
   let total = 0;
   for await (const part of Readable.from([compressed]).pipe(
-    new (zstd().DecompressStream)(),
+    new ZstdDecompressStream(),
   ) as AsyncIterable<Buffer>) {
     total += part.length;
     if (total > size) throw new VerificationError(`chunk decompresses to more than its ${size} bytes`);
