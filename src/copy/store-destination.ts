@@ -117,11 +117,15 @@ export class StoreDestination {
     run: LayerRun,
   ): Promise<StagedLayer | undefined> {
     if (decision.method === 'reuse') return undefined;
-    const ctx = this.layerContext(g, run);
-    return decision.method === 'partial' ? pullPartial(ctx, g.chunked!, decision) : pullFull(ctx);
+    const ctx = this.layerContext(g, run, decision);
+    const staged = await (decision.method === 'partial'
+      ? pullPartial(ctx, g.chunked!, decision)
+      : pullFull(ctx));
+    releaseToc(g);
+    return staged;
   }
 
-  private layerContext(g: GatheredLayer, run: LayerRun): LayerContext {
+  private layerContext(g: GatheredLayer, run: LayerRun, decision: LayerDecision): LayerContext {
     return {
       layer: g.layer,
       format: g.format,
@@ -136,14 +140,7 @@ export class StoreDestination {
       resume: this.resumeSession,
       resumed: run.resumed,
       warn: run.warn,
-      ...(g.chunked
-        ? {
-            fullPullHints: {
-              knownDigest: tocDigestsByPath(g.chunked.toc),
-              chunks: () => chunkRefs(g.chunked!.toc),
-            },
-          }
-        : {}),
+      ...(g.chunked && decision.method === 'full' ? { fullPullHints: fullPullHints(g) } : {}),
     };
   }
 
@@ -209,6 +206,38 @@ export class StoreDestination {
     await this.session?.end();
     this.session = undefined;
   }
+}
+
+/**
+ * A staged layer needs its TOC's file records no more (a re-plan only follows a failure): they are
+ * let go before the next layer is pulled, instead of when the image commits (docs/memory.md).
+ * The tar-split and the piece log stay: the size bound and a resume still use them.
+ */
+/**
+ * What a full pull of a chunked layer takes from its TOC: the digests by path and the chunks of
+ * multi-chunk files. Taken once; the TOC's records (and the partial plan a full pull does not
+ * use) are let go before the blob is fetched, so they do not sit beside the ingest's own per-file
+ * state. A second full attempt after a failure goes without them: they are hints.
+ */
+function fullPullHints(g: GatheredLayer): FullPullHints {
+  const toc = g.chunked!.toc;
+  const refs = chunkRefs(toc);
+  const hints = { knownDigest: tocDigestsByPath(toc), chunks: () => refs };
+  releaseToc(g);
+  return hints;
+}
+
+type FullPullHints = NonNullable<LayerContext['fullPullHints']>;
+
+function releaseToc(g: GatheredLayer): void {
+  if (!g.chunked) return;
+  const { toc, fetchSet } = g.chunked;
+  g.chunked = {
+    ...g.chunked,
+    toc: { ...toc, files: [] },
+    fetchSet: { ...fetchSet, files: [], ranges: [] },
+    localChunks: new Map(),
+  };
 }
 
 function schema1Config(manifest: Parameters<typeof schema1ToOciConfig>[0], diffIDs: Digest[]) {

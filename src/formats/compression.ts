@@ -4,7 +4,7 @@ import zlib from 'node:zlib';
 import type { Digest } from '../digest/index.js';
 import { VerificationError } from '../errors/index.js';
 import type { Compression } from '../manifest/media-types.js';
-import { ZstdDecompressor } from './zstd-stream.js';
+import { ZstdDecompressStream } from './zstd-stream.js';
 
 /** A decompressing transform, or undefined for an uncompressed tar. */
 export function decompressor(compression: Compression): Transform | undefined {
@@ -15,7 +15,7 @@ export function decompressor(compression: Compression): Transform | undefined {
       return zlib.createGunzip({ chunkSize: 256 * 1024 });
     case 'zstd':
       // Skippable frames (zstd:chunked's TOC, tar-split and footer) are skipped by the decoder.
-      return new ZstdDecompressor();
+      return new ZstdDecompressStream();
     case 'none':
       return undefined;
   }

@@ -12,7 +12,8 @@ import { type Digest, isDigest, sha256 } from '../digest/index.js';
 import { VerificationError } from '../errors/index.js';
 import type { ZstdChunkedInfo } from './detect.js';
 import { normalizeEntryPath, normalizeLinkTarget } from './paths.js';
-import { zstd, zstdBinding } from './zstd-native.js';
+import { zstdBinding } from './zstd-native.js';
+import { ZstdDecompressStream } from './zstd-stream.js';
 
 export class TocUnverifiableError extends Error {}
 
@@ -76,19 +77,20 @@ const TocEntryReadSchema = TocEntrySchema.pick({
 });
 type RawTocEntry = z.infer<typeof TocEntryReadSchema>;
 
-const TocSchema = z.looseObject({
+/** The TOC without its entries: they are read one at a time (readTocEntries). */
+const TocHeadSchema = z.looseObject({
   version: z.literal(1),
-  entries: z.array(TocEntryReadSchema).max(MAX_TOC_ENTRIES),
+  entries: z.array(z.never()),
   tarSplitDigest: OptionalDigest,
 });
 
 /**
- * The TOC schema compiled by zod into one generated function (a TOC has thousands of entries:
- * about half the time of the interpreted schema on a first parse). Same verdicts: input the fast
- * path refuses goes through the ordinary parser, which names the issue. Compiled on first use.
+ * The entry schema compiled by zod into one generated function (a TOC has thousands of entries:
+ * about half the time of the interpreted schema). Same verdicts: input the fast path refuses goes
+ * through the ordinary parser, which names the issue. Compiled on first use.
  */
-let compiledTocSchema: typeof TocSchema | undefined;
-const tocSchema = () => (compiledTocSchema ??= z.compile(TocSchema));
+let compiledEntrySchema: typeof TocEntryReadSchema | undefined;
+const tocEntrySchema = () => (compiledEntrySchema ??= z.compile(TocEntryReadSchema));
 
 export interface TocChunk {
   /** Position of this chunk inside the file's content. */
@@ -146,7 +148,7 @@ export function parseChunkedMetadata(
   }
   checkFooter(info, blobSize, slice(blobSize - FOOTER_CURRENT, FOOTER_CURRENT));
   const toc = validateToc(
-    parseTocJson(decompressBounded(tocCompressed, info.toc.uncompressedLength, 'TOC')),
+    decompressBounded(tocCompressed, info.toc.uncompressedLength, 'TOC'),
     info,
     blobSize,
   );
@@ -194,23 +196,153 @@ function checkFooter(info: ZstdChunkedInfo, blobSize: number, footer: Buffer): v
   }
 }
 
-function parseTocJson(json: Buffer): z.infer<typeof TocSchema> {
+/**
+ * A TOC's JSON, read entry by entry: the entries are parsed and validated one at a time and
+ * handed to `onEntry`, so the whole document never exists as objects, nor as one string (a
+ * 120k-file TOC is 33 MB of JSON: parsed whole, with zod's validated copy beside it, ~250 MiB at
+ * once). The rest of the document (version, tarSplitDigest) is parsed without its entries.
+ */
+function readTocJson(json: Buffer, onEntry: (entry: RawTocEntry) => void): TocHead {
+  const span = entriesSpan(json);
+  const head = span
+    ? `${json.toString('utf8', 0, span.open)}[]${json.toString('utf8', span.close + 1)}`
+    : json.toString('utf8');
   let value: unknown;
   try {
-    value = JSON.parse(json.toString('utf8'));
+    value = JSON.parse(head);
   } catch (error) {
     throw new TocUnverifiableError(`TOC is not JSON: ${(error as Error).message}`);
   }
-  const parsed = tocSchema().safeParse(value);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new TocUnverifiableError(`TOC does not validate: ${issue?.path.join('.')}: ${issue?.message}`);
+  const parsedHead = TocHeadSchema.safeParse(value);
+  if (!parsedHead.success) throw tocInvalid(parsedHead.error.issues[0], []);
+  if (!span) throw new TocUnverifiableError('TOC does not validate: entries: not found');
+  let count = 0;
+  for (const [from, to] of arrayElements(json, span.open, span.close)) {
+    if (count === MAX_TOC_ENTRIES) throw new TocUnverifiableError(`TOC has over ${MAX_TOC_ENTRIES} entries`);
+    let entry: unknown;
+    try {
+      entry = JSON.parse(json.toString('utf8', from, to));
+    } catch (error) {
+      throw new TocUnverifiableError(`TOC is not JSON: entry ${count}: ${(error as Error).message}`);
+    }
+    const parsed = tocEntrySchema().safeParse(entry);
+    if (!parsed.success) throw tocInvalid(parsed.error.issues[0], ['entries', count]);
+    onEntry(parsed.data);
+    count++;
   }
-  return parsed.data;
+  return { entryCount: count, tarSplitDigest: parsedHead.data.tarSplitDigest };
+}
+
+interface TocHead {
+  entryCount: number;
+  tarSplitDigest?: string | undefined;
+}
+
+function tocInvalid(issue: z.core.$ZodIssue | undefined, at: PropertyKey[]): TocUnverifiableError {
+  const path = [...at, ...(issue?.path ?? [])].map(String).join('.');
+  return new TocUnverifiableError(`TOC does not validate: ${path}: ${issue?.message}`);
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COLON = 0x3a;
+const COMMA = 0x2c;
+const isSpace = (byte: number) => byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09;
+
+/** The index after the string whose opening quote is at `at` (the end of `json` if unclosed). */
+function skipString(json: Buffer, at: number): number {
+  let quote = json.indexOf(QUOTE, at + 1);
+  for (; quote >= 0; quote = json.indexOf(QUOTE, quote + 1)) {
+    let backslashes = 0;
+    while (json[quote - 1 - backslashes] === BACKSLASH) backslashes++;
+    if (backslashes % 2 === 0) return quote + 1;
+  }
+  return json.length;
+}
+
+/**
+ * Where the top-level object's `entries` array opens and closes. Only brackets and strings are
+ * followed: what lies between is checked by JSON.parse of the head and of each entry.
+ */
+function entriesSpan(json: Buffer): { open: number; close: number } | undefined {
+  let depth = 0;
+  let key: string | undefined;
+  let lastString: string | undefined;
+  let span: { open: number; close: number } | undefined;
+  let open = -1;
+  for (let i = 0; i < json.length; i++) {
+    const byte = json[i]!;
+    if (byte === QUOTE) {
+      const end = skipString(json, i);
+      if (depth === 1) lastString = json.toString('utf8', i + 1, end - 1);
+      i = end - 1;
+    } else if (byte === COLON && depth === 1) {
+      key = lastString;
+    } else if (byte === 0x7b || byte === 0x5b) {
+      if (depth === 1 && byte === 0x5b && key === 'entries') {
+        if (span || open >= 0) throw new TocUnverifiableError('TOC names its entries twice');
+        open = i;
+      }
+      depth++;
+    } else if (byte === 0x7d || byte === 0x5d) {
+      depth--;
+      if (depth === 1 && open >= 0) {
+        span = { open, close: i };
+        open = -1;
+      }
+    }
+  }
+  return span;
+}
+
+/**
+ * The [from, to) of each value in the array that opens at `open` and closes at `close`, checking
+ * the commas between them (each value is checked by its own JSON.parse and schema).
+ */
+function* arrayElements(json: Buffer, open: number, close: number): Generator<[number, number]> {
+  let expectValue = true;
+  let values = 0;
+  for (let i = open + 1; i < close; ) {
+    const byte = json[i]!;
+    if (isSpace(byte)) {
+      i++;
+    } else if (!expectValue) {
+      if (byte !== COMMA) throw new TocUnverifiableError(`TOC is not JSON: "," expected at byte ${i}`);
+      expectValue = true;
+      i++;
+    } else {
+      if (byte === COMMA) throw new TocUnverifiableError(`TOC is not JSON: a value expected at byte ${i}`);
+      const end = valueEnd(json, i, close);
+      yield [i, end];
+      i = end;
+      expectValue = false;
+      values++;
+    }
+  }
+  if (expectValue && values > 0) throw new TocUnverifiableError('TOC is not JSON: its entries end in ","');
+}
+
+/** The index after the value that starts at `from`: an object, an array, a string or a bare word. */
+function valueEnd(json: Buffer, from: number, limit: number): number {
+  const first = json[from]!;
+  if (first === QUOTE) return skipString(json, from);
+  if (first !== 0x7b && first !== 0x5b) {
+    let i = from;
+    while (i < limit && json[i] !== COMMA && !isSpace(json[i]!)) i++;
+    return i;
+  }
+  let depth = 0;
+  for (let i = from; i < limit; i++) {
+    const byte = json[i]!;
+    if (byte === QUOTE) i = skipString(json, i) - 1;
+    else if (byte === 0x7b || byte === 0x5b) depth++;
+    else if ((byte === 0x7d || byte === 0x5d) && --depth === 0) return i + 1;
+  }
+  return limit;
 }
 
 /** Structural checks of a verified TOC; anything impossible is a hostile layer (exit 4). */
-function validateToc(toc: z.infer<typeof TocSchema>, info: ZstdChunkedInfo, blobSize: number): ValidatedToc {
+function validateToc(json: Buffer, info: ZstdChunkedInfo, blobSize: number): ValidatedToc {
   const dataEnd = info.toc.offset - SKIPPABLE_HEADER;
   const hostile = (why: string, path?: string) =>
     new VerificationError(`hostile zstd:chunked TOC: ${why}`, path ? { path } : {});
@@ -230,7 +362,7 @@ function validateToc(toc: z.infer<typeof TocSchema>, info: ZstdChunkedInfo, blob
     files.push(file);
     current = undefined;
   };
-  for (const entry of toc.entries) {
+  const onEntry = (entry: RawTocEntry) => {
     if (entry.type === 'chunk') {
       if (!current || normalizeEntryPath(entry.name, 'TOC entry') !== current.file.path) {
         throw hostile(`chunk of "${entry.name}" does not follow its file`, entry.name);
@@ -240,12 +372,12 @@ function validateToc(toc: z.infer<typeof TocSchema>, info: ZstdChunkedInfo, blob
       if (chunk.start < previous.start) throw hostile(`chunks of "${entry.name}" go backwards`, entry.name);
       previous.end = chunk.start;
       current.file.chunks.push(chunk);
-      continue;
+      return;
     }
     closeFile();
     const path = normalizeEntryPath(entry.name, 'TOC entry');
     if (entry.type === 'hardlink') normalizeLinkTarget(entry.linkName ?? '', entry.name);
-    if (entry.type !== 'reg' || !entry.size) continue;
+    if (entry.type !== 'reg' || !entry.size) return;
     if (!entry.digest || entry.offset === undefined || entry.endOffset === undefined) {
       throw hostile(`file "${entry.name}" has content but no digest or range`, entry.name);
     }
@@ -255,25 +387,25 @@ function validateToc(toc: z.infer<typeof TocSchema>, info: ZstdChunkedInfo, blob
         entry.name,
       );
     }
+    const digest = entry.digest as Digest;
     const first: TocChunk = {
       chunkOffset: 0,
       size: entry.chunkSize || entry.size,
       start: entry.offset,
       end: entry.endOffset,
-      digest: (entry.chunkDigest || entry.digest) as Digest,
+      // A single-chunk file's chunk digest is its file digest: one string, not two equal copies.
+      digest: !entry.chunkDigest || entry.chunkDigest === digest ? digest : (entry.chunkDigest as Digest),
       zeros: entry.chunkType === 'zeros',
     };
-    current = {
-      file: { path, size: entry.size, digest: entry.digest as Digest, chunks: [first] },
-      raw: entry,
-    };
-  }
+    current = { file: { path, size: entry.size, digest, chunks: [first] }, raw: entry };
+  };
+  const head = readTocJson(json, onEntry);
   closeFile();
   checkNoOverlap(files, hostile);
   return {
     files,
-    entryCount: toc.entries.length,
-    tarSplitDigest: (toc.tarSplitDigest || undefined) as Digest | undefined,
+    entryCount: head.entryCount,
+    tarSplitDigest: (head.tarSplitDigest || undefined) as Digest | undefined,
   };
 }
 
@@ -303,6 +435,17 @@ function readChunk(
 }
 
 function checkNoOverlap(files: TocFile[], hostile: (why: string) => Error): void {
+  // Writers lay the files out in TOC order: then one pass proves it, without a sorted copy.
+  let end = 0;
+  let inOrder = true;
+  for (const file of files) {
+    for (const chunk of file.chunks) {
+      if (chunk.start < end) inOrder = false;
+      end = chunk.end;
+    }
+    if (!inOrder) break;
+  }
+  if (inOrder) return;
   const ranges = files.flatMap((f) => f.chunks.map((c) => ({ start: c.start, end: c.end })));
   ranges.sort((a, b) => a.start - b.start);
   for (let i = 1; i < ranges.length; i++) {
@@ -358,7 +501,7 @@ export async function decompressChunk(compressed: Buffer, size: number): Promise
   const parts: Buffer[] = [];
   let total = 0;
   for await (const part of Readable.from([compressed]).pipe(
-    new (zstd().DecompressStream)(),
+    new ZstdDecompressStream(),
   ) as AsyncIterable<Buffer>) {
     total += part.length;
     if (total > size) throw new VerificationError(`chunk decompresses to more than its ${size} bytes`);
@@ -471,5 +614,5 @@ export function countTocEntries(compressed: Buffer, info: ZstdChunkedInfo): numb
     throw new TocUnverifiableError(
       `TOC digest mismatch: the annotation says ${info.tocDigest}, the blob holds ${actual}`,
     );
-  return parseTocJson(decompressBounded(compressed, info.toc.uncompressedLength, 'TOC')).entries.length;
+  return readTocJson(decompressBounded(compressed, info.toc.uncompressedLength, 'TOC'), () => {}).entryCount;
 }

@@ -89,6 +89,39 @@ describe('the Node skiff runs on', () => {
     await execFileAsync(process.execPath, [BIN, 'version'], { env: { ...env, HOME: home } });
     expect(fs.readdirSync(path.join(home, '.cache/skiff/compile-cache')).length).toBeGreaterThan(0);
   });
+
+  it('starts the commands that move layers on a heap sized for them (docs/memory.md), once, in the same process', async () => {
+    // A module Node loads before skiff, in every start: it records the flags and process id.
+    const dir = scratch();
+    const log = path.join(dir, 'starts.log');
+    const probe = path.join(dir, 'probe.mjs');
+    fs.writeFileSync(
+      probe,
+      `import fs from 'node:fs';\nfs.appendFileSync(${JSON.stringify(log)}, JSON.stringify([process.pid, process.execArgv]) + '\\n');\n`,
+    );
+    const starts = (
+      args: string[],
+      env: NodeJS.ProcessEnv = envWithout('SKIFF_HEAP_FLAGS', 'NODE_OPTIONS'),
+    ) => {
+      fs.rmSync(log, { force: true });
+      spawnSync(process.execPath, ['--import', probe, BIN, ...args], { env, cwd: dir });
+      return fs
+        .readFileSync(log, 'utf8')
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as [number, string[]]);
+    };
+    const pull = ['pull', `oci:${path.join(dir, 'none')}:latest`, '--store', path.join(dir, 'store')];
+    const [first, second, ...more] = starts(pull);
+    expect(more).toEqual([]);
+    expect(second?.[0]).toBe(first?.[0]);
+    expect(second?.[1]).toEqual(['--max-semi-space-size=4', '--heap-growing-percent=50', '--import', probe]);
+    // Neither a command that holds no image nor a Node already given a young generation size.
+    expect(starts(['version'])).toHaveLength(1);
+    expect(
+      starts(pull, { ...envWithout('SKIFF_HEAP_FLAGS'), NODE_OPTIONS: '--max-semi-space-size=8' }),
+    ).toHaveLength(1);
+  });
 });
 
 describe('an unknown command', () => {

@@ -538,3 +538,65 @@ describe('inspect (describeChunked) on every chunked fixture, from the OCI layou
     }
   });
 });
+
+describe('the TOC read entry by entry', () => {
+  const fx = loadFixture('chunked');
+  const [layer] = fx.layers;
+  const blob = fx.blob(layer!.digest);
+  const info = zstdChunked(detectLayerFormat(layer!));
+  const original = tocJson(blob, info) as unknown as { entries: Array<Record<string, unknown>> };
+
+  /** parseChunkedMetadata of the blob with its TOC replaced by `text`, signed as a publisher would. */
+  const parseWith = (text: string) => {
+    const json = Buffer.from(text);
+    const compressed = compress(json);
+    const signed: ZstdChunkedInfo = {
+      ...info,
+      tocDigest: sha256(compressed),
+      toc: { ...info.toc, length: compressed.length, uncompressedLength: json.length },
+    };
+    const footer = Buffer.from(blob.subarray(layer!.size - 72));
+    footer.writeBigUInt64LE(BigInt(compressed.length), 16);
+    footer.writeBigUInt64LE(BigInt(json.length), 24);
+    const tarSplit = blob.subarray(info.tarSplit!.offset, info.tarSplit!.offset + info.tarSplit!.length);
+    return parseChunkedMetadata(signed, layer!.size, [
+      { start: info.tarSplit!.offset, bytes: tarSplit },
+      { start: layer!.size - 72, bytes: footer },
+      { start: info.toc.offset, bytes: compressed },
+    ]).toc;
+  };
+  const expected = parseWith(JSON.stringify(original));
+
+  it('reads any layout of the same JSON alike: spacing, key order, brackets and quotes inside strings', () => {
+    const { entries, ...rest } = original;
+    const odd = {
+      before: { text: 'a}]"[{\\', list: [[], {}] },
+      entries: entries.map((e, i) => ({ note: `}${i}]\\"{[`, ...e })),
+      ...rest,
+    };
+    expect(parseWith(JSON.stringify(odd, null, 2))).toEqual(expected);
+    expect(parseWith(JSON.stringify(odd, null, '\t').replaceAll(',', ' ,'))).toEqual(expected);
+  });
+
+  it('refuses what is not one JSON document with one array of entry objects', () => {
+    const text = JSON.stringify(original);
+    const broken = {
+      'a missing comma': text.replace('},{', '}{'),
+      'a trailing comma': text.replace(/}]/, '},]'),
+      'entries twice': text.replace('{"version":1', `{"entries":[],"version":1`),
+      'an entry that is a number': text.replace('"entries":[', '"entries":[7,'),
+      'no entries': JSON.stringify({ version: 1, tarSplitDigest: '' }),
+      'a broken entry': text.replace('"type":', '"type"'),
+      'a broken head': text.replace('"version":1', '"version":'),
+    };
+    for (const [what, json] of Object.entries(broken))
+      expect(() => parseWith(json), what).toThrow(TocUnverifiableError);
+  });
+
+  it('names the entry and field that do not validate', () => {
+    const entries = original.entries.map((e, i) => (i === 2 ? { ...e, size: 'big' } : e));
+    expect(() => parseWith(JSON.stringify({ ...original, entries }))).toThrow(
+      /TOC does not validate: entries\.2\.size: /,
+    );
+  });
+});

@@ -2,7 +2,6 @@
 // a large file's chunks group into runs read and written in one go.
 import http from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-// @ts-expect-error: plain JS library without type declarations
 import { startCountingProxy } from '../../scripts/lib/counting-proxy.mjs';
 import { chunkRuns, type LocalChunk } from '../../src/copy/store/assembler.js';
 import { tocDigestsByPath } from '../../src/copy/store/partial.js';
