@@ -32,7 +32,7 @@ import {
   MODERN_SKOPEO,
   median,
   SKIFF,
-  skopeo,
+  skopeoPush,
   tempDir,
   timedAsync,
   writeResults,
@@ -83,8 +83,10 @@ async function buildPushMeasure() {
   );
   const formats = ONLY_PARTIAL ? ['zstd:chunked'] : ['gzip', 'zstd:chunked'];
   for (const format of formats)
-    for (const version of ['v1', 'v2'])
+    for (const version of ['v1', 'v2']) {
       push(image.layouts[version], `bench/big:${tag(format, version)}`, format);
+      await expectCompression(`bench/big:${tag(format, version)}`, format);
+    }
   for (const name of ['v1', 'v2']) fs.rmSync(image.layouts[name], { recursive: true, force: true });
   if (PUSH_TO) console.log(`pushed to ${PUSH_TO}`);
   else await measure(image, formats);
@@ -166,7 +168,7 @@ function push(layout, name, format) {
     format === 'zstd:chunked'
       ? ['--dest-compress-format', 'zstd:chunked']
       : ['--dest-compress-format', 'gzip'];
-  skopeo(MODERN_SKOPEO, [
+  skopeoPush(MODERN_SKOPEO, [
     'copy',
     '-q',
     '--dest-tls-verify=false',
@@ -174,6 +176,22 @@ function push(layout, name, format) {
     `oci:${layout}:latest`,
     `docker://${registry.host}/${name}`,
   ]);
+}
+
+/** Fails the run if the registry holds `name` in another format than was pushed (see skopeoPush). */
+async function expectCompression(name, format) {
+  const [repository, reference] = name.split(':');
+  const response = await fetch(`http://${registry.host}/v2/${repository}/manifests/${reference}`, {
+    headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+  });
+  const { layers } = await response.json();
+  const chunked = (l) =>
+    l.mediaType.endsWith('+zstd') && l.annotations?.['io.github.containers.zstd-chunked.manifest-checksum'];
+  const wrong = layers.filter((l) =>
+    format === 'zstd:chunked' ? !chunked(l) : !l.mediaType.endsWith('+gzip'),
+  );
+  if (wrong.length)
+    throw new Error(`${name}: ${wrong.length} layers pushed as ${wrong[0].mediaType}, not ${format}`);
 }
 
 /** Runs every tool's closure once per round, in turn, so both see the same machine weather. */
