@@ -325,7 +325,10 @@ function buildImages(dir) {
     const from = GENERATED_FILES
       ? ['-C', dir, ...roots, ...(last ? [BIG_FILE] : [])]
       : ['-C', '/', ...roots, ...(last ? ['-C', dir, BIG_FILE] : [])];
-    execFileSync('tar', ['--sort=name', '--numeric-owner', '-cf', v1, ...from]);
+    // -b1: no padding to a 10 KiB record after the end-of-archive blocks. skopeo 1.18 records such
+    // padding in the tar-split in pieces (e.g. 8 + 8184 bytes) and its own partial pull then fails
+    // "tar-split and TOC data is inconsistent: decoding a tar header …: unexpected EOF".
+    execFileSync('tar', ['--sort=name', '--numeric-owner', '-b1', '-cf', v1, ...from]);
     const v2 = path.join(dir, `layer-${i}-v2.tar`);
     changed += Number(
       execFileSync('python3', [path.join(import.meta.dirname, 'lib/edit-tar.py'), v1, v2, BIG_FILE]),
