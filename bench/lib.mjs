@@ -156,6 +156,23 @@ export function skopeo(binary, args, env = {}) {
   execFileSync(binary, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
 }
 
+/**
+ * `skopeo copy … docker://…` that pushes the layers in the --dest-compress-format asked for.
+ * c/image's blob-info cache (root's: /var/lib/containers/cache) remembers each compressed variant
+ * of an uncompressed layer, and `skopeo copy` (it has no --force-compression; podman push has)
+ * reuses any variant the destination already holds, whatever format was asked: a zstd:chunked push
+ * after a gzip push of the same tars yielded gzip layers, and both tools then pulled v2 whole. So
+ * each push gets an empty cache of its own (c/image keeps a rootless user's under $XDG_DATA_HOME).
+ */
+export function skopeoPush(binary, args) {
+  const cache = tempDir('skiff-bench-blob-cache-');
+  try {
+    skopeo(binary, args, { _CONTAINERS_ROOTLESS_UID: '1', XDG_DATA_HOME: cache });
+  } finally {
+    fs.rmSync(cache, { recursive: true, force: true });
+  }
+}
+
 export function writeResults(name, results) {
   const dir = path.join(ROOT, 'bench/results');
   fs.mkdirSync(dir, { recursive: true });
