@@ -112,8 +112,9 @@ describe('on a terminal', () => {
     expect(screen).not.toContain('{');
     expect(screen).not.toMatch(BAR);
     // One result line, not cut at the terminal's width (wrapped by the terminal, joined again here).
+    // An OCI layout takes referrers too, so the line says how many were looked for and copied.
     expect(screen).toMatch(
-      /^mirrored docker:\/\/\S+ -> oci:\S+ sha256:[0-9a-f]{12} \(3 blobs copied, 0 skipped, 0 mounted, \d+(\.\d)? kB, \d+\.\d s\)$/,
+      /^mirrored docker:\/\/\S+ -> oci:\S+ sha256:[0-9a-f]{12} \(3 blobs copied, 0 skipped, 0 mounted, 0 referrers copied, \d+(\.\d)? kB, \d+\.\d s\)$/,
     );
   });
 });
