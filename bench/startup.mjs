@@ -64,7 +64,11 @@ try {
       name: 'mirror (one image, up to date)',
       runs: RUNS,
       run: (v) =>
-        timed(v.node, [v.bin, 'mirror', `docker://${ref('v1')}`, `docker://${registry.host}/bench/copy:v1`], env),
+        timed(
+          v.node,
+          [v.bin, 'mirror', `docker://${ref('v1')}`, `docker://${registry.host}/bench/copy:v1`],
+          env,
+        ),
     },
     {
       name: 'pull (already stored)',
