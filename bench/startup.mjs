@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Issue 11's benchmark: what a command costs before it does anything, and a whole partial pull:
-// `skiff --version`, `skiff images` on an empty store, and the partial pull of v2 of
+// `skiff --version`, `skiff images` on an empty store, `skiff mirror` of one image already
+// mirrored, `skiff pull` of an image already stored, and the partial pull of v2 of
 // bench/partial's image (v1 already stored). With BENCH_BEFORE=DIR (a built checkout of another
 // skiff) and BENCH_BEFORE_NODE=NODE (the Node it runs on), both are measured in the same run,
 // interleaved, so that the machine's drift hits them alike. Medians of BENCH_RUNS (default 11
@@ -44,12 +45,35 @@ try {
       return [v.name, store];
     }),
   );
+  const storeWithV1 = new Map(
+    variants.map((v) => {
+      const store = emptyStore();
+      timed(v.node, [v.bin, 'pull', ref('v1'), '--store', store], env);
+      return [v.name, store];
+    }),
+  );
   const cases = [
     { name: '--version', runs: RUNS, run: (v) => timed(v.node, [v.bin, '--version'], env) },
     {
       name: 'images (empty store)',
       runs: RUNS,
       run: (v) => timed(v.node, [v.bin, 'images', '--store', storeWithNothing.get(v.name)], env),
+    },
+    {
+      // Issue 15 item 3: a re-run's per-process cost, a one-image mirror already up to date.
+      name: 'mirror (one image, up to date)',
+      runs: RUNS,
+      run: (v) =>
+        timed(
+          v.node,
+          [v.bin, 'mirror', `docker://${ref('v1')}`, `docker://${registry.host}/bench/copy:v1`],
+          env,
+        ),
+    },
+    {
+      name: 'pull (already stored)',
+      runs: RUNS,
+      run: (v) => timed(v.node, [v.bin, 'pull', ref('v1'), '--store', storeWithV1.get(v.name)], env),
     },
     {
       name: 'partial pull of v2',

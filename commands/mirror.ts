@@ -31,7 +31,6 @@ import {
   writeResultsFile,
 } from '../src/mirror/index.js';
 import type { SourceEvent } from '../src/registry/client.js';
-import { readCosignPrivateKey, readPassphrase } from '../src/trust/cosign-key.js';
 import { parseSize } from '../src/util/quantities.js';
 
 /** --encryption-key and --encrypt-layer, checked and loaded before anything is copied. */
@@ -167,10 +166,7 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
     if (flags['sign-passphrase-file'] && !flags['sign-by-sigstore-private-key'])
       throw new UsageError('--sign-passphrase-file goes with --sign-by-sigstore-private-key');
     const signBy = flags['sign-by-sigstore-private-key']
-      ? await readCosignPrivateKey(
-          flags['sign-by-sigstore-private-key'],
-          await readPassphrase(flags['sign-passphrase-file']),
-        )
+      ? await signingKey(flags['sign-by-sigstore-private-key'], flags['sign-passphrase-file'])
       : undefined;
     const shard = flags.shard ? resolveShard(flags.shard, process.env, flags['shard-count']) : undefined;
     const progress = mirrorProgress(resolveMode(flags.progress, { json: flags.json }));
@@ -248,4 +244,10 @@ Exit code: 0 when every image succeeded, otherwise the code of the first failed 
       if (clients.destination !== clients.source) await clients.destination.close();
     }
   }
+}
+
+/** The cosign key to sign with; its reader (tweetnacl, scrypt) loads only for a signing mirror. */
+async function signingKey(file: string, passphraseFile: string | undefined) {
+  const { readCosignPrivateKey, readPassphrase } = await import('../src/trust/cosign-key.js');
+  return readCosignPrivateKey(file, await readPassphrase(passphraseFile));
 }

@@ -41,6 +41,7 @@ import {
   readLayoutManifest,
 } from '../transport/oci-layout.js';
 import { referrers } from '../trust/signatures.js';
+import type { ReferrerLookups } from './referrer-lookups.js';
 import type { MirrorResult } from './result.js';
 
 /** cosign's attachments, each a tag named after the manifest it belongs to. */
@@ -56,6 +57,11 @@ export interface CarryOptions {
   /** The copy engine, for one artifact (digest preserving, no policy, no conversion). */
   copy: (source: ImageSource, destination: ImageDestination) => Promise<MirrorResult>;
   signal?: AbortSignal | undefined;
+  /**
+   * The run's lookups, for a source end only: its tags are listed once per run, so a tag missing
+   * from the list is absent without a HEAD. A destination's tags change as the run writes them.
+   */
+  lookups?: ReferrerLookups | undefined;
 }
 
 export interface Carried {
@@ -89,7 +95,7 @@ const nameOf = (which: Which) => ('tag' in which ? which.tag : which.digest);
 export function referrerEnd(
   ref: ImageReference,
   client: RegistryClient,
-  options: Pick<CarryOptions, 'chunkSize' | 'signal'> = {},
+  options: Pick<CarryOptions, 'chunkSize' | 'signal' | 'lookups'> = {},
 ): ReferrerEnd | undefined {
   if (ref.transport === 'docker') return registryEnd(ref, client, options);
   if (ref.transport === 'oci') return layoutEnd(ref);
@@ -99,15 +105,20 @@ export function referrerEnd(
 function registryEnd(
   ref: RegistryReference,
   client: RegistryClient,
-  options: Pick<CarryOptions, 'chunkSize' | 'signal'>,
+  options: Pick<CarryOptions, 'chunkSize' | 'signal' | 'lookups'>,
 ): ReferrerEnd {
   const location = { endpoint: ref.endpoint, repository: ref.repository };
+  const { lookups } = options;
   const at = (which: Which): RegistryReference => {
     const { tag: _tag, digest: _digest, ...repository } = ref;
     return { ...repository, ...which };
   };
   return {
-    tagged: (tag) => client.headManifest(location, tag, ['pull'], options.signal),
+    tagged: async (tag) => {
+      const listed = await lookups?.tags(client, location);
+      if (listed && !listed.has(tag)) return undefined;
+      return client.headManifest(location, tag, ['pull'], options.signal);
+    },
     manifest: async (which) => {
       const bytes = (await client.getManifest(location, nameOf(which), options.signal)).bytes;
       if ('digest' in which && sha256(bytes) !== which.digest)
@@ -116,7 +127,10 @@ function registryEnd(
         });
       return bytes;
     },
-    referrers: (subject) => referrers(client, ref, subject, options.signal),
+    referrers: (subject) =>
+      lookups
+        ? lookups.referrers(client, ref, subject, options.signal)
+        : referrers(client, ref, subject, options.signal),
     source: (which) => openSource(at(which), client),
     destination: (which) => openDestination(at(which), client, { chunkSize: options.chunkSize }),
     list: (subject, found) => listInRegistry(client, ref, subject, found, options.signal),

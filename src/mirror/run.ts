@@ -5,6 +5,7 @@ import { BlobLedger } from '../copy/ledger.js';
 import { asSkiffError, UsageError } from '../errors/index.js';
 import { parseReference } from '../reference/index.js';
 import type { MirrorJob } from './list.js';
+import { ReferrerLookups } from './referrer-lookups.js';
 import { carryReferrers, hasReferrers, referrerEnd } from './referrers.js';
 import { emptyCounters, type MirrorResult, type MirrorSummary, summarize } from './result.js';
 import { signWritten } from './sign.js';
@@ -29,6 +30,8 @@ export async function runMirror(
   const started = performance.now();
   // One record for the run: a blob shared by several items crosses the wire once.
   const ledger = options.ledger ?? new BlobLedger();
+  // What the run learns of its sources' tags and referrers API: asked once, not once per image.
+  const lookups = new ReferrerLookups();
   const results = await eachSpread(jobs, Math.max(1, options.jobs), async (job, id) => {
     const result = job.error
       ? failedExpansion(job)
@@ -41,7 +44,7 @@ export async function runMirror(
         });
     // A dry run writes nothing: no referrer is carried and nothing is signed.
     const writes = !result.error && !options.dryRun;
-    if (writes && options.referrers !== false) await carry(job, result, { ...options, ledger });
+    if (writes && options.referrers !== false) await carry(job, result, { ...options, ledger }, lookups);
     if (writes && options.signBy) await sign(job, result, options.signBy, options);
     options.onResult?.(result);
     return result;
@@ -55,11 +58,16 @@ export async function runMirror(
  * the policy already judged). A failure here fails the image: a mirror that silently drops its
  * signatures would be refused by every verifying reader.
  */
-async function carry(job: MirrorJob, result: MirrorResult, options: RunOptions): Promise<void> {
+async function carry(
+  job: MirrorJob,
+  result: MirrorResult,
+  options: RunOptions,
+  lookups: ReferrerLookups,
+): Promise<void> {
   if (!result.manifestDigest) return;
   const destinationClient = options.destinationClient ?? options.client;
   const ends = { chunkSize: options.chunkSize, signal: options.signal };
-  const src = referrerEnd(parseReference(job.source), options.client, ends);
+  const src = referrerEnd(parseReference(job.source), options.client, { ...ends, lookups });
   const dstRef = parseReference(job.destination);
   const dst = referrerEnd(dstRef, destinationClient, ends);
   if (!src) return;

@@ -24,13 +24,7 @@ import {
 } from './policy.js';
 import { loadRegistriesD, type RegistriesD, signatureSources } from './registries-d.js';
 import { cosignSignatures, lookasideSignatures, referrerBundles } from './signatures.js';
-import {
-  keyFingerprint,
-  type LabelledKey,
-  parseCertificates,
-  type SigstoreMaterial,
-  verifyCosignSignature,
-} from './verify-sigstore.js';
+import type { LabelledKey, SigstoreMaterial } from './verify-sigstore.js';
 
 export type { Policy } from './policy.js';
 
@@ -110,8 +104,11 @@ async function checksFor(
     return Promise.all(signatures.map((s) => verifyGpgSignature(s.origin, s.bytes, keys)));
   }
   if (requirement.type === 'sigstoreSigned') {
-    const material = await sigstoreMaterial(requirement, policy);
-    const cosign = (await evidence.cosign()).map((s) => verifyCosignSignature(s, material));
+    // Like openpgp and sigstore's verifier below, @sigstore/core loads only under a requirement that
+    // needs it: a pull or mirror with no such policy does not pay for loading it.
+    const sigstore = await import('./verify-sigstore.js');
+    const material = await sigstoreMaterial(requirement, policy, sigstore);
+    const cosign = (await evidence.cosign()).map((s) => sigstore.verifyCosignSignature(s, material));
     const found = await evidence.bundles();
     // sigstore's verifier, like openpgp, loads only when there is something for it to check: a
     // pull or mirror under no such requirement does not pay for loading it (0.1 s each).
@@ -209,7 +206,11 @@ async function gpgKeys(requirement: SignedByRequirement, policy: Policy) {
   return keys.flat();
 }
 
-async function sigstoreMaterial(r: SigstoreRequirement, policy: Policy): Promise<SigstoreMaterial> {
+async function sigstoreMaterial(
+  r: SigstoreRequirement,
+  policy: Policy,
+  { keyFingerprint, parseCertificates }: typeof import('./verify-sigstore.js'),
+): Promise<SigstoreMaterial> {
   const fromFiles = (files: string[]) =>
     Promise.all(files.map(async (file) => ({ label: file, bytes: await readKeyFile(policy, file) })));
   const inline = (datas: Buffer[]) => datas.map((bytes) => ({ label: 'keyData', bytes }));

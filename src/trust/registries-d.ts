@@ -5,9 +5,10 @@
  * whether to read sigstore attachments and which lookaside store holds simple signatures.
  */
 import fs from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import type * as Yaml from 'yaml';
 import { z } from 'zod';
 import { UsageError } from '../errors/index.js';
 import type { RegistryReference } from '../reference/index.js';
@@ -60,6 +61,13 @@ export async function loadRegistriesD(
   }
   return config;
 }
+
+/**
+ * The YAML parser (72 modules), required on first use: most machines have no registries.d, and a
+ * pull or mirror there does not pay for loading it.
+ */
+const parseYaml = (text: string): unknown =>
+  (createRequire(import.meta.url)('yaml') as typeof Yaml).parse(text);
 
 export function mergeFile(config: RegistriesD, file: string, text: string): void {
   const fail = (why: string): never => {

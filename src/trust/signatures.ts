@@ -200,32 +200,52 @@ export async function referrerBundles(
 }
 
 /** What refers to `digest`: the referrers API's answer, else the referrers tag schema's index. */
+/**
+ * What a caller already knows about a registry (mirror learns it once per run): that it answered
+ * 404 to the referrers API (the distribution spec forbids that where the API exists), and which
+ * tags the repository holds, so that an absent referrers tag costs no request at all.
+ */
+export interface ReferrersHints {
+  /** The registry has no referrers API: ask the tag schema only. */
+  noApi?: boolean | undefined;
+  /** The repository's tags, when listed this run. */
+  tags?: ReadonlySet<string> | undefined;
+  /** Told when the registry answers 404 to the referrers API. */
+  onNoApi?: (() => void) | undefined;
+}
+
 export async function referrers(
   client: RegistryClient,
   ref: RegistryReference,
   digest: Digest,
   signal?: AbortSignal,
+  hints: ReferrersHints = {},
 ): Promise<Descriptor[]> {
-  const res = await client.request(
-    ref.endpoint,
-    [{ repository: ref.repository, actions: ['pull'] }],
-    {
-      method: 'GET',
-      path: `/v2/${ref.repository}/referrers/${digest}`,
-      headers: { accept: 'application/vnd.oci.image.index.v1+json' },
-    },
-    signal,
-  );
-  const type = headerValue(res.headers, 'content-type') ?? '';
-  if (res.status === 200 && type.startsWith('application/vnd.oci.image.index.v1+json')) {
-    const bytes = Buffer.from(await res.body.arrayBuffer());
-    if (bytes.length > MAX_SIGNATURE_BYTES) throw new VerificationError(`referrers of ${digest}: too large`);
-    return parseDocument(IndexSchema, bytes, `referrers of ${digest}`).manifests;
+  if (!hints.noApi) {
+    const res = await client.request(
+      ref.endpoint,
+      [{ repository: ref.repository, actions: ['pull'] }],
+      {
+        method: 'GET',
+        path: `/v2/${ref.repository}/referrers/${digest}`,
+        headers: { accept: 'application/vnd.oci.image.index.v1+json' },
+      },
+      signal,
+    );
+    const type = headerValue(res.headers, 'content-type') ?? '';
+    if (res.status === 200 && type.startsWith('application/vnd.oci.image.index.v1+json')) {
+      const bytes = Buffer.from(await res.body.arrayBuffer());
+      if (bytes.length > MAX_SIGNATURE_BYTES)
+        throw new VerificationError(`referrers of ${digest}: too large`);
+      return parseDocument(IndexSchema, bytes, `referrers of ${digest}`).manifests;
+    }
+    await res.body.dump();
+    if (res.status === 404) hints.onNoApi?.();
   }
-  await res.body.dump();
   // No referrers API (404, or a registry answering something else): the tag schema, asked by HEAD
   // first so that an image with no referrers costs no counted manifest GET (rate limits).
   const tag = `sha256-${hexOf(digest)}`;
+  if (hints.tags && !hints.tags.has(tag)) return [];
   if (!(await client.headManifest(location(ref), tag, ['pull'], signal))) return [];
   const raw = await manifestIfTagged(client, ref, tag, signal);
   if (!raw) return [];

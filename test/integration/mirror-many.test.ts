@@ -83,6 +83,40 @@ describe('mirror --file, many images', () => {
     expect(B.manifestPuts()).toEqual([]);
   });
 
+  it('a re-run asks the source for no signature or referrer image by image', async () => {
+    // Four images in two repositories, referrers carried (the default). Looking for cosign tags and
+    // referrers costs one tag list per repository and one referrers probe per registry, not five
+    // requests per image: the re-run asks each image's manifest by HEAD and nothing else per image.
+    const list = writeList('rerun.yaml', [
+      `  - source: docker://${A.host}/many/shared`,
+      '    tags: ["1", "2", "3"]',
+      `    destination: docker://${B.host}/rerun/shared`,
+      `  - source: docker://${A.host}/many/other:1`,
+      `    destination: docker://${B.host}/rerun/other:1`,
+    ]);
+    await mirrorList(list);
+    A.reset();
+    B.reset();
+    await mirrorList(list);
+    const asked = A.requests
+      .map((r) => `${r.method} ${r.path.split('?')[0]}`)
+      .filter((r) => !r.endsWith(' /v2/'));
+    const perImage = ['shared/manifests/1', 'shared/manifests/2', 'shared/manifests/3', 'other/manifests/1'];
+    expect(asked.filter((r) => r.includes('/manifests/')).sort()).toEqual(
+      perImage.map((p) => `HEAD /v2/many/${p}`).sort(),
+    );
+    expect(asked.filter((r) => r.includes('/tags/list')).sort()).toEqual([
+      'GET /v2/many/other/tags/list',
+      'GET /v2/many/shared/tags/list',
+    ]);
+    // Debian's docker-registry has no referrers API: it says so (404) once, not once per image.
+    expect(asked.filter((r) => r.includes('/referrers/'))).toHaveLength(1);
+    expect(asked).toHaveLength(perImage.length + 2 + 1);
+    expect(A.blobGets()).toEqual([]);
+    expect(B.uploads()).toEqual([]);
+    expect(B.manifestPuts()).toEqual([]);
+  });
+
   it('starts an item of an idle repository before another tag of a busy one', async () => {
     // Listed grouped by repository, as lists usually are; with two jobs the second to start is the
     // other repository's image, not the second tag sharing the first one's layers.
