@@ -533,9 +533,16 @@ class ImageCopier {
     }
     // After a sibling failed, write nothing more: the copy is already being torn down.
     this.signal.throwIfAborted();
-    await this.dst.putManifest(written, role);
-    this.result.manifestsWritten++;
+    if (await this.putManifest(written, role)) this.result.manifestsWritten++;
     return written;
+  }
+
+  /** Whether it PUT the manifest: a child another item of the run has already PUT is not PUT again. */
+  private putManifest(written: Written, role: 'child' | 'top'): Promise<boolean> {
+    const where = this.dst.reference;
+    const put = () => this.dst.putManifest(written, role);
+    if (!this.options.ledger || where.transport !== 'docker') return put().then(() => true);
+    return this.options.ledger.putManifest(where, written.digest, role === 'top', put);
   }
 
   private async copyManifest(

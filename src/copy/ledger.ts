@@ -18,6 +18,43 @@ interface Placement {
 export class BlobLedger {
   /** By registry endpoint, then digest: every repository the blob is (being) placed in. */
   private readonly byRegistry = new Map<string, Map<Digest, Placement[]>>();
+  /** By repository and digest: the latest PUT of that manifest this run; settles true once it is there. */
+  private readonly manifests = new Map<string, Promise<boolean>>();
+
+  /**
+   * PUTs manifest `digest` into `where`'s repository through `put`, one PUT of a digest at a time:
+   * the registry rewrites a manifest's files on every PUT (truncate, then write), and a concurrent
+   * PUT of an index that reads them meanwhile is refused (400 DIGEST_INVALID, MANIFEST_BLOB_UNKNOWN).
+   * An untagged PUT (an index's child) that another item of the run has made is skipped; a tagged
+   * one waits for it and then PUTs its tag. Resolves whether this call PUT the manifest.
+   */
+  async putManifest(
+    where: RegistryReference,
+    digest: Digest,
+    tagged: boolean,
+    put: () => Promise<void>,
+  ): Promise<boolean> {
+    const key = `${where.endpoint}/${where.repository}@${digest}`;
+    // Claimed in one synchronous step: each PUT waits only for the one claimed before it.
+    const earlier = this.manifests.get(key);
+    let settle!: (placed: boolean) => void;
+    this.manifests.set(
+      key,
+      new Promise((resolve) => {
+        settle = resolve;
+      }),
+    );
+    let placed = false;
+    try {
+      placed = (await earlier) ?? false;
+      if (placed && !tagged) return false;
+      await put();
+      placed = true;
+      return true;
+    } finally {
+      settle(placed);
+    }
+  }
 
   /** The placement of `digest` in `where`'s repository this run, finished or in progress. */
   placement(where: RegistryReference, digest: Digest): Promise<boolean> | undefined {

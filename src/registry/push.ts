@@ -137,9 +137,10 @@ export async function putManifest(
       body: manifest.bytes,
     },
   );
-  await res.body.dump().catch(() => undefined);
+  // A refusal's body names why (MANIFEST_BLOB_UNKNOWN, …): read it before anything drains it.
   if (res.status !== 201 && res.status !== 200 && res.status !== 202)
     throw await pushFailure(res, `PUT manifest ${location.repository}:${reference}`);
+  await res.body.dump().catch(() => undefined);
   const reported = headerValue(res.headers, 'docker-content-digest');
   if (reported && reported !== manifest.digest) {
     throw new VerificationError(

@@ -16,6 +16,7 @@ import {
   runWithReplans,
   StoreDestination,
 } from '../../src/copy/index.js';
+import type { Digest } from '../../src/digest/index.js';
 import { VerificationError } from '../../src/errors/index.js';
 import type { ByteRange } from '../../src/ranges/index.js';
 import { RegistryClient } from '../../src/registry/client.js';
@@ -205,5 +206,61 @@ describe('blob moves (blob destinations)', () => {
     expect(sum('blobsSkipped') + sum('blobsMounted')).toBe(9);
     expect(target.counts.blobWrites).toBe(3);
     expect(source.counts.blobReads).toBe(3);
+  });
+});
+
+describe('manifest PUTs through the run-wide record', () => {
+  const where = new MemoryRegistry('memory-c.test').reference('one/multi');
+  const digest = `sha256:${'a'.repeat(64)}` as Digest;
+
+  /** A PUT held open until released, recording how many PUTs of the manifest overlap. */
+  function puts() {
+    const log: string[] = [];
+    let open = 0;
+    const releases: Array<(ok: boolean) => void> = [];
+    const put = (name: string) => () => {
+      log.push(`${name} start${open > 0 ? ' (overlapping)' : ''}`);
+      open++;
+      return new Promise<void>((resolve, reject) => {
+        releases.push((ok) => {
+          open--;
+          log.push(`${name} end`);
+          if (ok) resolve();
+          else reject(new Error(`${name} refused`));
+        });
+      });
+    };
+    return { log, put, release: (ok = true) => releases.shift()!(ok) };
+  }
+
+  it('one PUT of a digest at a time: a later child skips it, a later tag waits for it', async () => {
+    const ledger = new BlobLedger();
+    const { log, put, release } = puts();
+    const first = ledger.putManifest(where, digest, false, put('first child'));
+    const child = ledger.putManifest(where, digest, false, put('second child'));
+    const tag = ledger.putManifest(where, digest, true, put('tag'));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(log).toEqual(['first child start']);
+    release();
+    expect(await first).toBe(true);
+    expect(await child).toBe(false);
+    await new Promise((resolve) => setImmediate(resolve));
+    release();
+    expect(await tag).toBe(true);
+    expect(log).toEqual(['first child start', 'first child end', 'tag start', 'tag end']);
+  });
+
+  it('a failed PUT gives way to the next, which PUTs itself', async () => {
+    const ledger = new BlobLedger();
+    const { log, put, release } = puts();
+    const first = ledger.putManifest(where, digest, false, put('first'));
+    const second = ledger.putManifest(where, digest, false, put('second'));
+    await new Promise((resolve) => setImmediate(resolve));
+    release(false);
+    await expect(first).rejects.toThrow('first refused');
+    await new Promise((resolve) => setImmediate(resolve));
+    release();
+    expect(await second).toBe(true);
+    expect(log).toEqual(['first start', 'first end', 'second start', 'second end']);
   });
 });
