@@ -138,13 +138,8 @@ export async function* readTarSplit(
         const length = pending.readUInt32LE(at + 1);
         if (pending.length - at - FRAME_HEADER < length) break;
         const payload = pending.subarray(at + FRAME_HEADER, at + FRAME_HEADER + length);
-        const kind = pending[at];
-        if (kind === RAW) {
-          if (!filter.entriesOnly) yield { r: Buffer.from(payload) };
-        } else if (kind === ENTRY) {
-          if (!mentioning || payload.includes(mentioning))
-            yield { e: JSON.parse(payload.toString('utf8')) as StoredEntry };
-        } else throw new VerificationError(`${path}: corrupt tar-split frame`, { path });
+        const record = frameRecord(path, pending[at], payload, filter, mentioning);
+        if (record) yield record;
         at += FRAME_HEADER + length;
       }
       pending = pending.subarray(at);
@@ -161,6 +156,20 @@ export async function* readTarSplit(
   } finally {
     decompressed.destroy();
   }
+}
+
+/** One frame's record, or undefined when the filter leaves it out. Raw segments are copies. */
+function frameRecord(
+  path: string,
+  kind: number | undefined,
+  payload: Buffer,
+  filter: TarSplitFilter,
+  mentioning: Buffer | undefined,
+): TarSplitRecord | undefined {
+  if (kind === RAW) return filter.entriesOnly ? undefined : { r: Buffer.from(payload) };
+  if (kind !== ENTRY) throw new VerificationError(`${path}: corrupt tar-split frame`, { path });
+  if (mentioning && !payload.includes(mentioning)) return undefined;
+  return { e: JSON.parse(payload.toString('utf8')) as StoredEntry };
 }
 
 /** Compressed bytes read from a tar-split file at a time. */
@@ -210,12 +219,8 @@ export function* readTarSplitSync(path: string, filter: TarSplitFilter = {}): Ge
           const kind = output[start];
           const payload = output.subarray(start + FRAME_HEADER, start + FRAME_HEADER + length);
           start += FRAME_HEADER + length;
-          if (kind === RAW) {
-            if (!filter.entriesOnly) yield { r: Buffer.from(payload) };
-          } else if (kind === ENTRY) {
-            if (!mentioning || payload.includes(mentioning))
-              yield { e: JSON.parse(payload.toString('utf8')) as StoredEntry };
-          } else throw new VerificationError(`${path}: corrupt tar-split frame`, { path });
+          const record = frameRecord(path, kind, payload, filter, mentioning);
+          if (record) yield record;
         }
       }
     }
