@@ -39,7 +39,7 @@ export interface IngestOptions {
    */
   trustKnownObjects?: boolean;
   /** Chunks of this layer's files (from a chunked layer's TOC), recorded for later partial pulls. */
-  chunks?: (byPath: ReadonlyMap<string, Digest>) => ChunkRef[];
+  chunks?: () => ChunkRef[];
   /**
    * The stream's DiffID and size as its source hashed them (a rebuild that hashes headers and held
    * contents on another thread): the ingest then hashes only the file data it is given.
@@ -109,7 +109,6 @@ class LayerSink {
   private readonly hasher = new LayerHasher();
   private readonly writes = new TaskWindow(WRITE_WINDOW);
   private readonly guard = new PathGuard();
-  private readonly fileDigests = new Map<string, Digest>();
   private readonly objects = new Set<Digest>();
   private entries = 0;
   private contentBytes = 0;
@@ -167,7 +166,6 @@ class LayerSink {
     const digest = done.digest();
     done.check(digest);
     done.entry.digest = digest;
-    this.fileDigests.set(done.entry.path, digest);
     this.objects.add(digest);
     const stage = () => (done.held ? undefined : this.writes.add(() => done.stage(digest)));
     const flushed = this.tarsplit.entry(done.entry);
@@ -178,7 +176,7 @@ class LayerSink {
     const { diffID, bytes } = await this.streamDigest();
     await this.writes.drain();
     await this.tarsplit.finish();
-    const chunks = this.options.chunks?.(this.fileDigests);
+    const chunks = this.options.chunks?.();
     const record: LayerRecord = {
       schema: 1,
       diffID,
@@ -286,11 +284,12 @@ class FileSink {
   private readonly small: Buffer[] = [];
   private temp: { path: string; handle: fsp.FileHandle } | undefined;
   private readonly known: Digest | undefined;
-  /** Already held: nothing to write. */
-  readonly held: boolean;
+  /** Already held: nothing to write. Known once the content starts (bytes, or held by the source). */
+  held = false;
   /** Already held and vouched for: nothing to hash per file either. */
-  private readonly trusted: boolean;
-  private readonly hashId: number;
+  private trusted = false;
+  private hashId = -1;
+  private started = false;
 
   constructor(
     private readonly options: IngestOptions,
@@ -298,13 +297,22 @@ class FileSink {
     private readonly hasher: LayerHasher,
   ) {
     this.known = options.knownDigest?.(entry.path);
-    this.held = this.known !== undefined && options.session.hasObject(this.known, entry.size);
-    this.trusted = this.held && (options.trustKnownObjects ?? false);
-    this.hashId = this.trusted ? -1 : hasher.begin();
+  }
+
+  /**
+   * Content given as bytes: whether the store holds it already is asked here, not for content the
+   * source holds itself (heldByStore), which it has located already.
+   */
+  private start(): void {
+    this.started = true;
+    this.held = this.known !== undefined && this.options.session.hasObject(this.known, this.entry.size);
+    this.trusted = this.held && (this.options.trustKnownObjects ?? false);
+    if (!this.trusted) this.hashId = this.hasher.begin();
   }
 
   /** Returns a promise only for large content, which goes to a temp file. */
   write(bytes: Buffer): Promise<void> | undefined {
+    if (!this.started) this.start();
     if (this.trusted) this.hasher.raw(bytes);
     else this.hasher.data(this.hashId, bytes);
     if (this.held) return undefined;
@@ -321,12 +329,15 @@ class FileSink {
    * the caller vouches for at this path, or the record would name other content than the stream.
    */
   heldByStore(digest: string): void {
-    if (!this.trusted || digest !== this.known) {
+    if (this.started || !this.options.trustKnownObjects || digest !== this.known) {
       throw new VerificationError(
         `file "${this.entry.path}": the rebuild puts object ${digest} where ${this.known ?? 'no known object'} belongs`,
         { path: this.entry.path },
       );
     }
+    this.started = true;
+    this.held = true;
+    this.trusted = true;
   }
 
   private async writeTemp(bytes: Buffer): Promise<void> {
@@ -338,6 +349,7 @@ class FileSink {
   }
 
   digest(): Digest {
+    if (!this.started) this.start();
     return this.trusted ? this.known! : this.hasher.end(this.hashId);
   }
 
