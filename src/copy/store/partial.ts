@@ -9,6 +9,7 @@ import type { Readable } from 'node:stream';
 import pLimit from 'p-limit';
 import type { Digest } from '../../digest/index.js';
 import { SkiffError, VerificationError } from '../../errors/index.js';
+import { ContainersTarSplitCursor, END, SEGMENT } from '../../formats/containers-tar-split.js';
 import type { LayerFormat, ZstdChunkedInfo } from '../../formats/detect.js';
 import { normalizeEntryPath } from '../../formats/paths.js';
 import {
@@ -16,7 +17,6 @@ import {
   decompressChunk,
   metadataRanges,
   parseChunkedMetadata,
-  readContainersTarSplit,
   type TocFile,
   TocUnverifiableError,
   type ValidatedToc,
@@ -474,26 +474,29 @@ function* rebuildTar(
   cap: PartialSizeCap,
 ): Generator<RebuildPiece> {
   const next = tocFilesByPath(chunked.toc);
-  for (const record of readContainersTarSplit(chunked.tarSplit)) {
-    if (record.kind === 'segment') {
-      cap.add(record.bytes.length);
-      hasher.raw(record.bytes);
-      yield record.bytes;
+  const records = new ContainersTarSplitCursor(chunked.tarSplit);
+  for (let kind = records.next(); kind !== END; kind = records.next()) {
+    if (kind === SEGMENT) {
+      const bytes = records.segment;
+      cap.add(bytes.length);
+      hasher.raw(bytes);
+      yield bytes;
       continue;
     }
-    if (record.size === 0) continue;
-    cap.add(record.size);
-    const path = normalizeEntryPath(record.name, 'tar-split entry');
+    const { name, size } = records;
+    if (size === 0) continue;
+    cap.add(size);
+    const path = normalizeEntryPath(name, 'tar-split entry');
     const file = next(path);
     const digest = file?.digest;
-    const location = digest && file.size === record.size ? session.locate(digest, record.size) : undefined;
+    const location = digest && file.size === size ? session.locate(digest, size) : undefined;
     if (!digest || !location) {
       throw new TocUnverifiableError(
-        `tar-split names "${record.name}" (${record.size} bytes), which the TOC does not list with that size`,
+        `tar-split names "${name}" (${size} bytes), which the TOC does not list with that size`,
       );
     }
     hasher.object(location);
-    yield { held: record.size, digest };
+    yield { held: size, digest };
     const behind = hasher.pace();
     if (behind) yield behind;
   }
