@@ -96,11 +96,18 @@ const STAR_TRAILER = Buffer.from('tar\0', 'latin1');
 
 /** The header layout, told by the magic as Go's getFormat tells it. */
 export function formatOf(block: Buffer): HeaderFormat {
-  // Bytes compared, no strings made: this runs for every header of every layer.
-  if (block.compare(USTAR_MAGIC, 0, 6, 257, 263) === 0)
-    return block.compare(STAR_TRAILER, 0, 4, 508, 512) === 0 ? 'star' : 'ustar';
-  if (block.compare(GNU_MAGIC, 0, 8, 257, 265) === 0) return 'gnu';
+  if (holds(block, USTAR_MAGIC, 257)) return holds(block, STAR_TRAILER, 508) ? 'star' : 'ustar';
+  if (holds(block, GNU_MAGIC, 257)) return 'gnu';
   return 'v7';
+}
+
+/**
+ * Whether `block` holds `bytes` at `at`. Byte by byte, no strings made: this runs for every header
+ * of every layer, and Buffer.compare's argument checks cost more than these few bytes.
+ */
+function holds(block: Buffer, bytes: Buffer, at: number): boolean {
+  for (let i = 0; i < bytes.length; i++) if (block[at + i] !== bytes[i]) return false;
+  return true;
 }
 
 export function isZeroBlock(block: Buffer): boolean {

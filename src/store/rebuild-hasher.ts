@@ -20,6 +20,8 @@ const BATCH_BYTES = 1024 * 1024;
 const POST_BYTES = 8 * 1024 * 1024;
 /** The parsing thread waits while more than this many bytes (raw and object) are not yet hashed. */
 const MAX_IN_FLIGHT = 64 * 1024 * 1024;
+/** Room for this many ops in a fresh batch (it grows when a batch needs more). */
+const OPS_START = 16 * 1024;
 /** In a batch's op list: a positive number is that many raw bytes; this starts an object. */
 const OBJECT = -1;
 
@@ -72,9 +74,9 @@ function object(fd, offset, size, what) {
     done += read;
   }
 }
-function batch({ data, ops, names }) {
+function batch({ data, ops, count, names }) {
   let at = 0;
-  for (let i = 0; i < ops.length; i++) {
+  for (let i = 0; i < count; i++) {
     if (ops[i] > 0) {
       update(data.subarray(at, at + ops[i]));
       at += ops[i];
@@ -113,7 +115,9 @@ export class RebuildHasher {
   private readonly names: string[] = [];
   private data = newBatch();
   private used = 0;
-  private ops: number[] = [];
+  /** The batch's op list (raw lengths, objects): a typed array, transferred rather than cloned. */
+  private ops = new Float64Array(OPS_START);
+  private opCount = 0;
   private batchBytes = 0;
   private inFlight = 0;
   private result: RebuiltDigest | undefined;
@@ -135,7 +139,8 @@ export class RebuildHasher {
       const n = Math.min(bytes.length - at, this.data.length - this.used);
       this.data.set(bytes.subarray(at, at + n), this.used);
       this.used += n;
-      this.ops.push(n);
+      this.room(1);
+      this.ops[this.opCount++] = n;
       this.batchBytes += n;
       at += n;
     }
@@ -144,7 +149,15 @@ export class RebuildHasher {
   /** A stored object's bytes, read and hashed by the worker in stream order. */
   object(location: ObjectLocation): void {
     const { fd, name } = this.descriptor(location.path);
-    this.ops.push(OBJECT, fd, location.offset, location.size, name);
+    this.room(5);
+    const ops = this.ops;
+    let at = this.opCount;
+    ops[at++] = OBJECT;
+    ops[at++] = fd;
+    ops[at++] = location.offset;
+    ops[at++] = location.size;
+    ops[at++] = name;
+    this.opCount = at;
     this.batchBytes += location.size;
     if (this.batchBytes >= POST_BYTES) this.post();
   }
@@ -176,6 +189,13 @@ export class RebuildHasher {
     this.descriptors.clear();
   }
 
+  private room(ops: number): void {
+    if (this.opCount + ops <= this.ops.length) return;
+    const bigger = new Float64Array(2 * this.ops.length);
+    bigger.set(this.ops);
+    this.ops = bigger;
+  }
+
   private descriptor(file: string): { fd: number; name: number } {
     let found = this.descriptors.get(file);
     if (!found) {
@@ -186,15 +206,15 @@ export class RebuildHasher {
   }
 
   private post(): void {
-    if (this.ops.length === 0) return;
+    if (this.opCount === 0) return;
     const data = this.data.subarray(0, this.used);
-    this.worker.post({ kind: 'batch', data, ops: this.ops, names: this.names, bytes: this.batchBytes }, [
-      this.data.buffer,
-    ]);
+    const message = { kind: 'batch', data, ops: this.ops, count: this.opCount, names: this.names };
+    this.worker.post({ ...message, bytes: this.batchBytes }, [this.data.buffer, this.ops.buffer]);
     this.inFlight += this.batchBytes;
     this.data = newBatch();
     this.used = 0;
-    this.ops = [];
+    this.ops = new Float64Array(OPS_START);
+    this.opCount = 0;
     this.batchBytes = 0;
   }
 }

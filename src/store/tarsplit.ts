@@ -145,11 +145,15 @@ const HAS_SHA256 = 32;
 const HAS_DIGEST_TEXT = 64;
 const FIXED = 2 + 4 + 4 * 8;
 const SHA256_PREFIX = 'sha256:';
-const HEX = /^[0-9a-f]{64}$/;
 
 /** A sha256 digest as it is written everywhere (lower-case hex), which is stored as its 32 bytes. */
 function isSha256(digest: string): boolean {
-  return digest.length === 71 && digest.startsWith(SHA256_PREFIX) && HEX.test(digest.slice(7));
+  if (digest.length !== 71 || !digest.startsWith(SHA256_PREFIX)) return false;
+  for (let i = 7; i < 71; i++) {
+    const c = digest.charCodeAt(i);
+    if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return false;
+  }
+  return true;
 }
 
 /** Bytes an entry can take at most (UTF-8 is at most 3 bytes per UTF-16 unit). */
