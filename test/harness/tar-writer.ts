@@ -71,7 +71,7 @@ export function padded(data: Buffer): Buffer {
 
 export function entry(
   f: HeaderFields,
-  content = Buffer.alloc(0),
+  content: Buffer = Buffer.alloc(0),
   pax: Array<[string, Buffer | string]> = [],
 ): Buffer {
   const parts: Buffer[] = [];
