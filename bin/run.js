@@ -80,6 +80,7 @@ async function start() {
   process.on('unhandledRejection', internalError);
   process.on('uncaughtException', internalError);
   // One `skiff: …` line for every error, those that escape a command included (src/cli/main.ts).
+  await import('../dist/src/cli/defer-oclif.js');
   const { main } = await import('../dist/src/cli/main.js');
   await main(import.meta.url);
 }
