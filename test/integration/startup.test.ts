@@ -1,6 +1,7 @@
 // Issue 15: what a start loads (docs/performance.md "Start-up"). Modules a run never uses are not
 // loaded: oclif's plugin matching and command globbing (minimatch, tinyglobby) for skiff's own
-// commands and the version, and undici's HTTP/2 client (node:http2) for every registry command.
+// commands and the version, undici's HTTP/2 client (node:http2) for every registry command, and
+// the store and copy engine for a command that opens no store.
 // Each is checked through a module-load hook (module.registerHooks sees ESM imports, require()s
 // and builtins alike) that writes what the process loaded when it exits.
 import fs from 'node:fs';
@@ -75,6 +76,8 @@ describe('what a start loads', () => {
     expect(tags.packages).toContain('undici');
     expect(tags.modules).not.toContain('node:http2');
     expect(tags.modules.some((url) => url.endsWith('/client-h2.js'))).toBe(false);
+    // Nor the store or the copy engine: list-tags opens no store and copies nothing.
+    expect(tags.modules.filter((url) => /\/dist\/src\/(store|copy)\//.test(url))).toEqual([]);
   });
 
   it('a mirror that is up to date loads neither node:http2 nor oclif plugin matching', async () => {
