@@ -1,7 +1,7 @@
 import { Args } from '@oclif/core';
 import { SkiffCommand } from '../src/cli/base.js';
 import { registryClient, registryFlags } from '../src/cli/registry-flags.js';
-import { listSourceTags } from '../src/mirror/index.js';
+import { listSourceTags } from '../src/mirror/list.js';
 
 export default class ListTags extends SkiffCommand {
   static override summary = 'List the tags of a repository, one a line.';

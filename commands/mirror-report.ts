@@ -2,7 +2,9 @@ import { Args } from '@oclif/core';
 import { jsonFlag, SkiffCommand } from '../src/cli/base.js';
 import { printMergedReport } from '../src/cli/mirror-output.js';
 import { UsageError } from '../src/errors/index.js';
-import { mergeResults, readResultsFile } from '../src/mirror/index.js';
+// The report's own modules, not the mirror engine behind src/mirror/index.ts.
+import { mergeResults } from '../src/mirror/report.js';
+import { readResultsFile } from '../src/mirror/results-file.js';
 
 export default class MirrorReport extends SkiffCommand {
   static override summary = 'Merge the --results files of the shards of one mirror list into one account.';

@@ -3,7 +3,7 @@ import { SkiffCommand } from '../src/cli/base.js';
 import { mirrorProgress, progressFlag, resolveMode } from '../src/cli/progress.js';
 import { connectionsFlag, registryClient, registryFlags } from '../src/cli/registry-flags.js';
 import { storePlatformFlag } from '../src/cli/store-flags.js';
-import { resultJson } from '../src/mirror/index.js';
+import { resultJson } from '../src/mirror/result.js';
 import { copyFromStore, storeImages } from '../src/save/index.js';
 import { formatBytes, shortDigest } from '../src/util/present.js';
 

@@ -2,7 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { SkiffCommand } from '../src/cli/base.js';
 import { registryClient } from '../src/cli/registry-flags.js';
 import { storePlatformFlag } from '../src/cli/store-flags.js';
-import { resultJson } from '../src/mirror/index.js';
+import { resultJson } from '../src/mirror/result.js';
 import { configsAt, copyFromStore, saveSummary, storeImages } from '../src/save/index.js';
 
 export default class Save extends SkiffCommand {

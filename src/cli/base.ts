@@ -6,8 +6,14 @@
 
 import { resolve } from 'node:path';
 import { Command, Errors, Flags } from '@oclif/core';
-import { defaultStorePath, openExistingStore, Store, storeWriteFailure } from '../store/index.js';
+import type { Store } from '../store/index.js';
 import { cliError } from './usage-errors.js';
+
+/**
+ * The store's code (~35 modules) loads when a command opens a store, not with every command:
+ * login, logout, list-tags and mirror-report never do.
+ */
+const storeModule = () => import('../store/index.js');
 
 export const storeFlag = Flags.string({
   description: 'store directory (default: $SKIFF_STORE, else $XDG_DATA_HOME/skiff or ~/.local/share/skiff)',
@@ -39,12 +45,14 @@ export abstract class SkiffCommand extends Command {
 
   /** The store a writing command (pull) fills, created if absent. */
   protected async openStore(path: string | undefined): Promise<Store> {
+    const { defaultStorePath, Store } = await storeModule();
     this.storeRoot = resolve(path ?? defaultStorePath());
     return Store.open(this.storeRoot);
   }
 
   /** The store a reading command works on: refused, and never created, where there is none. */
   protected async openExistingStore(path: string | undefined): Promise<Store> {
+    const { defaultStorePath, openExistingStore } = await storeModule();
     this.storeRoot = resolve(path ?? defaultStorePath());
     return openExistingStore(this.storeRoot);
   }
@@ -62,7 +70,11 @@ export abstract class SkiffCommand extends Command {
 
   protected override async catch(error: Error & { exitCode?: number }): Promise<never> {
     if (error instanceof Errors.ExitError) throw error;
-    const refused = this.storeRoot === undefined ? undefined : storeWriteFailure(error, this.storeRoot);
+    // A command that set storeRoot has loaded the store's module: importing it again costs nothing.
+    const refused =
+      this.storeRoot === undefined
+        ? undefined
+        : (await storeModule()).storeWriteFailure(error, this.storeRoot);
     const skiffError = refused ?? cliError(error, this.id);
     process.stderr.write(`skiff: ${skiffError.oneLine()}\n`);
     if (this.jsonOutput) this.printJson(skiffError.toJSON());

@@ -10,6 +10,7 @@
 import { z } from 'zod';
 import { type Digest, parseDigest, sha256 } from '../digest/index.js';
 import { UsageError, VerificationError } from '../errors/index.js';
+import { lazySchema } from '../util/lazy-schema.js';
 
 export const SCHEMA1_MEDIA_TYPES: readonly string[] = Object.freeze([
   'application/vnd.docker.distribution.manifest.v1+prettyjws',
@@ -22,79 +23,98 @@ export const MAX_SCHEMA1_BYTES = 4 * 1024 * 1024;
 const WHAT = 'schema1 manifest';
 
 // ---- zod schemas -------------------------------------------------------------------------------
+// Each built when first used (util/lazy-schema.ts): most runs meet no schema1 manifest.
 
-const BlobSum = z.string().transform((value, ctx) => {
-  try {
-    return parseDigest(value, 'digest');
-  } catch (error) {
-    ctx.addIssue({ code: 'custom', message: (error as Error).message });
-    return z.NEVER;
-  }
-});
+const BlobSum = lazySchema(() =>
+  z.string().transform((value, ctx) => {
+    try {
+      return parseDigest(value, 'digest');
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: (error as Error).message });
+      return z.NEVER;
+    }
+  }),
+);
 
 /** Docker's strslice: a JSON string is accepted as a one-element list (old v1 configs used both). */
-const StrSlice = z
-  .union([z.array(z.string()), z.string().transform((s) => [s])])
-  .nullish()
-  .transform((v) => v ?? undefined);
-const NullableString = z
-  .string()
-  .nullish()
-  .transform((v) => v ?? undefined);
+const StrSlice = lazySchema(() =>
+  z
+    .union([z.array(z.string()), z.string().transform((s) => [s])])
+    .nullish()
+    .transform((v) => v ?? undefined),
+);
+const NullableString = lazySchema(() =>
+  z
+    .string()
+    .nullish()
+    .transform((v) => v ?? undefined),
+);
 /** ExposedPorts and Volumes are Go sets: `{"80/tcp": {}}`. */
-const StringSet = z.record(z.string(), z.looseObject({})).nullish();
+const StringSet = lazySchema(() => z.record(z.string(), z.looseObject({})).nullish());
 
 /** The image-level part of a v1 container config; container-only fields (Hostname, Tty...) pass through unused. */
-const V1ConfigSchema = z.looseObject({
-  User: NullableString,
-  ExposedPorts: StringSet,
-  Env: z.array(z.string()).nullish(),
-  Entrypoint: StrSlice,
-  Cmd: StrSlice,
-  Volumes: StringSet,
-  WorkingDir: NullableString,
-  Labels: z.record(z.string(), z.string()).nullish(),
-  StopSignal: NullableString,
-  ArgsEscaped: z.boolean().nullish(),
-  Healthcheck: z.looseObject({}).nullish(),
-  OnBuild: z.array(z.string()).nullish(),
-  Shell: StrSlice,
-});
+const V1ConfigSchema = lazySchema(() =>
+  z.looseObject({
+    User: NullableString,
+    ExposedPorts: StringSet,
+    Env: z.array(z.string()).nullish(),
+    Entrypoint: StrSlice,
+    Cmd: StrSlice,
+    Volumes: StringSet,
+    WorkingDir: NullableString,
+    Labels: z.record(z.string(), z.string()).nullish(),
+    StopSignal: NullableString,
+    ArgsEscaped: z.boolean().nullish(),
+    Healthcheck: z.looseObject({}).nullish(),
+    OnBuild: z.array(z.string()).nullish(),
+    Shell: StrSlice,
+  }),
+);
 
 /** One `v1Compatibility` entry. IDs are checked as Docker and containers/image check them. */
-const V1CompatibilitySchema = z.looseObject({
-  id: z.string().regex(/^[a-f0-9]{64}$/, 'expected a 64-hex-digit v1 image ID'),
-  parent: z.string().optional(),
-  created: z.iso.datetime({ offset: true }).optional(),
-  author: z.string().optional(),
-  comment: z.string().optional(),
-  architecture: z.string().optional(),
-  os: z.string().optional(),
-  variant: z.string().optional(),
-  throwaway: z.boolean().optional(),
-  config: V1ConfigSchema.nullish(),
-  container_config: z.looseObject({ Cmd: StrSlice }).nullish(),
-});
+const V1CompatibilitySchema = lazySchema(() =>
+  z.looseObject({
+    id: z.string().regex(/^[a-f0-9]{64}$/, 'expected a 64-hex-digit v1 image ID'),
+    parent: z.string().optional(),
+    created: z.iso.datetime({ offset: true }).optional(),
+    author: z.string().optional(),
+    comment: z.string().optional(),
+    architecture: z.string().optional(),
+    os: z.string().optional(),
+    variant: z.string().optional(),
+    throwaway: z.boolean().optional(),
+    config: V1ConfigSchema.nullish(),
+    container_config: z.looseObject({ Cmd: StrSlice }).nullish(),
+  }),
+);
 export type V1Compatibility = z.infer<typeof V1CompatibilitySchema>;
 
-const ManifestSchema = z.looseObject({
-  schemaVersion: z.literal(1),
-  name: z.string().default(''),
-  tag: z.string().default(''),
-  architecture: z.string().default(''),
-  fsLayers: z.array(z.object({ blobSum: BlobSum })).min(1),
-  history: z.array(z.object({ v1Compatibility: z.string() })).min(1),
-});
+const ManifestSchema = lazySchema(() =>
+  z.looseObject({
+    schemaVersion: z.literal(1),
+    name: z.string().default(''),
+    tag: z.string().default(''),
+    architecture: z.string().default(''),
+    fsLayers: z.array(z.object({ blobSum: BlobSum })).min(1),
+    history: z.array(z.object({ v1Compatibility: z.string() })).min(1),
+  }),
+);
 
-const SignaturesSchema = z
-  .array(z.looseObject({ protected: z.string(), signature: z.string() }))
-  .min(1, 'expected at least one signature (an unsigned manifest has no "signatures" field)');
+const SignaturesSchema = lazySchema(() =>
+  z
+    .array(z.looseObject({ protected: z.string(), signature: z.string() }))
+    .min(1, 'expected at least one signature (an unsigned manifest has no "signatures" field)'),
+);
 
-const Base64Url = z.string().regex(/^[A-Za-z0-9_-]*$/, 'expected base64url without padding');
-const ProtectedHeaderSchema = z.looseObject({
-  formatLength: z.number().int().nonnegative(),
-  formatTail: Base64Url,
-});
+const Base64Url = lazySchema(() =>
+  z.string().regex(/^[A-Za-z0-9_-]*$/, 'expected base64url without padding'),
+);
+const ProtectedHeaderSchema = lazySchema(() =>
+  z.looseObject({
+    formatLength: z.number().int().nonnegative(),
+    formatTail: Base64Url,
+  }),
+);
 
 // ---- public types ------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ import {
   VerificationError,
 } from '../errors/index.js';
 import { isLoopbackHost } from '../reference/index.js';
+import { deferRequire } from '../util/defer-require.js';
 import { ConnectionBudget, type Release } from './budget.js';
 import { type CertsLocations, type RegistryTls, registryTls } from './certs.js';
 import {
@@ -57,6 +58,12 @@ export {
  * version by the lockfile, and every registry test goes through them.
  */
 const requireCjs = createRequire(import.meta.url);
+// client.js requires client-h2.js when it loads, and with it node:http2 (~15 ms of CPU at every
+// start), although skiff never speaks HTTP/2: every Agent here has `allowH2: false`, so undici
+// calls client-h2's one export, `connectH2`, only if a TLS handshake chose h2. It loads on first
+// use instead (util/defer-require.ts). undici 8.14, pinned by the lockfile: client.js is the only
+// module that requires client-h2.js, and client-h2.js exports that one function.
+deferRequire(requireCjs, 'undici/lib/dispatcher/client-h2.js');
 const Agent = requireCjs('undici/lib/dispatcher/agent.js') as typeof UndiciAgent;
 const undiciRequest = requireCjs('undici/lib/api/api-request.js') as (
   this: Dispatcher,
