@@ -86,6 +86,27 @@ describe('mirror --file, many images', () => {
     expect(B.manifestPuts()).toEqual([]);
   });
 
+  it('HEADs keep their connection: a re-run one image at a time opens a connection or two per registry, not one per HEAD', async () => {
+    // undici closes the connection after a HEAD unless told not to; a re-run is almost only HEADs.
+    const list = writeList('keepalive.yaml', [
+      `  - source: docker://${A.host}/many/shared`,
+      '    tags: ["1", "2", "3"]',
+      `    destination: docker://${B.host}/keepalive/shared`,
+      `  - source: docker://${A.host}/many/other:1`,
+      `    destination: docker://${B.host}/keepalive/other:1`,
+    ]);
+    await mirrorList(list, '--no-referrers');
+    A.reset();
+    B.reset();
+    await mirrorList(list, '--no-referrers', '--jobs', '1');
+    expect(manifestRequests(A, 'HEAD')).toHaveLength(4);
+    expect(manifestRequests(B, 'HEAD')).toHaveLength(4);
+    // One connection, or two where undici's pool opens a second while the first is checked idle
+    // after the /v2/ probe; without keep-alive, one per HEAD.
+    expect(A.connections()).toBeLessThanOrEqual(2);
+    expect(B.connections()).toBeLessThanOrEqual(2);
+  });
+
   it('a re-run asks the source for no signature or referrer image by image', async () => {
     // Four images in two repositories, referrers carried (the default). Looking for cosign tags and
     // referrers costs one tag list per repository and one referrers probe per registry, not five
