@@ -24,6 +24,8 @@ export interface CountingProxy {
   manifestPuts(): RecordedRequest[];
   /** The most requests in flight at once (arrived, answer not yet sent whole) since start or reset. */
   maxInFlight(): number;
+  /** Client connections opened since start or reset. */
+  connections(): number;
   /** Blob GET answers' body chunks in the order they passed; `end` marks an answer sent whole. */
   blobEvents(): BlobEvent[];
   /** The next request matching `match` has its connection dropped before it reaches the registry. */

@@ -17,6 +17,8 @@ export async function startCountingProxy(target) {
   const events = [];
   let drop;
   const sockets = new Set();
+  // Connections opened by clients since start or reset (a client that reuses them opens few).
+  let connections = 0;
 
   // skopeo asks for up to 1024 ranges in one request: a Range header far over Node's 16 KiB default.
   const server = http.createServer({ maxHeaderSize: 1024 * 1024 }, (req, res) => {
@@ -56,6 +58,7 @@ export async function startCountingProxy(target) {
     req.pipe(upstream);
   });
   server.on('connection', (socket) => {
+    connections++;
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
   });
@@ -69,7 +72,9 @@ export async function startCountingProxy(target) {
       requests.length = 0;
       events.length = 0;
       maxInFlight = inFlight;
+      connections = 0;
     },
+    connections: () => connections,
     maxInFlight: () => maxInFlight,
     blobEvents: () => events,
     blobGets: () => requests.filter((r) => r.method === 'GET' && isBlobPath(r.path)),

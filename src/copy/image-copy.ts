@@ -524,6 +524,8 @@ class ImageCopier {
       written = prepared.rewrite
         ? rewriteIndex(prepared.doc, children, this.origin(prepared.doc.digest))
         : same(prepared.doc);
+      // The referrers carried after the copy are looked for beside these too (src/mirror/referrers.ts).
+      if (role === 'top') this.result.indexManifests = children.map((c) => c.digest);
     } else if (prepared.kind === 'schema1') {
       written = prepared.preserve
         ? await this.copySchema1(prepared.doc)

@@ -86,6 +86,11 @@ export interface ReferrerEnd {
   destination(which: Which): ImageDestination;
   /** Makes the destination list `found` as referrers of `subject` (after they were copied). */
   list(subject: Digest, found: Descriptor[]): Promise<void>;
+  /**
+   * True when this end knows, without reading a manifest, that nothing here refers to a manifest
+   * outside `known` (so an index's manifests need not be read to look for their referrers).
+   */
+  noReferrersBeyond?(known: ReadonlySet<Digest>): Promise<boolean>;
 }
 
 const hexOf = (digest: Digest) => digest.slice(digest.indexOf(':') + 1);
@@ -134,6 +139,7 @@ function registryEnd(
     source: (which) => openSource(at(which), client),
     destination: (which) => openDestination(at(which), client, { chunkSize: options.chunkSize }),
     list: (subject, found) => listInRegistry(client, ref, subject, found, options.signal),
+    noReferrersBeyond: async (known) => (lookups ? lookups.noReferrersBeyond(client, ref, known) : false),
   };
 }
 
@@ -203,15 +209,19 @@ function referrerFacts(bytes: Buffer): { subject?: string; artifactType?: string
 /**
  * Carries every artifact that refers to the written manifest `digest` (and, when it is an index, to
  * each of its manifests; and to those artifacts in turn) from `src` to `dst`.
+ *
+ * An index's own referrers are carried first; its manifests are looked at only if the source may
+ * hold referrers of something not yet seen (`noReferrersBeyond`): a re-run of a multi-arch image
+ * nobody signed per platform reads no manifest at either end (issue 15).
  */
 export async function carryReferrers(
   src: ReferrerEnd,
   dst: ReferrerEnd,
-  written: { digest: Digest; mediaType?: string | undefined },
-  options: Pick<CarryOptions, 'copy'>,
+  written: Subject,
+  options: Pick<CarryOptions, 'copy' | 'lookups'>,
 ): Promise<Carried> {
   const carried: Carried = { copied: 0, found: 0 };
-  const subjects: Digest[] = [written.digest, ...(await childrenOf(dst, written))];
+  const subjects: Digest[] = [written.digest];
   const seen = new Set<Digest>(subjects);
   const copyOne = async (what: string, which: Which): Promise<Digest | undefined> => {
     if (++carried.found > MAX_ARTIFACTS)
@@ -228,39 +238,66 @@ export async function carryReferrers(
     if (!result.upToDate) carried.copied++;
     return result.manifestDigest;
   };
-  for (let subject = subjects.shift(); subject; subject = subjects.shift()) {
-    const next: Array<Digest | undefined> = [];
-    for (const suffix of COSIGN_SUFFIXES) {
-      const tag = `sha256-${hexOf(subject)}.${suffix}`;
-      const there = await src.tagged(tag);
-      if (!there) continue;
-      if (await holdsAllOf(src, dst, tag, there.digest)) carried.found++;
-      else next.push(await copyOne(tag, { tag }));
-    }
-    const found = await src.referrers(subject);
-    for (const d of found) next.push(await copyOne(`referrer ${d.digest}`, { digest: d.digest }));
-    if (found.length) await dst.list(subject, found);
-    for (const d of next)
-      if (d && !seen.has(d)) {
-        seen.add(d);
-        subjects.push(d);
+  const walk = async () => {
+    for (let subject = subjects.shift(); subject; subject = subjects.shift()) {
+      const next: Array<Digest | undefined> = [];
+      for (const suffix of COSIGN_SUFFIXES) {
+        const tag = `sha256-${hexOf(subject)}.${suffix}`;
+        const there = await src.tagged(tag);
+        if (!there) continue;
+        if (await holdsAllOf(src, dst, tag, there.digest)) carried.found++;
+        else next.push(await copyOne(tag, { tag }));
       }
-  }
+      const found = await src.referrers(subject);
+      for (const d of found) next.push(await copyOne(`referrer ${d.digest}`, { digest: d.digest }));
+      if (found.length) await dst.list(subject, found);
+      for (const d of next)
+        if (d && !seen.has(d)) {
+          seen.add(d);
+          subjects.push(d);
+        }
+    }
+  };
+  await walk();
+  if (!isIndex(written) || (await src.noReferrersBeyond?.(seen))) return carried;
+  for (const child of await childrenOf(dst, written, options.lookups))
+    if (!seen.has(child)) {
+      seen.add(child);
+      subjects.push(child);
+    }
+  await walk();
   return carried;
 }
 
+/** A manifest the copy wrote, and what it knows of it. */
+export interface Subject {
+  digest: Digest;
+  mediaType?: string | undefined;
+  /** An index's manifests, when the copy that wrote it read them (none read on a re-run). */
+  children?: readonly Digest[] | undefined;
+}
+
+const isIndex = (written: Subject) =>
+  Boolean(written.mediaType && isIndexMediaType(written.mediaType.split(';')[0]!.trim()));
+
 /**
  * The manifests of a written index (`mirror --all`): skopeo and cosign sign each platform's
- * manifest as well as (or instead of) the index, so their referrers follow too. Read at the
- * destination, which now holds the index: the source may meter manifest GETs.
+ * manifest as well as (or instead of) the index, so their referrers follow too. Known from the copy
+ * that wrote the index, else from another item of the run that wrote or read the same digest, else
+ * read at the destination, which now holds the index: the source may meter manifest GETs. The
+ * digest names the bytes, so any of these is the same list.
  */
 async function childrenOf(
   dst: ReferrerEnd,
-  written: { digest: Digest; mediaType?: string | undefined },
-): Promise<Digest[]> {
-  if (!written.mediaType || !isIndexMediaType(written.mediaType.split(';')[0]!.trim())) return [];
-  const bytes = await dst.manifest({ digest: written.digest });
-  return parseDocument(IndexSchema, bytes, `index ${written.digest}`).manifests.map((m) => m.digest);
+  written: Subject,
+  lookups: ReferrerLookups | undefined,
+): Promise<readonly Digest[]> {
+  const read = async () => {
+    if (written.children) return written.children;
+    const bytes = await dst.manifest({ digest: written.digest });
+    return parseDocument(IndexSchema, bytes, `index ${written.digest}`).manifests.map((m) => m.digest);
+  };
+  return lookups ? lookups.children(written.digest, read) : read();
 }
 
 /** Whether anything at the source refers to `digest` (for a destination that cannot hold it). */

@@ -23,6 +23,11 @@ export interface MirrorResult extends MirrorCounters {
   /** The digest of the manifest (or index) the destination reference now names. */
   manifestDigest?: Digest | undefined;
   mediaType?: string | undefined;
+  /**
+   * When that is an index the copy wrote: its manifests' digests, for carrying their referrers
+   * without reading the index again (not reported).
+   */
+  indexManifests?: Digest[] | undefined;
   /** The destination already held exactly this: nothing was transferred. */
   upToDate: boolean;
   durationMs: number;

@@ -80,8 +80,13 @@ async function carry(
         );
       return;
     }
-    const written = { digest: result.manifestDigest, mediaType: result.mediaType };
+    const written = {
+      digest: result.manifestDigest,
+      mediaType: result.mediaType,
+      children: result.indexManifests,
+    };
     const carried = await carryReferrers(src, dst, written, {
+      lookups,
       copy: (from, to) =>
         copyBetween(from, to, {
           ...options,

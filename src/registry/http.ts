@@ -344,6 +344,10 @@ export class HttpClient {
           method,
           headers,
           body,
+          // undici closes the connection after every HEAD (and says `connection: close`) unless told
+          // not to, for servers that answer HEAD with a body; registries do not, and a run's
+          // hundreds of HEADs (manifests, blobs, referrers) each paid a TCP connect for it.
+          ...(method === 'HEAD' ? { reset: false } : {}),
           ...(signal ? { signal } : {}),
         }),
       );

@@ -34,6 +34,9 @@ beforeAll(async () => {
   for (const tag of ['1', '2', '3']) await pushFixture(regA.host, 'gzip', `many/shared:${tag}`);
   await pushFixture(regA.host, 'zstd', 'many/other:1');
   await pushFixture(regA.host, 'multi', 'many/multi:latest');
+  // The same index beside a cosign tag of some other manifest: its platforms may have referrers.
+  await pushFixture(regA.host, 'multi', 'many/signed:latest');
+  await pushFixture(regA.host, 'gzip', `many/signed:sha256-${'0'.repeat(64)}.sig`);
 });
 
 afterAll(async () => {
@@ -83,6 +86,27 @@ describe('mirror --file, many images', () => {
     expect(B.manifestPuts()).toEqual([]);
   });
 
+  it('HEADs keep their connection: a re-run one image at a time opens a connection or two per registry, not one per HEAD', async () => {
+    // undici closes the connection after a HEAD unless told not to; a re-run is almost only HEADs.
+    const list = writeList('keepalive.yaml', [
+      `  - source: docker://${A.host}/many/shared`,
+      '    tags: ["1", "2", "3"]',
+      `    destination: docker://${B.host}/keepalive/shared`,
+      `  - source: docker://${A.host}/many/other:1`,
+      `    destination: docker://${B.host}/keepalive/other:1`,
+    ]);
+    await mirrorList(list, '--no-referrers');
+    A.reset();
+    B.reset();
+    await mirrorList(list, '--no-referrers', '--jobs', '1');
+    expect(manifestRequests(A, 'HEAD')).toHaveLength(4);
+    expect(manifestRequests(B, 'HEAD')).toHaveLength(4);
+    // One connection, or two where undici's pool opens a second while the first is checked idle
+    // after the /v2/ probe; without keep-alive, one per HEAD.
+    expect(A.connections()).toBeLessThanOrEqual(2);
+    expect(B.connections()).toBeLessThanOrEqual(2);
+  });
+
   it('a re-run asks the source for no signature or referrer image by image', async () => {
     // Four images in two repositories, referrers carried (the default). Looking for cosign tags and
     // referrers costs one tag list per repository and one referrers probe per registry, not five
@@ -115,6 +139,66 @@ describe('mirror --file, many images', () => {
     expect(A.blobGets()).toEqual([]);
     expect(B.uploads()).toEqual([]);
     expect(B.manifestPuts()).toEqual([]);
+  });
+
+  it('carries the referrers of a multi-arch image without reading the index it wrote or found up to date', async () => {
+    // Referrers carried (the default) for an index under two tags. The first run knows the index's
+    // manifests from its own copy; the re-run, which only HEADs the index, learns from the source's
+    // tag list (and its registry's missing referrers API) that no platform manifest has a referrer:
+    // no manifest GET at either end, in either run.
+    const list = writeList('multi.yaml', [
+      `  - source: docker://${A.host}/many/multi:latest`,
+      '    all: true',
+      `    destination: docker://${B.host}/carry/multi:latest`,
+      `  - source: docker://${A.host}/many/multi:latest`,
+      '    all: true',
+      `    destination: docker://${B.host}/carry/multi:stable`,
+    ]);
+    A.reset();
+    B.reset();
+    await mirrorList(list, '--jobs', '1');
+    expect(manifestRequests(B, 'GET')).toEqual([]);
+    A.reset();
+    B.reset();
+    const again = await mirrorList(list);
+    expect(manifestRequests(A, 'GET')).toEqual([]);
+    expect(manifestRequests(B, 'GET')).toEqual([]);
+    expect(B.manifestPuts()).toEqual([]);
+    const images = again.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((l) => l.type === 'image');
+    expect(images.map((i) => [i.upToDate, i.error])).toEqual([
+      [true, null],
+      [true, null],
+    ]);
+  });
+
+  it('reads the manifests of an index once per run where the source may hold their referrers', async () => {
+    // A cosign tag of another digest in the source repository: the platforms' referrers must be
+    // looked for, so the index is read at the destination, once for its two tags.
+    const list = writeList('signed.yaml', [
+      `  - source: docker://${A.host}/many/signed:latest`,
+      '    all: true',
+      `    destination: docker://${B.host}/signed/multi:latest`,
+      `  - source: docker://${A.host}/many/signed:latest`,
+      '    all: true',
+      `    destination: docker://${B.host}/signed/multi:stable`,
+    ]);
+    await mirrorList(list);
+    A.reset();
+    B.reset();
+    await mirrorList(list, '--jobs', '1');
+    expect(manifestRequests(A, 'GET')).toEqual([]);
+    expect(manifestRequests(B, 'GET').map((r) => r.path.split('/manifests/')[1])).toEqual([
+      expect.stringMatching(/^sha256:/),
+    ]);
+    // Each platform's manifest was looked for: by the source's tag list, not by a HEAD each.
+    expect(manifestRequests(A, 'HEAD').map((r) => r.path)).toEqual([
+      '/v2/many/signed/manifests/latest',
+      '/v2/many/signed/manifests/latest',
+    ]);
   });
 
   it('starts an item of an idle repository before another tag of a busy one', async () => {
