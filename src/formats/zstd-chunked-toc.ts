@@ -8,6 +8,7 @@
  * Also the check of one TOC entry's fields: the verdicts and messages of `TocEntrySchema` (zod),
  * written out, because zod per entry was most of a big TOC's parse time.
  */
+import { randomInt } from 'node:crypto';
 import type { Digest } from '../digest/index.js';
 
 export interface TocChunk {
@@ -224,8 +225,10 @@ function emptyColumns(): Columns {
 
 /**
  * Appends files and their chunks, in order; `finish` trims the columns to their length. Digests
- * are stored once each: an open-addressing table of digest indexes, keyed by the digest's first
- * four bytes (uniform: they are hash output), finds an equal one already stored.
+ * are stored once each: an open-addressing table of digest indexes, keyed by a seeded hash of the
+ * whole digest, finds an equal one already stored. (A TOC's digests are claims, not yet checked
+ * against any content: keyed by their first bytes, a TOC of digests alike there would make every
+ * lookup a walk through the table.)
  */
 export class TocFilesBuilder {
   private c = emptyColumns();
@@ -348,7 +351,7 @@ export class TocFilesBuilder {
     // Written where a new digest would go, then looked up: equal to a stored one, it is not kept.
     writeHex(c.digests, at, digest, DIGEST_PREFIX.length);
     const mask = this.table.length - 1;
-    for (let slot = c.digests.readUInt32LE(at) & mask; ; slot = (slot + 1) & mask) {
+    for (let slot = digestHash(c.digests, at) & mask; ; slot = (slot + 1) & mask) {
       const index = this.table[slot]!;
       if (index === EMPTY) break;
       if (sameDigest(c.digests, at, index * DIGEST_BYTES)) return index;
@@ -361,7 +364,7 @@ export class TocFilesBuilder {
 
   private insert(index: number): void {
     const mask = this.table.length - 1;
-    let slot = this.c.digests.readUInt32LE(index * DIGEST_BYTES) & mask;
+    let slot = digestHash(this.c.digests, index * DIGEST_BYTES) & mask;
     while (this.table[slot] !== EMPTY) slot = (slot + 1) & mask;
     this.table[slot] = index;
   }
@@ -396,6 +399,19 @@ export function isSha256Digest(text: string): boolean {
     if (code >= 128 || HEX[code] === 255) return false;
   }
   return true;
+}
+
+/** A per-process seed: which digests share a slot cannot be planned by whoever wrote the TOC. */
+const SEED = randomInt(2 ** 31);
+
+/** A hash of the 32 bytes at `at`, mixing every byte with the seed. */
+function digestHash(bytes: Buffer, at: number): number {
+  let h = SEED;
+  for (let i = 0; i < DIGEST_BYTES; i += 4) {
+    h = Math.imul(h ^ bytes.readUInt32LE(at + i), 0x9e3779b1);
+    h ^= h >>> 15;
+  }
+  return h >>> 0;
 }
 
 /** A loop, not Buffer#compare: digests that differ nearly always differ in their first byte. */
