@@ -12,6 +12,7 @@
  */
 import { type Digest, sha256 } from '../digest/index.js';
 import type { DecryptionKey } from '../formats/encryption/keys.js';
+import { TocFiles } from '../formats/zstd-chunked.js';
 import { formatPlatform } from '../manifest/index.js';
 import { schema1ToOciConfig } from '../manifest/schema1.js';
 import { type ImageReference, storeName } from '../reference/index.js';
@@ -23,6 +24,7 @@ import type {
   Store,
   StoreSession,
 } from '../store/index.js';
+import { withoutFiles } from '../strategy/fetch-set.js';
 import {
   type ImageFacts,
   type LayerCommitCapabilities,
@@ -234,8 +236,8 @@ function releaseToc(g: GatheredLayer): void {
   const { toc, fetchSet } = g.chunked;
   g.chunked = {
     ...g.chunked,
-    toc: { ...toc, files: [] },
-    fetchSet: { ...fetchSet, files: [], ranges: [] },
+    toc: { ...toc, files: TocFiles.empty },
+    fetchSet: withoutFiles(fetchSet),
     localChunks: new Map(),
   };
 }

@@ -6,13 +6,13 @@ import { startCountingProxy } from '../../scripts/lib/counting-proxy.mjs';
 import { chunkRuns, type LocalChunk } from '../../src/copy/store/assembler.js';
 import { tocDigestsByPath } from '../../src/copy/store/partial.js';
 import type { Digest } from '../../src/digest/index.js';
-import type { TocFile, ValidatedToc } from '../../src/formats/zstd-chunked.js';
+import { type TocFile, tocFilesOf, type ValidatedToc } from '../../src/formats/zstd-chunked.js';
 import type { ObjectLocation } from '../../src/store/index.js';
 import type { PlannedChunk } from '../../src/strategy/fetch-set.js';
 
 const digest = (n: number) => `sha256:${n.toString(16).padStart(64, '0')}` as Digest;
 const file = (path: string, n: number): TocFile => ({ path, size: n, digest: digest(n), chunks: [] });
-const toc = (files: TocFile[]): ValidatedToc => ({ files, entryCount: files.length });
+const toc = (files: TocFile[]): ValidatedToc => ({ files: tocFilesOf(files), entryCount: files.length });
 
 describe('tocDigestsByPath', () => {
   it('gives each file once, in TOC order, whatever order the tar asks in', () => {

@@ -17,7 +17,7 @@ import {
   decompressChunk,
   metadataRanges,
   parseChunkedMetadata,
-  type TocFile,
+  type TocFiles,
   TocUnverifiableError,
   type ValidatedToc,
 } from '../../formats/zstd-chunked.js';
@@ -153,17 +153,18 @@ export async function loadChunkedLayer(
  * this blob verified (its pieces: chunks, and single-chunk files, which are their one chunk).
  */
 function availability(toc: ValidatedToc, store: Store, pieces: PieceLog | undefined) {
-  const objects = new Set<Digest>();
+  const files = toc.files;
+  const heldFiles = new Uint8Array(files.length);
   const chunks = new Set<Digest>();
   const locations = new Map<Digest, LocalChunk>();
-  for (const file of toc.files) {
-    if (store.hasObject(file.digest, file.size)) {
-      objects.add(file.digest);
+  for (let i = 0; i < files.length; i++) {
+    if (store.hasObject(files.digest(i), files.size(i))) {
+      heldFiles[i] = 1;
       continue;
     }
-    const multiChunk = file.chunks.length > 1;
+    const multiChunk = files.chunkCount(i) > 1;
     if (!multiChunk && !pieces) continue;
-    for (const chunk of file.chunks) {
+    for (const chunk of files.at(i)!.chunks) {
       if (chunk.zeros || locations.has(chunk.digest)) continue;
       const found = (multiChunk ? storedChunk(store, chunk) : undefined) ?? resumedChunk(pieces, chunk);
       if (found && found.size === chunk.size) {
@@ -172,7 +173,7 @@ function availability(toc: ValidatedToc, store: Store, pieces: PieceLog | undefi
       }
     }
   }
-  return { available: { objects, chunks }, locations };
+  return { available: { heldFiles, chunks }, locations };
 }
 
 function storedChunk(store: Store, chunk: { digest: Digest; size: number }): LocalChunk | undefined {
@@ -197,35 +198,42 @@ function heldBy(fetchSet: FetchSet, locations: ReadonlyMap<Digest, LocalChunk>, 
 
 /** Chunk references of a layer's files, for the store's chunk index (later partial pulls reuse them). */
 export function chunkRefs(toc: ValidatedToc): ChunkRef[] {
-  return toc.files
-    .filter((f) => f.chunks.length > 1)
-    .flatMap((f) =>
-      f.chunks.map((c) => ({ digest: c.digest, object: f.digest, offset: c.chunkOffset, size: c.size })),
-    );
+  const refs: ChunkRef[] = [];
+  for (let i = 0; i < toc.files.length; i++) {
+    if (toc.files.chunkCount(i) < 2) continue;
+    const f = toc.files.at(i)!;
+    for (const c of f.chunks)
+      refs.push({ digest: c.digest, object: f.digest, offset: c.chunkOffset, size: c.size });
+  }
+  return refs;
 }
 
 /** Digests of the TOC's files by path, consumed in tar order (a path may occur twice). */
 export function tocDigestsByPath(toc: ValidatedToc): (path: string) => Digest | undefined {
   const next = tocFilesByPath(toc);
-  return (path) => next(path)?.digest;
+  return (path) => {
+    const i = next(path);
+    return i === undefined ? undefined : toc.files.digest(i);
+  };
 }
 
 /**
- * The TOC's files by path, each given out once, first unconsumed first (a path may occur twice).
+ * The index of the TOC file of a path, each given out once, first unconsumed first (a path may
+ * occur twice); no object is made for it.
  * The tar asks in the TOC's own order, so the next file in that order is nearly always the one:
  * a map of every path is built only for a tar that asks out of order (it cost a partial pull of
  * 100k files about 0.6 s for each of its two users).
  */
-function tocFilesByPath(toc: ValidatedToc): (path: string) => TocFile | undefined {
+function tocFilesByPath(toc: ValidatedToc): (path: string) => number | undefined {
   const files = toc.files;
   const consumed = new Uint8Array(files.length);
   let cursor = 0;
   let byPath: Map<string, number[]> | undefined;
   return (path) => {
     while (cursor < files.length && consumed[cursor]) cursor++;
-    if (files[cursor]?.path === path) {
+    if (cursor < files.length && files.path(cursor) === path) {
       consumed[cursor] = 1;
-      return files[cursor++];
+      return cursor++;
     }
     byPath ??= indexByPath(files);
     const queue = byPath.get(path);
@@ -233,17 +241,18 @@ function tocFilesByPath(toc: ValidatedToc): (path: string) => TocFile | undefine
     const found = queue?.shift();
     if (found === undefined) return undefined;
     consumed[found] = 1;
-    return files[found];
+    return found;
   };
 }
 
-function indexByPath(files: readonly TocFile[]): Map<string, number[]> {
+function indexByPath(files: TocFiles): Map<string, number[]> {
   const byPath = new Map<string, number[]>();
-  files.forEach((file, i) => {
-    const queue = byPath.get(file.path);
+  for (let i = 0; i < files.length; i++) {
+    const path = files.path(i);
+    const queue = byPath.get(path);
     if (queue) queue.push(i);
-    else byPath.set(file.path, [i]);
-  });
+    else byPath.set(path, [i]);
+  }
   return byPath;
 }
 
@@ -445,7 +454,7 @@ class PartialSizeCap {
   ) {}
 
   checkFiles(toc: ValidatedToc): void {
-    this.check(toc.files.reduce((sum, file) => sum + file.size, 0));
+    this.check(toc.files.totalSize());
   }
 
   add(bytes: number): void {
@@ -488,8 +497,9 @@ function* rebuildTar(
     cap.add(size);
     const path = normalizeEntryPath(name, 'tar-split entry');
     const file = next(path);
-    const digest = file?.digest;
-    const location = digest && file.size === size ? session.locate(digest, size) : undefined;
+    const digest = file === undefined ? undefined : chunked.toc.files.digest(file);
+    const location =
+      digest && chunked.toc.files.size(file!) === size ? session.locate(digest, size) : undefined;
     if (!digest || !location) {
       throw new TocUnverifiableError(
         `tar-split names "${name}" (${size} bytes), which the TOC does not list with that size`,
