@@ -17,10 +17,13 @@
 // the per-file cost of a partial pull without the 3.6 GB image; BENCH_BIG_SMOKE=1 (or
 // BENCH_BIG_SCALE=smoke): the same steps on a small image, to check the script in a minute.
 // BENCH_BIG_ONLY=partial: only the partial v2 rows. BENCH_BIG_PUSH_TO=HOST: build the image, push
-// it to the registry at HOST (bench/big:{gzip,zstd-chunked}-{v1,v2}) and stop, for profiling by hand;
-// BENCH_BIG_REGISTRY=HOST with BENCH_BIG_ONLY=partial: measure the images pushed there earlier.
+// it to the registry at HOST (bench/big:{gzip,zstd-chunked}-{v1,v2}), write what it holds (bytes,
+// files, formats) to bench/results/big-<scale>-pushed.json and stop; BENCH_BIG_REGISTRY=HOST:
+// measure the images pushed there earlier (all rows, or BENCH_BIG_ONLY=partial's), so a failed
+// measurement does not rebuild 3.6 GB. BENCH_BIG_ONLY=full: only the full-pull rows.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { parsePlatform, writeImage, writeLayout } from '../fixtures/lib/mkimage.mjs';
 import { startCountingProxy } from '../scripts/lib/counting-proxy.mjs';
@@ -31,6 +34,7 @@ import {
   fmt,
   MODERN_SKOPEO,
   median,
+  ROOT,
   SKIFF,
   skopeoPush,
   tempDir,
@@ -41,6 +45,7 @@ import {
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const SCALE = process.env.BENCH_BIG_SMOKE === '1' ? 'smoke' : (process.env.BENCH_BIG_SCALE ?? 'full');
 const ONLY_PARTIAL = process.env.BENCH_BIG_ONLY === 'partial';
+const ONLY_FULL = process.env.BENCH_BIG_ONLY === 'full';
 /** Per scale: each layer's trees (relative to `/`, or to the work directory when generated). */
 const SCALES = {
   smoke: { generated: 0, layers: [['usr/include/linux'], ['usr/share/perl']], bigMiB: 16 },
@@ -62,13 +67,15 @@ const SKIFF_ENV = JSON.parse(process.env.BENCH_SKIFF_ENV ?? '{}');
 const TARGETS = { fullTime: 0.25, partialTime: 0.2, partialBytes: 1, peakRssMiB: 250 };
 
 const PUSH_TO = process.env.BENCH_BIG_PUSH_TO;
-const PUSHED = ONLY_PARTIAL ? process.env.BENCH_BIG_REGISTRY : undefined;
+const PUSHED = process.env.BENCH_BIG_REGISTRY;
+/** What BENCH_BIG_PUSH_TO pushed (the image's size and files, for the per-unit figures). */
+const PUSHED_FILE = path.join(ROOT, 'bench/results', `big-${SCALE}-pushed.json`);
 const work = tempDir('skiff-bench-big-');
 const existing = PUSH_TO ?? PUSHED;
 const registry = existing ? { host: existing, stop: async () => {} } : await startRegistry();
 const proxy = await startCountingProxy(registry.host);
 try {
-  if (PUSHED) await measure({ pushedEarlierTo: PUSHED, scale: SCALE }, ['zstd:chunked']);
+  if (PUSHED) await measure(pushedImage(PUSHED), ONLY_PARTIAL ? ['zstd:chunked'] : ['gzip', 'zstd:chunked']);
   else await buildPushMeasure();
 } finally {
   await proxy.stop();
@@ -88,37 +95,56 @@ async function buildPushMeasure() {
       await expectCompression(`bench/big:${tag(format, version)}`, format);
     }
   for (const name of ['v1', 'v2']) fs.rmSync(image.layouts[name], { recursive: true, force: true });
-  if (PUSH_TO) console.log(`pushed to ${PUSH_TO}`);
-  else await measure(image, formats);
+  if (PUSH_TO) {
+    fs.mkdirSync(path.dirname(PUSHED_FILE), { recursive: true });
+    const pushed = { host: PUSH_TO, formats, image: { ...image, layouts: undefined } };
+    fs.writeFileSync(PUSHED_FILE, `${JSON.stringify(pushed, null, 2)}\n`);
+    console.log(`pushed to ${PUSH_TO}: ${PUSHED_FILE}`);
+  } else await measure(image, formats);
+}
+
+/** The image BENCH_BIG_PUSH_TO pushed to `host` (its facts, when this checkout pushed it). */
+function pushedImage(host) {
+  const pushed = fs.existsSync(PUSHED_FILE) ? JSON.parse(fs.readFileSync(PUSHED_FILE, 'utf8')) : undefined;
+  if (pushed?.host !== host) return { pushedEarlierTo: host, scale: SCALE };
+  return { ...pushed.image, pushedEarlierTo: host };
 }
 
 async function measure(image, formats) {
-  const small = ONLY_PARTIAL ? undefined : buildSmallImage(path.join(work, 'small'));
+  const small =
+    ONLY_PARTIAL || image.bytes === undefined ? undefined : buildSmallImage(path.join(work, 'small'));
   if (small) push(small.layout, 'bench/small:gzip', 'gzip');
 
   const ref = (name) => `${proxy.host}/${name}`;
   const rows = [];
+  const fullRuns = {};
   if (!ONLY_PARTIAL)
     for (const format of formats) {
       const runs = await interleaved(RUNS, {
         skiff: () => skiffPull(undefined, ref(`bench/big:${tag(format, 'v1')}`)),
         skopeo: () => skopeoPull(undefined, ref(`bench/big:${tag(format, 'v1')}`)),
       });
+      fullRuns[format] = runs;
       rows.push(row(`full pull, ${format}`, runs, 'seconds', TARGETS.fullTime));
-      rows.push(rssRow(`peak RSS, full ${format}`, runs.skiff));
+      rows.push(row(`full pull, ${format}: CPU`, runs, 'cpuSeconds', undefined));
+      rows.push(rssRow(`peak RSS, full ${format}`, runs));
     }
   const [v1, v2] = ['v1', 'v2'].map((version) => ref(`bench/big:${tag('zstd:chunked', version)}`));
-  const partial = await interleaved(RUNS, {
-    skiff: () => skiffPull(v1, v2),
-    skopeo: () => skopeoPull(v1, v2, true),
-    ...(BEFORE ? { before: () => skiffPull(v1, v2, BEFORE) } : {}),
-  });
-  rows.push(row('partial v2 alone, zstd:chunked: time', partial, 'seconds', TARGETS.partialTime));
-  rows.push(row('partial v2 alone, zstd:chunked: CPU', partial, 'cpuSeconds', undefined));
-  rows.push(row('partial v2 alone, zstd:chunked: bytes', partial, 'bytes', TARGETS.partialBytes));
-  rows.push(row('partial v2 alone: blob GETs', partial, 'blobGets', undefined));
-  rows.push(rssRow('peak RSS, partial v2', partial.skiff));
-  if (BEFORE)
+  const partial = ONLY_FULL
+    ? undefined
+    : await interleaved(RUNS, {
+        skiff: () => skiffPull(v1, v2),
+        skopeo: () => skopeoPull(v1, v2, true),
+        ...(BEFORE ? { before: () => skiffPull(v1, v2, BEFORE) } : {}),
+      });
+  if (partial) {
+    rows.push(row('partial v2 alone, zstd:chunked: time', partial, 'seconds', TARGETS.partialTime));
+    rows.push(row('partial v2 alone, zstd:chunked: CPU', partial, 'cpuSeconds', undefined));
+    rows.push(row('partial v2 alone, zstd:chunked: bytes', partial, 'bytes', TARGETS.partialBytes));
+    rows.push(row('partial v2 alone: blob GETs', partial, 'blobGets', undefined));
+    rows.push(rssRow('peak RSS, partial v2', partial));
+  }
+  if (partial && BEFORE)
     for (const key of ['seconds', 'cpuSeconds', 'bytes'])
       rows.push(
         row(
@@ -147,6 +173,7 @@ async function measure(image, formats) {
     scale: SCALE,
     runs: RUNS,
     rows,
+    fullRuns,
     partialRuns: partial,
     scaling: perUnit,
   });
@@ -198,7 +225,14 @@ async function expectCompression(name, format) {
 async function interleaved(rounds, tools) {
   const results = Object.fromEntries(Object.keys(tools).map((name) => [name, []]));
   for (let round = 0; round < rounds; round++)
-    for (const [name, run] of Object.entries(tools)) results[name].push(await run());
+    for (const [name, run] of Object.entries(tools)) {
+      const result = await run();
+      results[name].push(result);
+      // Each run as it ends: a long bench that fails late still leaves its figures in the log.
+      const { stdout: _, ...figures } = result;
+      const load = os.loadavg()[0].toFixed(1);
+      console.log(`run ${round + 1}/${rounds} ${name}: ${JSON.stringify(figures)} (load ${load})`);
+    }
   return results;
 }
 
@@ -258,13 +292,15 @@ function row(name, runs, key, target) {
   };
 }
 
+/** The highest peak RSS of skiff's runs (and of skopeo's, for scale). */
 function rssRow(name, runs) {
-  const skiff = Math.max(...runs.map((r) => r.rssMiB));
+  const skiff = Math.max(...runs.skiff.map((r) => r.rssMiB));
+  const peer = Math.max(...runs.skopeo.map((r) => r.rssMiB));
   return {
     name,
     unit: 'MiB',
     skiff,
-    peer: undefined,
+    peer,
     ratio: undefined,
     target: `≤ ${TARGETS.peakRssMiB} MiB`,
   };
