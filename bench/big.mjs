@@ -413,11 +413,15 @@ function generateFiles(dir, layerRoots, count) {
     ],
     { maxBuffer: 128 * 1024 * 1024 },
   );
+  // A 32-bit LCG in integer arithmetic (Math.imul: the product of two doubles past 2^53 drops its
+  // low bits, and the sequence then cycled after a few thousand files, so most files repeated), of
+  // which only the high 16 bits are used (an LCG's low bits have short periods).
   let seed = 1;
-  const random = () => {
-    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-    return seed;
+  const next16 = () => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed >>> 16;
   };
+  const random = () => next16() * 65536 + next16();
   const roots = layerRoots.map((r) => r[0]);
   for (let i = 0; i < count; i++) {
     const folder = path.join(dir, roots[i % roots.length], `d${Math.floor(i / roots.length / 1000)}`);
