@@ -4,10 +4,13 @@ import zlib from 'node:zlib';
 import type { Digest } from '../digest/index.js';
 import { VerificationError } from '../errors/index.js';
 import type { Compression } from '../manifest/media-types.js';
-import { ZstdDecompressStream } from './zstd-stream.js';
+import { zstdDecompressor } from './zstd-stream.js';
 
-/** A decompressing transform, or undefined for an uncompressed tar. */
-export function decompressor(compression: Compression): Transform | undefined {
+/**
+ * A decompressing transform, or undefined for an uncompressed tar. `blobSize` (0: unknown) lets a
+ * large zstd blob be decoded on a worker thread.
+ */
+export function decompressor(compression: Compression, blobSize = 0): Transform | undefined {
   switch (compression) {
     case 'gzip':
       // Multi-member gzip (eStargz is one member per file) is decoded as one stream.
@@ -15,7 +18,7 @@ export function decompressor(compression: Compression): Transform | undefined {
       return zlib.createGunzip({ chunkSize: 256 * 1024 });
     case 'zstd':
       // Skippable frames (zstd:chunked's TOC, tar-split and footer) are skipped by the decoder.
-      return new ZstdDecompressStream();
+      return zstdDecompressor(blobSize);
     case 'none':
       return undefined;
   }

@@ -17,7 +17,7 @@ import type { LayerContext } from './context.js';
 
 export async function pullFull(ctx: LayerContext): Promise<StagedLayer> {
   const { layer, format, session } = ctx;
-  const decompress = decompressor(format.compression);
+  const decompress = decompressor(format.compression, layer.size);
   let staged: StagedLayer | undefined;
   let prefix: PrefixWriter | undefined;
   try {
