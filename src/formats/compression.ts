@@ -1,5 +1,5 @@
 /** Decompression streams for layer blobs, and the bound on what they may produce. */
-import { Transform, type TransformCallback } from 'node:stream';
+import { type Duplex, Transform, type TransformCallback } from 'node:stream';
 import zlib from 'node:zlib';
 import type { Digest } from '../digest/index.js';
 import { VerificationError } from '../errors/index.js';
@@ -7,10 +7,12 @@ import type { Compression } from '../manifest/media-types.js';
 import { zstdDecompressor } from './zstd-stream.js';
 
 /**
- * A decompressing transform, or undefined for an uncompressed tar. `blobSize` (0: unknown) lets a
- * large zstd blob be decoded on a worker thread.
+ * A decompressing stream, or undefined for an uncompressed tar. With `blobSize`, a large zstd blob
+ * is decoded on a worker thread (a Duplex, zstd-decode-worker.ts).
  */
-export function decompressor(compression: Compression, blobSize = 0): Transform | undefined {
+export function decompressor(compression: Compression): Transform | undefined;
+export function decompressor(compression: Compression, blobSize: number): Duplex | undefined;
+export function decompressor(compression: Compression, blobSize = 0): Duplex | undefined {
   switch (compression) {
     case 'gzip':
       // Multi-member gzip (eStargz is one member per file) is decoded as one stream.

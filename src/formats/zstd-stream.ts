@@ -7,7 +7,7 @@
  * frames are decoded back to back into one window, pushed only when full (or at the end): every
  * buffer handed on is as large as the memory it holds.
  */
-import { Transform, type TransformCallback } from 'node:stream';
+import { type Duplex, Transform, type TransformCallback } from 'node:stream';
 import { ENDS_INSIDE_A_FRAME, ZstdWorkerDecompressStream } from './zstd-decode-worker.js';
 import { zstdBinding } from './zstd-native.js';
 
@@ -18,7 +18,7 @@ import { zstdBinding } from './zstd-native.js';
 export const WORKER_FROM_BYTES = 4 * 1024 * 1024;
 
 /** A zstd decoder for a blob of `blobSize` bytes (0: unknown, decoded on this thread). */
-export function zstdDecompressor(blobSize: number): Transform {
+export function zstdDecompressor(blobSize: number): Duplex {
   return blobSize >= WORKER_FROM_BYTES ? new ZstdWorkerDecompressStream() : new ZstdDecompressStream();
 }
 

@@ -8,6 +8,9 @@ import { createHash, type Hash } from 'node:crypto';
 import type { Digest } from '../digest/index.js';
 
 export class LayerHasher {
+  /** `hashesStream` false: the stream's source hashes the DiffID (a worker), this hasher only files. */
+  constructor(private readonly hashesStream = true) {}
+
   private readonly diff = createHash('sha256');
   private readonly files = new Map<number, Hash>();
   private next = 0;
@@ -15,7 +18,7 @@ export class LayerHasher {
 
   /** Bytes that count for the DiffID only (headers, padding, content vouched for elsewhere). */
   raw(bytes: Uint8Array): void {
-    this.diff.update(bytes);
+    if (this.hashesStream) this.diff.update(bytes);
     this.total += bytes.length;
   }
 
@@ -27,7 +30,7 @@ export class LayerHasher {
 
   /** File content, which counts for the DiffID too. */
   data(id: number, bytes: Uint8Array): void {
-    this.diff.update(bytes);
+    if (this.hashesStream) this.diff.update(bytes);
     this.total += bytes.length;
     this.files.get(id)?.update(bytes);
   }

@@ -2,7 +2,8 @@
 // decoder (src/formats/zstd-stream.ts) moved to another thread: the same bytes from the same blob
 // however it arrives (frames across its input batches and output windows), the same refusals, and
 // a bound downstream that stops a bomb.
-import { Readable, type Transform, Writable } from 'node:stream';
+import { createHash } from 'node:crypto';
+import { type Duplex, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { TarSizeCap } from '../../src/formats/compression.js';
@@ -10,6 +11,8 @@ import { CREDITS, WINDOW, ZstdWorkerDecompressStream } from '../../src/formats/z
 import { zstd } from '../../src/formats/zstd-native.js';
 import { WORKER_FROM_BYTES, ZstdDecompressStream, zstdDecompressor } from '../../src/formats/zstd-stream.js';
 import { pseudoRandomBytes } from '../harness/random.js';
+
+const sha256 = (bytes: Buffer) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 
 function skippable(payload: Buffer): Buffer {
   const header = Buffer.alloc(8);
@@ -19,7 +22,7 @@ function skippable(payload: Buffer): Buffer {
 }
 
 /** Feeds `blob` in pieces of `piece` bytes through `decoder` and whatever follows it. */
-async function decode(blob: Buffer, piece: number, decoder: Transform, ...after: Transform[]) {
+async function decode(blob: Buffer, piece: number, decoder: Duplex, ...after: Duplex[]) {
   const pieces = [];
   for (let at = 0; at < blob.length; at += piece) pieces.push(blob.subarray(at, at + piece));
   const out: Buffer[] = [];
@@ -34,7 +37,7 @@ async function decode(blob: Buffer, piece: number, decoder: Transform, ...after:
 }
 
 /** How a decoder fails on `blob`: the error's class and message. */
-async function failure(blob: Buffer, decoder: Transform): Promise<string> {
+async function failure(blob: Buffer, decoder: Duplex): Promise<string> {
   try {
     await decode(blob, 4096, decoder);
   } catch (error) {
@@ -59,8 +62,11 @@ describe('ZstdWorkerDecompressStream', () => {
     const expected = await decode(blob, 64 * 1024, new ZstdDecompressStream());
     expect(Buffer.concat(expected).equals(plain)).toBe(true);
     for (const piece of [997, 64 * 1024, 700 * 1024, blob.length]) {
-      const out = await decode(blob, piece, new ZstdWorkerDecompressStream());
+      const decoder = new ZstdWorkerDecompressStream();
+      const out = await decode(blob, piece, decoder);
       expect(Buffer.concat(out).equals(plain), `pieces of ${piece}`).toBe(true);
+      // The worker's digest of what it decoded: a layer's DiffID, so the ingest need not hash it.
+      expect(await decoder.digested()).toEqual({ diffID: sha256(plain), bytes: plain.length });
       expect(out.map((b) => b.length)).toEqual(expected.map((b) => b.length));
       expect(out.slice(0, -1).every((b) => b.length === WINDOW)).toBe(true);
     }
