@@ -1,13 +1,18 @@
 /** Decompression streams for layer blobs, and the bound on what they may produce. */
-import { Transform, type TransformCallback } from 'node:stream';
+import { type Duplex, Transform, type TransformCallback } from 'node:stream';
 import zlib from 'node:zlib';
 import type { Digest } from '../digest/index.js';
 import { VerificationError } from '../errors/index.js';
 import type { Compression } from '../manifest/media-types.js';
-import { ZstdDecompressStream } from './zstd-stream.js';
+import { zstdDecompressor } from './zstd-stream.js';
 
-/** A decompressing transform, or undefined for an uncompressed tar. */
-export function decompressor(compression: Compression): Transform | undefined {
+/**
+ * A decompressing stream, or undefined for an uncompressed tar. With `blobSize`, a large zstd blob
+ * is decoded on a worker thread (a Duplex, zstd-decode-worker.ts).
+ */
+export function decompressor(compression: Compression): Transform | undefined;
+export function decompressor(compression: Compression, blobSize: number): Duplex | undefined;
+export function decompressor(compression: Compression, blobSize = 0): Duplex | undefined {
   switch (compression) {
     case 'gzip':
       // Multi-member gzip (eStargz is one member per file) is decoded as one stream.
@@ -15,7 +20,7 @@ export function decompressor(compression: Compression): Transform | undefined {
       return zlib.createGunzip({ chunkSize: 256 * 1024 });
     case 'zstd':
       // Skippable frames (zstd:chunked's TOC, tar-split and footer) are skipped by the decoder.
-      return new ZstdDecompressStream();
+      return zstdDecompressor(blobSize);
     case 'none':
       return undefined;
   }

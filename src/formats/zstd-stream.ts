@@ -7,8 +7,20 @@
  * frames are decoded back to back into one window, pushed only when full (or at the end): every
  * buffer handed on is as large as the memory it holds.
  */
-import { Transform, type TransformCallback } from 'node:stream';
+import { type Duplex, Transform, type TransformCallback } from 'node:stream';
+import { ENDS_INSIDE_A_FRAME, ZstdWorkerDecompressStream } from './zstd-decode-worker.js';
 import { zstdBinding } from './zstd-native.js';
+
+/**
+ * Layers whose blob is at least this large are decoded on a worker thread (zstd-decode-worker.ts):
+ * below it, starting a worker (~30 ms of CPU, an isolate's memory) costs more than it saves.
+ */
+export const WORKER_FROM_BYTES = 4 * 1024 * 1024;
+
+/** A zstd decoder for a blob of `blobSize` bytes (0: unknown, decoded on this thread). */
+export function zstdDecompressor(blobSize: number): Duplex {
+  return blobSize >= WORKER_FROM_BYTES ? new ZstdWorkerDecompressStream() : new ZstdDecompressStream();
+}
 
 /** Output window: large enough for few pushes, small enough that a view of it pins little. */
 const WINDOW = 256 * 1024;
@@ -31,7 +43,7 @@ export class ZstdDecompressStream extends Transform {
 
   override _flush(done: TransformCallback): void {
     if (this.inFrame) {
-      done(new Error('zstd stream ends inside a frame'));
+      done(new Error(ENDS_INSIDE_A_FRAME));
       return;
     }
     if (this.filled > 0) this.push(this.window.subarray(0, this.filled));
@@ -42,7 +54,8 @@ export class ZstdDecompressStream extends Transform {
     let input = chunk;
     for (;;) {
       const [left, produced, consumed] = this.dctx.decompressStream(this.window.subarray(this.filled), input);
-      this.inFrame = left !== 0;
+      // A call with nothing to do says what the next frame needs (9 bytes) even between frames.
+      if (produced > 0 || consumed > 0) this.inFrame = left !== 0;
       this.filled += produced;
       input = input.subarray(consumed);
       if (this.filled === this.window.length) {

@@ -106,7 +106,7 @@ export async function ingestLayer(
 /** What a layer's tokens turn into: staged objects, the tar-split, the DiffID and the record. */
 class LayerSink {
   private readonly tarsplit: TarSplitWriter;
-  private readonly hasher = new LayerHasher();
+  private readonly hasher: LayerHasher;
   private readonly writes = new TaskWindow(WRITE_WINDOW);
   private readonly guard = new PathGuard();
   private readonly objects = new Set<Digest>();
@@ -121,6 +121,8 @@ class LayerSink {
     private readonly options: IngestOptions,
   ) {
     this.tarsplit = new TarSplitWriter(StoreLayout.layerFiles(dir).tarSplit);
+    // A source that hashes the stream itself leaves only file content to hash here.
+    this.hasher = new LayerHasher(!options.digestedBySource);
   }
 
   /** Takes tokens in order; returns a promise only when one of them had to wait for a write. */

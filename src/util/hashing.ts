@@ -2,12 +2,17 @@
  * Hashing a layer's tar stream: the DiffID over every byte, and a digest per regular file, in one
  * pass. (A worker thread for this was measured for full pulls: on two cores it competed with
  * zlib's thread pool and cost more time and memory than it saved, so hashing stays on the parsing
- * thread. A partial pull's rebuild decompresses nothing and hashes on a worker: rebuild-hasher.ts.)
+ * thread. A partial pull's rebuild decompresses nothing and hashes on a worker: rebuild-hasher.ts.
+ * A zstd layer decoded on a worker is hashed there as it is decoded, where the bytes already are:
+ * zstd-decode-worker.ts. Both give the DiffID as `digestedBySource`: then only files are hashed here.)
  */
 import { createHash, type Hash } from 'node:crypto';
 import type { Digest } from '../digest/index.js';
 
 export class LayerHasher {
+  /** `hashesStream` false: the stream's source hashes the DiffID (a worker), this hasher only files. */
+  constructor(private readonly hashesStream = true) {}
+
   private readonly diff = createHash('sha256');
   private readonly files = new Map<number, Hash>();
   private next = 0;
@@ -15,7 +20,7 @@ export class LayerHasher {
 
   /** Bytes that count for the DiffID only (headers, padding, content vouched for elsewhere). */
   raw(bytes: Uint8Array): void {
-    this.diff.update(bytes);
+    if (this.hashesStream) this.diff.update(bytes);
     this.total += bytes.length;
   }
 
@@ -27,7 +32,7 @@ export class LayerHasher {
 
   /** File content, which counts for the DiffID too. */
   data(id: number, bytes: Uint8Array): void {
-    this.diff.update(bytes);
+    if (this.hashesStream) this.diff.update(bytes);
     this.total += bytes.length;
     this.files.get(id)?.update(bytes);
   }

@@ -1,5 +1,5 @@
 /** Stream helpers. */
-import type { Readable, Transform } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
 /**
@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
  * an async consumer. Node's typings only cover fixed-length chains, hence this one typed door.
  */
 export function pipeChain(
-  stages: [Readable, ...Transform[]],
+  stages: [Readable, ...Duplex[]],
   consume: (source: AsyncIterable<Buffer>) => Promise<void>,
   signal?: AbortSignal,
 ): Promise<void> {

@@ -9,6 +9,8 @@ const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex'
 export interface LayoutLayer {
   tar: Buffer;
   compress?: 'gzip' | 'none';
+  /** The blob as stored, when the test compressed `tar` itself (give `mediaType` with it). */
+  blob?: Buffer;
   mediaType?: string;
   /** Override the DiffID the config records (to break it). */
   diffID?: string;
@@ -38,7 +40,7 @@ export function writeTestLayout(dir: string, options: LayoutOptions): WrittenLay
     return { digest, file, size: bytes.length };
   };
   const layers = options.layers.map((l) => {
-    const blob = l.compress === 'none' ? l.tar : zlib.gzipSync(l.tar);
+    const blob = l.blob ?? (l.compress === 'none' ? l.tar : zlib.gzipSync(l.tar));
     const written = put(blob);
     const mediaType =
       l.mediaType ??

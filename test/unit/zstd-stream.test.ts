@@ -64,6 +64,16 @@ describe('ZstdDecompressStream', () => {
     expect(Buffer.concat(out).equals(big)).toBe(true);
   });
 
+  it('ends cleanly when the last frame ends exactly at the end of a window', async () => {
+    // The decoder, asked once more with nothing left, answers that a next frame would need 9
+    // bytes: that is not a frame cut short (a plain zstd layer of 256 KiB × n bytes was refused).
+    const text = [Buffer.alloc(256 * 1024, 'line of text\n'), Buffer.alloc(256 * 1024, 'more text\n')];
+    for (const piece of [100, 64 * 1024]) {
+      const out = await decode(Buffer.concat(text.map((t) => zstd().compress(t))), piece);
+      expect(Buffer.concat(out).equals(Buffer.concat(text))).toBe(true);
+    }
+  });
+
   it('refuses a stream that ends inside a frame', async () => {
     const frame = zstd().compress(pseudoRandomBytes(5000, 3));
     await expect(decode(frame.subarray(0, frame.length - 10), 100)).rejects.toThrow(/inside a frame/);

@@ -3,11 +3,12 @@
  * convert it into the store's file-level form while hashing the DiffID.
  */
 import fs from 'node:fs';
-import { Readable, type Transform } from 'node:stream';
+import { type Duplex, Readable, type Transform } from 'node:stream';
 import { DigestStream } from '../../digest/index.js';
 import { SkiffError, VerificationError, writeRefusedErrno } from '../../errors/index.js';
 import { decompressor, type TarSizeBound, TarSizeCap } from '../../formats/compression.js';
 import { type ChunkedMetadata, tarSplitTarSize } from '../../formats/zstd-chunked.js';
+import { ZstdWorkerDecompressStream } from '../../formats/zstd-decode-worker.js';
 import { ByteCounter } from '../../pull/progress.js';
 import { isRetriableNetworkError } from '../../registry/http.js';
 import { ingestLayer, type PrefixWriter, type StagedLayer } from '../../store/index.js';
@@ -17,7 +18,7 @@ import type { LayerContext } from './context.js';
 
 export async function pullFull(ctx: LayerContext): Promise<StagedLayer> {
   const { layer, format, session } = ctx;
-  const decompress = decompressor(format.compression);
+  const decompress = decompressor(format.compression, layer.size);
   let staged: StagedLayer | undefined;
   let prefix: PrefixWriter | undefined;
   try {
@@ -30,7 +31,7 @@ export async function pullFull(ctx: LayerContext): Promise<StagedLayer> {
       size: layer.size,
       what: `layer ${layer.digest}`,
     });
-    const stages: [Readable, ...Transform[]] = opened.counted
+    const stages: [Readable, ...Duplex[]] = opened.counted
       ? [opened.blob, verify]
       : [opened.blob, new ByteCounter((n) => ctx.fetched(n)), verify];
     if (decrypt) stages.push(decrypt);
@@ -47,6 +48,10 @@ export async function pullFull(ctx: LayerContext): Promise<StagedLayer> {
           method: 'full',
         },
         ...ctx.fullPullHints,
+        // A worker that decodes the layer hashes it too: this thread then hashes only file content.
+        ...(decompress instanceof ZstdWorkerDecompressStream
+          ? { digestedBySource: () => decompress.digested() }
+          : {}),
       });
     });
   } catch (error) {
@@ -151,7 +156,7 @@ export function checkDiffID(staged: StagedLayer, ctx: LayerContext): StagedLayer
   return staged;
 }
 
-function withLayer(error: unknown, ctx: LayerContext, decompress: Transform | undefined): unknown {
+function withLayer(error: unknown, ctx: LayerContext, decompress: Duplex | undefined): unknown {
   const digest = ctx.layer.digest;
   if (error instanceof VerificationError) return error.withContext({ digest });
   // Bytes that do not decompress are the publisher's fault, not the network's: a verification

@@ -1,0 +1,111 @@
+// A zstd layer of 4 MiB or more is decoded (and its DiffID hashed) on a worker thread
+// (src/formats/zstd-decode-worker.ts): a full pull of one must commit what the synchronous decoder
+// would, refuse a wrong DiffID, a corrupt frame and a bomb exactly as it does (exit 4, one line
+// naming the layer), and leave nothing in the store.
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { zstd } from '../../src/formats/zstd-native.js';
+import { WORKER_FROM_BYTES } from '../../src/formats/zstd-stream.js';
+import { runCli, tempDir } from '../harness/cli.js';
+import { writeTestLayout } from '../harness/layout.js';
+import { pseudoRandomBytes } from '../harness/random.js';
+import { diffSnapshots, snapshotStore } from '../harness/snapshot.js';
+import { makeTar } from '../harness/tar-writer.js';
+
+const ZSTD = 'application/vnd.oci.image.layer.v1.tar+zstd';
+
+let work: { dir: string; cleanup: () => void };
+let store: string;
+/** Incompressible content, so the layer's blob is over the worker's threshold. */
+const big = pseudoRandomBytes(WORKER_FROM_BYTES + 512 * 1024, 11);
+const small = Array.from({ length: 300 }, (_, i) => ({
+  name: `etc/f${i}`,
+  content: `file ${i}\n`.repeat(i),
+}));
+const tar = makeTar([{ name: 'big.bin', content: big }, ...small]);
+/** The tar in several frames (as zstd:chunked writes a frame per file), cut across the worker's batches. */
+const frames = () => {
+  const cuts = [0, 1000, 1024 * 1024 + 3, WORKER_FROM_BYTES + 512 * 1024 + 1024, tar.length];
+  return Buffer.concat(cuts.slice(1).map((end, i) => zstd().compress(tar.subarray(cuts[i], end))));
+};
+
+function layout(name: string, blob: Buffer, diffID?: string) {
+  return writeTestLayout(path.join(work.dir, name), {
+    layers: [{ tar, blob, mediaType: ZSTD, ...(diffID ? { diffID } : {}) }],
+  });
+}
+
+beforeAll(async () => {
+  work = tempDir('skiff-zstd-worker-');
+  store = path.join(work.dir, 'store');
+  const seed = writeTestLayout(path.join(work.dir, 'seed'), {
+    layers: [{ tar: makeTar([{ name: 'etc/seed', content: 'seed\n' }]) }],
+  });
+  expect((await runCli(['pull', `oci:${seed.dir}:latest`], { SKIFF_STORE: store })).code).toBe(0);
+});
+afterAll(() => work.cleanup());
+
+/** Pulls `ref`, expecting exit 4 with one line naming the layer and `cause`, and nothing stored. */
+async function refused(ref: string, digest: string, cause: RegExp | string) {
+  const before = snapshotStore(store);
+  const result = await runCli(['pull', '--max-layer-size', '2MiB', ref], { SKIFF_STORE: store });
+  expect(result.code, result.stderr).toBe(4);
+  const lines = result.stderr.trim().split('\n');
+  expect(lines, result.stderr).toHaveLength(1);
+  expect(lines[0]).toContain(digest);
+  expect(lines[0]).toMatch(cause);
+  expect(fs.readdirSync(path.join(store, 'tmp'))).toEqual([]);
+  expect(diffSnapshots(before, snapshotStore(store))).toEqual([]);
+}
+
+describe('a zstd layer decoded on the worker', () => {
+  it("refuses a tar that does not hash to the config's DiffID (the worker's hash is checked)", async () => {
+    const image = layout('wrong-diffid', frames(), `sha256:${'0'.repeat(64)}`);
+    const before = snapshotStore(store);
+    const result = await runCli(['pull', `oci:${image.dir}:latest`], { SKIFF_STORE: store });
+    expect(result.code, result.stderr).toBe(4);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    expect(result.stderr).toContain('DiffID mismatch');
+    expect(diffSnapshots(before, snapshotStore(store))).toEqual([]);
+  });
+
+  it('refuses a corrupt frame as the synchronous decoder does: exit 4, "does not decompress"', async () => {
+    const blob = frames();
+    // The last frame's magic number, past the worker's first batches.
+    const last = blob.indexOf(Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), WORKER_FROM_BYTES);
+    expect(last).toBeGreaterThan(WORKER_FROM_BYTES);
+    blob[last] = 0;
+    const image = layout('corrupt', blob);
+    const result = await runCli(['pull', `oci:${image.dir}:latest`], { SKIFF_STORE: store });
+    expect(result.code, result.stderr).toBe(4);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    expect(result.stderr).toContain(`layer ${image.layers[0]!.digest} does not decompress as zstd: `);
+  });
+
+  it('refuses a layer that decodes past --max-layer-size before writing more', async () => {
+    const image = layout('bomb', frames());
+    await refused(
+      `oci:${image.dir}:latest`,
+      image.layers[0]!.digest,
+      'more than 2097152 bytes, the limit set by --max-layer-size',
+    );
+  });
+
+  // Last: once stored, the layer is reused by its DiffID and the refusals above would not run.
+  it('is pulled and stored under its DiffID, the same tree as its tar', async () => {
+    // Without --max-layer-size: the other tests' 2 MiB would refuse it.
+    const image = layout('good', frames());
+    expect(fs.statSync(image.layers[0]!.file).size).toBeGreaterThanOrEqual(WORKER_FROM_BYTES);
+    const ref = `oci:${image.dir}:latest`;
+    const pulled = await runCli(['pull', '--json', ref], { SKIFF_STORE: store });
+    expect(pulled.code, pulled.stderr).toBe(0);
+    expect(JSON.parse(pulled.stdout).layers[0].diffID).toBe(image.layers[0]!.diffID);
+    const fsck = await runCli(['fsck'], { SKIFF_STORE: store });
+    expect(fsck.code, fsck.stderr).toBe(0);
+    const dir = path.join(work.dir, 'unpacked');
+    expect((await runCli(['unpack', ref, dir], { SKIFF_STORE: store })).code).toBe(0);
+    expect(fs.readFileSync(path.join(dir, 'big.bin')).equals(big)).toBe(true);
+    expect(fs.readFileSync(path.join(dir, 'etc/f299'), 'utf8')).toBe('file 299\n'.repeat(299));
+  });
+});
