@@ -3,7 +3,7 @@
 // however it arrives (frames across its input batches and output windows), the same refusals, and
 // a bound downstream that stops a bomb.
 import { createHash } from 'node:crypto';
-import { type Duplex, Readable, Writable } from 'node:stream';
+import { type Duplex, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { TarSizeCap } from '../../src/formats/compression.js';
@@ -11,30 +11,11 @@ import { CREDITS, WINDOW, ZstdWorkerDecompressStream } from '../../src/formats/z
 import { zstd } from '../../src/formats/zstd-native.js';
 import { WORKER_FROM_BYTES, ZstdDecompressStream, zstdDecompressor } from '../../src/formats/zstd-stream.js';
 import { pseudoRandomBytes } from '../harness/random.js';
+import { decodeInPieces, skippable } from '../harness/zstd-frames.js';
 
 const sha256 = (bytes: Buffer) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 
-function skippable(payload: Buffer): Buffer {
-  const header = Buffer.alloc(8);
-  header.writeUInt32LE(0x184d2a50, 0);
-  header.writeUInt32LE(payload.length, 4);
-  return Buffer.concat([header, payload]);
-}
-
-/** Feeds `blob` in pieces of `piece` bytes through `decoder` and whatever follows it. */
-async function decode(blob: Buffer, piece: number, decoder: Duplex, ...after: Duplex[]) {
-  const pieces = [];
-  for (let at = 0; at < blob.length; at += piece) pieces.push(blob.subarray(at, at + piece));
-  const out: Buffer[] = [];
-  const sink = new Writable({
-    write(part: Buffer, _encoding, done) {
-      out.push(part);
-      done();
-    },
-  });
-  await pipeline(Readable.from(pieces), decoder, ...after, sink);
-  return out;
-}
+const decode = decodeInPieces;
 
 /** How a decoder fails on `blob`: the error's class and message. */
 async function failure(blob: Buffer, decoder: Duplex): Promise<string> {

@@ -1,37 +1,14 @@
 // The layer decompressor for zstd (src/formats/zstd-stream.ts) on what zstd:chunked blobs are: one
 // frame per file, skippable frames between them. It must give the same bytes as the whole-buffer
 // decoder and hand on buffers about as large as the memory they hold.
-import { Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { zstd } from '../../src/formats/zstd-native.js';
 import { ZstdDecompressStream } from '../../src/formats/zstd-stream.js';
 import { pseudoRandomBytes } from '../harness/random.js';
-
-/** A skippable frame (magic 0x184D2A5?, little-endian length), as zstd:chunked stores its TOC. */
-function skippable(payload: Buffer): Buffer {
-  const header = Buffer.alloc(8);
-  header.writeUInt32LE(0x184d2a50, 0);
-  header.writeUInt32LE(payload.length, 4);
-  return Buffer.concat([header, payload]);
-}
+import { decodeInPieces, skippable } from '../harness/zstd-frames.js';
 
 /** Feeds `blob` in pieces of `piece` bytes, as a network body arrives. */
-async function decode(blob: Buffer, piece: number): Promise<Buffer[]> {
-  const pieces = [];
-  for (let at = 0; at < blob.length; at += piece) pieces.push(blob.subarray(at, at + piece));
-  // Into a Writable, as a layer's tar goes to the ingest: each pushed buffer arrives on its own
-  // (an async iterator would join what is buffered and hide how it was pushed).
-  const out: Buffer[] = [];
-  const sink = new Writable({
-    write(part: Buffer, _encoding, done) {
-      out.push(part);
-      done();
-    },
-  });
-  await pipeline(Readable.from(pieces), new ZstdDecompressStream(), sink);
-  return out;
-}
+const decode = (blob: Buffer, piece: number) => decodeInPieces(blob, piece, new ZstdDecompressStream());
 
 describe('ZstdDecompressStream', () => {
   const files = Array.from({ length: 2000 }, (_, i) => pseudoRandomBytes(50 + (i % 300), i));
