@@ -1,6 +1,7 @@
 /**
- * containers/storage's tar-split (docs/formats.md "zstd:chunked"), read as a cursor: zstd-compressed
- * JSON lines, `{"type":2,"payload":BASE64,"position":N}` for the tar's own bytes and
+ * containers/storage's tar-split (docs/formats.md "zstd:chunked, current generation"), read as a
+ * cursor: zstd-compressed JSON lines, `{"type":2,"payload":BASE64,"position":N}` for the tar's own
+ * bytes and
  * `{"type":1,"name":…,"size":N,"payload":…,"position":N}` for a file's content. It gives the same
  * records, and refuses the same streams with the same errors, as `readContainersTarSplit`, at a
  * fraction of the cost on 100k entries: no string per line and no object per record. The lines Go's

@@ -188,12 +188,21 @@ function resumedChunk(pieces: PieceLog | undefined, chunk: { digest: Digest; siz
 
 /** Compressed bytes of the planned chunks an interrupted pull's pieces hold (not fetched again). */
 function heldBy(fetchSet: FetchSet, locations: ReadonlyMap<Digest, LocalChunk>, piecesPath: string): number {
+  // Reading fetchSet.files builds an object per planned file (every file, in a fresh store): ~100
+  // MiB of garbage for a 100k-file layer, whose V8 pages then stay resident for the whole pull
+  // (docs/memory.md). Most pulls resume nothing, which the chunk locations alone tell.
+  if (!holdsAny(locations, piecesPath)) return 0;
   let bytes = 0;
   for (const file of fetchSet.files)
     for (const chunk of file.chunks)
       if (chunk.source === 'local' && locations.get(chunk.digest)?.location.path === piecesPath)
         bytes += chunk.end - chunk.start;
   return bytes;
+}
+
+function holdsAny(locations: ReadonlyMap<Digest, LocalChunk>, path: string): boolean {
+  for (const chunk of locations.values()) if (chunk.location.path === path) return true;
+  return false;
 }
 
 /** Chunk references of a layer's files, for the store's chunk index (later partial pulls reuse them). */
