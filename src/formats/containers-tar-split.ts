@@ -250,3 +250,15 @@ export class ContainersTarSplitCursor {
     throw new TocUnverifiableError(`tar-split line ${this.lineNumber} has an unknown shape`);
   }
 }
+
+/**
+ * The size of the tar a tar-split rebuilds: its segments and its files' contents (a full pull's
+ * bound on what the layer may decompress to), read by the cursor, not a JSON object per line.
+ */
+export function tarSplitTarSize(compressed: Buffer): number {
+  const records = new ContainersTarSplitCursor(compressed);
+  let size = 0;
+  for (let kind = records.next(); kind !== END; kind = records.next())
+    size += kind === SEGMENT ? records.segment.length : records.size;
+  return size;
+}

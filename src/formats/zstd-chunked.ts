@@ -561,14 +561,6 @@ export function* readContainersTarSplit(compressed: Buffer): Generator<TarSplitE
   }
 }
 
-/** The size of the tar a tar-split rebuilds: its segments and its files' contents. */
-export function tarSplitTarSize(compressed: Buffer): number {
-  let size = 0;
-  for (const record of readContainersTarSplit(compressed))
-    size += record.kind === 'segment' ? record.bytes.length : record.size;
-  return size;
-}
-
 const LINE_WINDOW = 1024 * 1024;
 /** A tar-split line holds at most one entry's headers (extension records are bounded at 1 MiB). */
 const MAX_LINE = 8 * 1024 * 1024;
