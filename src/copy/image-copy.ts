@@ -77,7 +77,7 @@ import {
   type SourceTree,
   schema1SizedLayers,
 } from './resolve.js';
-import { StoreImageDestination } from './store-image-destination.js';
+import type { StoreImageDestination } from './store-image-destination.js';
 
 /**
  * The converters (decompression, zstd, the chunked writer) load only when a layer needs one: a
@@ -145,12 +145,12 @@ function encryptedLayersLabel(layers: number[] | undefined): string {
  * failure of that image: it is in `result.error`.
  */
 export function copyImage(source: string, destination: string, options: CopyOptions): Promise<MirrorResult> {
-  return copyWith(source, destination, options, () => {
+  return copyWith(source, destination, options, async () => {
     const srcRef = parseReference(source);
     const dstRef = parseReference(destination);
     checkOptions(options, dstRef);
     return {
-      src: openSource(srcRef, options.client),
+      src: await openSource(srcRef, options.client),
       dst: () =>
         openDestination(dstRef, options.destinationClient ?? options.client, {
           chunkSize: options.chunkSize,
@@ -166,9 +166,9 @@ export function copyBetween(
   dst: ImageDestination,
   options: CopyOptions,
 ): Promise<MirrorResult> {
-  return copyWith(formatReference(src.reference), formatReference(dst.reference), options, () => {
+  return copyWith(formatReference(src.reference), formatReference(dst.reference), options, async () => {
     checkOptions(options, dst.reference);
-    return { src, dst: () => dst };
+    return { src, dst: async () => dst };
   });
 }
 
@@ -176,7 +176,7 @@ async function copyWith(
   source: string,
   destination: string,
   options: CopyOptions,
-  open: () => { src: ImageSource; dst: () => ImageDestination },
+  open: () => Promise<{ src: ImageSource; dst: () => Promise<ImageDestination> }>,
 ): Promise<MirrorResult> {
   const started = performance.now();
   const progress = options.progress ?? SILENT_MIRROR_PROGRESS;
@@ -195,9 +195,9 @@ async function copyWith(
   let dst: ImageDestination | undefined;
   let copier: ImageCopier | undefined;
   try {
-    const opened = open();
+    const opened = await open();
     src = opened.src;
-    dst = opened.dst();
+    dst = await opened.dst();
     // A re-run that HEADs prove up to date makes no counted manifest GET at the source (rate limits).
     const { unchanged, destination: destinationHead } = await upToDateByHead(src, dst, {
       ...options,
@@ -211,8 +211,9 @@ async function copyWith(
       });
       return result;
     }
-    if (dst instanceof StoreImageDestination) {
-      await copyIntoStore(src, dst, options, result);
+    const intoStore = await storeDestination(dst);
+    if (intoStore) {
+      await copyIntoStore(src, intoStore, options, result);
       return result;
     }
     const tree = await readSourceTree(src, src.reference, {
@@ -275,6 +276,17 @@ function checkOptions(options: CopyOptions, dst: ImageReference): void {
     throw new UsageError(
       '--encryption-key and --convert exclude each other: convert in one mirror, encrypt in a second',
     );
+}
+
+/**
+ * The destination as the store's, which commits layers rather than blobs. Its module (and the
+ * store's with it) loads only when the destination is a store reference: a registry mirror never
+ * loads it.
+ */
+async function storeDestination(dst: ImageDestination): Promise<StoreImageDestination | undefined> {
+  if (dst.reference.transport !== 'store') return undefined;
+  const { StoreImageDestination } = await import('./store-image-destination.js');
+  return dst instanceof StoreImageDestination ? dst : undefined;
 }
 
 /**

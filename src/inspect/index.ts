@@ -108,7 +108,7 @@ export async function inspectRaw(
         : (await storedManifest(store, found)).bytes;
   }
   const reference = parseReference(text);
-  const source = openSource(reference, client);
+  const source = await openSource(reference, client);
   try {
     const pinnedDigest = pinnedDigestOf(reference);
     if (what === 'manifest' && options.platform === undefined) {
@@ -173,7 +173,7 @@ async function inspectSource(
   options: InspectOptions,
 ): Promise<InspectReport> {
   const reference = parseReference(text);
-  const source = openSource(reference, client);
+  const source = await openSource(reference, client);
   try {
     const raw = await source.getManifest();
     const top = parseManifest(raw.bytes, raw.contentType);

@@ -1,5 +1,5 @@
 /** `skiff mirror`: copying images between registries and local layouts, digests preserved. */
-export { type CopyOptions, copyImage } from '../copy/index.js';
+export { type CopyOptions, copyImage } from '../copy/image-copy.js';
 export { CONVERT_TARGETS, type ConvertTarget } from './layers.js';
 export {
   expandList,

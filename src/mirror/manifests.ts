@@ -5,7 +5,7 @@
  */
 import { type Digest, isDigest, sha256 } from '../digest/index.js';
 import { type Descriptor, type IndexDocument, MediaType, type Schema1Document } from '../manifest/index.js';
-import { archiveManifest } from '../transport/docker-archive.js';
+import { archiveManifest } from '../transport/archive-manifest.js';
 import { ociMediaType } from './layers.js';
 
 /** Set on manifests the mirror rewrote: the digest of the source document they came from... */

@@ -33,7 +33,6 @@ import type { RegistryClient } from '../registry/client.js';
 import { headerValue } from '../registry/http.js';
 import { putManifest } from '../registry/push.js';
 import { type ImageDestination, type ImageSource, openDestination, openSource } from '../transport/index.js';
-import { OciDestination } from '../transport/oci-dest.js';
 import {
   OciLayoutSource,
   REF_NAME_ANNOTATION,
@@ -82,8 +81,8 @@ export interface ReferrerEnd {
   manifest(which: Which): Promise<Buffer>;
   /** What refers to `subject` here. */
   referrers(subject: Digest): Promise<Descriptor[]>;
-  source(which: Which): ImageSource;
-  destination(which: Which): ImageDestination;
+  source(which: Which): Promise<ImageSource>;
+  destination(which: Which): Promise<ImageDestination>;
   /** Makes the destination list `found` as referrers of `subject` (after they were copied). */
   list(subject: Digest, found: Descriptor[]): Promise<void>;
   /**
@@ -156,8 +155,8 @@ function layoutEnd(ref: OciLayoutReference): ReferrerEnd {
       return readLayoutManifest(dir, digest);
     },
     referrers: (subject) => layoutReferrers(dir, subject),
-    source: (which) => new OciLayoutSource(...at(which)),
-    destination: (which) => new OciDestination(...at(which)),
+    source: async (which) => new OciLayoutSource(...at(which)),
+    destination: async (which) => new (await import('../transport/oci-dest.js')).OciDestination(...at(which)),
     // A referrer written untagged into index.json (OciDestination) is listed by that entry.
     list: async () => {},
   };
@@ -226,7 +225,7 @@ export async function carryReferrers(
   const copyOne = async (what: string, which: Which): Promise<Digest | undefined> => {
     if (++carried.found > MAX_ARTIFACTS)
       throw new VerificationError(`more than ${MAX_ARTIFACTS} artifacts refer to ${written.digest}`);
-    const result = await options.copy(src.source(which), dst.destination(which));
+    const result = await options.copy(await src.source(which), await dst.destination(which));
     if (result.error)
       throw new SkiffError(
         result.error.kind,

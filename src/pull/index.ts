@@ -19,7 +19,7 @@ export interface PullOptions extends StoreCopyOptions {
 
 export async function pull(options: PullOptions): Promise<PullReport> {
   const reference = parseReference(options.reference);
-  const source = openSource(reference, options.client);
+  const source = await openSource(reference, options.client);
   try {
     return await copyToStore(source, new StoreDestination(options.store, reference), options);
   } finally {

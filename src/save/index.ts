@@ -142,7 +142,7 @@ export async function configsAt(
   const ref = parseReference(destination);
   // An archive is written whole each time: it holds nothing before the copy.
   if (ref.transport === 'docker-archive') return new Set();
-  const dst = openDestination(ref, options.client);
+  const dst = await openDestination(ref, options.client);
   try {
     const present = new Set<Digest>();
     for (const image of images) if (await dst.hasBlob(image.configDigest)) present.add(image.configDigest);

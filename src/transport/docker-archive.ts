@@ -22,6 +22,7 @@ import {
 } from '../manifest/index.js';
 import type { ByteRange, RangeConsumer } from '../ranges/index.js';
 import { type DockerArchiveReference, parseRegistryReference } from '../reference/index.js';
+import { type ArchiveLayer, archiveManifest } from './archive-manifest.js';
 import { readLocalRanges } from './local-files.js';
 import type { BlobRef, ImageSource, RawManifest } from './source.js';
 import { indexTar, resolveMember, type TarMember } from './tar-archive.js';
@@ -35,26 +36,7 @@ const ArchiveEntrySchema = z.looseObject({
 export const ArchiveManifestSchema = z.array(ArchiveEntrySchema).min(1, 'the archive lists no image');
 export type ArchiveEntry = z.infer<typeof ArchiveEntrySchema>;
 
-export interface ArchiveLayer {
-  digest: Digest;
-  size: number;
-  mediaType: string;
-}
-
-/**
- * The manifest an archive image is read as. Key order follows containers/image's Go structs, so a
- * given config and layer list always give the same bytes (and digest).
- */
-export function archiveManifest(config: { digest: Digest; size: number }, layers: ArchiveLayer[]): Buffer {
-  return Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: MediaType.dockerManifest,
-      config: { mediaType: MediaType.dockerConfig, size: config.size, digest: config.digest },
-      layers: layers.map((l) => ({ mediaType: l.mediaType, size: l.size, digest: l.digest })),
-    }),
-  );
-}
+export { type ArchiveLayer, archiveManifest } from './archive-manifest.js';
 
 /** `name:tag` as Docker and skopeo write it in RepoTags, normalised for comparison. */
 export function normalizeRepoTag(name: string): string {

@@ -1,34 +1,30 @@
-/** Opens the right source or destination for a reference. */
-import { StoreImageDestination } from '../copy/store-image-destination.js';
+/**
+ * Opens the right source or destination for a reference. Each transport's module loads when a
+ * reference first needs it: a registry → registry mirror loads neither the local transports nor
+ * the store (whose copy path, `StoreImageDestination`, brings the partial-pull engine with it), and
+ * `save` to a layout loads no registry transport (docs/performance.md "Start-up";
+ * test/integration/startup.test.ts checks what a registry mirror loads).
+ */
 import type { ImageReference } from '../reference/index.js';
 import type { RegistryClient } from '../registry/client.js';
 import type { ImageDestination } from './destination.js';
-import { DirDestination } from './dir-dest.js';
-import { DirSource } from './dir-source.js';
-import { DockerArchiveSource } from './docker-archive.js';
-import { DockerArchiveDestination } from './docker-archive-dest.js';
-import { OciDestination } from './oci-dest.js';
-import { OciLayoutSource } from './oci-layout.js';
-import { RegistryDestination } from './registry-dest.js';
-import { RegistrySource } from './registry-source.js';
 import type { ImageSource } from './source.js';
-import { StoreSource } from './store-source.js';
 
 export type { DestinationTraits, ImageDestination, ManifestToWrite } from './destination.js';
 export type { BlobRef, ImageSource, RangeConsumer, RawManifest } from './source.js';
 
-export function openSource(reference: ImageReference, client: RegistryClient): ImageSource {
+export async function openSource(reference: ImageReference, client: RegistryClient): Promise<ImageSource> {
   switch (reference.transport) {
     case 'docker':
-      return new RegistrySource(reference, client);
+      return new (await import('./registry-source.js')).RegistrySource(reference, client);
     case 'oci':
-      return new OciLayoutSource(reference);
+      return new (await import('./oci-layout.js')).OciLayoutSource(reference);
     case 'dir':
-      return new DirSource(reference);
+      return new (await import('./dir-source.js')).DirSource(reference);
     case 'docker-archive':
-      return new DockerArchiveSource(reference);
+      return new (await import('./docker-archive.js')).DockerArchiveSource(reference);
     case 'store':
-      return new StoreSource(reference);
+      return new (await import('./store-source.js')).StoreSource(reference);
   }
 }
 
@@ -39,22 +35,27 @@ export interface DestinationOptions {
   archiveName?: string | undefined;
 }
 
-export function openDestination(
+export async function openDestination(
   reference: ImageReference,
   client: RegistryClient,
   options: DestinationOptions = {},
-): ImageDestination {
+): Promise<ImageDestination> {
   switch (reference.transport) {
     case 'docker':
-      return new RegistryDestination(reference, client, { chunkSize: options.chunkSize });
+      return new (await import('./registry-dest.js')).RegistryDestination(reference, client, {
+        chunkSize: options.chunkSize,
+      });
     case 'oci':
-      return new OciDestination(reference);
+      return new (await import('./oci-dest.js')).OciDestination(reference);
     case 'dir':
-      return new DirDestination(reference);
+      return new (await import('./dir-dest.js')).DirDestination(reference);
     case 'docker-archive':
-      return new DockerArchiveDestination(reference, options.archiveName);
+      return new (await import('./docker-archive-dest.js')).DockerArchiveDestination(
+        reference,
+        options.archiveName,
+      );
     case 'store':
       // The store commits layers: the copy engine hands copies into it to its store path (copyFrom).
-      return new StoreImageDestination(reference);
+      return new (await import('../copy/store-image-destination.js')).StoreImageDestination(reference);
   }
 }

@@ -157,9 +157,9 @@ export interface SourceFactory {
 export interface FreshDestination {
   destination: ImageDestination;
   /** A source on what the destination holds now (after a commit, or to see that nothing is there). */
-  readBack(): ImageSource;
+  readBack(): ImageSource | Promise<ImageSource>;
   /** Another destination on the same reference: a later copy to the same place. */
-  again(): ImageDestination;
+  again(): ImageDestination | Promise<ImageDestination>;
 }
 
 export interface DestinationFactory {
@@ -339,7 +339,7 @@ async function writeImage(destination: ImageDestination, image: TestImage, role:
 
 /** Whether a source on the destination shows an image: its manifest reads. */
 async function visible(fresh: FreshDestination): Promise<boolean> {
-  const source = fresh.readBack();
+  const source = await fresh.readBack();
   try {
     await source.getManifest();
     return true;
@@ -363,7 +363,7 @@ function describeDestination(factory: DestinationFactory): void {
         expect(await destination.hasBlob(blob.digest, blob.bytes.length)).toBe(true);
       await destination.commit();
       await destination.close();
-      const source = fresh.readBack();
+      const source = await fresh.readBack();
       try {
         const raw = await source.getManifest();
         if (factory.manifests === 'preserved') expect(raw.bytes.equals(image.manifest.bytes)).toBe(true);
@@ -479,14 +479,14 @@ function describeDestination(factory: DestinationFactory): void {
       const fresh = await factory.fresh();
       for (const [destination, image] of [
         [fresh.destination, first],
-        [fresh.again(), second],
+        [await fresh.again(), second],
       ] as const) {
         await destination.init();
         await writeImage(destination, image, 'top');
         await destination.commit();
         await destination.close();
       }
-      const source = fresh.readBack();
+      const source = await fresh.readBack();
       try {
         const raw = await source.getManifest();
         expect(JSON.parse(raw.bytes.toString()).config.digest).toBe(second.config.digest);
@@ -495,7 +495,7 @@ function describeDestination(factory: DestinationFactory): void {
       } finally {
         await source.close();
       }
-      const reopened = fresh.again();
+      const reopened = await fresh.again();
       try {
         const existing = await reopened.existingManifest();
         expect(existing && JSON.parse(existing.bytes.toString()).config.digest).toBe(second.config.digest);
@@ -518,7 +518,7 @@ function describeDestination(factory: DestinationFactory): void {
       await destination.putManifest(index.index, 'top');
       await destination.commit();
       await destination.close();
-      const source = fresh.readBack();
+      const source = await fresh.readBack();
       try {
         const raw = await source.getManifest();
         expect(raw.bytes.equals(index.index.bytes)).toBe(true);

@@ -1,7 +1,8 @@
 // Issue 15: what a start loads (docs/performance.md "Start-up"). Modules a run never uses are not
 // loaded: oclif's plugin matching and command globbing (minimatch, tinyglobby) for skiff's own
-// commands and the version, undici's HTTP/2 client (node:http2) for every registry command, and
-// the store and copy engine for a command that opens no store.
+// commands and the version, undici's HTTP/2 client (node:http2) for every registry command, the
+// store and copy engine for a command that opens no store, and the store and the local transports
+// for a registry → registry mirror.
 // Each is checked through a module-load hook (module.registerHooks sees ESM imports, require()s
 // and builtins alike) that writes what the process loaded when it exits.
 import fs from 'node:fs';
@@ -78,6 +79,24 @@ describe('what a start loads', () => {
     expect(tags.modules.some((url) => url.endsWith('/client-h2.js'))).toBe(false);
     // Nor the store or the copy engine: list-tags opens no store and copies nothing.
     expect(tags.modules.filter((url) => /\/dist\/src\/(store|copy)\//.test(url))).toEqual([]);
+  });
+
+  it('a registry → registry mirror loads no store module and no local transport', async () => {
+    const copy = await loading([
+      'mirror',
+      `docker://${registry.host}/start/app:v1`,
+      `docker://${registry.host}/fresh/app:v1`,
+    ]);
+    expect(copy.code, copy.stderr).toBe(0);
+    expect(copy.stdout).toMatch(/^mirrored /);
+    const skiff = copy.modules.map((url) => /\/dist\/src\/(.*)$/.exec(url)?.[1]).filter(Boolean);
+    expect(skiff).toContain('transport/registry-dest.js');
+    // Neither the store nor the copy engine's path into it (StoreImageDestination, partial pulls).
+    expect(skiff.filter((m) => /^(store|images)\/|^copy\/store|^formats\/zstd/.test(m!))).toEqual([]);
+    // Nor the local transports the registry copy never opens.
+    expect(
+      skiff.filter((m) => /^transport\/(dir|docker-archive|oci-dest|oci-layout-dest|store)/.test(m!)),
+    ).toEqual([]);
   });
 
   it('a mirror that is up to date loads neither node:http2 nor oclif plugin matching', async () => {

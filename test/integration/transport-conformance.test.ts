@@ -55,10 +55,10 @@ async function skopeoCopy(seed: Seed, destination: string): Promise<void> {
 }
 
 const open = (text: string) => openSource(parseReference(text), client);
-const destination = (text: string) => {
+const destination = async (text: string) => {
   const ref = parseReference(text);
   return {
-    destination: openDestination(ref, client),
+    destination: await openDestination(ref, client),
     readBack: () => openSource(ref, client),
     again: () => openDestination(ref, client),
   };
@@ -207,7 +207,7 @@ describe('store: as a source, proven as it streams', () => {
       for (let i = 500; i < bytes.length; i += 1000) bytes[i]! ^= 0xff;
       fs.writeFileSync(file, bytes);
     }
-    const source = open(`store:[${store}]${layout}`);
+    const source = await open(`store:[${store}]${layout}`);
     try {
       for (const layer of image.layers) {
         const reading = source
