@@ -10,6 +10,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { UsageError } from '../errors/index.js';
 import { readdirOrEmpty } from '../util/files.js';
+import { lazySchema } from '../util/lazy-schema.js';
 
 export type PullFromMirror = 'all' | 'digest-only' | 'tag-only';
 export type ShortNameMode = 'enforcing' | 'permissive' | 'disabled';
@@ -134,32 +135,40 @@ async function readText(file: string, required: boolean): Promise<string | undef
 // ---------------------------------------------------------------------------------------------
 // One file
 
-const pullFromMirror = z.enum(['all', 'digest-only', 'tag-only']);
+// Built on first use (util/lazy-schema.ts): a file of comments alone, as distributions ship it,
+// needs no schema at all (parseFile), and most commands read no other.
+const pullFromMirror = lazySchema(() => z.enum(['all', 'digest-only', 'tag-only']));
 
-const mirrorSchema = z.looseObject({
-  location: z.string().min(1, 'must name the mirror (host[:port][/path])'),
-  insecure: z.boolean().optional(),
-  'pull-from-mirror': z.union([z.literal(''), pullFromMirror]).optional(),
-});
+const mirrorSchema = lazySchema(() =>
+  z.looseObject({
+    location: z.string().min(1, 'must name the mirror (host[:port][/path])'),
+    insecure: z.boolean().optional(),
+    'pull-from-mirror': z.union([z.literal(''), pullFromMirror]).optional(),
+  }),
+);
 
-const registrySchema = z.looseObject({
-  prefix: z.string().optional(),
-  location: z.string().optional(),
-  insecure: z.boolean().optional(),
-  blocked: z.boolean().optional(),
-  'mirror-by-digest-only': z.boolean().optional(),
-  mirror: z.array(mirrorSchema).optional(),
-});
+const registrySchema = lazySchema(() =>
+  z.looseObject({
+    prefix: z.string().optional(),
+    location: z.string().optional(),
+    insecure: z.boolean().optional(),
+    blocked: z.boolean().optional(),
+    'mirror-by-digest-only': z.boolean().optional(),
+    mirror: z.array(mirrorSchema).optional(),
+  }),
+);
 
-const v1List = z.looseObject({ registries: z.array(z.string()).optional() }).optional();
+const v1List = lazySchema(() => z.looseObject({ registries: z.array(z.string()).optional() }).optional());
 
-const fileSchema = z.looseObject({
-  'unqualified-search-registries': z.array(z.string()).optional(),
-  'short-name-mode': z.enum(['', 'enforcing', 'permissive', 'disabled']).optional(),
-  registry: z.array(registrySchema).optional(),
-  aliases: z.record(z.string(), z.string()).optional(),
-  registries: z.looseObject({ search: v1List, insecure: v1List, block: v1List }).optional(),
-});
+const fileSchema = lazySchema(() =>
+  z.looseObject({
+    'unqualified-search-registries': z.array(z.string()).optional(),
+    'short-name-mode': z.enum(['', 'enforcing', 'permissive', 'disabled']).optional(),
+    registry: z.array(registrySchema).optional(),
+    aliases: z.record(z.string(), z.string()).optional(),
+    registries: z.looseObject({ search: v1List, insecure: v1List, block: v1List }).optional(),
+  }),
+);
 
 interface ParsedFile {
   registries: RegistryEntry[];
@@ -183,12 +192,24 @@ async function parseFile(file: string, text: string): Promise<ParsedFile> {
       { path: file },
     );
   }
+  // Every key of the schema is optional and unknown keys pass: an empty table (a file of comments
+  // only) is valid as it is, and its check would only build the schemas.
+  if (isEmptyTable(document)) return fromDocument(file, {});
   const checked = fileSchema.safeParse(document);
   if (!checked.success) {
     const issue = checked.error.issues[0]!;
     bad(file, issue.path, issue.message);
   }
   return fromDocument(file, checked.data!);
+}
+
+function isEmptyTable(document: unknown): boolean {
+  return (
+    typeof document === 'object' &&
+    document !== null &&
+    !Array.isArray(document) &&
+    Object.keys(document).length === 0
+  );
 }
 
 function bad(file: string, key: PropertyKey[], why: string): never {
