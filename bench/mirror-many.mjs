@@ -11,6 +11,10 @@
 // (a shared blob should cross the wire once), and on the re-run, manifest GETs and blob transfers.
 // Each round also runs skiff's first run with --jobs 1 and 8 (4 is the default): wall time and peak
 // RSS by jobs, since the run's connections are one budget however many images are in flight.
+// BENCH_SKIFF=PATH/bin/run.js: another build of skiff (e.g. /work/main's), run in every round right
+// after this one, first run and re-run, for a before/after comparison by CPU and wall time.
+// BENCH_MANY_SOURCE=HOST:PORT: a registry that already holds the list as this script pushes it
+// (a previous run's, kept up), instead of building and pushing it again (~5 minutes).
 // Not a test: `node bench/mirror-many.mjs`.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -38,24 +42,36 @@ const TAGS = Array.from({ length: process.env.BENCH_MANY_SMOKE === '1' ? 2 : 10 
 const MULTI_TAGS = ['latest', 'stable'];
 const TARGETS = { firstRun: 0.5, rerunOfFirst: 0.2 };
 const JOBS = [1, 8];
+const BEFORE = process.env.BENCH_SKIFF;
+const SOURCE = process.env.BENCH_MANY_SOURCE;
 
 const work = tempDir('skiff-bench-many-');
-const source = await startRegistry();
+const source = SOURCE ? { host: SOURCE, stop: async () => {} } : await startRegistry();
 const sourceProxy = await startCountingProxy(source.host);
 try {
-  const images = pushImages(work, source.host);
+  const images = SOURCE
+    ? COMPRESSIONS.length * TAGS.length + MULTI_TAGS.length
+    : pushImages(work, source.host);
   console.log(`list: ${images} images in ${COMPRESSIONS.length + 1} repositories; ${RUNS} runs each`);
   const skiffList = writeSkiffList(work, sourceProxy.host);
   const skopeoList = writeSkopeoList(work, sourceProxy.host);
 
   const machine = `${os.cpus().length} cores, load average ${os.loadavg()[0].toFixed(1)} at start`;
-  const skiffRun = (extra) => (dest) => [
-    process.execPath,
-    [SKIFF, 'mirror', '--file', skiffList(dest), '--json', '--progress', 'none', ...extra],
-  ];
-  const runs = { skiff: [], skopeo: [], ...Object.fromEntries(JOBS.map((j) => [`jobs${j}`, []])) };
+  const skiffRun =
+    (extra, skiff = SKIFF) =>
+    (dest) => [
+      process.execPath,
+      [skiff, 'mirror', '--file', skiffList(dest), '--json', '--progress', 'none', ...extra],
+    ];
+  const runs = {
+    skiff: [],
+    skopeo: [],
+    ...(BEFORE ? { before: [] } : {}),
+    ...Object.fromEntries(JOBS.map((j) => [`jobs${j}`, []])),
+  };
   for (let round = 0; round < RUNS; round++) {
     runs.skiff.push(await measure(skiffRun([])));
+    if (BEFORE) runs.before.push(await measure(skiffRun([], BEFORE)));
     for (const j of JOBS) runs[`jobs${j}`].push(await measure(skiffRun(['--jobs', String(j)]), false));
     runs.skopeo.push(
       await measure((dest) => [
@@ -115,6 +131,11 @@ try {
       m('skopeo', (r) => r.again.seconds),
     ),
     row(
+      're-run, CPU (s)',
+      m('skiff', (r) => r.again.cpuSeconds),
+      m('skopeo', (r) => r.again.cpuSeconds),
+    ),
+    row(
       're-run / first run',
       m('skiff', (r) => r.again.seconds / r.first.seconds),
       m('skopeo', (r) => r.again.seconds / r.first.seconds),
@@ -158,6 +179,17 @@ try {
       ),
     ]),
   ];
+  // skiff against BENCH_SKIFF: the peer column is the other build.
+  if (BEFORE)
+    for (const [name, pick] of [
+      ['first run, wall (s)', (r) => r.first.seconds],
+      ['first run, CPU (s)', (r) => r.first.cpuSeconds],
+      ['re-run, wall (s)', (r) => r.again.seconds],
+      ['re-run, CPU (s)', (r) => r.again.cpuSeconds],
+      ['re-run / first run', (r) => r.again.seconds / r.first.seconds],
+      ['re-run CPU / first run CPU', (r) => r.again.cpuSeconds / r.first.cpuSeconds],
+    ])
+      rows.push(row(`${name}, skiff vs BENCH_SKIFF`, m('skiff', pick), m('before', pick)));
   printTable(rows);
   const finished = `${machine}, ${os.loadavg()[0].toFixed(1)} at the end; ${new Date().toISOString()}`;
   console.log(finished);
