@@ -180,6 +180,8 @@ interface ParsedFile {
 }
 
 async function parseFile(file: string, text: string): Promise<ParsedFile> {
+  // Nothing but comments and blank lines (Debian's file) is the empty table: no TOML parser needed.
+  if (COMMENTS_ONLY.test(text)) return fromDocument(file, {});
   const { parse, TomlError } = await import('smol-toml');
   let document: unknown;
   try {
@@ -202,6 +204,9 @@ async function parseFile(file: string, text: string): Promise<ParsedFile> {
   }
   return fromDocument(file, checked.data!);
 }
+
+/** Every line blank or a comment: no key, table or multi-line string can start in such a text. */
+const COMMENTS_ONLY = /^(?:[ \t]*(?:#[^\n]*)?\r?\n)*[ \t]*(?:#[^\n]*)?$/;
 
 function isEmptyTable(document: unknown): boolean {
   return (
