@@ -114,6 +114,16 @@ describe('finding the files', () => {
     );
   });
 
+  it('a file of comments and blank lines is the empty configuration; a key after comments is read and checked', async () => {
+    const empty = await config('# comments only, as Debian ships it\n\n  # indented\r\n\t\n# last');
+    expect(empty).toMatchObject({ registries: [], searchRegistries: [], shortNameMode: 'permissive' });
+    expect(empty.aliases.size).toBe(0);
+    expect((await config('# a comment\nshort-name-mode = "enforcing" # why\n')).shortNameMode).toBe(
+      'enforcing',
+    );
+    await expect(config('# a comment\nshort-name-mode = "strict"\n')).rejects.toThrow(/short-name-mode: /);
+  });
+
   it('an empty alias in a drop-in erases it', async () => {
     write(path.join(systemDir, 'registries.conf'), '[aliases]\n"x" = "a.example/x"\n');
     write(path.join(systemDir, 'registries.conf.d/z.conf'), '[aliases]\n"x" = ""\n');
