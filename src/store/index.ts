@@ -51,6 +51,7 @@ export { type StagedLayerFiles, StoreSession } from './session.js';
 export {
   defaultStorePath,
   type LayerGap,
+  LOOSE_OBJECT,
   noStoreError,
   openExistingStore,
   PACK_THRESHOLD,

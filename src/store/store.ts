@@ -20,7 +20,7 @@ import { ChunkIndexSet, encodeChunkIndex } from './chunk-index.js';
 import { type LayerFiles, StoreLayout } from './layout.js';
 import { withStoreLock } from './lock.js';
 import { decodeObjectList, encodeObjectList } from './object-list.js';
-import { type ObjectLocation, PACK_THRESHOLD, PackSet } from './packs.js';
+import { type ObjectLocation, PACK_THRESHOLD, type PackedRef, PackSet } from './packs.js';
 import { ContentReader, readStoredRange } from './reads.js';
 import {
   BlobRecordSchema,
@@ -45,6 +45,9 @@ import { readTarSplit, readTarSplitSync, type TarSplitRecord } from './tarsplit.
 
 export { type StagedLayerFiles, StoreSession } from './session.js';
 export { PACK_THRESHOLD };
+
+/** Store.findObject's answer for content held as a loose object (located by its digest). */
+export const LOOSE_OBJECT = -2;
 
 /**
  * The store at `root` for commands that only read it (images, inspect, unpack, save, rmi, gc,
@@ -168,6 +171,23 @@ export class Store {
    */
   hasObject(digest: Digest, size?: number): boolean {
     return this.locate(digest, size) !== undefined;
+  }
+
+  /**
+   * Whether the store holds the content of raw sha256 `key` and `size`, as a number: a PackedRef
+   * (>= 0; where it is: packedLocation), LOOSE_OBJECT, or -1. For a caller that asks about every
+   * file of a layer and keeps the answers (a partial pull's plan, then its rebuild): no digest
+   * string, location object or cache entry per file.
+   */
+  findObject(key: Buffer, size: number): number {
+    if (size <= PACK_THRESHOLD) return this.packs.refOf(key);
+    const loose = this.layout.looseObject(`sha256:${key.toString('hex')}` as Digest);
+    return fs.existsSync(loose) ? LOOSE_OBJECT : -1;
+  }
+
+  /** Where the packed object of a findObject answer (>= 0) is. */
+  packedLocation(ref: PackedRef): ObjectLocation {
+    return this.packs.locationOf(ref);
   }
 
   locate(digest: Digest, size?: number): ObjectLocation | undefined {
