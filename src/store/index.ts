@@ -27,6 +27,7 @@ export {
   type ContentRef,
   type ObjectLocation,
   type ObjectLocator,
+  ObjectRangeReader,
   readStoredRange,
 } from './reads.js';
 // A stored layer as a tar again (save, fsck), and its entries (unpack).

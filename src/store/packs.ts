@@ -307,15 +307,39 @@ export async function readObjectRange(
   start: number,
   length: number,
 ): Promise<Buffer> {
-  const handle = await fsp.open(location.path, 'r').catch((error: NodeJS.ErrnoException) => {
-    throw error.code === 'ENOENT' ? missing(location.path) : error;
-  });
+  const reader = await ObjectRangeReader.open(location);
   try {
-    const buffer = Buffer.allocUnsafe(length);
-    const { bytesRead } = await handle.read(buffer, 0, length, location.offset + start);
-    return buffer.subarray(0, bytesRead);
+    return await reader.read(start, Buffer.allocUnsafe(length), length);
   } finally {
-    await handle.close();
+    await reader.close();
+  }
+}
+
+/**
+ * An object opened once for many range reads into the caller's buffer: a large file's held run
+ * of chunks is read in pieces without an open, a close and a new buffer per piece.
+ */
+export class ObjectRangeReader {
+  private constructor(
+    private readonly location: ObjectLocation,
+    private readonly handle: fsp.FileHandle,
+  ) {}
+
+  static async open(location: ObjectLocation): Promise<ObjectRangeReader> {
+    const handle = await fsp.open(location.path, 'r').catch((error: NodeJS.ErrnoException) => {
+      throw error.code === 'ENOENT' ? missing(location.path) : error;
+    });
+    return new ObjectRangeReader(location, handle);
+  }
+
+  /** Up to `length` bytes from `start` within the object, read into `into`: a view of it. */
+  async read(start: number, into: Buffer, length: number): Promise<Buffer> {
+    const { bytesRead } = await this.handle.read(into, 0, length, this.location.offset + start);
+    return into.subarray(0, bytesRead);
+  }
+
+  close(): Promise<void> {
+    return this.handle.close();
   }
 }
 
