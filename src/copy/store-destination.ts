@@ -239,6 +239,7 @@ function releaseToc(g: GatheredLayer): void {
     toc: { ...toc, files: TocFiles.empty },
     fetchSet: withoutFiles(fetchSet),
     localChunks: new Map(),
+    heldObjects: new Float64Array(0),
   };
 }
 

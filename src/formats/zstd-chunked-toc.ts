@@ -99,6 +99,12 @@ export class TocFiles implements Iterable<TocFile> {
     return this.digestAt(this.c.digest[i]!);
   }
 
+  /** The file's sha256 as its 32 raw bytes (a view: not to be kept or changed). */
+  digestBytes(i: number): Buffer {
+    const at = this.c.digest[i]! * DIGEST_BYTES;
+    return this.c.digests.subarray(at, at + DIGEST_BYTES);
+  }
+
   /** The file's content as a number: two files have the same index exactly when their digests are equal. */
   digestIndex(i: number): number {
     return this.c.digest[i]!;

@@ -27,6 +27,7 @@ export {
   type ContentRef,
   type ObjectLocation,
   type ObjectLocator,
+  ObjectRangeReader,
   readStoredRange,
 } from './reads.js';
 // A stored layer as a tar again (save, fsck), and its entries (unpack).
@@ -51,6 +52,7 @@ export { type StagedLayerFiles, StoreSession } from './session.js';
 export {
   defaultStorePath,
   type LayerGap,
+  LOOSE_OBJECT,
   noStoreError,
   openExistingStore,
   PACK_THRESHOLD,

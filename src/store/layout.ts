@@ -44,7 +44,11 @@ const MANIFEST_FILE = /^manifest-[a-f0-9]{64}$/;
  * entries inside the directory above them. Change a path here and in the class below together.
  */
 export const STORE_LAYOUT: ReadonlyArray<{ path: string; holds: string }> = [
-  { path: VERSION_FILE, holds: '{"format":"skiff-store","version":1}: written last when a store is created' },
+  {
+    path: VERSION_FILE,
+    holds:
+      '{"format":"skiff-store","version":2}: written last when a store is created; an older one is raised by the first layer committed ("Versions")',
+  },
   {
     path: `${PACKS}/NAME.pack, NAME.idx`,
     holds:

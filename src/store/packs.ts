@@ -89,8 +89,17 @@ export class PackIndex {
   }
 
   find(digest: Digest): ObjectLocation | undefined {
-    const at = findRecord(this.bytes, TABLE_HEADER, ENTRY, this.count, Buffer.from(digest.slice(7), 'hex'));
-    if (at < 0) return undefined;
+    const at = this.recordOf(Buffer.from(digest.slice(7), 'hex'));
+    return at < 0 ? undefined : this.locationAt(at);
+  }
+
+  /** The byte offset of the record of the raw 32-byte sha256 `key`, or -1. */
+  recordOf(key: Buffer): number {
+    return findRecord(this.bytes, TABLE_HEADER, ENTRY, this.count, key);
+  }
+
+  /** Where the object of the record at byte offset `at` is. */
+  locationAt(at: number): ObjectLocation {
     return {
       path: this.packPath,
       offset: Number(this.bytes.readBigUInt64LE(at + 32)),
@@ -111,11 +120,20 @@ export class PackIndex {
   }
 }
 
+/**
+ * A packed object as one number: its index's id times REF_SPAN plus its record's byte offset in
+ * that index (an index of under 4 GiB: 89 million objects), exact in a double. -1: not packed.
+ */
+export type PackedRef = number;
+const REF_SPAN = 2 ** 32;
+
 /** The committed packs of a store, loaded on first use, searched in name order. */
 export class PackSet {
   private loaded: PackIndex[] | undefined;
   /** A pull asks about the same digests several times (plan, rebuild, ingest): answers are kept. */
   private readonly found = new Map<Digest, ObjectLocation>();
+  private readonly ids = new Map<PackIndex, number>();
+  private readonly byId: PackIndex[] = [];
 
   constructor(private readonly layout: StoreLayout) {}
 
@@ -136,6 +154,26 @@ export class PackSet {
     return this.locate(digest) !== undefined;
   }
 
+  /**
+   * The packed object of the raw 32-byte sha256 `key` as a number (a `PackedRef`), or -1: no
+   * digest string, no location object and no entry in `found`, for a caller that asks about every
+   * file of a layer and keeps the answers itself (a partial pull's plan).
+   */
+  refOf(key: Buffer): PackedRef {
+    for (const index of this.indexes()) {
+      const at = index.recordOf(key);
+      if (at >= 0) return this.idOf(index) * REF_SPAN + at;
+    }
+    return -1;
+  }
+
+  /** Where the object a `refOf` answer names is (its pack stays while a pull runs: gc waits). */
+  locationOf(ref: PackedRef): ObjectLocation {
+    const index = this.byId[Math.floor(ref / REF_SPAN)];
+    if (!index) throw new Error(`no pack index for object reference ${ref}`);
+    return index.locationAt(ref % REF_SPAN);
+  }
+
   /** Registers a pack this process just committed. */
   add(name: string): void {
     if (!this.loaded) return;
@@ -152,6 +190,18 @@ export class PackSet {
   reset(): void {
     this.loaded = undefined;
     this.found.clear();
+    this.ids.clear();
+    this.byId.length = 0;
+  }
+
+  /** A number for each loaded index that stays while it is loaded (`loaded` is re-sorted by add). */
+  private idOf(index: PackIndex): number {
+    let id = this.ids.get(index);
+    if (id === undefined) {
+      id = this.byId.push(index) - 1;
+      this.ids.set(index, id);
+    }
+    return id;
   }
 }
 
@@ -257,15 +307,39 @@ export async function readObjectRange(
   start: number,
   length: number,
 ): Promise<Buffer> {
-  const handle = await fsp.open(location.path, 'r').catch((error: NodeJS.ErrnoException) => {
-    throw error.code === 'ENOENT' ? missing(location.path) : error;
-  });
+  const reader = await ObjectRangeReader.open(location);
   try {
-    const buffer = Buffer.allocUnsafe(length);
-    const { bytesRead } = await handle.read(buffer, 0, length, location.offset + start);
-    return buffer.subarray(0, bytesRead);
+    return await reader.read(start, Buffer.allocUnsafe(length), length);
   } finally {
-    await handle.close();
+    await reader.close();
+  }
+}
+
+/**
+ * An object opened once for many range reads into the caller's buffer: a large file's held run
+ * of chunks is read in pieces without an open, a close and a new buffer per piece.
+ */
+export class ObjectRangeReader {
+  private constructor(
+    private readonly location: ObjectLocation,
+    private readonly handle: fsp.FileHandle,
+  ) {}
+
+  static async open(location: ObjectLocation): Promise<ObjectRangeReader> {
+    const handle = await fsp.open(location.path, 'r').catch((error: NodeJS.ErrnoException) => {
+      throw error.code === 'ENOENT' ? missing(location.path) : error;
+    });
+    return new ObjectRangeReader(location, handle);
+  }
+
+  /** Up to `length` bytes from `start` within the object, read into `into`: a view of it. */
+  async read(start: number, into: Buffer, length: number): Promise<Buffer> {
+    const { bytesRead } = await this.handle.read(into, 0, length, this.location.offset + start);
+    return into.subarray(0, bytesRead);
+  }
+
+  close(): Promise<void> {
+    return this.handle.close();
   }
 }
 

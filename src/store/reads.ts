@@ -7,9 +7,16 @@
 import fs from 'node:fs';
 import type { Digest } from '../digest/index.js';
 import { VerificationError } from '../errors/index.js';
-import { type ObjectLocation, ObjectReader, PACK_THRESHOLD, readObjectRange } from './packs.js';
+import {
+  type ObjectLocation,
+  ObjectRangeReader,
+  ObjectReader,
+  PACK_THRESHOLD,
+  readObjectRange,
+} from './packs.js';
 
 export type { ObjectLocation };
+export { ObjectRangeReader };
 
 /** Content a layer's entry names: its digest and size; its path for messages. */
 export interface ContentRef {

@@ -74,7 +74,10 @@ function object(fd, offset, size, what) {
     done += read;
   }
 }
-function batch({ data, ops, count, names }) {
+// The files' names, for errors: each batch brings those opened since the one before.
+const names = [];
+function batch({ data, ops, count, newNames }) {
+  for (const name of newNames) names.push(name);
   let at = 0;
   for (let i = 0; i < count; i++) {
     if (ops[i] > 0) {
@@ -113,6 +116,7 @@ export class RebuildHasher {
   /** Opened here, not in the worker: terminating a worker does not close the files it opened. */
   private readonly descriptors = new Map<string, { fd: number; name: number }>();
   private readonly names: string[] = [];
+  private namesSent = 0;
   private data = newBatch();
   private used = 0;
   /** The batch's op list (raw lengths, objects): a typed array, transferred rather than cloned. */
@@ -208,7 +212,11 @@ export class RebuildHasher {
   private post(): void {
     if (this.opCount === 0) return;
     const data = this.data.subarray(0, this.used);
-    const message = { kind: 'batch', data, ops: this.ops, count: this.opCount, names: this.names };
+    // Only the names the worker has not had: the whole list per batch was a clone of every
+    // loose object's path per 8 MiB of stream.
+    const newNames = this.names.slice(this.namesSent);
+    this.namesSent = this.names.length;
+    const message = { kind: 'batch', data, ops: this.ops, count: this.opCount, newNames };
     this.worker.post({ ...message, bytes: this.batchBytes }, [this.data.buffer, this.ops.buffer]);
     this.inFlight += this.batchBytes;
     this.data = newBatch();

@@ -7,7 +7,14 @@ import type { Digest } from '../digest/index.js';
 import { DigestSchema } from '../manifest/schemas.js';
 
 export const STORE_FORMAT = 'skiff-store';
-export const STORE_VERSION = 1;
+/**
+ * The store's version (skiff-store.json), raised whenever a store this skiff writes holds something
+ * an older skiff would misread (docs/store.md "Versions"): 2 since its tar-splits are format 2.
+ * Stores from OLDEST_STORE_VERSION on are opened and read as they are, and raised to STORE_VERSION
+ * when this skiff first commits a layer into them; a newer store is refused by name.
+ */
+export const STORE_VERSION = 2;
+export const OLDEST_STORE_VERSION = 1;
 
 export const StoreVersionSchema = z.object({ format: z.literal(STORE_FORMAT), version: z.number().int() });
 

@@ -20,7 +20,7 @@ import { ChunkIndexSet, encodeChunkIndex } from './chunk-index.js';
 import { type LayerFiles, StoreLayout } from './layout.js';
 import { withStoreLock } from './lock.js';
 import { decodeObjectList, encodeObjectList } from './object-list.js';
-import { type ObjectLocation, PACK_THRESHOLD, PackSet } from './packs.js';
+import { type ObjectLocation, PACK_THRESHOLD, type PackedRef, PackSet } from './packs.js';
 import { ContentReader, readStoredRange } from './reads.js';
 import {
   BlobRecordSchema,
@@ -33,6 +33,7 @@ import {
   ManifestRecordSchema,
   type NameRecord,
   NameRecordFileSchema,
+  OLDEST_STORE_VERSION,
   STORE_FORMAT,
   STORE_VERSION,
   type StoredEntry,
@@ -44,6 +45,9 @@ import { readTarSplit, readTarSplitSync, type TarSplitRecord } from './tarsplit.
 
 export { type StagedLayerFiles, StoreSession } from './session.js';
 export { PACK_THRESHOLD };
+
+/** Store.findObject's answer for content held as a loose object (located by its digest). */
+export const LOOSE_OBJECT = -2;
 
 /**
  * The store at `root` for commands that only read it (images, inspect, unpack, save, rmi, gc,
@@ -76,6 +80,9 @@ export class Store {
 
   /** What interrupted pulls fetched and verified, for the next pull of the same blobs (resume.ts). */
   readonly resume: ResumeArea;
+  /** The version skiff-store.json says; below STORE_VERSION until the first layer is committed. */
+  private version = STORE_VERSION;
+  private upgraded: Promise<void> | undefined;
 
   private constructor(readonly root: string) {
     this.layout = new StoreLayout(root);
@@ -116,14 +123,18 @@ export class Store {
       const parsed = StoreVersionSchema.safeParse(safeJson(existing));
       if (!parsed.success)
         throw new UsageError(`${versionFile} is not a skiff store version file`, { path: versionFile });
-      if (parsed.data.version !== STORE_VERSION) {
+      const { version } = parsed.data;
+      if (version > STORE_VERSION)
         throw new UsageError(
-          `store ${this.root} has format version ${parsed.data.version}; this skiff reads version ${STORE_VERSION}`,
-          {
-            path: this.root,
-          },
+          `store ${this.root} was written by a newer skiff (store version ${version}); this one reads store versions ${OLDEST_STORE_VERSION} to ${STORE_VERSION}`,
+          { path: this.root },
         );
-      }
+      if (version < OLDEST_STORE_VERSION)
+        throw new UsageError(
+          `store ${this.root} has store version ${version}; this skiff reads store versions ${OLDEST_STORE_VERSION} to ${STORE_VERSION}`,
+          { path: this.root },
+        );
+      this.version = version;
       return;
     }
     await fsp.mkdir(this.root, { recursive: true });
@@ -160,6 +171,23 @@ export class Store {
    */
   hasObject(digest: Digest, size?: number): boolean {
     return this.locate(digest, size) !== undefined;
+  }
+
+  /**
+   * Whether the store holds the content of raw sha256 `key` and `size`, as a number: a PackedRef
+   * (>= 0; where it is: packedLocation), LOOSE_OBJECT, or -1. For a caller that asks about every
+   * file of a layer and keeps the answers (a partial pull's plan, then its rebuild): no digest
+   * string, location object or cache entry per file.
+   */
+  findObject(key: Buffer, size: number): number {
+    if (size <= PACK_THRESHOLD) return this.packs.refOf(key);
+    const loose = this.layout.looseObject(`sha256:${key.toString('hex')}` as Digest);
+    return fs.existsSync(loose) ? LOOSE_OBJECT : -1;
+  }
+
+  /** Where the packed object of a findObject answer (>= 0) is. */
+  packedLocation(ref: PackedRef): ObjectLocation {
+    return this.packs.locationOf(ref);
   }
 
   locate(digest: Digest, size?: number): ObjectLocation | undefined {
@@ -268,6 +296,7 @@ export class Store {
       await fsp.writeFile(files.chunks, encodeChunkIndex(staged.chunks), { mode: 0o444 });
     await fsp.writeFile(files.objects, encodeObjectList(staged.objects), { mode: 0o444 });
     await fsp.writeFile(files.record, `${JSON.stringify(staged.record)}\n`, { mode: 0o444 });
+    await this.upgrade();
     const target = this.layerDir(diffID);
     for (let attempt = 0; ; attempt++) {
       try {
@@ -283,6 +312,23 @@ export class Store {
       }
     }
     this.chunkIndex.add(diffID);
+  }
+
+  /**
+   * Raises an older store's version to ours before the first layer this skiff wrote becomes
+   * visible: its tar-split is format 2, which a skiff of the older version would call damage, so
+   * from then on such a skiff refuses the store by its version instead. Until then the store is
+   * read as it is and left at its version (read-only commands never write it).
+   */
+  private upgrade(): Promise<void> {
+    if (this.version >= STORE_VERSION) return Promise.resolve();
+    this.upgraded ??= this.writeAtomic(
+      this.layout.versionFile,
+      `${JSON.stringify({ format: STORE_FORMAT, version: STORE_VERSION })}\n`,
+    ).then(() => {
+      this.version = STORE_VERSION;
+    });
+    return this.upgraded;
   }
 
   /**

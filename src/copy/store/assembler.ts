@@ -7,6 +7,7 @@ import { type Digest, Hasher, sha256 } from '../../digest/index.js';
 import { VerificationError } from '../../errors/index.js';
 import {
   type ObjectLocation,
+  ObjectRangeReader,
   PACK_THRESHOLD,
   readStoredRange,
   type StoreSession,
@@ -122,18 +123,30 @@ export class FileAssembler {
       // Zero chunks stay holes: the file has its whole size before any run is written.
       await handle.truncate(file.size);
       const hasher = new Hasher();
+      // One buffer for every piece: each is hashed and written before the next is read.
+      const piece = Buffer.allocUnsafe(PIECE_BYTES);
       for (const run of chunkRuns(file.chunks, this.locations)) {
-        for (let done = 0; done < run.size; ) {
-          const length = Math.min(PIECE_BYTES, run.size - done);
-          const at = run.fileOffset + done;
-          const bytes = await this.runPiece(run, done, length, handle, at);
-          if (bytes.length !== length)
-            throw new VerificationError(
-              `file "${file.path}": ${bytes.length} of ${length} bytes read at ${at}`,
-            );
-          hasher.update(bytes);
-          if (run.kind === 'local') await writeAll(handle, bytes, at);
-          done += length;
+        const stored = run.kind === 'local' ? await ObjectRangeReader.open(run.location) : undefined;
+        try {
+          for (let done = 0; done < run.size; ) {
+            const length = Math.min(PIECE_BYTES, run.size - done);
+            const at = run.fileOffset + done;
+            const bytes =
+              run.kind === 'local'
+                ? await stored!.read(run.objectOffset + done, piece, length)
+                : run.kind === 'zeros'
+                  ? zeros(length)
+                  : await readBack(handle, piece, length, at);
+            if (bytes.length !== length)
+              throw new VerificationError(
+                `file "${file.path}": ${bytes.length} of ${length} bytes read at ${at}`,
+              );
+            hasher.update(bytes);
+            if (run.kind === 'local') await writeAll(handle, bytes, at);
+            done += length;
+          }
+        } finally {
+          await stored?.close();
         }
       }
       await handle.close();
@@ -144,21 +157,6 @@ export class FileAssembler {
       throw error;
     }
     await this.session.stageLoose(state.path, file.digest, file.size);
-  }
-
-  /** `length` bytes of a run from `done` on: read from the store, zeros, or read back. */
-  private runPiece(
-    run: ChunkRun,
-    done: number,
-    length: number,
-    handle: fsp.FileHandle,
-    at: number,
-  ): Promise<Buffer> | Buffer {
-    if (run.kind === 'local') return readStoredRange(run.location, run.objectOffset + done, length);
-    if (run.kind === 'zeros') return zeros(length);
-    return handle
-      .read(Buffer.allocUnsafe(length), 0, length, at)
-      .then((r) => r.buffer.subarray(0, r.bytesRead));
   }
 
   /** Chunks verified one by one can still assemble into a file the TOC did not describe. */
@@ -261,6 +259,12 @@ let zeroPiece: Buffer | undefined;
 function zeros(length: number): Buffer {
   zeroPiece ??= Buffer.alloc(PIECE_BYTES);
   return zeroPiece.subarray(0, length);
+}
+
+/** A fetched piece of the file, read back from where it was written. */
+async function readBack(handle: fsp.FileHandle, into: Buffer, length: number, at: number): Promise<Buffer> {
+  const { bytesRead } = await handle.read(into, 0, length, at);
+  return into.subarray(0, bytesRead);
 }
 
 async function writeAll(handle: fsp.FileHandle, bytes: Buffer, position: number): Promise<void> {

@@ -57,6 +57,12 @@ export interface ChunkedLayer extends ChunkedMetadata {
   fetchSet: FetchSet;
   /** Where locally held chunks live, by chunk digest. */
   localChunks: ReadonlyMap<Digest, LocalChunk>;
+  /**
+   * Per TOC file, whether the store held its content when the plan was made: Store.findObject's
+   * answer (a packed object's reference, LOOSE_OBJECT) or -1. The rebuild reads it instead of
+   * looking every file up again.
+   */
+  heldObjects: Float64Array;
   /** Bytes fetched to read the TOC, tar-split and footer. */
   metadataBytes: number;
   /** Where fetched chunks are kept for a later pull if this one is interrupted. */
@@ -136,13 +142,21 @@ export async function loadChunkedLayer(
       metadataBytes,
     };
   }
-  const { available, locations } = availability(metadata.toc, store, pieces);
+  const { available, locations, heldObjects } = availability(metadata.toc, store, pieces);
   const fetchSet = planFetchSet(metadata.toc, available);
   const fetchBytes = metadataBytes + fetchSet.rangeBytes;
   const resumedBytes = pieces ? heldBy(fetchSet, locations, pieces.dataPath) : 0;
   return {
     toc: { state: 'ok', fetchBytes, reuseBytes: Math.max(0, layer.size - fetchBytes) },
-    chunked: { ...metadata, fetchSet, localChunks: locations, metadataBytes, pieces, resumedBytes },
+    chunked: {
+      ...metadata,
+      fetchSet,
+      localChunks: locations,
+      heldObjects,
+      metadataBytes,
+      pieces,
+      resumedBytes,
+    },
     ...(runtime ? { runtime } : {}),
     metadataBytes,
   };
@@ -151,14 +165,20 @@ export async function loadChunkedLayer(
 /**
  * What the store already holds of this TOC's files and chunks, and what an interrupted pull of
  * this blob verified (its pieces: chunks, and single-chunk files, which are their one chunk).
+ * Files are looked up by their raw digests, each answer kept as a number: a digest string, a
+ * location object and a cache entry per file cost a 100k-file layer ~2 s of lookups, planning and
+ * rebuild together (docs/performance.md, "Third round (2026-12-03, 09:50–10:50 UTC): lookups kept from the plan").
  */
 function availability(toc: ValidatedToc, store: Store, pieces: PieceLog | undefined) {
   const files = toc.files;
   const heldFiles = new Uint8Array(files.length);
+  const heldObjects = new Float64Array(files.length);
   const chunks = new Set<Digest>();
   const locations = new Map<Digest, LocalChunk>();
   for (let i = 0; i < files.length; i++) {
-    if (store.hasObject(files.digest(i), files.size(i))) {
+    const held = store.findObject(files.digestBytes(i), files.size(i));
+    heldObjects[i] = held;
+    if (held !== -1) {
       heldFiles[i] = 1;
       continue;
     }
@@ -173,7 +193,7 @@ function availability(toc: ValidatedToc, store: Store, pieces: PieceLog | undefi
       }
     }
   }
-  return { available: { heldFiles, chunks }, locations };
+  return { available: { heldFiles, chunks }, locations, heldObjects };
 }
 
 function storedChunk(store: Store, chunk: { digest: Digest; size: number }): LocalChunk | undefined {
@@ -492,6 +512,13 @@ function* rebuildTar(
   cap: PartialSizeCap,
 ): Generator<RebuildPiece> {
   const next = tocFilesByPath(chunked.toc);
+  const files = chunked.toc.files;
+  // Packed content the plan found is where it was (gc waits for pulls); the rest (content this
+  // pull staged, loose objects) is asked for by digest.
+  const locate = (file: number, digest: Digest, size: number) => {
+    const held = chunked.heldObjects[file]!;
+    return held >= 0 ? session.store.packedLocation(held) : session.locate(digest, size);
+  };
   const records = new ContainersTarSplitCursor(chunked.tarSplit);
   for (let kind = records.next(); kind !== END; kind = records.next()) {
     if (kind === SEGMENT) {
@@ -506,9 +533,8 @@ function* rebuildTar(
     cap.add(size);
     const path = normalizeEntryPath(name, 'tar-split entry');
     const file = next(path);
-    const digest = file === undefined ? undefined : chunked.toc.files.digest(file);
-    const location =
-      digest && chunked.toc.files.size(file!) === size ? session.locate(digest, size) : undefined;
+    const digest = file === undefined ? undefined : files.digest(file);
+    const location = digest && files.size(file!) === size ? locate(file!, digest, size) : undefined;
     if (!digest || !location) {
       throw new TocUnverifiableError(
         `tar-split names "${name}" (${size} bytes), which the TOC does not list with that size`,
