@@ -1,0 +1,158 @@
+/**
+ * gzip decoding and the DiffID's sha256 on a worker thread, for large layers. On the main thread a
+ * gzip full pull's inflate ran on libuv's pool, but its callbacks (node's zlib `processCallback`),
+ * the DiffID's sha256 over every byte and the allocation of every output chunk stayed on the
+ * thread that also parses the tar, hashes each file and writes the store: ~15% of its samples for
+ * zlib's callbacks and ~15% for sha256 (docs/performance.md "gzip layers on a worker"). Here the
+ * worker inflates synchronously into 256 KiB windows and hashes each before handing it over; the
+ * main thread's side is decode-worker.ts's, as for zstd.
+ *
+ * The decoder is node's own zlib, the same native code as `zlib.createGunzip()` on the main thread,
+ * driven through its handle's synchronous `writeSync` (the call node's `zlib.gunzipSync` makes) so
+ * that it inflates into the worker's own windows, a window at a time: the same bytes, the same
+ * multi-member handling (eStargz is a gzip member per file), the same checks (header, CRC-32,
+ * length) and the same messages ("unexpected end of file", "incorrect header check", ...). A Node
+ * whose zlib streams lack that handle gets the main-thread gunzip instead (`gzipWorkerUsable`).
+ */
+import zlib from 'node:zlib';
+import { WorkerDecompressStream } from './decode-worker.js';
+
+// CommonJS source (eval), so it runs the same under tsc output and vitest.
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { createHash } = require('node:crypto');
+const zlib = require('node:zlib');
+const { Z_NO_FLUSH, Z_FINISH } = zlib.constants;
+// Everything decoded, in order, is the layer's tar: its digest is the DiffID, hashed here so the
+// main thread hashes only each file's content.
+const diffID = createHash('sha256');
+let decodedBytes = 0;
+const WINDOW = workerData.window;
+const EMPTY = Buffer.alloc(0);
+// Node's gunzip, driven by hand: writeSync inflates into the window given and leaves what is left
+// of the output and input space in _writeState; an error comes through the handle's onerror.
+const engine = zlib.createGunzip();
+const handle = engine._handle;
+const state = engine._writeState;
+let zlibError;
+handle.onerror = (message) => { zlibError = message; };
+const inputs = [];
+// Windows the main thread has copied out and sent back.
+const free = [];
+const fresh = () => Buffer.from(free.pop() || new ArrayBuffer(WINDOW));
+let window = fresh();
+let filled = 0;
+let credit = 0;
+let ending = false;
+let stopped = false;
+// The gzip stream ended and zlib takes nothing more: node's Gunzip ends its output there too
+// (trailing zeros after the last member), so the rest of the input is passed over.
+let finished = false;
+let windows = [];
+let consumedBytes = 0;
+// Input buffers used up, sent back for the next batches.
+let spent = [];
+
+/** Inflates what it can of input into the window: [bytes produced, bytes consumed]. */
+function inflate(flush, input) {
+  const room = WINDOW - filled;
+  handle.writeSync(flush, input, 0, input.length, window, filled, room);
+  if (zlibError !== undefined) throw new Error(zlibError);
+  return [room - state[0], input.length - state[1]];
+}
+
+function take() {
+  diffID.update(window.subarray(0, filled));
+  decodedBytes += filled;
+  windows.push({ data: window.buffer, length: filled });
+  window = fresh();
+  filled = 0;
+}
+
+function report(done) {
+  if (windows.length === 0 && consumedBytes === 0 && !done) return;
+  const transfer = [...windows.map((w) => w.data), ...spent];
+  const digest = done ? { diffID: 'sha256:' + diffID.digest('hex'), bytes: decodedBytes } : undefined;
+  parentPort.postMessage({ kind: 'output', windows, consumed: consumedBytes, spent, digest }, transfer);
+  windows = [];
+  consumedBytes = 0;
+  spent = [];
+}
+
+function run() {
+  while (credit > 0 && inputs.length > 0) {
+    const input = inputs[0];
+    const [produced, consumed] = finished ? [0, input.rest.length] : inflate(Z_NO_FLUSH, input.rest);
+    filled += produced;
+    input.rest = input.rest.subarray(consumed);
+    if (filled === WINDOW) {
+      // A full window: zlib may hold more output for it even when the input is used up.
+      credit--;
+      take();
+      continue;
+    }
+    if (input.rest.length === 0) {
+      inputs.shift();
+      consumedBytes += input.size;
+      spent.push(input.buffer);
+      continue;
+    }
+    // Room for output and input to give, and zlib took none of it: its stream has ended.
+    if (produced === 0 && consumed === 0) finished = true;
+  }
+  const done = ending && inputs.length === 0;
+  if (done) {
+    // Everything is in and flushed: Z_FINISH makes zlib refuse a stream cut short, as node's
+    // Gunzip does when it ends ("unexpected end of file").
+    if (!finished) filled += inflate(Z_FINISH, EMPTY)[0];
+    if (filled > 0) take();
+    stopped = true;
+  }
+  report(done);
+}
+
+parentPort.on('message', (message) => {
+  if (stopped) return;
+  try {
+    if (message.kind === 'input') {
+      const data = Buffer.from(message.data.buffer, message.data.byteOffset, message.data.byteLength);
+      inputs.push({ rest: data, size: data.length, buffer: message.data.buffer });
+    } else if (message.kind === 'credit') {
+      credit += message.count;
+      free.push(...message.windows);
+    }
+    else if (message.kind === 'end') ending = true;
+    else return parentPort.postMessage({ kind: 'pong' });
+    run();
+  } catch (error) {
+    stopped = true;
+    report(false);
+    parentPort.postMessage({ kind: 'error', message: String((error && error.message) || error) });
+  }
+});
+`;
+
+export class GzipWorkerDecompressStream extends WorkerDecompressStream {
+  constructor() {
+    super(WORKER_SOURCE, 'gzip decoding');
+  }
+}
+
+let usable: boolean | undefined;
+
+/**
+ * Whether this Node's zlib streams have the handle the worker drives (`_handle.writeSync` and
+ * `_writeState`, there since Node 10): without them gzip is decoded on the main thread, as before.
+ */
+export function gzipWorkerUsable(): boolean {
+  if (usable === undefined) {
+    const probe = zlib.createGunzip() as unknown as {
+      _handle?: { writeSync?: unknown };
+      _writeState?: unknown;
+      close(): void;
+    };
+    usable = typeof probe._handle?.writeSync === 'function' && probe._writeState instanceof Uint32Array;
+    probe.close();
+  }
+  return usable;
+}
