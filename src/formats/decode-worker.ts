@@ -12,11 +12,15 @@
  * no faster than the consumer takes it, and the consumer (TarSizeCap) refuses it at its bound,
  * which ends the worker.
  *
- * Messages to the worker: `input` (a batch, transferred), `credit` (a count, and the windows
- * copied out, transferred back), `end`, `ping` (answered `pong`). From it: `output` (the windows it
+ * One worker decodes every stream of its kind in flight (`SharedDecodeWorker`): an isolate costs
+ * ~9 MiB, and a full pull decodes up to `--jobs` layers at once. It starts with the first stream
+ * and ends with the last. Every message names its stream (`id`). To the worker: `input` (a batch,
+ * transferred), `credit` (a count, and the windows copied out, transferred back), `end`, `close`
+ * (the stream is gone: drop its state), `ping` (answered `pong`). From it: `output` (the windows it
  * filled, the input bytes it used up and their buffers, and with the last one the digest and size
- * of everything decoded) and `error` (the decoder's message). Each message is answered by at most
- * one: a message wakes the other thread, which on a loaded machine costs more than the copy.
+ * of everything decoded) and `error` (the decoder's message, for that stream alone). Each message
+ * is answered by at most one: a message wakes the other thread, which on a loaded machine costs
+ * more than the copy.
  */
 import { Duplex } from 'node:stream';
 import { Worker } from 'node:worker_threads';
@@ -46,7 +50,7 @@ export function isDigestingDecoder(stream: Duplex | undefined): stream is Digest
   return typeof (stream as Partial<DigestingDecoder> | undefined)?.digested === 'function';
 }
 
-type DecodeWorkerMessage =
+type DecodeWorkerMessage = { id: number } & (
   | {
       kind: 'output';
       windows: Array<{ data: ArrayBuffer; length: number }>;
@@ -57,7 +61,65 @@ type DecodeWorkerMessage =
       digest?: DecodedDigest;
     }
   | { kind: 'pong' }
-  | { kind: 'error'; message: string };
+  | { kind: 'error'; message: string }
+);
+
+/** The one worker of a decoder source, shared by the streams in flight. */
+class SharedDecodeWorker {
+  private static readonly running = new Map<string, SharedDecodeWorker>();
+  private readonly worker: Worker;
+  private readonly streams = new Map<number, WorkerDecompressStream>();
+  private nextId = 1;
+
+  /** The source's running worker, or a new one. */
+  static for(source: string, what: string): SharedDecodeWorker {
+    let shared = SharedDecodeWorker.running.get(source);
+    if (!shared) {
+      shared = new SharedDecodeWorker(source, what);
+      SharedDecodeWorker.running.set(source, shared);
+    }
+    return shared;
+  }
+
+  private constructor(
+    private readonly source: string,
+    what: string,
+  ) {
+    this.worker = new Worker(source, { eval: true, workerData: { window: WINDOW } });
+    this.worker.on('message', (message: DecodeWorkerMessage) =>
+      this.streams.get(message.id)?.onMessage(message),
+    );
+    this.worker.on('error', (error) => this.failAll(error));
+    this.worker.on('exit', () => this.failAll(new Error(`the ${what} worker exited`)));
+  }
+
+  attach(stream: WorkerDecompressStream): number {
+    const id = this.nextId++;
+    this.streams.set(id, stream);
+    return id;
+  }
+
+  post(message: { kind: string; id: number; [field: string]: unknown }, transfer: ArrayBuffer[] = []): void {
+    this.worker.postMessage(message, transfer);
+  }
+
+  /** The stream is done with: the worker drops its state, and ends with the last stream. */
+  detach(id: number): void {
+    if (!this.streams.delete(id)) return;
+    if (this.streams.size > 0) {
+      this.post({ kind: 'close', id });
+      return;
+    }
+    SharedDecodeWorker.running.delete(this.source);
+    this.worker.removeAllListeners('exit');
+    void this.worker.terminate();
+  }
+
+  private failAll(error: Error): void {
+    if (SharedDecodeWorker.running.get(this.source) === this) SharedDecodeWorker.running.delete(this.source);
+    for (const stream of [...this.streams.values()]) stream.destroy(error);
+  }
+}
 
 type Callback = (error?: Error | null) => void;
 
@@ -67,7 +129,8 @@ type Callback = (error?: Error | null) => void;
  * output arriving from another thread, that stalled the writer until some push came by chance.
  */
 export class WorkerDecompressStream extends Duplex implements DigestingDecoder {
-  private readonly worker: Worker;
+  private readonly worker: SharedDecodeWorker;
+  private readonly id: number;
   private batch = Buffer.allocUnsafeSlow(BATCH);
   /** Windows copied out, for the worker to fill again. */
   private returned: ArrayBuffer[] = [];
@@ -88,21 +151,15 @@ export class WorkerDecompressStream extends Duplex implements DigestingDecoder {
 
   /**
    * `source`: the worker's CommonJS source (run with `eval`, so it works the same under tsc's
-   * output and vitest); it gets `window` in its workerData beside `workerData`. `what` names the
-   * decoder in the error for an early exit.
+   * output and vitest; it gets `window` in its workerData). `what` names the decoder in errors.
    */
   constructor(
     source: string,
     private readonly what: string,
-    workerData: Record<string, unknown> = {},
   ) {
     super();
-    this.worker = new Worker(source, { eval: true, workerData: { ...workerData, window: WINDOW } });
-    this.worker.on('message', (message: DecodeWorkerMessage) => this.onMessage(message));
-    this.worker.on('error', (error) => this.destroy(error));
-    this.worker.on('exit', () => {
-      if (!this.ended) this.destroy(new Error(`the ${this.what} worker exited`));
-    });
+    this.worker = SharedDecodeWorker.for(source, what);
+    this.id = this.worker.attach(this);
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: Callback): void {
@@ -121,7 +178,7 @@ export class WorkerDecompressStream extends Duplex implements DigestingDecoder {
   override _final(done: Callback): void {
     this.postBatch();
     this.finalDone = done;
-    this.worker.postMessage({ kind: 'end' });
+    this.worker.post({ kind: 'end', id: this.id });
     this.grant();
   }
 
@@ -144,19 +201,18 @@ export class WorkerDecompressStream extends Duplex implements DigestingDecoder {
   roundTrip(): Promise<void> {
     return new Promise((resolve) => {
       this.pongs.push(resolve);
-      this.worker.postMessage({ kind: 'ping' });
+      this.worker.post({ kind: 'ping', id: this.id });
     });
   }
 
   override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
     this.ended = true;
-    this.worker.terminate().then(
-      () => done(error),
-      () => done(error),
-    );
+    this.worker.detach(this.id);
+    done(error);
   }
 
-  private onMessage(message: DecodeWorkerMessage): void {
+  /** A message of the worker's about this stream. */
+  onMessage(message: DecodeWorkerMessage): void {
     if (this.destroyed) return;
     switch (message.kind) {
       case 'output': {
@@ -180,7 +236,7 @@ export class WorkerDecompressStream extends Duplex implements DigestingDecoder {
         if (message.digest) {
           this.decoded = message.digest;
           this.ended = true;
-          void this.worker.terminate();
+          this.worker.detach(this.id);
           this.push(null);
           const done = this.finalDone;
           this.finalDone = undefined;
@@ -209,13 +265,13 @@ export class WorkerDecompressStream extends Duplex implements DigestingDecoder {
     this.granted += count;
     const windows = this.returned;
     this.returned = [];
-    this.worker.postMessage({ kind: 'credit', count, windows }, windows);
+    this.worker.post({ kind: 'credit', id: this.id, count, windows }, windows);
   }
 
   private postBatch(): void {
     if (this.batchUsed === 0) return;
     const data = this.batch.subarray(0, this.batchUsed);
-    this.worker.postMessage({ kind: 'input', data }, [this.batch.buffer as ArrayBuffer]);
+    this.worker.post({ kind: 'input', id: this.id, data }, [this.batch.buffer as ArrayBuffer]);
     this.inFlight += this.batchUsed;
     const spare = this.spare.pop();
     this.batch = spare ? Buffer.from(spare) : Buffer.allocUnsafeSlow(BATCH);

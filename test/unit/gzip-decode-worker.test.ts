@@ -79,6 +79,25 @@ describe('GzipWorkerDecompressStream', () => {
     });
   }
 
+  it('decodes several streams at once on one worker, each to its own bytes, a failure its own', async () => {
+    const others = [0, 1].map((n) => Buffer.concat(parts.slice(n * 10, n * 10 + 15)));
+    const cut = blob.subarray(0, blob.length - 300);
+    const results = await Promise.allSettled([
+      decode(blob, 64 * 1024, new GzipWorkerDecompressStream()),
+      decode(cut, 50_000, new GzipWorkerDecompressStream()),
+      ...others.map((o) => decode(zlib.gzipSync(o), 30_000, new GzipWorkerDecompressStream())),
+    ]);
+    const value = (i: number) => Buffer.concat((results[i] as PromiseFulfilledResult<Buffer[]>).value);
+    expect(value(0).equals(plain)).toBe(true);
+    expect(results[1]).toMatchObject({ status: 'rejected', reason: { message: 'unexpected end of file' } });
+    expect(value(2).equals(others[0]!)).toBe(true);
+    expect(value(3).equals(others[1]!)).toBe(true);
+    // The worker ended with the last stream, and a new stream starts another.
+    const again = new GzipWorkerDecompressStream();
+    expect(Buffer.concat(await decode(blob, blob.length, again)).equals(plain)).toBe(true);
+    expect((await again.digested()).diffID).toBe(sha256(plain));
+  });
+
   // 4 GiB of zeros in ~4 MB of gzip.
   const member = zlib.gzipSync(Buffer.alloc(64 * 1024 * 1024));
   const bomb = Buffer.concat(Array.from({ length: 64 }, () => member));
