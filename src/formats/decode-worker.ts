@@ -14,7 +14,7 @@
  *
  * One worker decodes every stream of its kind in flight (`SharedDecodeWorker`): an isolate costs
  * ~9 MiB, and a full pull decodes up to `--jobs` layers at once. It starts with the first stream
- * and ends with the last. Every message names its stream (`id`). To the worker: `input` (a batch,
+ * and ends with the last. Every message names its stream (`id`). To the worker: `open` (first), `input` (a batch,
  * transferred), `credit` (a count, and the windows copied out, transferred back), `end`, `close`
  * (the stream is gone: drop its state), `ping` (answered `pong`). From it: `output` (the windows it
  * filled, the input bytes it used up and their buffers, and with the last one the digest and size
@@ -93,9 +93,14 @@ class SharedDecodeWorker {
     this.worker.on('exit', () => this.failAll(new Error(`the ${what} worker exited`)));
   }
 
+  /**
+   * A new stream: `open` goes before any of its messages (a port keeps their order), so streams
+   * that start at once are told apart however their first batches interleave.
+   */
   attach(stream: WorkerDecompressStream): number {
     const id = this.nextId++;
     this.streams.set(id, stream);
+    this.post({ kind: 'open', id });
     return id;
   }
 

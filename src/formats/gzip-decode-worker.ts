@@ -30,8 +30,6 @@ const EMPTY = Buffer.alloc(0);
 const free = [];
 const fresh = () => Buffer.from(free.pop() || new ArrayBuffer(WINDOW));
 const streams = new Map();
-// Ids only grow: a message for a stream that was opened before and is gone is passed over.
-let lastOpened = 0;
 
 /** One gzip stream being decoded: a layer. */
 function open(id) {
@@ -135,14 +133,10 @@ function open(id) {
 parentPort.on('message', (message) => {
   if (message.kind === 'ping') return parentPort.postMessage({ kind: 'pong', id: message.id });
   if (message.kind === 'credit') free.push(...message.windows);
-  let stream = streams.get(message.id);
-  if (!stream) {
-    // A stream starts with its first message; one that ended or failed hears nothing more.
-    if (message.kind === 'close' || message.id <= lastOpened) return;
-    lastOpened = message.id;
-    stream = open(message.id);
-    streams.set(message.id, stream);
-  }
+  if (message.kind === 'open') return streams.set(message.id, open(message.id));
+  // A stream that ended or failed hears nothing more.
+  const stream = streams.get(message.id);
+  if (!stream) return;
   try {
     if (message.kind === 'input') {
       const data = Buffer.from(message.data.buffer, message.data.byteOffset, message.data.byteLength);

@@ -98,6 +98,15 @@ describe('GzipWorkerDecompressStream', () => {
     expect((await again.digested()).diffID).toBe(sha256(plain));
   });
 
+  it("decodes a stream whose first batch reaches the worker after a later stream's", async () => {
+    const first = new GzipWorkerDecompressStream();
+    const second = new GzipWorkerDecompressStream();
+    // The second stream is fed and decoded to its end before the first says anything.
+    expect(Buffer.concat(await decode(blob, 64 * 1024, second)).equals(plain)).toBe(true);
+    expect(Buffer.concat(await decode(blob, 64 * 1024, first)).equals(plain)).toBe(true);
+    expect((await first.digested()).diffID).toBe(sha256(plain));
+  });
+
   // 4 GiB of zeros in ~4 MB of gzip.
   const member = zlib.gzipSync(Buffer.alloc(64 * 1024 * 1024));
   const bomb = Buffer.concat(Array.from({ length: 64 }, () => member));
