@@ -4,17 +4,21 @@ import zlib from 'node:zlib';
 import type { Digest } from '../digest/index.js';
 import { VerificationError } from '../errors/index.js';
 import type { Compression } from '../manifest/media-types.js';
-import { zstdDecompressor } from './zstd-stream.js';
+import { GzipWorkerDecompressStream, gzipWorkerUsable } from './gzip-decode-worker.js';
+import { WORKER_FROM_BYTES, zstdDecompressor } from './zstd-stream.js';
 
 /**
- * A decompressing stream, or undefined for an uncompressed tar. With `blobSize`, a large zstd blob
- * is decoded on a worker thread (a Duplex, zstd-decode-worker.ts).
+ * A decompressing stream, or undefined for an uncompressed tar. With `blobSize`, a large blob is
+ * decoded on a worker thread that also hashes what it decodes (a Duplex: gzip-decode-worker.ts,
+ * zstd-decode-worker.ts; `isDigestingDecoder` in decode-worker.ts tells them apart).
  */
 export function decompressor(compression: Compression): Transform | undefined;
 export function decompressor(compression: Compression, blobSize: number): Duplex | undefined;
 export function decompressor(compression: Compression, blobSize = 0): Duplex | undefined {
   switch (compression) {
     case 'gzip':
+      // Below the threshold a worker's start (~30 ms of CPU, an isolate's memory) costs more than it saves.
+      if (blobSize >= WORKER_FROM_BYTES && gzipWorkerUsable()) return new GzipWorkerDecompressStream();
       // Multi-member gzip (eStargz is one member per file) is decoded as one stream.
       // Large output chunks: fewer callbacks on the parsing thread (256 KiB: few callbacks, little memory held by views of them).
       return zlib.createGunzip({ chunkSize: 256 * 1024 });

@@ -3,8 +3,9 @@
  * pass. (A worker thread for this was measured for full pulls: on two cores it competed with
  * zlib's thread pool and cost more time and memory than it saved, so hashing stays on the parsing
  * thread. A partial pull's rebuild decompresses nothing and hashes on a worker: rebuild-hasher.ts.
- * A zstd layer decoded on a worker is hashed there as it is decoded, where the bytes already are:
- * zstd-decode-worker.ts. Both give the DiffID as `digestedBySource`: then only files are hashed here.)
+ * A large gzip or zstd layer decoded on a worker is hashed there as it is decoded, where the bytes
+ * already are: gzip-decode-worker.ts, zstd-decode-worker.ts. Both give the DiffID as
+ * `digestedBySource`: then only files are hashed here.)
  */
 import { createHash, type Hash } from 'node:crypto';
 import type { Digest } from '../digest/index.js';

@@ -8,8 +8,8 @@ import { DigestStream } from '../../digest/index.js';
 import { SkiffError, VerificationError, writeRefusedErrno } from '../../errors/index.js';
 import { decompressor, type TarSizeBound, TarSizeCap } from '../../formats/compression.js';
 import { tarSplitTarSize } from '../../formats/containers-tar-split.js';
+import { isDigestingDecoder } from '../../formats/decode-worker.js';
 import type { ChunkedMetadata } from '../../formats/zstd-chunked.js';
-import { ZstdWorkerDecompressStream } from '../../formats/zstd-decode-worker.js';
 import { ByteCounter } from '../../pull/progress.js';
 import { isRetriableNetworkError } from '../../registry/http.js';
 import { ingestLayer, type PrefixWriter, type StagedLayer } from '../../store/index.js';
@@ -50,9 +50,7 @@ export async function pullFull(ctx: LayerContext): Promise<StagedLayer> {
         },
         ...ctx.fullPullHints,
         // A worker that decodes the layer hashes it too: this thread then hashes only file content.
-        ...(decompress instanceof ZstdWorkerDecompressStream
-          ? { digestedBySource: () => decompress.digested() }
-          : {}),
+        ...(isDigestingDecoder(decompress) ? { digestedBySource: () => decompress.digested() } : {}),
       });
     });
   } catch (error) {
