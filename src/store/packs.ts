@@ -24,7 +24,10 @@ const MAGIC = 'SKIFFIDX';
 const ENTRY = 48;
 /** Pending appends are written in one call once they reach this size or this many pieces. */
 const FLUSH_BYTES = 2 * 1024 * 1024;
-const MAX_PIECES = 1024;
+/** A batch's buffer: FLUSH_BYTES, and room for the largest packed object that crosses it. */
+const STAGING_BYTES = FLUSH_BYTES + PACK_THRESHOLD;
+/** Batches that may wait for the disk (one being written, one behind it) before appends wait. */
+const MAX_QUEUED = 2;
 
 export interface PackEntry {
   digest: Digest;
@@ -180,8 +183,18 @@ export function loadIndex(layout: StoreLayout, name: string): PackIndex {
  */
 export class PackWriter {
   private readonly entries = new Map<Digest, PackEntry>();
-  private pending: Buffer[] = [];
+  /**
+   * Appends are copied into this buffer until it holds FLUSH_BYTES, then written whole. Copied, not
+   * kept as the caller's views: a view of a decoder's 256 KiB output window keeps the whole window
+   * alive until the batch is written, long enough for the collector to promote it, and promoted
+   * windows are freed only by a full collection (docs/memory.md: ~60 MiB of dead windows held).
+   */
+  private staging: Buffer = Buffer.allocUnsafeSlow(STAGING_BYTES);
+  /** Staging buffers whose batch is on disk, for the next batches. */
+  private spare: Buffer[] = [];
   private pendingBytes = 0;
+  /** Batches handed to the chain and not yet written. */
+  private queued = 0;
   private size = 0;
   private written = 0;
   private handle: fsp.FileHandle | undefined;
@@ -204,31 +217,50 @@ export class PackWriter {
   }
 
   /**
-   * Appends an object (once per digest), given whole or in pieces; resolves when its batch is on
-   * disk if it filled one. The pieces are kept as they are until written (no copy).
+   * Appends an object (once per digest), given whole or in pieces; resolves once it is copied into
+   * a batch, after waiting while MAX_QUEUED batches are not yet on disk (and, if it filled a
+   * batch, once that batch is on disk). The pieces are copied: the caller may drop them.
    */
   async add(digest: Digest, data: Buffer | readonly Buffer[]): Promise<void> {
+    // A layer stages many files at once, and several layers share this pack: without a bound,
+    // batches queued behind a slow disk (nine of them seen, each pinning the decoder windows its
+    // pieces were views of) held tens of MiB (docs/memory.md).
+    while (this.queued >= MAX_QUEUED) await this.chain;
     if (this.entries.has(digest)) return;
     const pieces = Buffer.isBuffer(data) ? [data] : data;
     const size = pieces.reduce((sum, p) => sum + p.length, 0);
     this.entries.set(digest, { digest, offset: this.size, size });
     this.size += size;
-    this.pending.push(...pieces);
-    this.pendingBytes += size;
-    if (this.pendingBytes >= FLUSH_BYTES || this.pending.length >= MAX_PIECES) await this.flush();
+    if (this.pendingBytes + size > this.staging.length) {
+      // More than a batch can take (not an object the store packs): a buffer of its own.
+      const larger = Buffer.allocUnsafeSlow(this.pendingBytes + size);
+      this.staging.copy(larger, 0, 0, this.pendingBytes);
+      this.staging = larger;
+    }
+    for (const piece of pieces) {
+      piece.copy(this.staging, this.pendingBytes);
+      this.pendingBytes += piece.length;
+    }
+    if (this.pendingBytes >= FLUSH_BYTES) await this.flush();
   }
 
   /** Writes everything appended so far. */
   flush(): Promise<void> {
     if (this.pendingBytes === 0) return this.chain;
-    const batch = this.pending;
+    const batch = this.staging;
     const bytes = this.pendingBytes;
-    this.pending = [];
+    this.staging = this.spare.pop() ?? Buffer.allocUnsafeSlow(STAGING_BYTES);
     this.pendingBytes = 0;
+    this.queued++;
     this.chain = this.chain.then(async () => {
-      this.handle ??= await fsp.open(this.packPath, 'wx', 0o444);
-      await writeAll(this.handle, batch, this.written);
-      this.written += bytes;
+      try {
+        this.handle ??= await fsp.open(this.packPath, 'wx', 0o444);
+        await writeAll(this.handle, [batch.subarray(0, bytes)], this.written);
+        this.written += bytes;
+        if (batch.length === STAGING_BYTES) this.spare.push(batch);
+      } finally {
+        this.queued--;
+      }
     });
     return this.chain;
   }
