@@ -23,9 +23,8 @@ export const PACK_THRESHOLD = 1024 * 1024;
 const MAGIC = 'SKIFFIDX';
 const ENTRY = 48;
 /** Pending appends are written in one call once they reach this size or this many pieces. */
-const FLUSH_BYTES = 2 * 1024 * 1024;
-/** A batch's buffer: FLUSH_BYTES, and room for the largest packed object that crosses it. */
-const STAGING_BYTES = FLUSH_BYTES + PACK_THRESHOLD;
+/** A batch: appends are copied into a buffer of this size, written once full (or flushed). */
+const BATCH_BYTES = PACK_THRESHOLD;
 /** Batches that may wait for the disk (one being written, one behind it) before appends wait. */
 const MAX_QUEUED = 2;
 
@@ -184,12 +183,11 @@ export function loadIndex(layout: StoreLayout, name: string): PackIndex {
 export class PackWriter {
   private readonly entries = new Map<Digest, PackEntry>();
   /**
-   * Appends are copied into this buffer until it holds FLUSH_BYTES, then written whole. Copied, not
-   * kept as the caller's views: a view of a decoder's 256 KiB output window keeps the whole window
-   * alive until the batch is written, long enough for the collector to promote it, and promoted
-   * windows are freed only by a full collection (docs/memory.md: ~60 MiB of dead windows held).
+   * Appends are copied into this buffer until the next would not fit, then written whole. Copied,
+   * not kept as the caller's views: a view of a decoder's 256 KiB output window keeps the whole
+   * window alive until its batch is written (docs/memory.md).
    */
-  private staging: Buffer = Buffer.allocUnsafeSlow(STAGING_BYTES);
+  private staging: Buffer = Buffer.allocUnsafeSlow(BATCH_BYTES);
   /** Staging buffers whose batch is on disk, for the next batches. */
   private spare: Buffer[] = [];
   private pendingBytes = 0;
@@ -229,19 +227,22 @@ export class PackWriter {
     if (this.entries.has(digest)) return;
     const pieces = Buffer.isBuffer(data) ? [data] : data;
     const size = pieces.reduce((sum, p) => sum + p.length, 0);
+    // The batch this object does not fit in goes to the disk first.
+    const full = this.pendingBytes + size > this.staging.length ? this.flush() : undefined;
+    this.place(digest, pieces, size);
+    if (full) await full;
+    else if (this.pendingBytes === this.staging.length) await this.flush();
+  }
+
+  private place(digest: Digest, pieces: readonly Buffer[], size: number): void {
+    // Larger than a batch (not an object the store packs): a buffer of its own.
+    if (size > this.staging.length) this.staging = Buffer.allocUnsafeSlow(size);
     this.entries.set(digest, { digest, offset: this.size, size });
     this.size += size;
-    if (this.pendingBytes + size > this.staging.length) {
-      // More than a batch can take (not an object the store packs): a buffer of its own.
-      const larger = Buffer.allocUnsafeSlow(this.pendingBytes + size);
-      this.staging.copy(larger, 0, 0, this.pendingBytes);
-      this.staging = larger;
-    }
     for (const piece of pieces) {
       piece.copy(this.staging, this.pendingBytes);
       this.pendingBytes += piece.length;
     }
-    if (this.pendingBytes >= FLUSH_BYTES) await this.flush();
   }
 
   /** Writes everything appended so far. */
@@ -249,7 +250,7 @@ export class PackWriter {
     if (this.pendingBytes === 0) return this.chain;
     const batch = this.staging;
     const bytes = this.pendingBytes;
-    this.staging = this.spare.pop() ?? Buffer.allocUnsafeSlow(STAGING_BYTES);
+    this.staging = this.spare.pop() ?? Buffer.allocUnsafeSlow(BATCH_BYTES);
     this.pendingBytes = 0;
     this.queued++;
     this.chain = this.chain.then(async () => {
@@ -257,7 +258,7 @@ export class PackWriter {
         this.handle ??= await fsp.open(this.packPath, 'wx', 0o444);
         await writeAll(this.handle, [batch.subarray(0, bytes)], this.written);
         this.written += bytes;
-        if (batch.length === STAGING_BYTES) this.spare.push(batch);
+        if (batch.length === BATCH_BYTES) this.spare.push(batch);
       } finally {
         this.queued--;
       }
