@@ -12,7 +12,6 @@
  */
 import { type Digest, sha256 } from '../digest/index.js';
 import type { DecryptionKey } from '../formats/encryption/keys.js';
-import { TocFiles } from '../formats/zstd-chunked.js';
 import { formatPlatform } from '../manifest/index.js';
 import { schema1ToOciConfig } from '../manifest/schema1.js';
 import { type ImageReference, storeName } from '../reference/index.js';
@@ -24,7 +23,6 @@ import type {
   Store,
   StoreSession,
 } from '../store/index.js';
-import { withoutFiles } from '../strategy/fetch-set.js';
 import {
   type ImageFacts,
   type LayerCommitCapabilities,
@@ -34,9 +32,9 @@ import {
 import type { ImageSource } from '../transport/index.js';
 import type { ResolvedImage } from './resolve.js';
 import type { LayerContext } from './store/context.js';
-import { type GatheredLayer, gatherLayerFacts } from './store/facts.js';
+import { type GatheredLayer, gatherLayerFacts, releaseChunked, takeForFullPull } from './store/facts.js';
 import { pullFull, tarSizeBound } from './store/layer-full.js';
-import { chunkRefs, pullPartial, tocDigestsByPath } from './store/partial.js';
+import { pullPartial } from './store/partial.js';
 
 /** What one attempt at a layer needs from the engine: the source, the keys, and its meters. */
 export interface LayerRun {
@@ -123,11 +121,13 @@ export class StoreDestination {
     const staged = await (decision.method === 'partial'
       ? pullPartial(ctx, g.chunked!, decision)
       : pullFull(ctx));
-    releaseToc(g);
+    releaseChunked(g);
     return staged;
   }
 
   private layerContext(g: GatheredLayer, run: LayerRun, decision: LayerDecision): LayerContext {
+    // A full pull's bound and hints are taken now, and what it does not use let go (facts.ts).
+    const full = decision.method === 'full' ? takeForFullPull(g, run.maxLayerSize) : undefined;
     return {
       layer: g.layer,
       format: g.format,
@@ -137,12 +137,12 @@ export class StoreDestination {
       provenance: g.layer.diffID ? 'publisher' : 'computed',
       fetched: run.fetched,
       signal: run.signal,
-      tarSizeBound: () => tarSizeBound(g.chunked, g.facts.runtime, run.maxLayerSize),
+      tarSizeBound: () => full?.bound ?? tarSizeBound(g.chunked, g.facts.runtime, run.maxLayerSize),
       maxLayerSize: run.maxLayerSize,
       resume: this.resumeSession,
       resumed: run.resumed,
       warn: run.warn,
-      ...(g.chunked && decision.method === 'full' ? { fullPullHints: fullPullHints(g) } : {}),
+      ...(full?.hints ? { fullPullHints: full.hints } : {}),
     };
   }
 
@@ -208,39 +208,6 @@ export class StoreDestination {
     await this.session?.end();
     this.session = undefined;
   }
-}
-
-/**
- * A staged layer needs its TOC's file records no more (a re-plan only follows a failure): they are
- * let go before the next layer is pulled, instead of when the image commits (docs/memory.md).
- * The tar-split and the piece log stay: the size bound and a resume still use them.
- */
-/**
- * What a full pull of a chunked layer takes from its TOC: the digests by path and the chunks of
- * multi-chunk files. Taken once; the TOC's records (and the partial plan a full pull does not
- * use) are let go before the blob is fetched, so they do not sit beside the ingest's own per-file
- * state. A second full attempt after a failure goes without them: they are hints.
- */
-function fullPullHints(g: GatheredLayer): FullPullHints {
-  const toc = g.chunked!.toc;
-  const refs = chunkRefs(toc);
-  const hints = { knownDigest: tocDigestsByPath(toc), chunks: () => refs };
-  releaseToc(g);
-  return hints;
-}
-
-type FullPullHints = NonNullable<LayerContext['fullPullHints']>;
-
-function releaseToc(g: GatheredLayer): void {
-  if (!g.chunked) return;
-  const { toc, fetchSet } = g.chunked;
-  g.chunked = {
-    ...g.chunked,
-    toc: { ...toc, files: TocFiles.empty },
-    fetchSet: withoutFiles(fetchSet),
-    localChunks: new Map(),
-    heldObjects: new Float64Array(0),
-  };
 }
 
 function schema1Config(manifest: Parameters<typeof schema1ToOciConfig>[0], diffIDs: Digest[]) {

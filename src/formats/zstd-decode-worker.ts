@@ -3,13 +3,16 @@
  * main thread a zstd:chunked full pull spent ~2.8 s of its ~7.6 s of CPU at 100k files decoding,
  * while tar parsing, hashing and the store waited (docs/performance.md "Full pull at 100k files").
  * Here the main thread only copies compressed bytes into batches; the worker decodes them into
- * output windows it transfers back, so decoding overlaps with everything downstream.
+ * output windows it transfers back, so decoding overlaps with everything downstream. One worker
+ * serves every stream open at once (a pull's layers in flight): a worker each cost a V8 heap and
+ * a malloc arena per layer (docs/memory.md).
  *
  * Memory stays bounded whatever the input: at most MAX_IN_FLIGHT compressed bytes are posted and
  * not yet decoded (the writer waits beyond it), and the worker produces a window only against a
  * credit, of which it holds at most CREDITS: the main thread gives credits back as the consumer
  * reads (`_read`). A bomb therefore decodes no faster than the consumer takes it, and the
- * consumer (TarSizeCap) refuses it at its bound, which ends the worker.
+ * consumer (TarSizeCap) refuses it at its bound, which ends the stream (and the worker with the
+ * last stream).
  *
  * The decoding is the synchronous decoder's (zstd-stream.ts): frames back to back into whole
  * windows, skippable frames skipped, a stream that ends inside a frame refused with the same
@@ -33,101 +36,117 @@ export const CREDITS = 8;
 export const ENDS_INSIDE_A_FRAME = 'zstd stream ends inside a frame';
 
 // CommonJS source (eval), so it runs the same under tsc output and vitest, as blob-worker.ts does.
-// Each message it gets is answered by at most one: the windows it filled meanwhile and the input
-// bytes it used up (a message wakes the other thread, which on a loaded machine costs more than
-// the copy).
+// One worker decodes every stream in flight (each layer pulled at once): a worker per layer cost
+// each its own V8 heap and malloc arena (~16 MiB of pages each, docs/memory.md). Every message names
+// its stream; each message about a stream is answered by at most one: the windows it filled
+// meanwhile and the input bytes it used up (a message wakes the other thread, which on a loaded
+// machine costs more than the copy). A stream decodes only against its credit, at most CREDITS
+// windows per message, so the streams sharing the worker take turns.
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const binding = require(workerData.bindingPath);
-// Everything decoded, in order, is the layer's tar: its digest is the DiffID, hashed here so the
-// main thread hashes only each file's content.
-const diffID = createHash('sha256');
-let decodedBytes = 0;
 const WINDOW = workerData.window;
-const dctx = new binding.DCtx();
-const inputs = [];
-// Windows the main thread has copied out and sent back.
-const free = [];
-const fresh = () => Buffer.from(free.pop() || new ArrayBuffer(WINDOW));
-let window = fresh();
-let filled = 0;
-let inFrame = false;
-let credit = 0;
-let ending = false;
-let stopped = false;
-let windows = [];
-let consumedBytes = 0;
-// Input buffers used up, sent back for the next batches: dropped here, they would wait for a
-// collection this thread, which allocates little, seldom makes (tens of MiB held).
-let spent = [];
+const streams = new Map();
 
-function take() {
-  diffID.update(window.subarray(0, filled));
-  decodedBytes += filled;
-  windows.push({ data: window.buffer, length: filled });
-  window = fresh();
-  filled = 0;
+function open(id) {
+  return {
+    id,
+    dctx: new binding.DCtx(),
+    // Everything decoded, in order, is the layer's tar: its digest is the DiffID, hashed here so
+    // the main thread hashes only each file's content.
+    diffID: createHash('sha256'),
+    decodedBytes: 0,
+    inputs: [],
+    // Windows the main thread has copied out and sent back.
+    free: [],
+    window: undefined,
+    filled: 0,
+    inFrame: false,
+    credit: 0,
+    ending: false,
+    windows: [],
+    consumedBytes: 0,
+    // Input buffers used up, sent back for the next batches: dropped here, they would wait for a
+    // collection this thread, which allocates little, seldom makes (tens of MiB held).
+    spent: [],
+  };
 }
 
-function report(done) {
-  if (windows.length === 0 && consumedBytes === 0 && !done) return;
-  const transfer = [...windows.map((w) => w.data), ...spent];
-  const digest = done ? { diffID: 'sha256:' + diffID.digest('hex'), bytes: decodedBytes } : undefined;
-  parentPort.postMessage({ kind: 'output', windows, consumed: consumedBytes, spent, digest }, transfer);
-  windows = [];
-  consumedBytes = 0;
-  spent = [];
+function take(s) {
+  s.diffID.update(s.window.subarray(0, s.filled));
+  s.decodedBytes += s.filled;
+  s.windows.push({ data: s.window.buffer, length: s.filled });
+  s.window = undefined;
+  s.filled = 0;
 }
 
-function run() {
-  while (credit > 0 && inputs.length > 0) {
-    const input = inputs[0];
-    const [left, produced, consumed] = dctx.decompressStream(window.subarray(filled), input.rest);
+function report(s, done) {
+  if (s.windows.length === 0 && s.consumedBytes === 0 && !done) return;
+  const transfer = [...s.windows.map((w) => w.data), ...s.spent];
+  const digest = done ? { diffID: 'sha256:' + s.diffID.digest('hex'), bytes: s.decodedBytes } : undefined;
+  parentPort.postMessage(
+    { kind: 'output', id: s.id, windows: s.windows, consumed: s.consumedBytes, spent: s.spent, digest },
+    transfer,
+  );
+  s.windows = [];
+  s.consumedBytes = 0;
+  s.spent = [];
+}
+
+function run(s) {
+  while (s.credit > 0 && s.inputs.length > 0) {
+    const input = s.inputs[0];
+    s.window ??= Buffer.from(s.free.pop() || new ArrayBuffer(WINDOW));
+    const [left, produced, consumed] = s.dctx.decompressStream(s.window.subarray(s.filled), input.rest);
     // A call with nothing to do says what the next frame needs (9 bytes) even between frames.
-    if (produced > 0 || consumed > 0) inFrame = left !== 0;
-    filled += produced;
+    if (produced > 0 || consumed > 0) s.inFrame = left !== 0;
+    s.filled += produced;
     input.rest = input.rest.subarray(consumed);
-    if (filled === WINDOW) {
+    if (s.filled === WINDOW) {
       // A full window: the decoder may hold more output for it even when the input is used up.
-      credit--;
-      take();
+      s.credit--;
+      take(s);
       continue;
     }
     if (input.rest.length === 0) {
-      inputs.shift();
-      consumedBytes += input.size;
-      spent.push(input.buffer);
+      s.inputs.shift();
+      s.consumedBytes += input.size;
+      s.spent.push(input.buffer);
       continue;
     }
     if (produced === 0 && consumed === 0) throw new Error('zstd decoder made no progress');
   }
-  const done = ending && inputs.length === 0;
+  const done = s.ending && s.inputs.length === 0;
   if (done) {
-    if (inFrame) throw new Error('${ENDS_INSIDE_A_FRAME}');
-    if (filled > 0) take();
-    stopped = true;
+    if (s.inFrame) throw new Error('${ENDS_INSIDE_A_FRAME}');
+    if (s.filled > 0) take(s);
+    streams.delete(s.id);
   }
-  report(done);
+  report(s, done);
 }
 
 parentPort.on('message', (message) => {
-  if (stopped) return;
+  if (message.kind === 'open') return void streams.set(message.id, open(message.id));
+  if (message.kind === 'ping') return parentPort.postMessage({ kind: 'pong', id: message.id });
+  const s = streams.get(message.id);
+  // Closed by the main thread, finished, or failed: what was still on its way is dropped.
+  if (!s) return;
+  if (message.kind === 'close') return void streams.delete(s.id);
   try {
     if (message.kind === 'input') {
       const data = Buffer.from(message.data.buffer, message.data.byteOffset, message.data.byteLength);
-      inputs.push({ rest: data, size: data.length, buffer: message.data.buffer });
+      s.inputs.push({ rest: data, size: data.length, buffer: message.data.buffer });
     } else if (message.kind === 'credit') {
-      credit += message.count;
-      free.push(...message.windows);
-    }
-    else if (message.kind === 'end') ending = true;
-    else return parentPort.postMessage({ kind: 'pong' });
-    run();
+      s.credit += message.count;
+      s.free.push(...message.windows);
+    } else if (message.kind === 'end') s.ending = true;
+    run(s);
   } catch (error) {
-    stopped = true;
-    report(false);
-    parentPort.postMessage({ kind: 'error', message: String((error && error.message) || error) });
+    // This stream fails alone: the others sharing the worker go on.
+    streams.delete(s.id);
+    report(s, false);
+    parentPort.postMessage({ kind: 'error', id: s.id, message: String((error && error.message) || error) });
   }
 });
 `;
@@ -140,7 +159,7 @@ export interface DecodedDigest {
   bytes: number;
 }
 
-type DecodeWorkerMessage =
+type DecodeWorkerMessage = { id: number } & (
   | {
       kind: 'output';
       windows: Array<{ data: ArrayBuffer; length: number }>;
@@ -151,9 +170,73 @@ type DecodeWorkerMessage =
       digest?: DecodedDigest;
     }
   | { kind: 'pong' }
-  | { kind: 'error'; message: string };
+  | { kind: 'error'; message: string }
+);
 
 type Callback = (error?: Error | null) => void;
+
+/**
+ * The one decoding worker, shared by every stream open at once. Started by the first stream,
+ * ended when the last one detaches (a pull's layers run at once, so they share it; a later layer
+ * starts a new one). A stream that fails fails alone; a worker that dies fails every stream on it.
+ */
+class SharedDecodeWorker {
+  private static current: SharedDecodeWorker | undefined;
+  private readonly worker: Worker;
+  private readonly streams = new Map<number, ZstdWorkerDecompressStream>();
+  private nextId = 0;
+
+  /** The worker streams open now share (started if there is none). */
+  static get(): SharedDecodeWorker {
+    SharedDecodeWorker.current ??= new SharedDecodeWorker();
+    return SharedDecodeWorker.current;
+  }
+
+  /** The worker's thread id (tests: streams open at once share one). */
+  get threadId(): number {
+    return this.worker.threadId;
+  }
+
+  private constructor() {
+    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { bindingPath, window: WINDOW } });
+    this.worker.on('message', (message: DecodeWorkerMessage) =>
+      this.streams.get(message.id)?.onMessage(message),
+    );
+    this.worker.on('error', (error) => this.fail(error));
+    this.worker.on('exit', () => this.fail(new Error('the zstd decoding worker exited')));
+  }
+
+  attach(stream: ZstdWorkerDecompressStream): number {
+    const id = this.nextId++;
+    this.streams.set(id, stream);
+    this.worker.postMessage({ kind: 'open', id });
+    return id;
+  }
+
+  post(id: number, message: object, transfer: ArrayBuffer[] = []): void {
+    if (this.streams.has(id)) this.worker.postMessage({ ...message, id }, transfer);
+  }
+
+  /** The stream needs the worker no more; `close`: the worker still holds its state (not finished). */
+  detach(id: number, close: boolean): void {
+    if (!this.streams.delete(id)) return;
+    if (close) this.worker.postMessage({ kind: 'close', id });
+    if (this.streams.size > 0) return;
+    this.retire();
+    void this.worker.terminate();
+  }
+
+  private retire(): void {
+    if (SharedDecodeWorker.current === this) SharedDecodeWorker.current = undefined;
+  }
+
+  private fail(error: Error): void {
+    this.retire();
+    const streams = [...this.streams.values()];
+    this.streams.clear();
+    for (const stream of streams) stream.destroy(error);
+  }
+}
 
 /**
  * A Duplex, not a Transform: a Transform holds its writer's callback itself whenever its readable
@@ -161,7 +244,8 @@ type Callback = (error?: Error | null) => void;
  * output arriving from another thread, that stalled the writer until some push came by chance.
  */
 export class ZstdWorkerDecompressStream extends Duplex {
-  private readonly worker: Worker;
+  private readonly worker = SharedDecodeWorker.get();
+  private readonly id = this.worker.attach(this);
   private batch = Buffer.allocUnsafeSlow(BATCH);
   /** Windows copied out, for the worker to fill again. */
   private returned: ArrayBuffer[] = [];
@@ -180,16 +264,6 @@ export class ZstdWorkerDecompressStream extends Duplex {
   private pongs: Array<() => void> = [];
   private decoded: DecodedDigest | undefined;
 
-  constructor() {
-    super();
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { bindingPath, window: WINDOW } });
-    this.worker.on('message', (message: DecodeWorkerMessage) => this.onMessage(message));
-    this.worker.on('error', (error) => this.destroy(error));
-    this.worker.on('exit', () => {
-      if (!this.ended) this.destroy(new Error('the zstd decoding worker exited'));
-    });
-  }
-
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: Callback): void {
     let at = 0;
     while (at < chunk.length) {
@@ -206,7 +280,7 @@ export class ZstdWorkerDecompressStream extends Duplex {
   override _final(done: Callback): void {
     this.postBatch();
     this.finalDone = done;
-    this.worker.postMessage({ kind: 'end' });
+    this.worker.post(this.id, { kind: 'end' });
     this.grant();
   }
 
@@ -225,23 +299,28 @@ export class ZstdWorkerDecompressStream extends Duplex {
     return this.decoded;
   }
 
+  /** The thread that decodes this stream (shared with every stream open at the same time). */
+  get workerThreadId(): number {
+    return this.worker.threadId;
+  }
+
   /** Resolves once the worker has handled every message posted before (what it did is visible). */
   roundTrip(): Promise<void> {
     return new Promise((resolve) => {
       this.pongs.push(resolve);
-      this.worker.postMessage({ kind: 'ping' });
+      this.worker.post(this.id, { kind: 'ping' });
     });
   }
 
   override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
+    // Not finished: the worker drops what it holds of this stream; the other streams go on.
+    if (!this.ended) this.worker.detach(this.id, true);
     this.ended = true;
-    this.worker.terminate().then(
-      () => done(error),
-      () => done(error),
-    );
+    done(error);
   }
 
-  private onMessage(message: DecodeWorkerMessage): void {
+  /** @internal What the worker said about this stream. */
+  onMessage(message: DecodeWorkerMessage): void {
     if (this.destroyed) return;
     switch (message.kind) {
       case 'output': {
@@ -265,7 +344,7 @@ export class ZstdWorkerDecompressStream extends Duplex {
         if (message.digest) {
           this.decoded = message.digest;
           this.ended = true;
-          void this.worker.terminate();
+          this.worker.detach(this.id, false);
           this.push(null);
           const done = this.finalDone;
           this.finalDone = undefined;
@@ -277,6 +356,9 @@ export class ZstdWorkerDecompressStream extends Duplex {
         this.pongs.shift()?.();
         return;
       case 'error':
+        // The worker has dropped this stream already.
+        this.ended = true;
+        this.worker.detach(this.id, false);
         this.destroy(new Error(message.message));
         return;
     }
@@ -294,13 +376,13 @@ export class ZstdWorkerDecompressStream extends Duplex {
     this.granted += count;
     const windows = this.returned;
     this.returned = [];
-    this.worker.postMessage({ kind: 'credit', count, windows }, windows);
+    this.worker.post(this.id, { kind: 'credit', count, windows }, windows);
   }
 
   private postBatch(): void {
     if (this.batchUsed === 0) return;
     const data = this.batch.subarray(0, this.batchUsed);
-    this.worker.postMessage({ kind: 'input', data }, [this.batch.buffer as ArrayBuffer]);
+    this.worker.post(this.id, { kind: 'input', data }, [this.batch.buffer as ArrayBuffer]);
     this.inFlight += this.batchUsed;
     const spare = this.spare.pop();
     this.batch = spare ? Buffer.from(spare) : Buffer.allocUnsafeSlow(BATCH);

@@ -23,8 +23,10 @@ export const PACK_THRESHOLD = 1024 * 1024;
 const MAGIC = 'SKIFFIDX';
 const ENTRY = 48;
 /** Pending appends are written in one call once they reach this size or this many pieces. */
-const FLUSH_BYTES = 2 * 1024 * 1024;
-const MAX_PIECES = 1024;
+/** A batch: appends are copied into a buffer of this size, written once full (or flushed). */
+const BATCH_BYTES = PACK_THRESHOLD;
+/** Batches that may wait for the disk (one being written, one behind it) before appends wait. */
+const MAX_QUEUED = 2;
 
 export interface PackEntry {
   digest: Digest;
@@ -230,8 +232,17 @@ export function loadIndex(layout: StoreLayout, name: string): PackIndex {
  */
 export class PackWriter {
   private readonly entries = new Map<Digest, PackEntry>();
-  private pending: Buffer[] = [];
+  /**
+   * Appends are copied into this buffer until the next would not fit, then written whole. Copied,
+   * not kept as the caller's views: a view of a decoder's 256 KiB output window keeps the whole
+   * window alive until its batch is written (docs/memory.md).
+   */
+  private staging: Buffer = Buffer.allocUnsafeSlow(BATCH_BYTES);
+  /** Staging buffers whose batch is on disk, for the next batches. */
+  private spare: Buffer[] = [];
   private pendingBytes = 0;
+  /** Batches handed to the chain and not yet written. */
+  private queued = 0;
   private size = 0;
   private written = 0;
   private handle: fsp.FileHandle | undefined;
@@ -254,31 +265,53 @@ export class PackWriter {
   }
 
   /**
-   * Appends an object (once per digest), given whole or in pieces; resolves when its batch is on
-   * disk if it filled one. The pieces are kept as they are until written (no copy).
+   * Appends an object (once per digest), given whole or in pieces; resolves once it is copied into
+   * a batch, after waiting while MAX_QUEUED batches are not yet on disk (and, if it filled a
+   * batch, once that batch is on disk). The pieces are copied: the caller may drop them.
    */
   async add(digest: Digest, data: Buffer | readonly Buffer[]): Promise<void> {
+    // A layer stages many files at once, and several layers share this pack: without a bound,
+    // batches queued behind a slow disk (nine of them seen, each pinning the decoder windows its
+    // pieces were views of) held tens of MiB (docs/memory.md).
+    while (this.queued >= MAX_QUEUED) await this.chain;
     if (this.entries.has(digest)) return;
     const pieces = Buffer.isBuffer(data) ? [data] : data;
     const size = pieces.reduce((sum, p) => sum + p.length, 0);
+    // The batch this object does not fit in goes to the disk first.
+    const full = this.pendingBytes + size > this.staging.length ? this.flush() : undefined;
+    this.place(digest, pieces, size);
+    if (full) await full;
+    else if (this.pendingBytes === this.staging.length) await this.flush();
+  }
+
+  private place(digest: Digest, pieces: readonly Buffer[], size: number): void {
+    // Larger than a batch (not an object the store packs): a buffer of its own.
+    if (size > this.staging.length) this.staging = Buffer.allocUnsafeSlow(size);
     this.entries.set(digest, { digest, offset: this.size, size });
     this.size += size;
-    this.pending.push(...pieces);
-    this.pendingBytes += size;
-    if (this.pendingBytes >= FLUSH_BYTES || this.pending.length >= MAX_PIECES) await this.flush();
+    for (const piece of pieces) {
+      piece.copy(this.staging, this.pendingBytes);
+      this.pendingBytes += piece.length;
+    }
   }
 
   /** Writes everything appended so far. */
   flush(): Promise<void> {
     if (this.pendingBytes === 0) return this.chain;
-    const batch = this.pending;
+    const batch = this.staging;
     const bytes = this.pendingBytes;
-    this.pending = [];
+    this.staging = this.spare.pop() ?? Buffer.allocUnsafeSlow(BATCH_BYTES);
     this.pendingBytes = 0;
+    this.queued++;
     this.chain = this.chain.then(async () => {
-      this.handle ??= await fsp.open(this.packPath, 'wx', 0o444);
-      await writeAll(this.handle, batch, this.written);
-      this.written += bytes;
+      try {
+        this.handle ??= await fsp.open(this.packPath, 'wx', 0o444);
+        await writeAll(this.handle, [batch.subarray(0, bytes)], this.written);
+        this.written += bytes;
+        if (batch.length === BATCH_BYTES) this.spare.push(batch);
+      } finally {
+        this.queued--;
+      }
     });
     return this.chain;
   }

@@ -30,6 +30,27 @@ const frames = () => {
   return Buffer.concat(cuts.slice(1).map((end, i) => zstd().compress(tar.subarray(cuts[i], end))));
 };
 
+/** A second layer over the worker's threshold, in frames as `frames` cuts them. */
+const big2 = pseudoRandomBytes(WORKER_FROM_BYTES + 256 * 1024, 12);
+const tar2 = makeTar([
+  { name: 'big2.bin', content: big2 },
+  { name: 'etc/second', content: 'second\n' },
+]);
+const frames2 = () => {
+  const cuts = [0, 700 * 1024, WORKER_FROM_BYTES, tar2.length];
+  return Buffer.concat(cuts.slice(1).map((end, i) => zstd().compress(tar2.subarray(cuts[i], end))));
+};
+
+/** An image of both layers, decoded at once by the one shared worker. */
+function twoLayers(name: string, blob: Buffer, blob2: Buffer) {
+  return writeTestLayout(path.join(work.dir, name), {
+    layers: [
+      { tar, blob, mediaType: ZSTD },
+      { tar: tar2, blob: blob2, mediaType: ZSTD },
+    ],
+  });
+}
+
 function layout(name: string, blob: Buffer, diffID?: string) {
   return writeTestLayout(path.join(work.dir, name), {
     layers: [{ tar, blob, mediaType: ZSTD, ...(diffID ? { diffID } : {}) }],
@@ -92,6 +113,18 @@ describe('a zstd layer decoded on the worker', () => {
     );
   });
 
+  it('refuses the layer with a corrupt frame when two layers share the worker: exit 4, that layer named', async () => {
+    const blob2 = frames2();
+    blob2[blob2.indexOf(Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), WORKER_FROM_BYTES - 1024 * 1024)] = 0;
+    const image = twoLayers('two-corrupt', frames(), blob2);
+    const before = snapshotStore(store);
+    const result = await runCli(['pull', `oci:${image.dir}:latest`], { SKIFF_STORE: store });
+    expect(result.code, result.stderr).toBe(4);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    expect(result.stderr).toContain(`layer ${image.layers[1]!.digest} does not decompress as zstd: `);
+    expect(diffSnapshots(before, snapshotStore(store))).toEqual([]);
+  });
+
   // Last: once stored, the layer is reused by its DiffID and the refusals above would not run.
   it('is pulled and stored under its DiffID, the same tree as its tar', async () => {
     // Without --max-layer-size: the other tests' 2 MiB would refuse it.
@@ -107,5 +140,22 @@ describe('a zstd layer decoded on the worker', () => {
     expect((await runCli(['unpack', ref, dir], { SKIFF_STORE: store })).code).toBe(0);
     expect(fs.readFileSync(path.join(dir, 'big.bin')).equals(big)).toBe(true);
     expect(fs.readFileSync(path.join(dir, 'etc/f299'), 'utf8')).toBe('file 299\n'.repeat(299));
+  });
+
+  it('pulls two layers decoded at once by the shared worker, each under its DiffID', async () => {
+    const image = twoLayers('two-good', frames(), frames2());
+    const ref = `oci:${image.dir}:latest`;
+    // A store of its own: the first layer is not reused, so both are decoded at once.
+    const fresh = { SKIFF_STORE: path.join(work.dir, 'store-two') };
+    const pulled = await runCli(['pull', '--json', ref], fresh);
+    expect(pulled.code, pulled.stderr).toBe(0);
+    const layers = JSON.parse(pulled.stdout).layers;
+    expect(layers.map((l: { diffID: string }) => l.diffID)).toEqual(image.layers.map((l) => l.diffID));
+    expect(layers.map((l: { method: string }) => l.method)).toEqual(['full', 'full']);
+    expect((await runCli(['fsck'], fresh)).code).toBe(0);
+    const dir = path.join(work.dir, 'unpacked-two');
+    expect((await runCli(['unpack', ref, dir], fresh)).code).toBe(0);
+    expect(fs.readFileSync(path.join(dir, 'big.bin')).equals(big)).toBe(true);
+    expect(fs.readFileSync(path.join(dir, 'big2.bin')).equals(big2)).toBe(true);
   });
 });

@@ -116,6 +116,44 @@ describe('ZstdWorkerDecompressStream', () => {
     );
   });
 
+  it('decodes streams open at once on one shared worker, each to its own bytes and digest', async () => {
+    const otherFiles = Array.from({ length: 2000 }, (_, i) =>
+      pseudoRandomBytes(100 + ((i * 53) % 900), i + 9000),
+    );
+    const other = Buffer.concat(otherFiles.map((f) => zstd().compress(f)));
+    const a = new ZstdWorkerDecompressStream();
+    const b = new ZstdWorkerDecompressStream();
+    expect(a.workerThreadId).toBeTypeOf('number');
+    expect(b.workerThreadId).toBe(a.workerThreadId);
+    // Fed in different pieces, so their messages interleave on the worker.
+    const [outA, outB] = await Promise.all([decode(blob, 997, a), decode(other, 64 * 1024, b)]);
+    expect(Buffer.concat(outA).equals(plain)).toBe(true);
+    expect(Buffer.concat(outB).equals(Buffer.concat(otherFiles))).toBe(true);
+    expect(await a.digested()).toEqual({ diffID: sha256(plain), bytes: plain.length });
+    expect((await b.digested()).diffID).toBe(sha256(Buffer.concat(otherFiles)));
+  });
+
+  it('fails only the stream with a corrupt frame, not the others sharing its worker', async () => {
+    const corrupt = Buffer.from(blob);
+    corrupt[corrupt.indexOf(Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), 600 * 1024) + 1] = 0;
+    const expected = await failure(corrupt, new ZstdDecompressStream());
+    const good = new ZstdWorkerDecompressStream();
+    const bad = new ZstdWorkerDecompressStream();
+    expect(bad.workerThreadId).toBe(good.workerThreadId);
+    const [goodOut, badFailure] = await Promise.all([decode(blob, 4096, good), failure(corrupt, bad)]);
+    expect(badFailure).toBe(expected);
+    expect(Buffer.concat(goodOut).equals(plain)).toBe(true);
+  });
+
+  it('goes on decoding the other streams when one is destroyed half-way', async () => {
+    const stopped = new ZstdWorkerDecompressStream();
+    const going = new ZstdWorkerDecompressStream();
+    stopped.write(blob.subarray(0, 300 * 1024));
+    await stopped.roundTrip();
+    stopped.destroy();
+    expect(Buffer.concat(await decode(blob, 8192, going)).equals(plain)).toBe(true);
+  });
+
   it('is the decoder for large blobs only: a worker costs more than it saves on small ones', () => {
     expect(zstdDecompressor(WORKER_FROM_BYTES)).toBeInstanceOf(ZstdWorkerDecompressStream);
     expect(zstdDecompressor(WORKER_FROM_BYTES - 1)).toBeInstanceOf(ZstdDecompressStream);

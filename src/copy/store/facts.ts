@@ -4,13 +4,18 @@
  */
 
 import type { Digest } from '../../digest/index.js';
+import type { TarSizeBound } from '../../formats/compression.js';
 import { detectLayerFormat, type LayerFormat } from '../../formats/detect.js';
+import { TocFiles } from '../../formats/zstd-chunked.js';
 import type { ResumeSession, Store } from '../../store/index.js';
+import { withoutFiles } from '../../strategy/fetch-set.js';
 import type { ImageFacts, LayerFacts } from '../../strategy/index.js';
 import { wantsToc } from '../../strategy/index.js';
 import type { ImageSource } from '../../transport/index.js';
 import type { ResolvedImage, ResolvedLayer } from '../resolve.js';
-import { type ChunkedLayer, loadChunkedLayer } from './partial.js';
+import type { LayerContext } from './context.js';
+import { tarSizeBound } from './layer-full.js';
+import { type ChunkedLayer, chunkRefs, loadChunkedLayer, tocDigestsByPath } from './partial.js';
 
 export interface GatheredLayer {
   layer: ResolvedLayer;
@@ -64,4 +69,50 @@ export async function gatherLayerFacts(
     }),
   );
   return gathered;
+}
+
+/**
+ * What a full pull of a layer takes from what planning gathered, as its attempt starts: the bound
+ * on its tar (a chunked layer's verified tar-split gives it) and, for a chunked layer, the hints
+ * from its TOC (the digests by path, so files already held are not rewritten, and the chunks of
+ * multi-chunk files for the store's chunk index). Then the TOC's chunk columns, the tar-split and
+ * the partial plan, which a full pull does not use, are let go before the blob is fetched: with
+ * every layer in flight at once they were held beside every ingest (docs/memory.md). A full attempt
+ * is not re-planned; one after it would go without them (the bound falls back to the cap).
+ */
+export function takeForFullPull(
+  g: GatheredLayer,
+  maxLayerSize: number,
+): { bound: TarSizeBound; hints?: FullPullHints } {
+  const bound = tarSizeBound(g.chunked, g.facts.runtime, maxLayerSize);
+  if (!g.chunked) return { bound };
+  const { toc } = g.chunked;
+  const refs = chunkRefs(toc);
+  const hints = {
+    knownDigest: tocDigestsByPath({ ...toc, files: toc.files.withoutChunks() }),
+    chunks: () => refs,
+  };
+  releaseChunked(g);
+  return { bound, hints };
+}
+
+type FullPullHints = NonNullable<LayerContext['fullPullHints']>;
+
+/**
+ * Lets go of what planning gathered for a chunked layer that is done with it: a staged layer (a
+ * re-plan only follows a failure) or one pulled in full. The TOC's records, the plan and the
+ * tar-split go before the next layer is pulled, instead of when the image commits; the piece log
+ * stays (closed with the session), and the counts the report gives.
+ */
+export function releaseChunked(g: GatheredLayer): void {
+  if (!g.chunked) return;
+  const { toc, fetchSet } = g.chunked;
+  g.chunked = {
+    ...g.chunked,
+    toc: { ...toc, files: TocFiles.empty },
+    tarSplit: Buffer.alloc(0),
+    fetchSet: withoutFiles(fetchSet),
+    localChunks: new Map(),
+    heldObjects: new Float64Array(0),
+  };
 }

@@ -74,7 +74,8 @@ export function tarSizeBound(
   cap: number,
 ): TarSizeBound {
   const byCap = { bytes: cap, by: '--max-layer-size' };
-  if (!chunked || runtime?.diffIDMismatch || runtime?.tocUnverifiable) return byCap;
+  // An empty tar-split is one let go (a layer done with it: facts.ts), which bounds nothing.
+  if (!chunked?.tarSplit.length || runtime?.diffIDMismatch || runtime?.tocUnverifiable) return byCap;
   try {
     const size = tarSplitTarSize(chunked.tarSplit);
     return size <= cap ? { bytes: size, by: 'its verified tar-split' } : byCap;
