@@ -1,8 +1,7 @@
 /**
  * The main thread's side of a layer decoder that runs on a worker thread and hashes what it
- * decodes (the DiffID), for any decoder that speaks the protocol below: gzip-decode-worker.ts's.
- * zstd-decode-worker.ts has the same protocol and the same class of its own (written first); the
- * two can share this one.
+ * decodes (the DiffID), for any decoder that speaks the protocol below: gzip-decode-worker.ts's and
+ * zstd-decode-worker.ts's, which bring only their worker's source.
  *
  * The main thread only copies compressed bytes into batches; the worker decodes them into output
  * windows it transfers back, and hashes each window before it does. Memory stays bounded whatever
@@ -78,20 +77,26 @@ class SharedDecodeWorker {
   private nextId = 1;
 
   /** The source's running worker, or a new one. */
-  static for(source: string, what: string): SharedDecodeWorker {
+  static for(source: string, what: string, workerData: object): SharedDecodeWorker {
     let shared = SharedDecodeWorker.running.get(source);
     if (!shared) {
-      shared = new SharedDecodeWorker(source, what);
+      shared = new SharedDecodeWorker(source, what, workerData);
       SharedDecodeWorker.running.set(source, shared);
     }
     return shared;
   }
 
+  /** The worker's thread id (tests: streams open at once share one). */
+  get threadId(): number {
+    return this.worker.threadId;
+  }
+
   private constructor(
     private readonly source: string,
     what: string,
+    workerData: object,
   ) {
-    this.worker = new Worker(source, { eval: true, workerData: { window: WINDOW } });
+    this.worker = new Worker(source, { eval: true, workerData: { ...workerData, window: WINDOW } });
     this.worker.on('message', (message: DecodeWorkerMessage) =>
       this.streams.get(message.id)?.onMessage(message),
     );
@@ -162,15 +167,22 @@ export class WorkerDecompressStream extends Duplex implements DigestingDecoder {
 
   /**
    * `source`: the worker's CommonJS source (run with `eval`, so it works the same under tsc's
-   * output and vitest; it gets `window` in its workerData). `what` names the decoder in errors.
+   * output and vitest; it gets `window` in its workerData, beside `workerData`). `what` names the
+   * decoder in errors.
    */
   constructor(
     source: string,
     private readonly what: string,
+    workerData: object = {},
   ) {
     super();
-    this.worker = SharedDecodeWorker.for(source, what);
+    this.worker = SharedDecodeWorker.for(source, what, workerData);
     this.id = this.worker.attach(this);
+  }
+
+  /** The thread that decodes this stream (shared with every stream of its kind open at once). */
+  get workerThreadId(): number {
+    return this.worker.threadId;
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: Callback): void {

@@ -319,7 +319,7 @@ class FileSink {
     else this.hasher.data(this.hashId, bytes);
     if (this.held) return undefined;
     if (this.entry.size <= PACK_THRESHOLD) {
-      // A view, not a copy: decoders hand out fresh buffers, and the pack writes them as they are.
+      // A view, not a copy: decoders hand out fresh buffers, and the pack copies it into its batch.
       this.small.push(bytes);
       return undefined;
     }

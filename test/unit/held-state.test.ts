@@ -47,7 +47,14 @@ function gathered(): { g: GatheredLayer; tarBytes: number } {
     layer: resolved,
     format,
     facts: { index: 0, digest: resolved.digest, size: layer.size, format, diffID: undefined, inStore: false },
-    chunked: { ...metadata, fetchSet, localChunks: new Map(), metadataBytes: 0, resumedBytes: 0 },
+    chunked: {
+      ...metadata,
+      fetchSet,
+      localChunks: new Map(),
+      heldObjects: new Float64Array(metadata.toc.files.length),
+      metadataBytes: 0,
+      resumedBytes: 0,
+    },
     planningBytes: 0,
   };
   return { g, tarBytes };
@@ -65,6 +72,7 @@ describe('a chunked layer pulled in full', () => {
     expect(g.chunked!.tarSplit.length).toBe(0);
     expect(g.chunked!.toc.files.length).toBe(0);
     expect(g.chunked!.fetchSet.files).toEqual([]);
+    expect(g.chunked!.heldObjects.length).toBe(0);
     // The hints still name every file's digest, in tar order.
     for (const [p, digest] of expected) expect(hints!.knownDigest!(p!)).toBe(digest);
   });
