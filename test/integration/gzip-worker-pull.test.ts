@@ -9,23 +9,14 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WORKER_FROM_BYTES } from '../../src/formats/zstd-stream.js';
-import { runCli, tempDir } from '../harness/cli.js';
+import { runCli } from '../harness/cli.js';
 import { writeTestLayout } from '../harness/layout.js';
-import { pseudoRandomBytes } from '../harness/random.js';
-import { diffSnapshots, snapshotStore } from '../harness/snapshot.js';
-import { makeTar } from '../harness/tar-writer.js';
+import { expectPulledWhole, expectRefused, seededStore, workerLayerTar } from '../harness/worker-pull.js';
 
 const GZIP = 'application/vnd.oci.image.layer.v1.tar+gzip';
 
-let work: { dir: string; cleanup: () => void };
-let store: string;
-/** Incompressible content, so the layer's blob is over the worker's threshold. */
-const big = pseudoRandomBytes(WORKER_FROM_BYTES + 512 * 1024, 12);
-const small = Array.from({ length: 300 }, (_, i) => ({
-  name: `etc/f${i}`,
-  content: `file ${i}\n`.repeat(i),
-}));
-const tar = makeTar([{ name: 'big.bin', content: big }, ...small]);
+let work: Awaited<ReturnType<typeof seededStore>>;
+const { big, tar } = workerLayerTar(12);
 /** The tar as two gzip members (eStargz-like), the second starting past the worker's first batches. */
 const blob = () => {
   const cut = WORKER_FROM_BYTES + 100_000;
@@ -39,29 +30,13 @@ function layout(name: string, layerBlob: Buffer, diffID?: string) {
 }
 
 beforeAll(async () => {
-  work = tempDir('skiff-gzip-worker-');
-  store = path.join(work.dir, 'store');
-  const seed = writeTestLayout(path.join(work.dir, 'seed'), {
-    layers: [{ tar: makeTar([{ name: 'etc/seed', content: 'seed\n' }]) }],
-  });
-  expect((await runCli(['pull', `oci:${seed.dir}:latest`], { SKIFF_STORE: store })).code).toBe(0);
+  work = await seededStore('skiff-gzip-worker-');
 });
 afterAll(() => work.cleanup());
 
 /** Pulls `ref`, expecting exit 4 with one line naming the layer and `cause`, and nothing stored. */
-async function refused(ref: string, digest: string, cause: RegExp | string, flags: string[] = []) {
-  const before = snapshotStore(store);
-  const result = await runCli(['pull', ...flags, ref], { SKIFF_STORE: store });
-  expect(result.code, result.stderr).toBe(4);
-  const lines = result.stderr.trim().split('\n');
-  expect(lines, result.stderr).toHaveLength(1);
-  expect(lines[0]).toMatch(/^skiff: /);
-  // The layer, named by its digest or the digest's first 12 digits.
-  expect(lines[0]).toContain(digest.slice(0, 'sha256:'.length + 12));
-  expect(lines[0]).toMatch(cause);
-  expect(fs.readdirSync(path.join(store, 'tmp'))).toEqual([]);
-  expect(diffSnapshots(before, snapshotStore(store))).toEqual([]);
-}
+const refused = (ref: string, digest: string, cause: RegExp | string, flags: string[] = []) =>
+  expectRefused(work.store, ref, digest, cause, flags);
 
 describe('a gzip layer decoded on the worker', () => {
   it("refuses a tar that does not hash to the config's DiffID (the worker's hash is checked)", async () => {
@@ -73,7 +48,7 @@ describe('a gzip layer decoded on the worker', () => {
       image.layers[0]!.digest,
       `DiffID mismatch: the config expects sha256:0000`,
     );
-    const result = await runCli(['pull', `oci:${image.dir}:latest`], { SKIFF_STORE: store });
+    const result = await runCli(['pull', `oci:${image.dir}:latest`], { SKIFF_STORE: work.store });
     expect(result.stderr).toContain(`the layer's tar hashes to ${real}`);
   });
 
@@ -123,15 +98,12 @@ describe('a gzip layer decoded on the worker', () => {
   it('is pulled and stored under its DiffID, the same tree as its tar', async () => {
     const image = layout('good', blob());
     expect(fs.statSync(image.layers[0]!.file).size).toBeGreaterThanOrEqual(WORKER_FROM_BYTES);
-    const ref = `oci:${image.dir}:latest`;
-    const pulled = await runCli(['pull', '--json', ref], { SKIFF_STORE: store });
-    expect(pulled.code, pulled.stderr).toBe(0);
-    expect(JSON.parse(pulled.stdout).layers[0].diffID).toBe(image.layers[0]!.diffID);
-    const fsck = await runCli(['fsck'], { SKIFF_STORE: store });
-    expect(fsck.code, fsck.stderr).toBe(0);
-    const dir = path.join(work.dir, 'unpacked');
-    expect((await runCli(['unpack', ref, dir], { SKIFF_STORE: store })).code).toBe(0);
-    expect(fs.readFileSync(path.join(dir, 'big.bin')).equals(big)).toBe(true);
-    expect(fs.readFileSync(path.join(dir, 'etc/f299'), 'utf8')).toBe('file 299\n'.repeat(299));
+    await expectPulledWhole(
+      work.store,
+      `oci:${image.dir}:latest`,
+      image.layers[0]!.diffID,
+      big,
+      path.join(work.dir, 'unpacked'),
+    );
   });
 });

@@ -7,23 +7,17 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { zstd } from '../../src/formats/zstd-native.js';
 import { WORKER_FROM_BYTES } from '../../src/formats/zstd-stream.js';
-import { runCli, tempDir } from '../harness/cli.js';
+import { runCli } from '../harness/cli.js';
 import { writeTestLayout } from '../harness/layout.js';
 import { pseudoRandomBytes } from '../harness/random.js';
 import { diffSnapshots, snapshotStore } from '../harness/snapshot.js';
 import { makeTar } from '../harness/tar-writer.js';
+import { expectPulledWhole, expectRefused, seededStore, workerLayerTar } from '../harness/worker-pull.js';
 
 const ZSTD = 'application/vnd.oci.image.layer.v1.tar+zstd';
 
-let work: { dir: string; cleanup: () => void };
-let store: string;
-/** Incompressible content, so the layer's blob is over the worker's threshold. */
-const big = pseudoRandomBytes(WORKER_FROM_BYTES + 512 * 1024, 11);
-const small = Array.from({ length: 300 }, (_, i) => ({
-  name: `etc/f${i}`,
-  content: `file ${i}\n`.repeat(i),
-}));
-const tar = makeTar([{ name: 'big.bin', content: big }, ...small]);
+let work: Awaited<ReturnType<typeof seededStore>>;
+const { big, tar } = workerLayerTar(11);
 /** The tar in several frames (as zstd:chunked writes a frame per file), cut across the worker's batches. */
 const frames = () => {
   const cuts = [0, 1000, 1024 * 1024 + 3, WORKER_FROM_BYTES + 512 * 1024 + 1024, tar.length];
@@ -58,37 +52,18 @@ function layout(name: string, blob: Buffer, diffID?: string) {
 }
 
 beforeAll(async () => {
-  work = tempDir('skiff-zstd-worker-');
-  store = path.join(work.dir, 'store');
-  const seed = writeTestLayout(path.join(work.dir, 'seed'), {
-    layers: [{ tar: makeTar([{ name: 'etc/seed', content: 'seed\n' }]) }],
-  });
-  expect((await runCli(['pull', `oci:${seed.dir}:latest`], { SKIFF_STORE: store })).code).toBe(0);
+  work = await seededStore('skiff-zstd-worker-');
 });
 afterAll(() => work.cleanup());
 
-/** Pulls `ref`, expecting exit 4 with one line naming the layer and `cause`, and nothing stored. */
-async function refused(ref: string, digest: string, cause: RegExp | string) {
-  const before = snapshotStore(store);
-  const result = await runCli(['pull', '--max-layer-size', '2MiB', ref], { SKIFF_STORE: store });
-  expect(result.code, result.stderr).toBe(4);
-  const lines = result.stderr.trim().split('\n');
-  expect(lines, result.stderr).toHaveLength(1);
-  expect(lines[0]).toContain(digest);
-  expect(lines[0]).toMatch(cause);
-  expect(fs.readdirSync(path.join(store, 'tmp'))).toEqual([]);
-  expect(diffSnapshots(before, snapshotStore(store))).toEqual([]);
-}
+/** Pulls `ref` under a 2 MiB --max-layer-size, expecting exit 4 naming the layer and `cause`, nothing stored. */
+const refused = (ref: string, digest: string, cause: RegExp | string) =>
+  expectRefused(work.store, ref, digest, cause, ['--max-layer-size', '2MiB']);
 
 describe('a zstd layer decoded on the worker', () => {
   it("refuses a tar that does not hash to the config's DiffID (the worker's hash is checked)", async () => {
     const image = layout('wrong-diffid', frames(), `sha256:${'0'.repeat(64)}`);
-    const before = snapshotStore(store);
-    const result = await runCli(['pull', `oci:${image.dir}:latest`], { SKIFF_STORE: store });
-    expect(result.code, result.stderr).toBe(4);
-    expect(result.stderr.trim().split('\n')).toHaveLength(1);
-    expect(result.stderr).toContain('DiffID mismatch');
-    expect(diffSnapshots(before, snapshotStore(store))).toEqual([]);
+    await expectRefused(work.store, `oci:${image.dir}:latest`, image.layers[0]!.digest, 'DiffID mismatch');
   });
 
   it('refuses a corrupt frame as the synchronous decoder does: exit 4, "does not decompress"', async () => {
@@ -98,10 +73,13 @@ describe('a zstd layer decoded on the worker', () => {
     expect(last).toBeGreaterThan(WORKER_FROM_BYTES);
     blob[last] = 0;
     const image = layout('corrupt', blob);
-    const result = await runCli(['pull', `oci:${image.dir}:latest`], { SKIFF_STORE: store });
-    expect(result.code, result.stderr).toBe(4);
-    expect(result.stderr.trim().split('\n')).toHaveLength(1);
-    expect(result.stderr).toContain(`layer ${image.layers[0]!.digest} does not decompress as zstd: `);
+    const digest = image.layers[0]!.digest;
+    await expectRefused(
+      work.store,
+      `oci:${image.dir}:latest`,
+      digest,
+      `layer ${digest} does not decompress as zstd: `,
+    );
   });
 
   it('refuses a layer that decodes past --max-layer-size before writing more', async () => {
@@ -117,12 +95,12 @@ describe('a zstd layer decoded on the worker', () => {
     const blob2 = frames2();
     blob2[blob2.indexOf(Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), WORKER_FROM_BYTES - 1024 * 1024)] = 0;
     const image = twoLayers('two-corrupt', frames(), blob2);
-    const before = snapshotStore(store);
-    const result = await runCli(['pull', `oci:${image.dir}:latest`], { SKIFF_STORE: store });
+    const before = snapshotStore(work.store);
+    const result = await runCli(['pull', `oci:${image.dir}:latest`], { SKIFF_STORE: work.store });
     expect(result.code, result.stderr).toBe(4);
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
     expect(result.stderr).toContain(`layer ${image.layers[1]!.digest} does not decompress as zstd: `);
-    expect(diffSnapshots(before, snapshotStore(store))).toEqual([]);
+    expect(diffSnapshots(before, snapshotStore(work.store))).toEqual([]);
   });
 
   // Last: once stored, the layer is reused by its DiffID and the refusals above would not run.
@@ -130,16 +108,13 @@ describe('a zstd layer decoded on the worker', () => {
     // Without --max-layer-size: the other tests' 2 MiB would refuse it.
     const image = layout('good', frames());
     expect(fs.statSync(image.layers[0]!.file).size).toBeGreaterThanOrEqual(WORKER_FROM_BYTES);
-    const ref = `oci:${image.dir}:latest`;
-    const pulled = await runCli(['pull', '--json', ref], { SKIFF_STORE: store });
-    expect(pulled.code, pulled.stderr).toBe(0);
-    expect(JSON.parse(pulled.stdout).layers[0].diffID).toBe(image.layers[0]!.diffID);
-    const fsck = await runCli(['fsck'], { SKIFF_STORE: store });
-    expect(fsck.code, fsck.stderr).toBe(0);
-    const dir = path.join(work.dir, 'unpacked');
-    expect((await runCli(['unpack', ref, dir], { SKIFF_STORE: store })).code).toBe(0);
-    expect(fs.readFileSync(path.join(dir, 'big.bin')).equals(big)).toBe(true);
-    expect(fs.readFileSync(path.join(dir, 'etc/f299'), 'utf8')).toBe('file 299\n'.repeat(299));
+    await expectPulledWhole(
+      work.store,
+      `oci:${image.dir}:latest`,
+      image.layers[0]!.diffID,
+      big,
+      path.join(work.dir, 'unpacked'),
+    );
   });
 
   it('pulls two layers decoded at once by the shared worker, each under its DiffID', async () => {
