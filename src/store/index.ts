@@ -21,6 +21,8 @@ export {
 export { type ImageFiles, type LayerFiles, renderStoreLayout, STORE_LAYOUT, StoreLayout } from './layout.js';
 // The lock gc holds for its run and a writer while it registers.
 export { type StoreLockOptions, withStoreLock } from './lock.js';
+// A session's pack file: small objects appended in batches (its bounds are tested on their own).
+export { PackWriter, readObjectRange } from './packs.js';
 // Reading stored content.
 export {
   type ContentReader,

@@ -7,7 +7,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Digest } from '../../src/digest/index.js';
-import { PackWriter, readObjectRange } from '../../src/store/packs.js';
+import { PackWriter, readObjectRange } from '../../src/store/index.js';
 import { tempDir } from '../harness/cli.js';
 
 const digest = (i: number) => `sha256:${i.toString(16).padStart(64, '0')}` as Digest;
