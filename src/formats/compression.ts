@@ -50,7 +50,10 @@ export class TarSizeCap extends Transform {
     private readonly bound: TarSizeBound,
     private readonly digest: Digest,
   ) {
-    super();
+    // Chunks handed on one by one, as they came: a byte-mode readable side joins whatever is
+    // buffered into a new buffer for its reader, so the decoder's windows could not be handed back
+    // to it (IngestOptions.release). One chunk buffered, as byte mode's 16 KiB held one window.
+    super({ readableObjectMode: true, readableHighWaterMark: 1 });
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
