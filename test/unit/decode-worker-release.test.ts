@@ -4,6 +4,8 @@
 // besides) the bytes out must still be the synchronous decoder's.
 import { PassThrough, Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import type { Digest } from '../../src/digest/index.js';
+import { TarSizeCap } from '../../src/formats/compression.js';
 import { WINDOW } from '../../src/formats/decode-worker.js';
 import { ZstdWorkerDecompressStream } from '../../src/formats/zstd-decode-worker.js';
 import { zstd } from '../../src/formats/zstd-native.js';
@@ -34,5 +36,21 @@ describe('WorkerDecompressStream.release', () => {
     }
     expect(Buffer.concat(out).equals(plain)).toBe(true);
     expect(reused).toBeGreaterThan(0);
+  });
+});
+
+describe('TarSizeCap chunk by chunk', () => {
+  it('hands each chunk on as it came, never joined with the next, to a slow async reader', async () => {
+    const written = Array.from({ length: 20 }, (_, i) => Buffer.alloc(1000 + i, i));
+    const cap = new TarSizeCap({ bytes: 1 << 20, by: 'test' }, 'sha256:00' as Digest, { chunkByChunk: true });
+    Readable.from(written).pipe(cap);
+    const read: Buffer[] = [];
+    for await (const chunk of cap as AsyncIterable<Buffer>) {
+      read.push(chunk);
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    // The same buffers: the reader may hand each back to the stream's source (IngestOptions.release).
+    expect(read.length).toBe(written.length);
+    expect(read.map((chunk) => chunk.buffer)).toEqual(written.map((chunk) => chunk.buffer));
   });
 });

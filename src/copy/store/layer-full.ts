@@ -37,7 +37,8 @@ export async function pullFull(ctx: LayerContext): Promise<StagedLayer> {
       : [opened.blob, new ByteCounter((n) => ctx.fetched(n)), verify];
     if (decrypt) stages.push(decrypt);
     if (decompress) stages.push(decompress);
-    stages.push(new TarSizeCap(ctx.tarSizeBound(), layer.digest));
+    // Chunk by chunk: the decoder's windows go back to it from the ingest (`release`, below).
+    stages.push(new TarSizeCap(ctx.tarSizeBound(), layer.digest, { chunkByChunk: true }));
     await pipeChain(stages, async (tar) => {
       staged = await ingestLayer(tar, {
         session,
