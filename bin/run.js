@@ -28,6 +28,10 @@ if (major < NEEDED[0] || (major === NEEDED[0] && minor < NEEDED[1])) {
     process.execPath,
     [process.execPath, ...heapFlags(), ...process.execArgv, ...process.argv.slice(1)],
     {
+      // glibc raises its mmap threshold to the size of the largest buffer freed (a TOC's 33 MB),
+      // after which every freed window and batch stays in the main arena: fixed at glibc's default,
+      // a 3.6 GB full pull peaked at 233 MiB instead of 268 at the same CPU (docs/memory.md).
+      MALLOC_MMAP_THRESHOLD_: '131072',
       ...process.env,
       SKIFF_HEAP_FLAGS: '1',
     },

@@ -46,11 +46,17 @@ export interface TarSizeBound {
 export class TarSizeCap extends Transform {
   private seen = 0;
 
+  /**
+   * `chunkByChunk`: hands chunks on one by one, as they came (object mode, one buffered). A
+   * byte-mode readable side joins whatever is buffered into a new buffer for an async iterator's
+   * `read()`, so a reader that hands chunks back to their source (IngestOptions.release) could not.
+   */
   constructor(
     private readonly bound: TarSizeBound,
     private readonly digest: Digest,
+    options: { chunkByChunk?: boolean } = {},
   ) {
-    super();
+    super(options.chunkByChunk ? { readableObjectMode: true, readableHighWaterMark: 1 } : {});
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {

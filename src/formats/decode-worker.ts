@@ -39,6 +39,8 @@ export const WINDOW = 256 * 1024;
  * 8 for zstd's worker per layer, 6 here for the same reason as BATCH.
  */
 export const CREDITS = 6;
+/** Released copies kept for reuse: as many as the worker may fill ahead, and a few in the pipe. */
+const MAX_REUSABLE = CREDITS + 2;
 
 /** The digest and size of a whole decoded stream: for a layer, its DiffID and tar size. */
 export interface DecodedDigest {
@@ -152,6 +154,13 @@ export class WorkerDecompressStream extends Duplex implements DigestingDecoder {
   private returned: ArrayBuffer[] = [];
   /** Batch buffers the worker has sent back. */
   private spare: ArrayBuffer[] = [];
+  /**
+   * Copies handed back by the consumer (`release`), for the next windows: without them each window
+   * is a fresh 256 KiB buffer that lives until a collection finds it dead (10-40 MiB of them).
+   */
+  private reusable: Buffer[] = [];
+  /** Copies pushed and not yet released: only these are taken back. */
+  private readonly lent = new WeakSet<ArrayBufferLike>();
   private batchUsed = 0;
   /** Compressed bytes posted and not yet decoded. */
   private inFlight = 0;
@@ -220,6 +229,16 @@ export class WorkerDecompressStream extends Duplex implements DigestingDecoder {
     return this.decoded;
   }
 
+  /**
+   * The consumer holds no view of `chunk` (one this stream pushed) any more: its buffer may carry
+   * the next window. A chunk this stream did not push, or one already released, is ignored.
+   */
+  release(chunk: Uint8Array): void {
+    const buffer = chunk.buffer;
+    if (!this.lent.delete(buffer) || this.reusable.length >= MAX_REUSABLE) return;
+    this.reusable.push(Buffer.from(buffer as ArrayBuffer));
+  }
+
   /** Resolves once the worker has handled every message posted before (what it did is visible). */
   roundTrip(): Promise<void> {
     return new Promise((resolve) => {
@@ -243,10 +262,11 @@ export class WorkerDecompressStream extends Duplex implements DigestingDecoder {
           if (window.length === WINDOW) this.granted--;
           // A copy in this thread's memory, and the window back to the worker: a buffer made on
           // another thread and dropped here is freed only by a full collection, and downstream
-          // may keep views of it.
-          const copy = Buffer.allocUnsafe(window.length);
+          // may keep views of it. The copy goes into a buffer the consumer released if there is one.
+          const copy = this.reusable.pop() ?? Buffer.allocUnsafeSlow(WINDOW);
           copy.set(new Uint8Array(window.data, 0, window.length));
-          this.push(copy);
+          this.lent.add(copy.buffer);
+          this.push(window.length === WINDOW ? copy : copy.subarray(0, window.length));
           this.returned.push(window.data);
         }
         this.inFlight -= message.consumed;

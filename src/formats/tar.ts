@@ -65,6 +65,11 @@ class ByteQueue {
   private chunks: Buffer[] = [];
   length = 0;
 
+  /** The buffer behind the oldest bytes still queued (they are views of it). */
+  get oldest(): ArrayBufferLike | undefined {
+    return this.chunks[0]?.buffer;
+  }
+
   push(chunk: Buffer): void {
     if (chunk.length === 0) return;
     this.chunks.push(chunk);
@@ -160,6 +165,16 @@ export class TarTokenizer {
   private paddingRemaining = 0;
   /** After the end-of-archive block every byte is kept verbatim. */
   private trailer = false;
+
+  /**
+   * Which input this tokenizer still holds views of: the buffer behind the oldest bytes it keeps
+   * queued, or `all` while an extension's values (views of earlier input) wait for their entry.
+   * A caller that reuses its input buffers (ingest.ts) reuses none it may still read.
+   */
+  retains(): ArrayBufferLike | 'all' | undefined {
+    if (this.pending.pax.size > 0) return 'all';
+    return this.queue.oldest;
+  }
 
   push(chunk: Buffer): TarToken[] {
     this.queue.push(chunk);

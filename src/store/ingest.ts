@@ -45,6 +45,13 @@ export interface IngestOptions {
    * contents on another thread): the ingest then hashes only the file data it is given.
    */
   digestedBySource?: () => Promise<RebuiltDigest>;
+  /**
+   * Called with each chunk of an async source once the ingest holds no view of its bytes any more
+   * (its pieces hashed, written, or copied into the pack): a source may then reuse the chunk's
+   * buffer (decode-worker.ts). Chunks are named by their `ArrayBuffer`; a source whose chunks share
+   * one must not ask for this.
+   */
+  release?: (chunk: Buffer) => void;
 }
 
 /** A file's whole content that a rebuild holds as a stored object and hashes itself. */
@@ -80,8 +87,13 @@ export async function ingestLayer(
       // Iterated by hand, not with for-await: on a failure here the source must not be destroyed
       // first, or a stream pipeline reports the abort instead of the reason (a hostile path).
       const chunks = tar[Symbol.asyncIterator]();
-      for (let next = await chunks.next(); !next.done; next = await chunks.next())
-        await sink.acceptAll(tokenizer.push(asBuffer(next.value)));
+      const lent = options.release ? new LentChunks(options.release) : undefined;
+      for (let next = await chunks.next(); !next.done; next = await chunks.next()) {
+        const chunk = asBuffer(next.value);
+        lent?.received(chunk);
+        await sink.acceptAll(tokenizer.push(chunk));
+        lent?.releaseUnheld(tokenizer.retains(), sink.retains());
+      }
     } else {
       for (const piece of tar) {
         if (piece instanceof Promise) {
@@ -115,6 +127,8 @@ class LayerSink {
   /** Every byte of the stream, given or held: checked against the source's count. */
   private streamBytes = 0;
   private file: FileSink | undefined;
+  /** The first piece's buffer of each small file handed to the pack and not yet copied there. */
+  private readonly staging = new Map<FileSink, ArrayBufferLike>();
 
   constructor(
     private readonly dir: string,
@@ -123,6 +137,18 @@ class LayerSink {
     this.tarsplit = new TarSplitWriter(StoreLayout.layerFiles(dir).tarSplit);
     // A source that hashes the stream itself leaves only file content to hash here.
     this.hasher = new LayerHasher(!options.digestedBySource);
+  }
+
+  /**
+   * The buffers of the input this sink still holds views of: the open file's small pieces and
+   * those of files waiting for the pack's copy (pieces of one file are views of input in order,
+   * so its first piece's buffer is its oldest).
+   */
+  retains(): ArrayBufferLike[] {
+    const held = [...this.staging.values()];
+    const open = this.file?.oldestPiece();
+    if (open) held.push(open);
+    return held;
   }
 
   /** Takes tokens in order; returns a promise only when one of them had to wait for a write. */
@@ -169,7 +195,12 @@ class LayerSink {
     done.check(digest);
     done.entry.digest = digest;
     this.objects.add(digest);
-    const stage = () => (done.held ? undefined : this.writes.add(() => done.stage(digest)));
+    const stage = () => {
+      if (done.held) return undefined;
+      const oldest = done.oldestPiece();
+      if (oldest) this.staging.set(done, oldest);
+      return this.writes.add(() => done.stage(digest).finally(() => this.staging.delete(done)));
+    };
     const flushed = this.tarsplit.entry(done.entry);
     return flushed ? flushed.then(stage) : stage();
   }
@@ -312,6 +343,11 @@ class FileSink {
     if (!this.trusted) this.hashId = this.hasher.begin();
   }
 
+  /** The buffer behind this file's first small piece, while it holds pieces (views of input). */
+  oldestPiece(): ArrayBufferLike | undefined {
+    return this.small[0]?.buffer;
+  }
+
   /** Returns a promise only for large content, which goes to a temp file. */
   write(bytes: Buffer): Promise<void> | undefined {
     if (!this.started) this.start();
@@ -385,5 +421,39 @@ class FileSink {
     await this.temp.handle.close().catch(() => undefined);
     await fsp.rm(this.temp.path, { force: true });
     this.temp = undefined;
+  }
+}
+
+/**
+ * The async source's chunks the ingest has received and not yet handed back (`release`), in the
+ * order received. A chunk goes back once nothing older than what is still held remains: the
+ * tokenizer's queue and the files' pieces are views of input in order, so every chunk received
+ * before the oldest one still viewed is unread.
+ */
+class LentChunks {
+  private readonly order = new Map<ArrayBufferLike, { chunk: Buffer; seq: number }>();
+  private seq = 0;
+
+  constructor(private readonly release: (chunk: Buffer) => void) {}
+
+  received(chunk: Buffer): void {
+    this.order.set(chunk.buffer, { chunk, seq: this.seq++ });
+  }
+
+  /** Hands back every chunk older than the oldest the tokenizer or the sink still holds a view of. */
+  releaseUnheld(tokenizer: ArrayBufferLike | 'all' | undefined, sink: readonly ArrayBufferLike[]): void {
+    if (tokenizer === 'all') return;
+    let oldest = this.seq;
+    for (const buffer of tokenizer ? [tokenizer, ...sink] : sink) {
+      const seq = this.order.get(buffer)?.seq;
+      // A view of a buffer not received here (a copy made downstream) holds no chunk.
+      if (seq !== undefined && seq < oldest) oldest = seq;
+    }
+    // The Map iterates in insertion order: received order, a reused buffer re-inserted last.
+    for (const [buffer, { chunk, seq }] of this.order) {
+      if (seq >= oldest) break;
+      this.order.delete(buffer);
+      this.release(chunk);
+    }
   }
 }

@@ -91,13 +91,14 @@ describe('the Node skiff runs on', () => {
   });
 
   it('starts the commands that move layers on a heap sized for them (docs/memory.md), once, in the same process', async () => {
-    // A module Node loads before skiff, in every start: it records the flags and process id.
+    // A module Node loads before skiff, in every start: it records the flags, process id and
+    // glibc's mmap threshold as the environment sets it.
     const dir = scratch();
     const log = path.join(dir, 'starts.log');
     const probe = path.join(dir, 'probe.mjs');
     fs.writeFileSync(
       probe,
-      `import fs from 'node:fs';\nfs.appendFileSync(${JSON.stringify(log)}, JSON.stringify([process.pid, process.execArgv]) + '\\n');\n`,
+      `import fs from 'node:fs';\nfs.appendFileSync(${JSON.stringify(log)}, JSON.stringify([process.pid, process.execArgv, process.env.MALLOC_MMAP_THRESHOLD_ ?? null]) + '\\n');\n`,
     );
     const starts = (
       args: string[],
@@ -109,13 +110,15 @@ describe('the Node skiff runs on', () => {
         .readFileSync(log, 'utf8')
         .trim()
         .split('\n')
-        .map((line) => JSON.parse(line) as [number, string[]]);
+        .map((line) => JSON.parse(line) as [number, string[], string | null]);
     };
     const pull = ['pull', `oci:${path.join(dir, 'none')}:latest`, '--store', path.join(dir, 'store')];
     const [first, second, ...more] = starts(pull);
     expect(more).toEqual([]);
     expect(second?.[0]).toBe(first?.[0]);
     expect(second?.[1]).toEqual(['--max-semi-space-size=4', '--heap-growing-percent=50', '--import', probe]);
+    // malloc's mmap threshold fixed at glibc's default, not raised by the first large free.
+    expect([first?.[2], second?.[2]]).toEqual([null, '131072']);
     // Neither a command that holds no image nor a Node already given a young generation size.
     expect(starts(['version'])).toHaveLength(1);
     expect(

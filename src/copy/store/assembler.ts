@@ -22,7 +22,7 @@ export interface LocalChunk {
 }
 
 /** Large files are read back and hashed in pieces of at most this many bytes. */
-const PIECE_BYTES = 4 * 1024 * 1024;
+const PIECE_BYTES = 1024 * 1024;
 
 /**
  * Assembles missing files from verified chunks: small ones in memory, large ones in temp files;

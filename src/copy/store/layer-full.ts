@@ -8,7 +8,7 @@ import { DigestStream } from '../../digest/index.js';
 import { SkiffError, VerificationError, writeRefusedErrno } from '../../errors/index.js';
 import { decompressor, type TarSizeBound, TarSizeCap } from '../../formats/compression.js';
 import { tarSplitTarSize } from '../../formats/containers-tar-split.js';
-import { isDigestingDecoder } from '../../formats/decode-worker.js';
+import { isDigestingDecoder, WorkerDecompressStream } from '../../formats/decode-worker.js';
 import type { ChunkedMetadata } from '../../formats/zstd-chunked.js';
 import { ByteCounter } from '../../pull/progress.js';
 import { isRetriableNetworkError } from '../../registry/http.js';
@@ -37,7 +37,8 @@ export async function pullFull(ctx: LayerContext): Promise<StagedLayer> {
       : [opened.blob, new ByteCounter((n) => ctx.fetched(n)), verify];
     if (decrypt) stages.push(decrypt);
     if (decompress) stages.push(decompress);
-    stages.push(new TarSizeCap(ctx.tarSizeBound(), layer.digest));
+    // Chunk by chunk: the decoder's windows go back to it from the ingest (`release`, below).
+    stages.push(new TarSizeCap(ctx.tarSizeBound(), layer.digest, { chunkByChunk: true }));
     await pipeChain(stages, async (tar) => {
       staged = await ingestLayer(tar, {
         session,
@@ -51,6 +52,10 @@ export async function pullFull(ctx: LayerContext): Promise<StagedLayer> {
         ...ctx.fullPullHints,
         // A worker that decodes the layer hashes it too: this thread then hashes only file content.
         ...(isDigestingDecoder(decompress) ? { digestedBySource: () => decompress.digested() } : {}),
+        // The decoder's windows come back to it once the ingest has read, written or copied them.
+        ...(decompress instanceof WorkerDecompressStream
+          ? { release: (chunk) => decompress.release(chunk) }
+          : {}),
       });
     });
   } catch (error) {
