@@ -4,8 +4,9 @@ import zlib from 'node:zlib';
 import type { Digest } from '../digest/index.js';
 import { VerificationError } from '../errors/index.js';
 import type { Compression } from '../manifest/media-types.js';
+import { WORKER_FROM_BYTES } from './decode-worker.js';
 import { GzipWorkerDecompressStream, gzipWorkerUsable } from './gzip-decode-worker.js';
-import { WORKER_FROM_BYTES, zstdDecompressor } from './zstd-stream.js';
+import { zstdDecompressor } from './zstd-stream.js';
 
 /**
  * A decompressing stream, or undefined for an uncompressed tar. With `blobSize`, a large blob is

@@ -9,7 +9,7 @@
  * waits beyond it), and the worker fills a window only against a credit, of which it holds at most
  * CREDITS: this side gives credits back as the consumer reads (`_read`). A bomb therefore decodes
  * no faster than the consumer takes it, and the consumer (TarSizeCap) refuses it at its bound,
- * which ends the worker.
+ * which ends the stream (and the worker with the last stream).
  *
  * One worker decodes every stream of its kind in flight (`SharedDecodeWorker`): an isolate costs
  * ~9 MiB, and a full pull decodes up to `--jobs` layers at once. It starts with the first stream
@@ -26,8 +26,13 @@ import { Worker } from 'node:worker_threads';
 import type { Digest } from '../digest/index.js';
 
 /**
- * Compressed bytes per message to the worker. Half of the zstd worker's: the one worker holds every
- * layer's batches at once, and the 3.6 GB image's pull peaked at 247–251 MiB with 1 MiB batches.
+ * Layers whose blob is at least this large are decoded on a worker thread (gzip and zstd alike):
+ * below it, starting a worker (~30 ms of CPU, an isolate's memory) costs more than it saves.
+ */
+export const WORKER_FROM_BYTES = 4 * 1024 * 1024;
+/**
+ * Compressed bytes per message to the worker: the one worker holds every layer's batches at once,
+ * and the 3.6 GB image's pull peaked at 247–251 MiB with 1 MiB batches.
  */
 export const BATCH = 512 * 1024;
 /** The writer waits while more compressed bytes than this are posted but not yet decoded. */
@@ -36,7 +41,7 @@ const MAX_IN_FLIGHT = 1024 * 1024;
 export const WINDOW = 256 * 1024;
 /**
  * Windows the worker may fill ahead of the consumer (those decoded and those it holds credit for);
- * 8 for zstd's worker per layer, 6 here for the same reason as BATCH.
+ * few, for the same reason as BATCH (8 when each layer had a worker of its own).
  */
 export const CREDITS = 6;
 /** Released copies kept for reuse: as many as the worker may fill ahead, and a few in the pipe. */

@@ -8,14 +8,9 @@
  * buffer handed on is as large as the memory it holds.
  */
 import { type Duplex, Transform, type TransformCallback } from 'node:stream';
+import { WORKER_FROM_BYTES } from './decode-worker.js';
 import { ENDS_INSIDE_A_FRAME, ZstdWorkerDecompressStream } from './zstd-decode-worker.js';
 import { zstdBinding } from './zstd-native.js';
-
-/**
- * Layers whose blob is at least this large are decoded on a worker thread (zstd-decode-worker.ts):
- * below it, starting a worker (~30 ms of CPU, an isolate's memory) costs more than it saves.
- */
-export const WORKER_FROM_BYTES = 4 * 1024 * 1024;
 
 /** A zstd decoder for a blob of `blobSize` bytes (0: unknown, decoded on this thread). */
 export function zstdDecompressor(blobSize: number): Duplex {

@@ -194,9 +194,6 @@ async function parseFile(file: string, text: string): Promise<ParsedFile> {
       { path: file },
     );
   }
-  // Every key of the schema is optional and unknown keys pass: an empty table (a file of comments
-  // only) is valid as it is, and its check would only build the schemas.
-  if (isEmptyTable(document)) return fromDocument(file, {});
   const checked = fileSchema.safeParse(document);
   if (!checked.success) {
     const issue = checked.error.issues[0]!;
@@ -207,15 +204,6 @@ async function parseFile(file: string, text: string): Promise<ParsedFile> {
 
 /** Every line blank or a comment: no key, table or multi-line string can start in such a text. */
 const COMMENTS_ONLY = /^(?:[ \t]*(?:#[^\n]*)?\r?\n)*[ \t]*(?:#[^\n]*)?$/;
-
-function isEmptyTable(document: unknown): boolean {
-  return (
-    typeof document === 'object' &&
-    document !== null &&
-    !Array.isArray(document) &&
-    Object.keys(document).length === 0
-  );
-}
 
 function bad(file: string, key: PropertyKey[], why: string): never {
   throw new UsageError(`registries configuration ${file}: ${formatKey(key)}: ${why}`, { path: file });

@@ -22,7 +22,6 @@ import { encodeTable, findRecord, TABLE_HEADER, writeU64 } from './sorted-record
 export const PACK_THRESHOLD = 1024 * 1024;
 const MAGIC = 'SKIFFIDX';
 const ENTRY = 48;
-/** Pending appends are written in one call once they reach this size or this many pieces. */
 /** A batch: appends are copied into a buffer of this size, written once full (or flushed). */
 const BATCH_BYTES = PACK_THRESHOLD;
 /** Batches that may wait for the disk (one being written, one behind it) before appends wait. */

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'vitest';
-import { WORKER_FROM_BYTES } from '../../src/formats/zstd-stream.js';
+import { WORKER_FROM_BYTES } from '../../src/formats/decode-worker.js';
 import { runCli, tempDir } from './cli.js';
 import { writeTestLayout } from './layout.js';
 import { pseudoRandomBytes } from './random.js';

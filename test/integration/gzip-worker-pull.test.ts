@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WORKER_FROM_BYTES } from '../../src/formats/zstd-stream.js';
+import { WORKER_FROM_BYTES } from '../../src/formats/decode-worker.js';
 import { runCli } from '../harness/cli.js';
 import { writeTestLayout } from '../harness/layout.js';
 import { expectPulledWhole, expectRefused, seededStore, workerLayerTar } from '../harness/worker-pull.js';

@@ -5,8 +5,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WORKER_FROM_BYTES } from '../../src/formats/decode-worker.js';
 import { zstd } from '../../src/formats/zstd-native.js';
-import { WORKER_FROM_BYTES } from '../../src/formats/zstd-stream.js';
 import { runCli } from '../harness/cli.js';
 import { writeTestLayout } from '../harness/layout.js';
 import { pseudoRandomBytes } from '../harness/random.js';

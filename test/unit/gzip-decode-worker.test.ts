@@ -7,9 +7,14 @@ import type { Duplex } from 'node:stream';
 import zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { decompressor, TarSizeCap } from '../../src/formats/compression.js';
-import { BATCH, CREDITS, isDigestingDecoder, WINDOW } from '../../src/formats/decode-worker.js';
+import {
+  BATCH,
+  CREDITS,
+  isDigestingDecoder,
+  WINDOW,
+  WORKER_FROM_BYTES,
+} from '../../src/formats/decode-worker.js';
 import { GzipWorkerDecompressStream } from '../../src/formats/gzip-decode-worker.js';
-import { WORKER_FROM_BYTES } from '../../src/formats/zstd-stream.js';
 import { pseudoRandomBytes } from '../harness/random.js';
 import { decodeInPieces as decode } from '../harness/zstd-frames.js';
 

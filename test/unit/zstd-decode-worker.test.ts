@@ -7,10 +7,10 @@ import { type Duplex, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { TarSizeCap } from '../../src/formats/compression.js';
-import { CREDITS, WINDOW } from '../../src/formats/decode-worker.js';
+import { CREDITS, WINDOW, WORKER_FROM_BYTES } from '../../src/formats/decode-worker.js';
 import { ZstdWorkerDecompressStream } from '../../src/formats/zstd-decode-worker.js';
 import { zstd } from '../../src/formats/zstd-native.js';
-import { WORKER_FROM_BYTES, ZstdDecompressStream, zstdDecompressor } from '../../src/formats/zstd-stream.js';
+import { ZstdDecompressStream, zstdDecompressor } from '../../src/formats/zstd-stream.js';
 import { pseudoRandomBytes } from '../harness/random.js';
 import { decodeInPieces, skippable } from '../harness/zstd-frames.js';
 
